@@ -1,0 +1,167 @@
+"""Input validation shared by every write and read path.
+
+Everything here runs before storage is touched, so a refused request changes nothing.
+Text is NFC-normalised so that visually identical strings hash and match identically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from typing import Any, Mapping, Sequence
+
+from ._time import to_epoch
+from .errors import InvalidInput
+from .settings import Limits
+from .storage.base import RowQuery
+from .types import SCOPE_FIELDS, STATUSES
+
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+FILTER_KEYS = frozenset({"kind", "tags", "metadata", "event_after", "event_before",
+                         "created_after", "created_before", "ids"})
+
+
+def text(value: Any, limits: Limits, *, field: str = "text") -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string, not {type(value).__name__}", field=field)
+    if "\x00" in value:
+        raise InvalidInput(f"{field} contains a NUL byte", field=field)
+    value = unicodedata.normalize("NFC", value)
+    if not value.strip():
+        raise InvalidInput(f"{field} is empty", field=field)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limits.max_text_bytes:
+        raise InvalidInput(f"{field} is {size} bytes; the limit is {limits.max_text_bytes}",
+                           field=field, limit=limits.max_text_bytes)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} contains unpaired surrogates", field=field) from None
+    return value
+
+
+def kind(value: Any) -> str:
+    if not isinstance(value, str) or not _KIND.match(value):
+        raise InvalidInput(f"kind must be a short lowercase word, got {value!r}", field="kind")
+    return value
+
+
+def item_id(value: Any) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InvalidInput(f"not a memory id: {value!r}", field="id")
+    return value
+
+
+def scope(values: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if key not in SCOPE_FIELDS:
+            raise InvalidInput(f"unknown scope field {key!r}", field=key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > 256 or "\x00" in value:
+            raise InvalidInput(f"{key} must be a non-empty string of at most 256 characters",
+                               field=key)
+        out[key] = unicodedata.normalize("NFC", value)
+    return out
+
+
+def json_object(value: Any, limits: Limits, *, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{field} must be a JSON object, not {type(value).__name__}",
+                           field=field)
+    try:
+        encoded = json.dumps(value, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{field} is not valid JSON: {exc}", field=field) from None
+    if "\\u0000" in encoded:
+        raise InvalidInput(f"{field} contains a NUL character", field=field)
+    if len(encoded.encode()) > limits.max_metadata_bytes:
+        raise InvalidInput(f"{field} is larger than {limits.max_metadata_bytes} bytes",
+                           field=field)
+    return json.loads(encoded)
+
+
+def tags(value: Any, limits: Limits) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise InvalidInput("tags must be a list of strings", field="tags")
+    if len(value) > limits.max_tags:
+        raise InvalidInput(f"at most {limits.max_tags} tags", field="tags")
+    out = []
+    for tag in value:
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > 64 or "\x00" in tag:
+            raise InvalidInput(f"bad tag {tag!r}: non-empty string up to 64 chars", field="tags")
+        out.append(unicodedata.normalize("NFC", tag.strip()))
+    return tuple(dict.fromkeys(out))
+
+
+def unit_float(value: Any, *, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise InvalidInput(f"{field} must be a number between 0 and 1", field=field)
+    return float(value)
+
+
+def bounded_int(value: Any, *, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{field} must be an integer in {low}..{high}, got {value!r}",
+                           field=field)
+    return value
+
+
+def statuses(value: Any) -> tuple[str, ...] | None:
+    if value is None or value == "any":
+        return None
+    values = [value] if isinstance(value, str) else list(value)
+    for s in values:
+        if s not in STATUSES:
+            raise InvalidInput(f"unknown status {s!r}; known: {', '.join(STATUSES)}",
+                               field="status")
+    return tuple(values)
+
+
+def row_query(scope_values: Mapping[str, Any], filters: Mapping[str, Any] | None,
+              *, as_of: Any = None, status: Any = "active") -> RowQuery:
+    """Turn the public (scope, filters, as_of, status) arguments into a RowQuery."""
+    q = RowQuery(scope=scope(scope_values), statuses=statuses(status),
+                 as_of=to_epoch(as_of, field="as_of"))
+    if filters is None:
+        return q
+    if not isinstance(filters, Mapping):
+        raise InvalidInput("filters must be an object", field="filters")
+    unknown = set(filters) - FILTER_KEYS
+    if unknown:
+        raise InvalidInput(f"unknown filter(s) {sorted(unknown)}; known: {sorted(FILTER_KEYS)}",
+                           field="filters")
+    if filters.get("kind") is not None:
+        kinds = filters["kind"]
+        q.kinds = [kind(k) for k in ([kinds] if isinstance(kinds, str) else kinds)]
+    if filters.get("tags") is not None:
+        q.tags_any = list(tags(filters["tags"], Limits()))
+    if filters.get("ids") is not None:
+        ids = filters["ids"]
+        if isinstance(ids, str) or not isinstance(ids, Sequence):
+            raise InvalidInput("filters.ids must be a list of ids", field="filters.ids")
+        q.ids = [item_id(i) for i in ids]
+    meta = filters.get("metadata") or {}
+    if not isinstance(meta, Mapping):
+        raise InvalidInput("filters.metadata must be an object", field="filters.metadata")
+    for key, value in meta.items():
+        if not isinstance(key, str) or not _META_KEY.match(key):
+            raise InvalidInput(f"bad metadata filter key {key!r}", field="filters.metadata")
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise InvalidInput(f"metadata filter {key!r} must compare with a scalar",
+                               field="filters.metadata")
+    q.metadata = dict(meta)
+    for name in ("event_after", "event_before", "created_after", "created_before"):
+        if filters.get(name) is not None:
+            setattr(q, name, to_epoch(filters[name], field=f"filters.{name}"))
+    return q

@@ -1,0 +1,5 @@
+"""Indexes derived from the record store (rebuildable at any time)."""
+
+from .vector import VectorIndex
+
+__all__ = ["VectorIndex"]

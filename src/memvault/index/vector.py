@@ -1,0 +1,197 @@
+"""In-memory vector index over the current, active version of every memory.
+
+It is derived state: the record store holds every embedding, and the index can always be
+rebuilt from it. Two search paths, chosen per query:
+
+* HNSW (faiss ``IndexHNSWFlat``, inner product on unit vectors) for broad queries, with a
+  bitmap selector so that filtered-out and dead rows are never returned;
+* exact brute force over the selected rows when a filter leaves few of them, where graph
+  search would wander through mostly-excluded nodes and lose recall.
+
+HNSW cannot delete, so superseded rows are marked dead and skipped; once more than a
+quarter of the rows are dead the graph is rebuilt from the live ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import faiss
+import numpy as np
+
+from ..errors import IntegrityError
+
+__all__ = ["VectorIndex", "ATTRS"]
+
+#: Row attributes kept beside each vector so that scope/kind filters cost no SQL.
+ATTRS: tuple[str, ...] = ("user_id", "agent_id", "session_id", "cube_id", "kind")
+_FORMAT = 1
+
+
+class VectorIndex:
+    def __init__(self, dim: int, *, m: int = 32, ef_search: int = 128,
+                 ef_construction: int = 80, exact_below: int = 20_000) -> None:
+        self.dim = dim
+        self.m, self.ef_search, self.ef_construction = m, ef_search, ef_construction
+        self.exact_below = exact_below
+        self._reset()
+
+    def _reset(self) -> None:
+        self._hnsw = faiss.IndexHNSWFlat(self.dim, self.m, faiss.METRIC_INNER_PRODUCT)
+        self._hnsw.hnsw.efConstruction = self.ef_construction
+        self._hnsw.hnsw.efSearch = self.ef_search
+        self._seq = np.zeros(0, dtype=np.int64)  # position -> store seq
+        self._alive = np.zeros(0, dtype=bool)
+        self._codes = {a: np.zeros(0, dtype=np.int32) for a in ATTRS}
+        self._vocab: dict[str, dict[str | None, int]] = {a: {None: 0} for a in ATTRS}
+        self._pos_of_item: dict[str, int] = {}
+        self._item_at: list[str] = []
+
+    # -- maintenance -------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._pos_of_item)
+
+    @property
+    def dead(self) -> int:
+        return len(self._seq) - len(self._pos_of_item)
+
+    def upsert(self, rows: Sequence[tuple[str, int, Mapping[str, str | None]]],
+               vectors: np.ndarray) -> None:
+        """Add ``(item_id, seq, attrs)`` rows; an item's previous row becomes dead."""
+        if not rows:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
+        start = len(self._seq)
+        for item_id, _seq, _attrs in rows:
+            self.remove(item_id)
+        self._hnsw.add(vectors)
+        self._seq = np.concatenate([self._seq, np.array([r[1] for r in rows], np.int64)])
+        self._alive = np.concatenate([self._alive, np.ones(len(rows), bool)])
+        for a in ATTRS:
+            vocab = self._vocab[a]
+            codes = [vocab.setdefault(r[2].get(a), len(vocab)) for r in rows]
+            self._codes[a] = np.concatenate([self._codes[a], np.array(codes, np.int32)])
+        for offset, (item_id, _seq, _attrs) in enumerate(rows):
+            self._pos_of_item[item_id] = start + offset
+            self._item_at.append(item_id)
+
+    def remove(self, item_id: str) -> None:
+        pos = self._pos_of_item.pop(item_id, None)
+        if pos is not None:
+            self._alive[pos] = False
+
+    def maybe_compact(self) -> bool:
+        """Rebuild the graph without dead rows once they are a quarter of it."""
+        if self.dead <= max(1000, len(self._seq) // 4):
+            return False
+        live = np.flatnonzero(self._alive)
+        vecs = self._vectors()[live].copy()
+        rows = [(self._item_at[p], int(self._seq[p]),
+                 {a: self._decode(a, self._codes[a][p]) for a in ATTRS}) for p in live]
+        self._reset()
+        self.upsert(rows, vecs)
+        return True
+
+    def _decode(self, attr: str, code: int) -> str | None:
+        for value, c in self._vocab[attr].items():
+            if c == code:
+                return value
+        return None
+
+    def _vectors(self) -> np.ndarray:
+        """The raw float32 rows held by faiss, viewed without copying."""
+        n = self._hnsw.ntotal
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        flat = faiss.downcast_index(self._hnsw.storage)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+
+    # -- search ------------------------------------------------------------------------
+    def mask(self, where: Mapping[str, str | Sequence[str]] | None = None,
+             seqs: Iterable[int] | None = None) -> np.ndarray:
+        """Boolean mask over positions: alive, matching every attribute, within ``seqs``."""
+        mask = self._alive.copy()
+        for attr, wanted in (where or {}).items():
+            values = [wanted] if isinstance(wanted, str) else list(wanted)
+            codes = [self._vocab[attr][v] for v in values if v in self._vocab[attr]]
+            mask &= np.isin(self._codes[attr], codes)
+        if seqs is not None:
+            mask &= np.isin(self._seq, np.fromiter(seqs, dtype=np.int64))
+        return mask
+
+    def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None
+               ) -> list[tuple[int, float]]:
+        """Top ``k`` (seq, cosine) among rows where ``mask`` is true (default: all alive)."""
+        if mask is None:
+            mask = self._alive
+        selected = int(mask.sum())
+        if selected == 0 or k <= 0:
+            return []
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        if selected <= self.exact_below or selected < 0.05 * len(mask):
+            positions = np.flatnonzero(mask)
+            scores = self._vectors()[positions] @ q[0]
+            top = np.argsort(-scores)[:k] if k < len(scores) else np.argsort(-scores)
+            return [(int(self._seq[positions[i]]), float(scores[i])) for i in top]
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(self.ef_search, k)
+        if selected < len(mask):
+            bits = np.packbits(mask, bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+        distances, labels = self._hnsw.search(q, k, params=params)
+        return [(int(self._seq[p]), float(d)) for p, d in zip(labels[0], distances[0]) if p >= 0]
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: str | Path, watermark: int, tag: str = "") -> None:
+        """Write a snapshot atomically (temp dir + rename); no pickle anywhere."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        faiss.write_index(self._hnsw, str(tmp / "hnsw.faiss"))
+        np.savez(tmp / "rows.npz", seq=self._seq, alive=self._alive,
+                 **{f"code_{a}": self._codes[a] for a in ATTRS})
+        meta = {"format": _FORMAT, "dim": self.dim, "m": self.m, "watermark": watermark, "tag": tag,
+                "rows": len(self._seq), "items": self._item_at,
+                "vocab": {a: [[k, v] for k, v in self._vocab[a].items()] for a in ATTRS}}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = directory.with_name(directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, directory: str | Path) -> tuple[int, str]:
+        """Load a snapshot; return its (watermark, tag). IntegrityError if inconsistent."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "meta.json").read_text())
+            if meta.get("format") != _FORMAT or meta.get("dim") != self.dim:
+                raise IntegrityError("index snapshot has another format or dimension")
+            hnsw = faiss.read_index(str(directory / "hnsw.faiss"))
+            with np.load(directory / "rows.npz", allow_pickle=False) as z:
+                seq, alive = z["seq"], z["alive"]
+                codes = {a: z[f"code_{a}"] for a in ATTRS}
+        except IntegrityError:
+            raise
+        except Exception as exc:  # faiss raises RuntimeError, json ValueError, ...
+            raise IntegrityError(f"index snapshot at {directory} is unreadable: {exc}") from exc
+        n = meta["rows"]
+        if not (hnsw.ntotal == n == len(seq) == len(alive) == len(meta["items"])
+                and all(len(c) == n for c in codes.values())):
+            raise IntegrityError(f"index snapshot at {directory} is inconsistent")
+        self._hnsw = faiss.downcast_index(hnsw)
+        self._hnsw.hnsw.efSearch = self.ef_search
+        self._seq, self._alive, self._codes = seq.astype(np.int64), alive.astype(bool), codes
+        self._vocab = {a: {k: v for k, v in meta["vocab"][a]} for a in ATTRS}
+        self._item_at = list(meta["items"])
+        self._pos_of_item = {self._item_at[p]: int(p) for p in np.flatnonzero(self._alive)}
+        return int(meta["watermark"]), str(meta.get("tag", ""))

@@ -1,0 +1,178 @@
+"""Hybrid retrieval: dense (vector index) + lexical (store BM25), fused by RRF.
+
+The searcher keeps the in-memory vector index in step with the record store by reading
+the store's change feed (the audit log) before each search, so writes made by other
+processes sharing the same store are visible without any signalling between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import IntegrityError
+from ..index.vector import ATTRS, VectorIndex
+from ..models.base import Embedder
+from ..storage.base import RecordStore, RowQuery
+from .fusion import rrf
+from .text import terms
+
+log = logging.getLogger("memvault.retrieval")
+
+__all__ = ["Searcher", "SearchConfig", "Candidate"]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    hnsw_m: int = 32
+    ef_search: int = 128
+    ef_construction: int = 80
+    exact_below: int = 20_000
+    rrf_k: int = 60
+    weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
+    candidates: int = 50
+    query_cache: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    seq: int
+    score: float
+    sources: dict[str, float]
+
+
+class Searcher:
+    def __init__(self, store: RecordStore, embedder: Embedder, *,
+                 index_dir: Path | None = None, config: SearchConfig | None = None,
+                 store_tag: str = "") -> None:
+        self.store, self.embedder = store, embedder
+        self.config = config or SearchConfig()
+        self.index_dir = index_dir
+        self._tag = store_tag
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._index = self._new_index()
+        self._watermark = 0
+        self.report: dict[str, Any] = {}
+        self._open()
+
+    def _new_index(self) -> VectorIndex:
+        c = self.config
+        return VectorIndex(self.embedder.dim, m=c.hnsw_m, ef_search=c.ef_search,
+                           ef_construction=c.ef_construction, exact_below=c.exact_below)
+
+    # -- keeping the index in step with the store --------------------------------------
+    def _open(self) -> None:
+        if self.index_dir is not None and self.index_dir.exists():
+            try:
+                mark, tag = self._index.load(self.index_dir)
+                if tag != self._tag or mark > self.store.last_change():
+                    raise IntegrityError("index snapshot belongs to another store state")
+                self._watermark = mark
+                self.report["index"] = "loaded snapshot"
+            except IntegrityError as exc:
+                log.warning("rebuilding vector index: %s", exc)
+                self.report["index"] = f"rebuilt ({exc})"
+                self.rebuild()
+        else:
+            self.report["index"] = "built from store"
+            self.rebuild()
+        self.sync()
+
+    def rebuild(self) -> int:
+        """Rebuild the index from the record store; returns the number of rows indexed."""
+        with self._lock:
+            mark = self.store.last_change()
+            index = self._new_index()
+            for batch in self.store.scan_current():
+                index.upsert([(r.item.id, r.seq, _attrs(r.item)) for r, _ in batch],
+                             np.stack([v for _, v in batch]))
+            self._index, self._watermark = index, mark
+            self.sync()
+            return len(index)
+
+    def sync(self) -> None:
+        with self._lock:
+            if self.store.last_change() == self._watermark:
+                return
+            mark, ids = self.store.changes(self._watermark)
+            if ids:
+                rows = self.store.select(RowQuery(ids=ids, statuses=("active",)))
+                active = {r.item.id for r in rows}
+                for item_id in ids:
+                    if item_id not in active:
+                        self._index.remove(item_id)
+                if rows:
+                    vecs = self.store.embeddings([r.seq for r in rows])
+                    self._index.upsert([(r.item.id, r.seq, _attrs(r.item)) for r in rows],
+                                       np.stack([vecs[r.seq] for r in rows]))
+                self._index.maybe_compact()
+            self._watermark = mark
+
+    def save(self) -> None:
+        if self.index_dir is None:
+            return
+        with self._lock:
+            self.sync()
+            self._index.save(self.index_dir, self._watermark, self._tag)
+
+    @property
+    def indexed(self) -> int:
+        return len(self._index)
+
+    # -- search ------------------------------------------------------------------------
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vec = self.embedder.embed([text])[0]
+        with self._lock:
+            self._cache[text] = vec
+            if len(self._cache) > self.config.query_cache:
+                self._cache.popitem(last=False)
+        return vec
+
+    def search(self, text: str, query: RowQuery, k: int) -> list[Candidate]:
+        n = max(self.config.candidates, 4 * k)
+        qvec = self.embed_query(text)
+        dense = self.dense(qvec, query, n)
+        lexical = self.store.lexical(terms(text), query, n)
+        fused = rrf({"dense": dense, "lexical": lexical}, k=self.config.rrf_k,
+                    weights=self.config.weights)
+        return [Candidate(seq, score, src) for seq, score, src in fused[:k]]
+
+    def dense(self, qvec: np.ndarray, query: RowQuery, n: int) -> list[tuple[int, float]]:
+        if query.as_of is not None or tuple(query.statuses or ()) != ("active",):
+            return self._exact(qvec, query, n)  # the index holds current active rows only
+        where: dict[str, Any] = dict(query.scope)
+        if query.kinds is not None:
+            where["kind"] = list(query.kinds)
+        needs_sql = bool(query.ids or query.seqs or query.tags_any or query.metadata) or any(
+            v is not None for v in (query.event_after, query.event_before,
+                                    query.created_after, query.created_before))
+        seqs = self.store.seqs(replace(query, limit=None, offset=0)) if needs_sql else None
+        with self._lock:
+            self.sync()
+            return self._index.search(qvec, n, self._index.mask(where, seqs))
+
+    def _exact(self, qvec: np.ndarray, query: RowQuery, n: int) -> list[tuple[int, float]]:
+        seqs = self.store.seqs(replace(query, limit=None, offset=0))
+        vecs = self.store.embeddings(seqs)
+        if not vecs:
+            return []
+        keys = np.fromiter(vecs.keys(), dtype=np.int64, count=len(vecs))
+        scores = np.stack(list(vecs.values())) @ qvec
+        top = np.argsort(-scores)[:n]
+        return [(int(keys[i]), float(scores[i])) for i in top]
+
+
+def _attrs(item: Any) -> dict[str, str | None]:
+    return {a: getattr(item, a) for a in ATTRS}

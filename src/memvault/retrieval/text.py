@@ -1,0 +1,25 @@
+"""Query text -> lexical terms. Stop words are dropped: they cost BM25 time and add noise."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are aren't as at be because been before
+being below between both but by can could did do does doing don't down during each few for
+from further had has have having he her here hers herself him himself his how i if in into
+is it its itself just let me more most my myself no nor not now of off on once only or other
+our ours ourselves out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were
+what when where which while who whom why will with would you your yours yourself yourselves
+s t d ll m re ve y
+""".split())
+
+
+def terms(query: str, *, max_terms: int = 32) -> list[str]:
+    """Distinct lowercase word tokens, stop words removed (all kept if nothing else is left)."""
+    words = [w.lower() for w in _WORD.findall(query)]
+    kept = [w for w in words if w not in STOPWORDS] or words
+    return list(dict.fromkeys(kept))[:max_terms]

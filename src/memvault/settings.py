@@ -1,0 +1,69 @@
+"""One settings object, read at the edges (CLI, server) and passed down.
+
+Library modules never read the environment: :meth:`Settings.from_env` is called by the
+faces only, so a program embedding memvault decides where configuration comes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigurationError
+from .retrieval.searcher import SearchConfig
+
+__all__ = ["Settings", "Limits"]
+
+ENV_PREFIX = "MEMVAULT_"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Input bounds: anything larger is refused with InvalidInput before touching storage."""
+
+    max_text_bytes: int = 64 * 1024
+    max_metadata_bytes: int = 16 * 1024
+    max_tags: int = 64
+    max_k: int = 1000
+    max_page: int = 1000
+    max_batch: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    #: Where the vault lives: a SQLite file path (the embedded default).
+    path: Path = field(default_factory=lambda: Path.home() / ".memvault" / "vault.db")
+    #: "minilm" (bundled all-MiniLM-L6-v2) or "hash[-dim]" (deterministic fake, for tests).
+    embedder: str = "minilm"
+    #: "full" fsyncs every commit (survives power loss); "normal" survives process crashes.
+    durability: str = "full"
+    #: Where the vector-index snapshot is kept; default: next to the store file.
+    index_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    @property
+    def resolved_index_dir(self) -> Path:
+        return self.index_dir or self.path.with_name(self.path.name + ".index")
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
+        """Build settings from ``MEMVAULT_*`` variables (``MEMVAULT_PATH``, ``MEMVAULT_EMBEDDER``,
+        ``MEMVAULT_DURABILITY``, ``MEMVAULT_INDEX_DIR``); explicit overrides win."""
+        values: dict[str, Any] = {}
+        for name in ("path", "embedder", "durability", "index_dir"):
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw:
+                values[name] = Path(raw).expanduser() if name in ("path", "index_dir") else raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "path" in values:
+            values["path"] = Path(values["path"]).expanduser()
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigurationError(f"bad settings: {exc}") from exc

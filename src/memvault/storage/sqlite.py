@@ -1,0 +1,393 @@
+"""The embedded default record store: one SQLite file in WAL mode.
+
+Durability: every ``apply`` is one ``BEGIN IMMEDIATE`` transaction and, with the default
+``synchronous=FULL``, the WAL is fsynced before ``apply`` returns, so an acknowledged
+write survives ``kill -9`` and power loss. Lexical search is FTS5 with the porter stemmer,
+kept in step with the versions table by triggers inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import Conflict, IntegrityError, InvalidInput, StorageError
+from ..types import AuditEvent
+from ._rows import row_to_item, where_clause
+from .base import (AuditOp, InsertVersion, LinkOp, PurgeOp, RowQuery, StoredRow,
+                   StoreReads, WriteOp)
+
+__all__ = ["SQLiteStore"]
+
+_COLUMNS = ("v.seq, v.id, v.version, v.text, v.kind, v.user_id, v.agent_id, v.session_id, "
+            "v.cube_id, v.metadata, v.provenance, v.tags, v.created_at, v.event_time, "
+            "v.valid_from, v.valid_to, v.status, v.importance, v.expires_at, v.content_hash, "
+            "a.count, a.last_at")
+_ORDER = {"created_desc": "v.created_at DESC, v.seq DESC",
+          "created_asc": "v.created_at ASC, v.seq ASC",
+          "seq_asc": "v.seq ASC"}
+
+
+def _translate(exc: sqlite3.Error, what: str) -> Exception:
+    msg = str(exc).lower()
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(f"{what}: {exc}")
+    if "malformed" in msg or "not a database" in msg or "corrupt" in msg:
+        return IntegrityError(f"{what}: the database file is damaged ({exc})")
+    if "full" in msg:
+        return StorageError(f"{what}: the disk is full ({exc})", reason="disk_full")
+    if "locked" in msg or "busy" in msg:
+        return StorageError(f"{what}: the database stayed locked ({exc})", reason="locked")
+    return StorageError(f"{what}: {exc}")
+
+
+class SQLiteStore(StoreReads):
+    def __init__(self, path: str | Path, *, durability: str = "full",
+                 busy_timeout: float = 30.0) -> None:
+        if durability not in ("full", "normal"):
+            raise InvalidInput("durability must be 'full' or 'normal'")
+        self.path = Path(path)
+        self._sync = durability.upper()
+        self._timeout = busy_timeout
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._w = self._connect()
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise _translate(exc, f"opening {self.path}") from exc
+
+    # -- connections -------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), timeout=self._timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal" and str(self.path) != ":memory:":
+            raise StorageError(f"could not enable WAL on {self.path} (got {mode})")
+        conn.execute(f"PRAGMA synchronous={self._sync}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StorageError("the store is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._reader()
+        except sqlite3.Error as exc:
+            raise _translate(exc, what) from exc
+
+    def _migrate(self) -> None:
+        scripts = sorted(
+            (p for p in resources.files("memvault.storage.migrations.sqlite").iterdir()
+             if p.name.endswith(".sql")), key=lambda p: p.name)
+        with self._lock:
+            self._w.execute("BEGIN IMMEDIATE")
+            try:
+                current = self._w.execute("PRAGMA user_version").fetchone()[0]
+                if current > len(scripts):
+                    raise StorageError(f"{self.path} has schema version {current}; this "
+                                       f"memvault knows up to {len(scripts)}: upgrade memvault")
+                for number, script in enumerate(scripts, start=1):
+                    if number <= current:
+                        continue
+                    for stmt in _statements(script.read_text()):
+                        self._w.execute(stmt)
+                    self._w.execute(f"PRAGMA user_version={number}")
+                self._w.execute("COMMIT")
+            except BaseException:
+                self._w.execute("ROLLBACK")
+                raise
+
+    # -- writes ------------------------------------------------------------------------
+    def apply(self, ops: Sequence[WriteOp]) -> int:
+        with self._lock:
+            if self._closed:
+                raise StorageError("the store is closed")
+            conn = self._w
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    last = 0
+                    for op in ops:
+                        last = max(last, self._apply_one(conn, op))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, "write") from exc
+            return last
+
+    def _apply_one(self, conn: sqlite3.Connection, op: WriteOp) -> int:
+        if isinstance(op, InsertVersion):
+            self._insert(conn, op)
+        elif isinstance(op, AuditOp):
+            cur = conn.execute(
+                "INSERT INTO audit(at, actor, action, item_id, version, details) "
+                "VALUES (?,?,?,?,?,?)",
+                (time.time(), op.actor, op.action, op.item_id, op.version,
+                 json.dumps(op.details, sort_keys=True)))
+            return int(cur.lastrowid or 0)
+        elif isinstance(op, LinkOp):
+            if op.remove:
+                conn.execute("DELETE FROM links WHERE src=? AND dst=? AND kind=?",
+                             (op.src, op.dst, op.kind))
+            else:
+                conn.execute("INSERT INTO links(src, dst, kind, weight, created_at) "
+                             "VALUES (?,?,?,?,?) ON CONFLICT(src, dst, kind) "
+                             "DO UPDATE SET weight=excluded.weight",
+                             (op.src, op.dst, op.kind, op.weight, time.time()))
+        elif isinstance(op, PurgeOp):
+            hashes = [r[0] for r in conn.execute(
+                "SELECT DISTINCT content_hash FROM versions WHERE id=?", (op.item_id,))]
+            conn.execute("DELETE FROM versions WHERE id=?", (op.item_id,))
+            conn.execute("DELETE FROM access WHERE id=?", (op.item_id,))
+            conn.execute("DELETE FROM links WHERE src=? OR dst=?", (op.item_id, op.item_id))
+            conn.execute("DELETE FROM vectors WHERE content_hash IN (SELECT value FROM "
+                         "json_each(?)) AND content_hash NOT IN (SELECT content_hash FROM "
+                         "versions)", (json.dumps(hashes),))
+        else:  # pragma: no cover - programming error
+            raise TypeError(f"unknown write op {op!r}")
+        return 0
+
+    def _insert(self, conn: sqlite3.Connection, op: InsertVersion) -> None:
+        item = op.item
+        row = conn.execute("SELECT version FROM versions WHERE id=? AND valid_to IS NULL",
+                           (item.id,)).fetchone()
+        current = row[0] if row else 0
+        if current != op.expected_version:
+            raise Conflict(f"memory {item.id} is at version {current}, not "
+                           f"{op.expected_version}: it changed under you; re-read and retry",
+                           id=item.id)
+        valid_from = item.valid_from.timestamp()  # type: ignore[union-attr]
+        if row:
+            conn.execute("UPDATE versions SET valid_to=? WHERE id=? AND valid_to IS NULL",
+                         (valid_from, item.id))
+        if op.embedding is not None:
+            vec = np.ascontiguousarray(op.embedding, dtype="<f4")
+            conn.execute("INSERT OR IGNORE INTO vectors(content_hash, dim, embedding) "
+                         "VALUES (?,?,?)", (op.content_hash, vec.shape[0], vec.tobytes()))
+        elif conn.execute("SELECT 1 FROM vectors WHERE content_hash=?",
+                          (op.content_hash,)).fetchone() is None:
+            raise IntegrityError(f"no stored embedding for content {op.content_hash}")
+        ts = lambda d: None if d is None else d.timestamp()  # noqa: E731
+        conn.execute(
+            "INSERT INTO versions(id, version, text, kind, user_id, agent_id, session_id, "
+            "cube_id, metadata, provenance, tags, created_at, event_time, valid_from, "
+            "valid_to, status, importance, expires_at, content_hash) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?)",
+            (item.id, item.version, item.text, item.kind, item.user_id, item.agent_id,
+             item.session_id, item.cube_id, json.dumps(item.metadata, sort_keys=True),
+             json.dumps(item.provenance, sort_keys=True), json.dumps(list(item.tags)),
+             ts(item.created_at), ts(item.event_time), valid_from, item.status,
+             item.importance, ts(item.expires_at), op.content_hash))
+
+    def touch(self, counts: dict[str, tuple[int, float]]) -> None:
+        if not counts:
+            return
+        rows = [(i, n, at, i) for i, (n, at) in counts.items()]
+        with self._lock:
+            try:
+                with _txn(self._w):
+                    self._w.executemany(
+                        "INSERT INTO access(id, count, last_at) SELECT ?, ?, ? WHERE EXISTS "
+                        "(SELECT 1 FROM versions WHERE id=?) ON CONFLICT(id) DO UPDATE SET "
+                        "count = count + excluded.count, "
+                        "last_at = max(coalesce(last_at, 0), excluded.last_at)", rows)
+            except sqlite3.Error as exc:
+                raise _translate(exc, "recording access") from exc
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            try:
+                with _txn(self._w):
+                    self._w.execute("INSERT INTO meta(key, value) VALUES (?,?) "
+                                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                                    (key, value))
+            except sqlite3.Error as exc:
+                raise _translate(exc, "writing metadata") from exc
+
+    # -- reads -------------------------------------------------------------------------
+    def select(self, query: RowQuery) -> list[StoredRow]:
+        where, params = where_clause(query)
+        sql = (f"SELECT {_COLUMNS} FROM versions v LEFT JOIN access a ON a.id = v.id "
+               f"WHERE {where} ORDER BY {_ORDER[query.order]}")
+        if query.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [query.limit, query.offset]
+        with self._read("reading memories") as conn:
+            rows = conn.execute(sql, params).fetchall()
+            links = self._links(conn, {r[1] for r in rows}) if rows else {}
+        return [StoredRow(seq=r[0], item=row_to_item(r, links.get(r[1], ())),
+                          content_hash=r[19]) for r in rows]
+
+    def _links(self, conn: sqlite3.Connection, ids: set[str]) -> dict[str, list[tuple]]:
+        out: dict[str, list[tuple]] = {}
+        for src, dst, kind, weight in conn.execute(
+                "SELECT src, dst, kind, weight FROM links WHERE src IN "
+                "(SELECT value FROM json_each(?)) ORDER BY weight DESC", (json.dumps(list(ids)),)):
+            out.setdefault(src, []).append((dst, kind, weight))
+        return out
+
+    def count(self, query: RowQuery) -> int:
+        where, params = where_clause(query)
+        with self._read("counting memories") as conn:
+            return conn.execute(f"SELECT count(*) FROM versions v WHERE {where}",
+                                params).fetchone()[0]
+
+    def seqs(self, query: RowQuery) -> list[int]:
+        where, params = where_clause(query)
+        with self._read("filtering memories") as conn:
+            return [r[0] for r in conn.execute(f"SELECT v.seq FROM versions v WHERE {where}",
+                                               params)]
+
+    def lexical(self, terms: Sequence[str], query: RowQuery, k: int) -> list[tuple[int, float]]:
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        where, params = where_clause(query)
+        sql = ("SELECT v.seq, -bm25(versions_fts, 1.0, 0.5) AS score FROM versions_fts "
+               "JOIN versions v ON v.seq = versions_fts.rowid "
+               f"WHERE versions_fts MATCH ? AND {where} ORDER BY score DESC LIMIT ?")
+        with self._read("lexical search") as conn:
+            return [(r[0], float(r[1])) for r in conn.execute(sql, [match, *params, k])]
+
+    def embeddings(self, seqs: Sequence[int]) -> dict[int, np.ndarray]:
+        with self._read("reading embeddings") as conn:
+            rows = conn.execute(
+                "SELECT v.seq, x.embedding FROM versions v JOIN vectors x USING (content_hash) "
+                "WHERE v.seq IN (SELECT value FROM json_each(?))", (json.dumps(list(seqs)),))
+            return {seq: np.frombuffer(blob, dtype="<f4") for seq, blob in rows}
+
+    def changes(self, after: int) -> tuple[int, list[str]]:
+        with self._read("reading the change log") as conn:
+            rows = conn.execute("SELECT seq, item_id FROM audit WHERE seq > ? ORDER BY seq",
+                                (after,)).fetchall()
+        if not rows:
+            return after, []
+        return rows[-1][0], list(dict.fromkeys(r[1] for r in rows if r[1] is not None))
+
+    def last_change(self) -> int:
+        with self._read("reading the change log") as conn:
+            return conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
+
+    def scan_current(self, batch: int = 4096) -> Iterator[list[tuple[StoredRow, np.ndarray]]]:
+        last = 0
+        while True:
+            with self._read("scanning memories") as conn:
+                chunk = conn.execute(
+                    f"SELECT {_COLUMNS}, x.embedding FROM versions v "
+                    "LEFT JOIN access a ON a.id = v.id JOIN vectors x USING (content_hash) "
+                    "WHERE v.valid_to IS NULL AND v.status = 'active' AND v.seq > ? "
+                    "ORDER BY v.seq LIMIT ?", (last, batch)).fetchall()
+            if not chunk:
+                return
+            last = chunk[-1][0]
+            yield [(StoredRow(r[0], row_to_item(r, ()), r[19]), np.frombuffer(r[22], "<f4"))
+                   for r in chunk]
+
+    def audit_events(self, *, item_id: str | None = None, action: str | None = None,
+                     after: int = 0, limit: int = 100) -> list[AuditEvent]:
+        sql = "SELECT seq, at, actor, action, item_id, version, details FROM audit WHERE seq > ?"
+        params: list[Any] = [after]
+        if item_id is not None:
+            sql += " AND item_id = ?"
+            params.append(item_id)
+        if action is not None:
+            sql += " AND action = ?"
+            params.append(action)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        from .._time import from_epoch
+        with self._read("reading the audit log") as conn:
+            return [AuditEvent(seq=r[0], at=from_epoch(r[1]), actor=r[2], action=r[3],  # type: ignore[arg-type]
+                               item_id=r[4], version=r[5], details=json.loads(r[6]))
+                    for r in conn.execute(sql, params)]
+
+    def meta(self) -> dict[str, str]:
+        with self._read("reading metadata") as conn:
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def check(self) -> dict[str, Any]:
+        """Run SQLite's own checks plus memvault's invariants; never raises on findings."""
+        report: dict[str, Any] = {}
+        with self._read("checking integrity") as conn:
+            report["sqlite"] = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+            report["foreign_keys"] = len(conn.execute("PRAGMA foreign_key_check").fetchall())
+            try:
+                conn.execute("INSERT INTO versions_fts(versions_fts, rank) "
+                             "VALUES ('integrity-check', 1)")
+                report["fts"] = "ok"
+            except sqlite3.DatabaseError as exc:
+                report["fts"] = str(exc)
+            report["open_versions_without_history"] = conn.execute(
+                "SELECT count(*) FROM versions v WHERE v.version > 1 AND NOT EXISTS (SELECT 1 "
+                "FROM versions p WHERE p.id = v.id AND p.version = v.version - 1)").fetchone()[0]
+            report["bad_vectors"] = conn.execute(
+                "SELECT count(*) FROM vectors WHERE length(embedding) != dim * 4").fetchone()[0]
+            report["versions"] = conn.execute("SELECT count(*) FROM versions").fetchone()[0]
+        report["ok"] = (report["sqlite"] == ["ok"] and report["foreign_keys"] == 0
+                        and report["fts"] == "ok" and report["bad_vectors"] == 0
+                        and report["open_versions_without_history"] == 0)
+        return report
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in [*self._readers, self._w]:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+
+
+@contextmanager
+def _txn(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements; trigger bodies contain ';' so use SQLite's parser."""
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        if not buf and line.strip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            yield buf.strip()
+            buf = ""
+    if buf.strip():
+        yield buf.strip()

@@ -1,0 +1,145 @@
+"""The data model: what a memory is, what a search returns.
+
+Times are timezone-aware UTC datetimes in the API and float epoch seconds in storage;
+conversion happens only in the store, so callers never see two representations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+Status = Literal["active", "archived", "deleted", "quarantined"]
+STATUSES: tuple[str, ...] = ("active", "archived", "deleted", "quarantined")
+
+#: Kinds we know; any short lowercase word is accepted so applications can add their own.
+KNOWN_KINDS: tuple[str, ...] = (
+    "turn", "fact", "summary", "preference", "note", "event", "profile",
+)
+
+SCOPE_FIELDS: tuple[str, ...] = ("user_id", "agent_id", "session_id", "cube_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    target: str
+    kind: str = "related"
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryItem:
+    """One version of one plaintext memory.
+
+    ``valid_from``/``valid_to`` bound the time during which this version was the memory's
+    current state: an update closes the old version instead of overwriting it, which is
+    what makes ``history`` and ``as_of`` possible.
+    """
+
+    id: str
+    text: str
+    kind: str = "note"
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    cube_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    event_time: datetime | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    version: int = 1
+    status: Status = "active"
+    importance: float = 0.5
+    expires_at: datetime | None = None
+    access_count: int = 0
+    last_accessed_at: datetime | None = None
+    links: tuple[Link, ...] = ()
+
+    @property
+    def scope(self) -> dict[str, str | None]:
+        return {f: getattr(self, f) for f in SCOPE_FIELDS}
+
+    @property
+    def is_current(self) -> bool:
+        return self.valid_to is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (ISO-8601 times); the wire format of every face."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif f.name == "tags":
+                value = list(value)
+            elif f.name == "links":
+                value = [dataclasses.asdict(link) for link in value]
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MemoryItem":
+        from ._time import parse_time
+
+        kwargs = dict(data)
+        for name in ("created_at", "event_time", "valid_from", "valid_to", "expires_at",
+                     "last_accessed_at"):
+            if kwargs.get(name) is not None:
+                kwargs[name] = parse_time(kwargs[name], field=name)
+        kwargs["tags"] = tuple(kwargs.get("tags") or ())
+        kwargs["links"] = tuple(Link(**link) for link in kwargs.get("links") or ())
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in kwargs.items() if k in known})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A memory with why it was found: fused score plus the per-retriever evidence."""
+
+    item: MemoryItem
+    score: float
+    rank: int
+    sources: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": self.score, "sources": dict(self.sources),
+                "item": self.item.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of a listing; pass ``next_offset`` back to get the next one."""
+
+    items: list[MemoryItem]
+    total: int
+    offset: int
+    next_offset: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [i.to_dict() for i in self.items], "total": self.total,
+                "offset": self.offset, "next_offset": self.next_offset}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    seq: int
+    at: datetime
+    actor: str | None
+    action: str
+    item_id: str | None
+    version: int | None
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["at"] = self.at.isoformat()
+        return d
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

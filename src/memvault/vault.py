@@ -1,0 +1,405 @@
+"""The facade: the one object every face (Python, CLI, REST, MCP) talks to.
+
+A write validates everything first, embeds outside the transaction, then hands the store
+one batch of operations (version row + audit row) that commits atomically; only then is
+the call acknowledged. Reads go through the :class:`~memvault.retrieval.Searcher`, which
+keeps the derived vector index in step with the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from . import _validate as check
+from ._time import parse_time
+from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
+from .models import Embedder, get_embedder
+from .retrieval import Searcher
+from .settings import Settings
+from .storage.base import AuditOp, InsertVersion, LinkOp, PurgeOp, RecordStore, RowQuery
+from .storage.sqlite import SQLiteStore
+from .types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
+
+__all__ = ["Vault"]
+
+Record = str | Mapping[str, Any]
+_RECORD_KEYS = frozenset({"text", "kind", "user_id", "agent_id", "session_id", "cube_id",
+                          "metadata", "provenance", "tags", "event_time", "importance",
+                          "expires_at", "id"})
+
+
+def new_id() -> str:
+    """A UUIDv7-layout id: time-ordered, so ids sort roughly by creation."""
+    ms = int(time.time() * 1000)
+    rand = int.from_bytes(uuid.uuid4().bytes[6:], "big") & ((1 << 74) - 1)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Vault:
+    """Versioned, searchable memory for one store.
+
+    ``Vault()`` with no path is a throw-away vault in a temporary directory;
+    ``Vault("memory.db")`` opens (or creates) a SQLite-backed vault.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, settings: Settings | None = None,
+                 embedder: Embedder | str | None = None, store: RecordStore | None = None,
+                 actor: str | None = None) -> None:
+        self._tmpdir: str | None = None
+        if settings is None:
+            if path is None and store is None:
+                self._tmpdir = tempfile.mkdtemp(prefix="memvault-")
+                path = Path(self._tmpdir) / "vault.db"
+            settings = Settings(path=Path(path)) if path is not None else Settings()
+        elif path is not None:
+            settings = settings.replace(path=Path(path))
+        self.settings = settings
+        self.limits = settings.limits
+        self.actor = actor
+        if isinstance(embedder, str) or embedder is None:
+            embedder = get_embedder(embedder or settings.embedder)
+        self.embedder = embedder
+        self.store: RecordStore = store or SQLiteStore(settings.path,
+                                                       durability=settings.durability)
+        self._check_identity()
+        self.searcher = Searcher(self.store, embedder, config=settings.search,
+                                 index_dir=None if store is not None else settings.resolved_index_dir,
+                                 store_tag=self.store.meta()["vault_id"])
+        self._access: dict[str, tuple[int, float]] = {}
+        self._access_lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._closed = False
+
+    def _check_identity(self) -> None:
+        meta = self.store.meta()
+        if "vault_id" not in meta:
+            self.store.set_meta("embedder", self.embedder.id)
+            self.store.set_meta("dim", str(self.embedder.dim))
+            self.store.set_meta("vault_id", new_id())
+            self.store.set_meta("created_at", utcnow().isoformat())
+        elif meta.get("embedder") != self.embedder.id:
+            raise ConfigurationError(
+                f"this vault was embedded with {meta.get('embedder')!r}, not "
+                f"{self.embedder.id!r}; open it with that embedder or migrate it",
+                vault_embedder=meta.get("embedder"))
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.flush()
+        if self._tmpdir is None:
+            self.searcher.save()
+        self.store.close()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> "Vault":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ------------------------------------------------------------------------
+    def add(self, text: str, *, kind: str = "note", user_id: str | None = None,
+            agent_id: str | None = None, session_id: str | None = None,
+            cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+            provenance: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+            event_time: Any = None, importance: float = 0.5, expires_at: Any = None,
+            id: str | None = None) -> MemoryItem:
+        """Store one memory; durable when this returns."""
+        record = {k: v for k, v in locals().items() if k not in ("self",)}
+        return self.add_many([record])[0]
+
+    def add_messages(self, messages: Sequence[Mapping[str, Any]], *,
+                     user_id: str | None = None, agent_id: str | None = None,
+                     session_id: str | None = None, cube_id: str | None = None,
+                     metadata: Mapping[str, Any] | None = None,
+                     event_time: Any = None) -> list[MemoryItem]:
+        """Store chat messages (``{"role", "content", ["name"], ["timestamp"]}``) as turns."""
+        if isinstance(messages, (str, Mapping)) or not isinstance(messages, Sequence):
+            raise InvalidInput("messages must be a list of {role, content} objects")
+        records = []
+        for i, msg in enumerate(messages):
+            if not isinstance(msg, Mapping) or "content" not in msg:
+                raise InvalidInput(f"message {i} must be an object with 'content'", index=i)
+            role = msg.get("role", "user")
+            if not isinstance(role, str):
+                raise InvalidInput(f"message {i}: role must be a string", index=i)
+            meta = {**(metadata or {}), **(msg.get("metadata") or {}), "role": role}
+            if msg.get("name"):
+                meta["speaker"] = msg["name"]
+            records.append({"text": msg["content"], "kind": "turn", "user_id": user_id,
+                            "agent_id": agent_id, "session_id": session_id,
+                            "cube_id": cube_id, "metadata": meta,
+                            "event_time": msg.get("timestamp", event_time),
+                            "provenance": {"source": "messages", "index": i}})
+        return self.add_many(records)
+
+    def add_many(self, records: Iterable[Record], *, batch_size: int = 256,
+                 progress: Callable[[int], None] | None = None, **defaults: Any) -> list[MemoryItem]:
+        """Store many memories; each batch of ``batch_size`` is one transaction.
+
+        ``defaults`` (e.g. ``user_id=...``) apply to records that do not set the field.
+        All records of a batch are validated before any of them is written.
+        """
+        batch_size = check.bounded_int(batch_size, field="batch_size", low=1,
+                                       high=self.limits.max_batch)
+        out: list[MemoryItem] = []
+        batch: list[MemoryItem] = []
+        for record in records:
+            batch.append(self._new_item(record, defaults))
+            if len(batch) >= batch_size:
+                out += self._write_new(batch)
+                if progress:
+                    progress(len(batch))
+                batch = []
+        if batch:
+            out += self._write_new(batch)
+            if progress:
+                progress(len(batch))
+        return out
+
+    def _new_item(self, record: Record, defaults: Mapping[str, Any]) -> MemoryItem:
+        if isinstance(record, str):
+            record = {"text": record}
+        if not isinstance(record, Mapping):
+            raise InvalidInput(f"a record must be a string or an object, not "
+                               f"{type(record).__name__}")
+        unknown = set(record) - _RECORD_KEYS
+        if unknown:
+            raise InvalidInput(f"unknown field(s) {sorted(unknown)}", fields=sorted(unknown))
+        r = {**defaults, **{k: v for k, v in record.items() if v is not None}}
+        now = utcnow()
+        lim = self.limits
+        return MemoryItem(
+            id=check.item_id(r["id"]) if r.get("id") else new_id(),
+            text=check.text(r.get("text"), lim),
+            kind=check.kind(r.get("kind", "note")),
+            **check.scope({f: r.get(f) for f in ("user_id", "agent_id", "session_id", "cube_id")}),
+            metadata=check.json_object(r.get("metadata"), lim, field="metadata"),
+            provenance={"actor": self.actor, **check.json_object(r.get("provenance"), lim,
+                                                                 field="provenance")},
+            tags=check.tags(r.get("tags"), lim),
+            created_at=now, valid_from=now,
+            event_time=parse_time(r["event_time"], field="event_time") if r.get("event_time") is not None else None,
+            importance=check.unit_float(r.get("importance", 0.5), field="importance"),
+            expires_at=parse_time(r["expires_at"], field="expires_at") if r.get("expires_at") is not None else None,
+        )
+
+    def _write_new(self, items: list[MemoryItem]) -> list[MemoryItem]:
+        if len({i.id for i in items}) != len(items):
+            raise InvalidInput("duplicate ids in one batch")
+        vectors = self.embedder.embed([i.text for i in items])
+        ops: list[Any] = []
+        for item, vec in zip(items, vectors):
+            ops.append(InsertVersion(item, vec, content_hash(item.text), expected_version=0))
+            ops.append(AuditOp("add", item.id, 1, self.actor, {"kind": item.kind}))
+        self.store.apply(ops)
+        return items
+
+    def update(self, id: str, text: str | None = None, *, kind: str | None = None,
+               metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+               event_time: Any = None, importance: float | None = None,
+               expires_at: Any = None, reason: str | None = None) -> MemoryItem:
+        """Write a new version; the previous one is closed (``valid_to``), never lost.
+
+        Fields left as ``None`` keep their value. An update that changes nothing returns
+        the current version without writing.
+        """
+        current = self._current(id)
+        if current.status == "deleted":
+            raise Conflict(f"memory {id} is deleted; restore it before updating", id=id)
+        lim = self.limits
+        changes: dict[str, Any] = {}
+        if text is not None:
+            changes["text"] = check.text(text, lim)
+        if kind is not None:
+            changes["kind"] = check.kind(kind)
+        if metadata is not None:
+            changes["metadata"] = check.json_object(metadata, lim, field="metadata")
+        if tags is not None:
+            changes["tags"] = check.tags(tags, lim)
+        if event_time is not None:
+            changes["event_time"] = parse_time(event_time, field="event_time")
+        if importance is not None:
+            changes["importance"] = check.unit_float(importance, field="importance")
+        if expires_at is not None:
+            changes["expires_at"] = parse_time(expires_at, field="expires_at")
+        changed = [k for k, v in changes.items() if getattr(current, k) != v]
+        if not changed:
+            return current
+        return self._new_version(current, {k: changes[k] for k in changed}, "update",
+                                 {"changed": changed, "reason": reason})
+
+    def delete(self, id: str, *, reason: str | None = None) -> MemoryItem:
+        """Tombstone: hidden from search and list, kept in history, restorable until purged."""
+        current = self._current(id)
+        if current.status == "deleted":
+            return current
+        return self._new_version(current, {"status": "deleted"}, "delete", {"reason": reason})
+
+    def restore(self, id: str) -> MemoryItem:
+        current = self._current(id)
+        if current.status not in ("deleted", "archived"):
+            raise Conflict(f"memory {id} is {current.status}; only deleted or archived "
+                           "memories can be restored", id=id)
+        return self._new_version(current, {"status": "active"}, "restore", {})
+
+    def archive(self, id: str, *, reason: str | None = None) -> MemoryItem:
+        current = self._current(id)
+        if current.status != "active":
+            raise Conflict(f"memory {id} is {current.status}, not active", id=id)
+        return self._new_version(current, {"status": "archived"}, "archive", {"reason": reason})
+
+    def purge(self, id: str, *, reason: str | None = None) -> int:
+        """Remove every version for good; the audit log keeps only that it happened."""
+        versions = self.history(id)
+        self.store.apply([PurgeOp(id), AuditOp("purge", id, versions[-1].version, self.actor,
+                                               {"versions": len(versions), "reason": reason})])
+        return len(versions)
+
+    def _new_version(self, current: MemoryItem, changes: dict[str, Any], action: str,
+                     details: dict[str, Any]) -> MemoryItem:
+        now = max(utcnow(), current.valid_from or utcnow())
+        item = dataclasses.replace(current, **changes, version=current.version + 1,
+                                   valid_from=now, valid_to=None, access_count=0,
+                                   last_accessed_at=None, links=())
+        vec = self.embedder.embed([item.text])[0] if "text" in changes else None
+        self.store.apply([
+            InsertVersion(item, vec, content_hash(item.text), expected_version=current.version),
+            AuditOp(action, item.id, item.version, self.actor,
+                    {k: v for k, v in details.items() if v is not None}),
+        ])
+        return item
+
+    def link(self, src: str, dst: str, *, kind: str = "related", weight: float = 1.0) -> None:
+        self._current(src), self._current(dst)
+        self.store.apply([LinkOp(src, dst, check.kind(kind), weight),
+                          AuditOp("link", src, None, self.actor, {"dst": dst, "kind": kind})])
+
+    def unlink(self, src: str, dst: str, *, kind: str = "related") -> None:
+        self.store.apply([LinkOp(src, dst, kind, remove=True),
+                          AuditOp("unlink", src, None, self.actor, {"dst": dst, "kind": kind})])
+
+    # -- reads -------------------------------------------------------------------------
+    def _current(self, id: str, as_of: Any = None) -> MemoryItem:
+        check.item_id(id)
+        q = check.row_query({}, None, as_of=as_of, status=None)
+        q.ids, q.limit = [id], 1
+        rows = self.store.select(q)
+        if not rows:
+            when = f" at {parse_time(as_of).isoformat()}" if as_of is not None else ""
+            raise NotFound(f"no memory {id}{when}", id=id)
+        return rows[0].item
+
+    def get(self, id: str, *, as_of: Any = None) -> MemoryItem:
+        """The current version (any status, so tombstones show), or the one valid at ``as_of``."""
+        item = self._current(id, as_of)
+        self._record_access([item.id])
+        return item
+
+    def history(self, id: str) -> list[MemoryItem]:
+        """Every version, oldest first."""
+        check.item_id(id)
+        rows = self.store.select(RowQuery(ids=[id], statuses=None, all_versions=True,
+                                          order="seq_asc"))
+        if not rows:
+            raise NotFound(f"no memory {id}", id=id)
+        return [r.item for r in rows]
+
+    def list(self, *, user_id: str | None = None, agent_id: str | None = None,
+             session_id: str | None = None, cube_id: str | None = None,
+             filters: Mapping[str, Any] | None = None, status: Any = "active",
+             as_of: Any = None, limit: int = 50, offset: int = 0,
+             order: str = "created_desc") -> Page:
+        q = check.row_query({"user_id": user_id, "agent_id": agent_id,
+                             "session_id": session_id, "cube_id": cube_id}, filters,
+                            as_of=as_of, status=status)
+        q.limit = check.bounded_int(limit, field="limit", low=1, high=self.limits.max_page)
+        q.offset = check.bounded_int(offset, field="offset", low=0, high=2**62)
+        if order not in ("created_desc", "created_asc"):
+            raise InvalidInput("order must be created_desc or created_asc", field="order")
+        q.order = order
+        items = [r.item for r in self.store.select(q)]
+        total = self.store.count(q)
+        nxt = q.offset + len(items) if q.offset + len(items) < total else None
+        return Page(items=items, total=total, offset=q.offset, next_offset=nxt)
+
+    def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
+               session_id: str | None = None, cube_id: str | None = None,
+               filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
+               status: Any = "active") -> list[SearchHit]:
+        """Hybrid search (dense + BM25, fused); ``as_of`` searches the memory as it was then."""
+        query = check.text(query, self.limits, field="query")
+        k = check.bounded_int(k, field="k", low=1, high=self.limits.max_k)
+        q = check.row_query({"user_id": user_id, "agent_id": agent_id,
+                             "session_id": session_id, "cube_id": cube_id}, filters,
+                            as_of=as_of, status=status)
+        candidates = self.searcher.search(query, q, k)
+        rows = self.store.by_seqs([c.seq for c in candidates])  # type: ignore[attr-defined]
+        hits = [SearchHit(item=rows[c.seq].item, score=c.score, rank=i + 1, sources=c.sources)
+                for i, c in enumerate(c for c in candidates if c.seq in rows)]
+        self._record_access([h.item.id for h in hits])
+        return hits
+
+    def count(self, *, user_id: str | None = None, status: Any = "active") -> int:
+        return self.store.count(check.row_query({"user_id": user_id}, None, status=status))
+
+    def audit(self, *, item_id: str | None = None, action: str | None = None,
+              after: int = 0, limit: int = 100) -> list[AuditEvent]:
+        limit = check.bounded_int(limit, field="limit", low=1, high=self.limits.max_page)
+        return self.store.audit_events(item_id=item_id, action=action, after=after, limit=limit)
+
+    def export(self, *, history: bool = False) -> Iterator[MemoryItem]:
+        """Every memory (all statuses); with ``history`` every version, oldest first."""
+        q = RowQuery(statuses=None, all_versions=history, order="seq_asc", limit=1000)
+        while True:
+            rows = self.store.select(q)
+            yield from (r.item for r in rows)
+            if len(rows) < 1000:
+                return
+            q.offset += 1000
+
+    def check(self) -> dict[str, Any]:
+        """Integrity report of the store, and of the vector index against it."""
+        report = self.store.check()
+        self.searcher.sync()
+        active = self.store.count(RowQuery())
+        report["indexed"] = self.searcher.indexed
+        report["active"] = active
+        report["index_consistent"] = active == self.searcher.indexed
+        report["ok"] = report["ok"] and report["index_consistent"]
+        return report
+
+    # -- access statistics (the scheduler's heat) ----------------------------------------
+    def _record_access(self, ids: Sequence[str]) -> None:
+        now = time.time()
+        with self._access_lock:
+            for i in ids:
+                n, _ = self._access.get(i, (0, now))
+                self._access[i] = (n + 1, now)
+            due = len(self._access) >= 512 or time.monotonic() - self._last_flush > 5.0
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered access counts. Heat is advisory: a crash may lose a few seconds."""
+        with self._access_lock:
+            pending, self._access = self._access, {}
+            self._last_flush = time.monotonic()
+        self.store.touch(pending)
