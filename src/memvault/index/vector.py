@@ -188,7 +188,7 @@ class VectorIndex:
         if not (hnsw.ntotal == n == len(seq) == len(alive) == len(meta["items"])
                 and all(len(c) == n for c in codes.values())):
             raise IntegrityError(f"index snapshot at {directory} is inconsistent")
-        self._hnsw = faiss.downcast_index(hnsw)
+        self._hnsw = hnsw  # read_index returns the concrete class and owns it
         self._hnsw.hnsw.efSearch = self.ef_search
         self._seq, self._alive, self._codes = seq.astype(np.int64), alive.astype(bool), codes
         self._vocab = {a: {k: v for k, v in meta["vocab"][a]} for a in ATTRS}

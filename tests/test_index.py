@@ -1,0 +1,97 @@
+"""VectorIndex on its own: HNSW recall against exact search, filters, deletes, snapshots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memvault.errors import IntegrityError
+from memvault.index.vector import VectorIndex
+
+
+def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    # clustered, embedding-like data rather than uniform noise
+    centers = rng.normal(size=(256, dim))
+    x = centers[rng.integers(0, 256, n)] + 0.15 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def build(n: int = 30_000, dim: int = 64, **kw):
+    rng = np.random.default_rng(0)
+    vecs = unit(rng, n, dim)
+    idx = VectorIndex(dim, **kw)
+    rows = [(f"id{i}", i + 1, {"user_id": f"u{i % 10}", "kind": "fact" if i % 3 else "turn"})
+            for i in range(n)]
+    idx.upsert(rows, vecs)
+    return idx, vecs, rng
+
+
+def test_hnsw_recall_against_exact() -> None:
+    idx, vecs, rng = build(exact_below=0)
+    queries = vecs[rng.integers(0, len(vecs), 100)] + 0.1 * rng.normal(size=(100, vecs.shape[1]))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    recall = []
+    for q in queries:
+        got = {s for s, _ in idx.search(q, 10)}
+        exact = set((np.argsort(-(vecs @ q))[:10] + 1).tolist())
+        recall.append(len(got & exact) / 10)
+    assert np.mean(recall) >= 0.95
+
+
+def test_filtered_search_only_returns_matching_rows() -> None:
+    idx, vecs, rng = build(exact_below=0)
+    q = unit(rng, 1, vecs.shape[1])[0]
+    mask = idx.mask({"user_id": "u3", "kind": "turn"})
+    hits = idx.search(q, 20, mask)
+    assert len(hits) == 20
+    for seq, _ in hits:
+        i = seq - 1
+        assert i % 10 == 3 and i % 3 == 0
+    # a selective filter takes the exact path and equals brute force
+    allowed = [i for i in range(len(vecs)) if i % 10 == 3 and i % 3 == 0]
+    exact = [allowed[j] + 1 for j in np.argsort(-(vecs[allowed] @ q))[:20]]
+    assert [s for s, _ in hits] == exact
+
+
+def test_seq_filter_and_unknown_values() -> None:
+    idx, vecs, rng = build(n=2000)
+    q = vecs[5]
+    assert [s for s, _ in idx.search(q, 3, idx.mask(seqs=[6, 7, 8]))][0] == 6
+    assert idx.search(q, 5, idx.mask({"user_id": "nobody"})) == []
+
+
+def test_upsert_replaces_and_remove_hides() -> None:
+    idx, vecs, rng = build(n=2000)
+    q = vecs[0]
+    assert idx.search(q, 1)[0][0] == 1
+    idx.upsert([("id0", 99_999, {"user_id": "u0"})], -q.reshape(1, -1))
+    assert idx.search(q, 1)[0][0] != 1
+    assert len(idx) == 2000 and idx.dead == 1
+    idx.remove("id1")
+    assert all(s != 2 for s, _ in idx.search(vecs[1], 50))
+
+
+def test_compaction_keeps_live_rows() -> None:
+    idx, vecs, rng = build(n=5000, exact_below=0)
+    for i in range(2000):
+        idx.remove(f"id{i}")
+    assert idx.maybe_compact()
+    assert idx.dead == 0 and len(idx) == 3000
+    assert idx.search(vecs[4000], 1)[0][0] == 4001
+    assert idx.mask({"user_id": "u1"}).sum() == 300
+
+
+def test_snapshot_roundtrip_and_corruption(tmp_path) -> None:
+    idx, vecs, rng = build(n=3000)
+    idx.remove("id7")
+    idx.save(tmp_path / "snap", watermark=42, tag="vault-1")
+    other = VectorIndex(vecs.shape[1])
+    assert other.load(tmp_path / "snap") == (42, "vault-1")
+    q = vecs[100]
+    assert other.search(q, 5) == idx.search(q, 5)
+    assert len(other) == len(idx)
+    (tmp_path / "snap" / "hnsw.faiss").write_bytes(b"garbage")
+    with pytest.raises(IntegrityError):
+        VectorIndex(vecs.shape[1]).load(tmp_path / "snap")
+    with pytest.raises(IntegrityError):
+        VectorIndex(32).load(tmp_path / "snap")
