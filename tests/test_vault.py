@@ -277,3 +277,38 @@ def test_links(vault: Vault) -> None:
     assert vault.get(a.id).links == ()
     with pytest.raises(NotFound):
         vault.link(a.id, "no-such-id")
+
+
+def test_turns_are_indexed_with_speaker_and_thread(vault: Vault) -> None:
+    """A reply that names neither speaker nor topic is found through its indexed context."""
+    vault.add_messages([
+        {"role": "user", "name": "Melanie", "content": "Did you finish the lighthouse painting?"},
+        {"role": "user", "name": "Caroline", "content": "Yes! Last weekend, finally."},
+        {"role": "user", "name": "Melanie", "content": "We should go hiking soon."},
+    ], user_id="u", session_id="s1")
+    hits = vault.search("Caroline lighthouse painting", user_id="u", k=3)
+    assert hits[0].item.text == "Yes! Last weekend, finally." or \
+        hits[1].item.text == "Yes! Last weekend, finally."
+    assert "lexical" in next(h for h in hits if h.item.text.startswith("Yes")).sources
+    # the stored text is untouched
+    assert all(not h.item.text.startswith("Caroline:") for h in hits)
+
+
+def test_thread_context_found_across_separate_adds(vault: Vault) -> None:
+    vault.add_messages([{"role": "user", "name": "Ann", "content": "Where is the spare key?"}],
+                       user_id="u", session_id="s9")
+    reply = vault.add_messages([{"role": "user", "name": "Ben", "content": "Under the blue pot."}],
+                               user_id="u", session_id="s9")[0]
+    hits = vault.search("spare key", user_id="u", filters={"metadata": {"speaker": "Ben"}})
+    assert hits and hits[0].item.id == reply.id
+    assert "lexical" in hits[0].sources
+
+
+def test_index_context_off_indexes_text_only(tmp_path) -> None:
+    from memvault import Settings
+
+    with Vault(settings=Settings(path=tmp_path / "v.db", embedder="hash",
+                                 index_context="off")) as v:
+        v.add_messages([{"role": "user", "name": "Zed", "content": "hello there"}], user_id="u")
+        hits = v.search("Zed", user_id="u")
+        assert all("lexical" not in h.sources for h in hits)

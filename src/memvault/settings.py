@@ -39,6 +39,8 @@ class Settings:
     embedder: str = "minilm"
     #: "full" fsyncs every commit (survives power loss); "normal" survives process crashes.
     durability: str = "full"
+    #: Context indexed with chat turns: "off", "speaker" or "thread" (speaker + previous turn).
+    index_context: str = "thread"
     #: Where the vector-index snapshot is kept; default: next to the store file.
     index_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)

@@ -23,6 +23,8 @@ from ._time import parse_time
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from .models import Embedder, get_embedder
 from .retrieval import Searcher
+from .retrieval.context import MODES as CONTEXT_MODES
+from .retrieval.context import search_text
 from .settings import Settings
 from .storage.base import AuditOp, InsertVersion, LinkOp, PurgeOp, RecordStore, RowQuery
 from .storage.sqlite import SQLiteStore
@@ -66,6 +68,8 @@ class Vault:
             settings = Settings(path=Path(path)) if path is not None else Settings()
         elif path is not None:
             settings = settings.replace(path=Path(path))
+        if settings.index_context not in CONTEXT_MODES:
+            raise ConfigurationError(f"index_context must be one of {CONTEXT_MODES}")
         self.settings = settings
         self.limits = settings.limits
         self.actor = actor
@@ -204,13 +208,36 @@ class Vault:
     def _write_new(self, items: list[MemoryItem]) -> list[MemoryItem]:
         if len({i.id for i in items}) != len(items):
             raise InvalidInput("duplicate ids in one batch")
-        vectors = self.embedder.embed([i.text for i in items])
+        texts = self._search_texts(items)
+        vectors = self.embedder.embed(texts)
         ops: list[Any] = []
-        for item, vec in zip(items, vectors):
-            ops.append(InsertVersion(item, vec, content_hash(item.text), expected_version=0))
+        for item, text, vec in zip(items, texts, vectors):
+            ops.append(InsertVersion(item, vec, content_hash(text), expected_version=0,
+                                     search_text=text))
             ops.append(AuditOp("add", item.id, 1, self.actor, {"kind": item.kind}))
         self.store.apply(ops)
         return items
+
+    def _search_texts(self, items: Sequence[MemoryItem]) -> list[str]:
+        """Index text per item; a turn's previous turn comes from the batch or the store."""
+        mode = self.settings.index_context
+        last: dict[tuple[Any, ...], MemoryItem | None] = {}
+        out = []
+        for item in items:
+            previous = None
+            if mode == "thread" and item.kind == "turn" and item.session_id:
+                key = (item.user_id, item.agent_id, item.session_id, item.cube_id)
+                previous = last[key] if key in last else self._previous_turn(item)
+                last[key] = item
+            out.append(search_text(item, previous, mode))
+        return out
+
+    def _previous_turn(self, item: MemoryItem) -> MemoryItem | None:
+        q = RowQuery(scope={k: v for k, v in item.scope.items() if v is not None},
+                     kinds=["turn"], created_before=item.created_at.timestamp()  # type: ignore[union-attr]
+                     if item.version > 1 else None, limit=1)
+        rows = [r for r in self.store.select(q) if r.item.id != item.id]
+        return rows[0].item if rows else None
 
     def update(self, id: str, text: str | None = None, *, kind: str | None = None,
                metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
@@ -279,9 +306,15 @@ class Vault:
         item = dataclasses.replace(current, **changes, version=current.version + 1,
                                    valid_from=now, valid_to=None, access_count=0,
                                    last_accessed_at=None, links=())
-        vec = self.embedder.embed([item.text])[0] if "text" in changes else None
+        text, vec, digest = None, None, None
+        if "text" in changes:
+            text = self._search_texts([item])[0]
+            vec = self.embedder.embed([text])[0]
+        else:
+            digest = self.store.select(RowQuery(ids=[item.id], statuses=None, limit=1))[0].content_hash
         self.store.apply([
-            InsertVersion(item, vec, content_hash(item.text), expected_version=current.version),
+            InsertVersion(item, vec, digest or content_hash(text or item.text),
+                          expected_version=current.version, search_text=text),
             AuditOp(action, item.id, item.version, self.actor,
                     {k: v for k, v in details.items() if v is not None}),
         ])

@@ -35,6 +35,8 @@ class SearchConfig:
     ef_construction: int = 80
     exact_below: int = 20_000
     rrf_k: int = 60
+    #: Which retrievers run: any of "dense", "lexical" (ablations and baselines use subsets).
+    retrievers: tuple[str, ...] = ("dense", "lexical")
     weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
     candidates: int = 50
     query_cache: int = 1024
@@ -142,11 +144,12 @@ class Searcher:
 
     def search(self, text: str, query: RowQuery, k: int) -> list[Candidate]:
         n = max(self.config.candidates, 4 * k)
-        qvec = self.embed_query(text)
-        dense = self.dense(qvec, query, n)
-        lexical = self.store.lexical(terms(text), query, n)
-        fused = rrf({"dense": dense, "lexical": lexical}, k=self.config.rrf_k,
-                    weights=self.config.weights)
+        rankings: dict[str, list[tuple[int, float]]] = {}
+        if "dense" in self.config.retrievers:
+            rankings["dense"] = self.dense(self.embed_query(text), query, n)
+        if "lexical" in self.config.retrievers:
+            rankings["lexical"] = self.store.lexical(terms(text), query, n)
+        fused = rrf(rankings, k=self.config.rrf_k, weights=self.config.weights)
         return [Candidate(seq, score, src) for seq, score, src in fused[:k]]
 
     def dense(self, qvec: np.ndarray, query: RowQuery, n: int) -> list[tuple[int, float]]:

@@ -59,6 +59,8 @@ class InsertVersion:
     embedding: np.ndarray | None
     content_hash: str
     expected_version: int
+    #: The text the indexes see (item text plus context); defaults to the item text.
+    search_text: str | None = None
 
 
 @dataclass(slots=True)

@@ -176,9 +176,12 @@ class SQLiteStore(StoreReads):
 
     def _insert(self, conn: sqlite3.Connection, op: InsertVersion) -> None:
         item = op.item
-        row = conn.execute("SELECT version FROM versions WHERE id=? AND valid_to IS NULL",
-                           (item.id,)).fetchone()
+        row = conn.execute("SELECT version, search_text, content_hash FROM versions "
+                           "WHERE id=? AND valid_to IS NULL", (item.id,)).fetchone()
         current = row[0] if row else 0
+        search_text = op.search_text
+        if search_text is None:  # same content as before (status change): keep its context
+            search_text = row[1] if row and row[2] == op.content_hash else item.text
         if current != op.expected_version:
             raise Conflict(f"memory {item.id} is at version {current}, not "
                            f"{op.expected_version}: it changed under you; re-read and retry",
@@ -196,11 +199,11 @@ class SQLiteStore(StoreReads):
             raise IntegrityError(f"no stored embedding for content {op.content_hash}")
         ts = lambda d: None if d is None else d.timestamp()  # noqa: E731
         conn.execute(
-            "INSERT INTO versions(id, version, text, kind, user_id, agent_id, session_id, "
-            "cube_id, metadata, provenance, tags, created_at, event_time, valid_from, "
-            "valid_to, status, importance, expires_at, content_hash) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?)",
-            (item.id, item.version, item.text, item.kind, item.user_id, item.agent_id,
+            "INSERT INTO versions(id, version, text, search_text, kind, user_id, agent_id, "
+            "session_id, cube_id, metadata, provenance, tags, created_at, event_time, "
+            "valid_from, valid_to, status, importance, expires_at, content_hash) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?)",
+            (item.id, item.version, item.text, search_text, item.kind, item.user_id, item.agent_id,
              item.session_id, item.cube_id, json.dumps(item.metadata, sort_keys=True),
              json.dumps(item.provenance, sort_keys=True), json.dumps(list(item.tags)),
              ts(item.created_at), ts(item.event_time), valid_from, item.status,

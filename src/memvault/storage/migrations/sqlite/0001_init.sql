@@ -16,6 +16,7 @@ CREATE TABLE versions (
     id           TEXT NOT NULL,
     version      INTEGER NOT NULL,
     text         TEXT NOT NULL,
+    search_text  TEXT NOT NULL,  -- what the indexes see: text plus context (speaker, thread)
     kind         TEXT NOT NULL,
     user_id      TEXT,
     agent_id     TEXT,
@@ -42,15 +43,15 @@ CREATE INDEX versions_hash ON versions(content_hash);
 
 -- Lexical index over every version (as_of needs old text too); porter = stemming.
 CREATE VIRTUAL TABLE versions_fts USING fts5(
-    text, tags, content='versions', content_rowid='seq',
+    search_text, tags, content='versions', content_rowid='seq',
     tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER versions_fts_ins AFTER INSERT ON versions BEGIN
-    INSERT INTO versions_fts(rowid, text, tags) VALUES (new.seq, new.text, new.tags);
+    INSERT INTO versions_fts(rowid, search_text, tags) VALUES (new.seq, new.search_text, new.tags);
 END;
 CREATE TRIGGER versions_fts_del AFTER DELETE ON versions BEGIN
-    INSERT INTO versions_fts(versions_fts, rowid, text, tags)
-        VALUES ('delete', old.seq, old.text, old.tags);
+    INSERT INTO versions_fts(versions_fts, rowid, search_text, tags)
+        VALUES ('delete', old.seq, old.search_text, old.tags);
 END;
 
 CREATE TABLE access (

@@ -1,0 +1,179 @@
+"""Run the LoCoMo evaluation for several retrieval variants side by side.
+
+Variants differ only in :class:`Settings` (write-time indexing options and the
+:class:`SearchConfig`), so every figure comes from the same ``Vault.search`` code path and
+baselines are measured in the same run as the product default.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..models import Embedder, get_embedder
+from ..retrieval.searcher import SearchConfig
+from ..settings import Settings
+from ..vault import Vault
+from . import locomo
+
+__all__ = ["Variant", "VARIANTS", "run"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    search: SearchConfig = field(default_factory=SearchConfig)
+    index_context: str = "thread"  # write-time option; variants sharing it share one ingest
+
+
+VARIANTS: list[Variant] = [
+    Variant("bm25", "BM25 (FTS5, porter stemming) only",
+            SearchConfig(retrievers=("lexical",))),
+    Variant("dense", "MiniLM dense only", SearchConfig(retrievers=("dense",))),
+    Variant("hybrid", "dense + BM25, reciprocal-rank fusion", SearchConfig()),
+]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "minilm",
+        variants: list[Variant] | None = None, k: int = 20, limit: int | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    variants = variants or VARIANTS
+    convs = locomo.load(path)[:limit] if limit else locomo.load(path)
+    emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
+    n_questions = sum(len(c.questions) for c in convs)
+    results: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
+    latencies: dict[str, list[float]] = {v.name: [] for v in variants}
+    ingest_seconds: dict[bool, float] = {}
+    turns = sum(len(c.turns) for c in convs)
+    bar = tqdm(total=n_questions * len(variants), unit=" q", disable=not progress,
+               desc="locomo")
+    with tempfile.TemporaryDirectory(prefix="memvault-locomo-") as tmp:
+        for ci, conv in enumerate(convs):
+            for context in sorted({v.index_context for v in variants}):
+                db = Path(tmp) / f"{ci}-{context}.db"
+                base = Settings(path=db, embedder=emb.id, index_context=context)
+                with Vault(settings=base, embedder=emb) as vault:
+                    ingest_seconds[context] = ingest_seconds.get(context, 0.0) + \
+                        locomo.ingest(vault, conv)
+                for v in (v for v in variants if v.index_context == context):
+                    with Vault(settings=base.replace(search=v.search), embedder=emb) as vault:
+                        res, lat = locomo.run_conversation(vault, conv, k, bar.update)
+                    results[v.name] += res
+                    latencies[v.name] += lat
+    bar.close()
+    report: dict[str, Any] = {
+        "dataset": str(path), "conversations": len(convs), "questions": n_questions,
+        "turns": turns, "k": k, "embedder": emb.id,
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "ingest_turns_per_s": {str(c): round(turns / s, 1) for c, s in ingest_seconds.items()},
+        "variants": {},
+    }
+    for v in variants:
+        lat = latencies[v.name]
+        report["variants"][v.name] = {
+            "description": v.description, "index_context": v.index_context,
+            "search": asdict(v.search), "metrics": locomo.summarize(results[v.name]),
+            "latency_ms": {"p50": round(1000 * _percentile(lat, 0.5), 2),
+                           "p95": round(1000 * _percentile(lat, 0.95), 2),
+                           "mean": round(1000 * statistics.fmean(lat), 2) if lat else 0.0},
+        }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "locomo.json").write_text(json.dumps(report, indent=2))
+    (out / "locomo.md").write_text(markdown(report))
+    plot(report, out / "locomo.png")
+    return report
+
+
+def markdown(report: dict[str, Any], baseline: str = "hybrid") -> str:
+    names = list(report["variants"])
+    base = report["variants"].get(baseline) or report["variants"][names[0]]
+    b10 = base["metrics"]["overall"].get("recall@10") or 1.0
+    lines = [
+        f"LoCoMo evidence retrieval: {report['conversations']} conversations, "
+        f"{report['questions']} questions (categories 1-4), {report['turns']} turns, "
+        f"embedder {report['embedder']}.",
+        "",
+        "| variant | R@5 | R@10 | R@20 | all@10 | MRR | multi-hop R@10 | temporal R@10 | "
+        f"open-domain R@10 | single-hop R@10 | R@10 vs {baseline} | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        v = report["variants"][name]
+        m = v["metrics"]
+        o = m["overall"]
+        lines.append(
+            f"| {name} | {o['recall@5']:.3f} | {o['recall@10']:.3f} | {o['recall@20']:.3f} | "
+            f"{o['all@10']:.3f} | {o['mrr']:.3f} | {m['multi-hop'].get('recall@10', 0):.3f} | "
+            f"{m['temporal'].get('recall@10', 0):.3f} | {m['open-domain'].get('recall@10', 0):.3f} | "
+            f"{m['single-hop'].get('recall@10', 0):.3f} | {o['recall@10'] / b10:.2f}x | "
+            f"{v['latency_ms']['p50']:.1f} | {v['latency_ms']['p95']:.1f} |")
+    lines += ["", "Variants:", ""]
+    lines += [f"- **{n}**: {report['variants'][n]['description']}" for n in names]
+    lines += ["", f"Ingest (turns/s, through `Vault.add_messages`): {report['ingest_turns_per_s']}", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> bool:
+    """Recall@k per category, one group of bars per variant; skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    cats = ["overall", *locomo.CATEGORIES.values()]
+    names = list(report["variants"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
+    width = 0.8 / len(names)
+    for ax, k in zip(axes, (5, 10, 20)):
+        for i, name in enumerate(names):
+            m = report["variants"][name]["metrics"]
+            ax.bar([c + i * width for c in range(len(cats))],
+                   [m[c].get(f"recall@{k}", 0) for c in cats], width, label=name)
+        ax.set_xticks([c + width * (len(names) - 1) / 2 for c in range(len(cats))], cats,
+                      rotation=20)
+        ax.set_title(f"evidence recall@{k}")
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"LoCoMo ({report['conversations']} conversations, {report['questions']} questions)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _cli_main(argv: list[str] | None = None) -> None:  # pragma: no cover - thin wrapper
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("path")
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--limit", type=int)
+    a = p.parse_args(argv)
+    started = time.perf_counter()
+    report = run(a.path, a.out, limit=a.limit)
+    print(markdown(report))
+    print(f"done in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _cli_main()
