@@ -14,6 +14,7 @@ quarter of the rows are dead the graph is rebuilt from the live ones.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ _FORMAT = 1
 
 class VectorIndex:
     def __init__(self, dim: int, *, m: int = 32, ef_search: int = 128,
-                 ef_construction: int = 80, exact_below: int = 20_000) -> None:
+                 ef_construction: int = 80, exact_below: int = 2_000) -> None:
         self.dim = dim
         self.m, self.ef_search, self.ef_construction = m, ef_search, ef_construction
         self.exact_below = exact_below
@@ -132,10 +133,10 @@ class VectorIndex:
         if selected == 0 or k <= 0:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
-        if selected <= self.exact_below or selected < 0.05 * len(mask):
+        if selected <= self.exact_below or selected < 0.02 * len(mask):
             positions = np.flatnonzero(mask)
-            scores = self._vectors()[positions] @ q[0]
-            top = np.argsort(-scores)[:k] if k < len(scores) else np.argsort(-scores)
+            scores = self._vectors()[positions] @ q[0]  # gathers only the selected rows
+            top = top_k(scores, k)
             return [(int(self._seq[positions[i]]), float(scores[i])) for i in top]
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(self.ef_search, k)
@@ -158,6 +159,7 @@ class VectorIndex:
         meta = {"format": _FORMAT, "dim": self.dim, "m": self.m, "watermark": watermark, "tag": tag,
                 "rows": len(self._seq), "items": self._item_at,
                 "vocab": {a: [[k, v] for k, v in self._vocab[a].items()] for a in ATTRS}}
+        meta["sha256"] = {name: _sha256(tmp / name) for name in ("hnsw.faiss", "rows.npz")}
         (tmp / "meta.json").write_text(json.dumps(meta))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
@@ -176,6 +178,9 @@ class VectorIndex:
             meta = json.loads((directory / "meta.json").read_text())
             if meta.get("format") != _FORMAT or meta.get("dim") != self.dim:
                 raise IntegrityError("index snapshot has another format or dimension")
+            for name, digest in meta["sha256"].items():
+                if _sha256(directory / name) != digest:
+                    raise IntegrityError(f"index snapshot file {name} fails its checksum")
             hnsw = faiss.read_index(str(directory / "hnsw.faiss"))
             with np.load(directory / "rows.npz", allow_pickle=False) as z:
                 seq, alive = z["seq"], z["alive"]
@@ -195,3 +200,19 @@ class VectorIndex:
         self._item_at = list(meta["items"])
         self._pos_of_item = {self._item_at[p]: int(p) for p in np.flatnonzero(self._alive)}
         return int(meta["watermark"]), str(meta.get("tag", ""))
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best scores, best first, without sorting everything."""
+    if k < len(scores):
+        part = np.argpartition(-scores, k)[:k]
+        return part[np.argsort(-scores[part], kind="stable")]
+    return np.argsort(-scores, kind="stable")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IntegrityError
-from ..index.vector import ATTRS, VectorIndex
+from ..index.vector import ATTRS, VectorIndex, top_k
 from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery
 from .fusion import rrf
@@ -33,7 +33,7 @@ class SearchConfig:
     hnsw_m: int = 32
     ef_search: int = 128
     ef_construction: int = 80
-    exact_below: int = 20_000
+    exact_below: int = 2_000
     rrf_k: int = 60
     #: Which retrievers run: any of "dense", "lexical" (ablations and baselines use subsets).
     retrievers: tuple[str, ...] = ("dense", "lexical")
@@ -173,7 +173,7 @@ class Searcher:
             return []
         keys = np.fromiter(vecs.keys(), dtype=np.int64, count=len(vecs))
         scores = np.stack(list(vecs.values())) @ qvec
-        top = np.argsort(-scores)[:n]
+        top = top_k(scores, n)
         return [(int(keys[i]), float(scores[i])) for i in top]
 
 

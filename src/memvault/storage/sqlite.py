@@ -273,11 +273,21 @@ class SQLiteStore(StoreReads):
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         where, params = where_clause(query)
-        sql = ("SELECT v.seq, -bm25(versions_fts, 1.0, 0.5) AS score FROM versions_fts "
-               "JOIN versions v ON v.seq = versions_fts.rowid "
-               f"WHERE versions_fts MATCH ? AND {where} ORDER BY score DESC LIMIT ?")
+        # Stage 1 ranks only inside FTS (fast: no join per match), stage 2 filters the
+        # best few hundred. If the filter leaves too few, rank every match instead.
+        inner = max(8 * k, 400)
+        staged = ("SELECT v.seq, s.score FROM (SELECT rowid, -bm25(versions_fts, 1.0, 0.5) "
+                  "AS score FROM versions_fts WHERE versions_fts MATCH ? ORDER BY score DESC "
+                  f"LIMIT ?) s JOIN versions v ON v.seq = s.rowid WHERE {where} "
+                  "ORDER BY s.score DESC LIMIT ?")
+        full = ("SELECT v.seq, -bm25(versions_fts, 1.0, 0.5) AS score FROM versions_fts "
+                "JOIN versions v ON v.seq = versions_fts.rowid "
+                f"WHERE versions_fts MATCH ? AND {where} ORDER BY score DESC LIMIT ?")
         with self._read("lexical search") as conn:
-            return [(r[0], float(r[1])) for r in conn.execute(sql, [match, *params, k])]
+            rows = conn.execute(staged, [match, inner, *params, k]).fetchall()
+            if len(rows) < k:
+                rows = conn.execute(full, [match, *params, k]).fetchall()
+            return [(r[0], float(r[1])) for r in rows]
 
     def embeddings(self, seqs: Sequence[int]) -> dict[int, np.ndarray]:
         with self._read("reading embeddings") as conn:
