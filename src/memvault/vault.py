@@ -208,29 +208,37 @@ class Vault:
     def _write_new(self, items: list[MemoryItem]) -> list[MemoryItem]:
         if len({i.id for i in items}) != len(items):
             raise InvalidInput("duplicate ids in one batch")
-        texts = self._search_texts(items)
+        texts, thread_links = self._search_texts(items)
         vectors = self.embedder.embed(texts)
         ops: list[Any] = []
         for item, text, vec in zip(items, texts, vectors):
             ops.append(InsertVersion(item, vec, content_hash(text), expected_version=0,
                                      search_text=text))
             ops.append(AuditOp("add", item.id, 1, self.actor, {"kind": item.kind}))
+        ops += [LinkOp(prev, nxt, "next") for prev, nxt in thread_links]
         self.store.apply(ops)
         return items
 
-    def _search_texts(self, items: Sequence[MemoryItem]) -> list[str]:
-        """Index text per item; a turn's previous turn comes from the batch or the store."""
+    def _search_texts(self, items: Sequence[MemoryItem]
+                      ) -> tuple[list[str], list[tuple[str, str]]]:
+        """Index text per item, and (previous turn, turn) links for new turns.
+
+        A turn's previous turn comes from the same batch or, for the first turn of a
+        batch, from the store."""
         mode = self.settings.index_context
         last: dict[tuple[Any, ...], MemoryItem | None] = {}
-        out = []
+        out: list[str] = []
+        links: list[tuple[str, str]] = []
         for item in items:
             previous = None
             if mode == "thread" and item.kind == "turn" and item.session_id:
                 key = (item.user_id, item.agent_id, item.session_id, item.cube_id)
                 previous = last[key] if key in last else self._previous_turn(item)
                 last[key] = item
+                if previous is not None and item.version == 1:
+                    links.append((previous.id, item.id))
             out.append(search_text(item, previous, mode))
-        return out
+        return out, links
 
     def _previous_turn(self, item: MemoryItem) -> MemoryItem | None:
         q = RowQuery(scope={k: v for k, v in item.scope.items() if v is not None},
@@ -308,7 +316,7 @@ class Vault:
                                    last_accessed_at=None, links=())
         text, vec, digest = None, None, None
         if "text" in changes:
-            text = self._search_texts([item])[0]
+            text = self._search_texts([item])[0][0]
             vec = self.embedder.embed([text])[0]
         else:
             digest = self.store.select(RowQuery(ids=[item.id], statuses=None, limit=1))[0].content_hash
@@ -384,9 +392,8 @@ class Vault:
                              "session_id": session_id, "cube_id": cube_id}, filters,
                             as_of=as_of, status=status)
         candidates = self.searcher.search(query, q, k)
-        rows = self.store.by_seqs([c.seq for c in candidates])  # type: ignore[attr-defined]
-        hits = [SearchHit(item=rows[c.seq].item, score=c.score, rank=i + 1, sources=c.sources)
-                for i, c in enumerate(c for c in candidates if c.seq in rows)]
+        hits = [SearchHit(item=c.row.item, score=c.score, rank=i + 1, sources=c.sources)
+                for i, c in enumerate(candidates)]
         self._record_access([h.item.id for h in hits])
         return hits
 

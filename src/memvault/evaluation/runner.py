@@ -12,7 +12,7 @@ import platform
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,26 @@ class Variant:
     index_context: str = "thread"  # write-time option; variants sharing it share one ingest
 
 
+_PLAIN = SearchConfig(rrf_k=60, weights={"dense": 1.0, "lexical": 1.0}, link_beta=0.0,
+                      speaker_gamma=0.0)
+
+#: Baselines first, then one row per improvement, each adding to the row above; the last
+#: row is the product default (``SearchConfig()`` with ``index_context="thread"``).
 VARIANTS: list[Variant] = [
-    Variant("bm25", "BM25 (FTS5, porter stemming) only",
-            SearchConfig(retrievers=("lexical",))),
-    Variant("dense", "MiniLM dense only", SearchConfig(retrievers=("dense",))),
-    Variant("hybrid", "dense + BM25, reciprocal-rank fusion", SearchConfig()),
+    Variant("bm25", "BM25 (FTS5, porter stemming) over the turn text",
+            replace(_PLAIN, retrievers=("lexical",)), "off"),
+    Variant("dense", "MiniLM dense over the turn text", replace(_PLAIN, retrievers=("dense",)),
+            "off"),
+    Variant("hybrid", "dense + BM25, reciprocal-rank fusion (k=60, equal weights)", _PLAIN,
+            "off"),
+    Variant("+speaker", "index each turn as 'Speaker: text'", _PLAIN, "speaker"),
+    Variant("+thread", "also index the turn it replies to", _PLAIN, "thread"),
+    Variant("+weights", "fusion k=30, dense weight 0.5",
+            replace(_PLAIN, rrf_k=30, weights={"dense": 0.5, "lexical": 1.0}), "thread"),
+    Variant("+links", "link expansion: 0.2 of a candidate's score to turns <= 2 links away",
+            replace(SearchConfig(), speaker_gamma=0.0), "thread"),
+    Variant("memvault", "+ speaker cue (x1.2 for turns by a person the query names): "
+            "the product default", SearchConfig(), "thread"),
 ]
 
 

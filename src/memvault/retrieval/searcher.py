@@ -19,8 +19,9 @@ import numpy as np
 from ..errors import IntegrityError
 from ..index.vector import ATTRS, VectorIndex, top_k
 from ..models.base import Embedder
-from ..storage.base import RecordStore, RowQuery
+from ..storage.base import RecordStore, RowQuery, StoredRow
 from .fusion import rrf
+from .rerank import expand_links, ranked, speaker_boost
 from .text import terms
 
 log = logging.getLogger("memvault.retrieval")
@@ -34,11 +35,16 @@ class SearchConfig:
     ef_search: int = 128
     ef_construction: int = 80
     exact_below: int = 2_000
-    rrf_k: int = 60
+    rrf_k: int = 30
     #: Which retrievers run: any of "dense", "lexical" (ablations and baselines use subsets).
     retrievers: tuple[str, ...] = ("dense", "lexical")
-    weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
+    weights: dict[str, float] = field(default_factory=lambda: {"dense": 0.5, "lexical": 1.0})
     candidates: int = 50
+    #: Link expansion: share of a candidate's score given to memories ``link_hops`` away.
+    link_beta: float = 0.2
+    link_hops: int = 2
+    #: Boost for memories whose speaker the query names (0 disables).
+    speaker_gamma: float = 0.2
     query_cache: int = 1024
 
 
@@ -47,6 +53,7 @@ class Candidate:
     seq: int
     score: float
     sources: dict[str, float]
+    row: StoredRow
 
 
 class Searcher:
@@ -143,14 +150,32 @@ class Searcher:
         return vec
 
     def search(self, text: str, query: RowQuery, k: int) -> list[Candidate]:
-        n = max(self.config.candidates, 4 * k)
+        """First stage (dense + lexical, fused), then link expansion and speaker cue."""
+        c = self.config
+        n = max(c.candidates, 4 * k)
         rankings: dict[str, list[tuple[int, float]]] = {}
-        if "dense" in self.config.retrievers:
+        if "dense" in c.retrievers:
             rankings["dense"] = self.dense(self.embed_query(text), query, n)
-        if "lexical" in self.config.retrievers:
+        if "lexical" in c.retrievers:
             rankings["lexical"] = self.store.lexical(terms(text), query, n)
-        fused = rrf(rankings, k=self.config.rrf_k, weights=self.config.weights)
-        return [Candidate(seq, score, src) for seq, score, src in fused[:k]]
+        fused = rrf(rankings, k=c.rrf_k, weights=c.weights)[:n]
+        sources = {seq: src for seq, _, src in fused}
+        scores = {seq: score for seq, score, _ in fused}
+        rows = self.store.by_seqs(list(scores), query)
+        scores = {seq: s for seq, s in scores.items() if seq in rows}
+        if c.link_beta > 0 and c.link_hops > 0:
+            expanded = expand_links(self.store, query, scores, rows, beta=c.link_beta,
+                                    hops=c.link_hops, top=n)
+            for seq, s in expanded.items():
+                if s != scores.get(seq, 0.0):
+                    sources.setdefault(seq, {})["links"] = round(s - scores.get(seq, 0.0), 6)
+            scores = expanded
+        boosted = speaker_boost(text, scores, rows, gamma=c.speaker_gamma)
+        for seq, s in boosted.items():
+            if s != scores[seq]:
+                sources.setdefault(seq, {})["speaker"] = 1.0
+        return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
+                for seq, s in ranked(boosted, k) if seq in rows]
 
     def dense(self, qvec: np.ndarray, query: RowQuery, n: int) -> list[tuple[int, float]]:
         if query.as_of is not None or tuple(query.statuses or ()) != ("active",):

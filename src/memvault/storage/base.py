@@ -118,6 +118,10 @@ class RecordStore(Protocol):
 
     def embeddings(self, seqs: Sequence[int]) -> dict[int, np.ndarray]: ...
 
+    def links(self, ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(src, dst) pairs of every link that touches one of ``ids``."""
+        ...
+
     def last_change(self) -> int:
         """Highest audit sequence number: cheap, polled before every search."""
         ...

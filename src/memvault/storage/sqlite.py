@@ -256,6 +256,14 @@ class SQLiteStore(StoreReads):
             out.setdefault(src, []).append((dst, kind, weight))
         return out
 
+    def links(self, ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(src, dst) of every link touching ``ids``, in either direction."""
+        with self._read("reading links") as conn:
+            return conn.execute(
+                "SELECT src, dst FROM links WHERE src IN (SELECT value FROM json_each(?1)) "
+                "UNION SELECT src, dst FROM links WHERE dst IN (SELECT value FROM json_each(?1))",
+                (json.dumps(list(ids)),)).fetchall()
+
     def count(self, query: RowQuery) -> int:
         where, params = where_clause(query)
         with self._read("counting memories") as conn:

@@ -1,0 +1,83 @@
+"""Second stage: re-score the fused candidates with what the first stage cannot see.
+
+* Link expansion: relevance flows along memory links (consecutive turns of a
+  conversation, links added by the lifecycle), so the turn *around* a strong match, which
+  often holds the actual answer, enters the ranking even when it shares no words with
+  the query.
+* Speaker cue: when the query names a person, what that person said is preferred.
+
+Both run on the top candidates only, with one or two small store reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Sequence
+
+from ..storage.base import RecordStore, RowQuery, StoredRow
+
+
+def expand_links(store: RecordStore, query: RowQuery, scores: dict[int, float],
+                 rows: dict[int, StoredRow], *, beta: float, hops: int,
+                 top: int) -> dict[int, float]:
+    """Add ``beta`` x a candidate's score to every memory within ``hops`` links of it."""
+    if beta <= 0 or hops <= 0 or not rows:
+        return scores
+    seq_of = {r.item.id: seq for seq, r in rows.items()}
+    seeds = {rows[s].item.id: scores[s] for s in
+             sorted(scores, key=scores.get, reverse=True)[:top] if s in rows}  # type: ignore[arg-type]
+    adjacency: dict[str, set[str]] = {}
+    frontier, fetched = set(seeds), set()
+    for _ in range(hops):  # one store read per hop, for the whole frontier
+        todo = frontier - fetched
+        for src, dst in store.links(list(todo)) if todo else ():
+            adjacency.setdefault(src, set()).add(dst)
+            adjacency.setdefault(dst, set()).add(src)
+        fetched |= todo
+        frontier = {n for i in frontier for n in adjacency.get(i, ())}
+    gained: dict[str, float] = {}
+    for seed, score in seeds.items():
+        reached, layer = {seed}, {seed}
+        for _ in range(hops):
+            layer = {n for i in layer for n in adjacency.get(i, ())} - reached
+            reached |= layer
+        for item_id in reached - {seed}:
+            gained[item_id] = gained.get(item_id, 0.0) + beta * score
+    missing = [i for i in gained if i not in seq_of]
+    if missing:  # neighbours must pass the same scope, status and time filters
+        fetched = store.select(replace(query, ids=missing, seqs=None, limit=None, offset=0))
+        for r in fetched:
+            rows[r.seq] = r
+            seq_of[r.item.id] = r.seq
+    out = dict(scores)
+    for item_id, extra in gained.items():
+        seq = seq_of.get(item_id)
+        if seq is not None:
+            out[seq] = out.get(seq, 0.0) + extra
+    return out
+
+
+def speaker_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
+                  *, gamma: float) -> dict[int, float]:
+    """Multiply by ``1 + gamma`` the memories whose speaker is named in the query."""
+    if gamma <= 0:
+        return scores
+    lowered = text.lower()
+    named: dict[str, bool] = {}
+    out = dict(scores)
+    for seq, score in scores.items():
+        row = rows.get(seq)
+        speaker = row.item.metadata.get("speaker") if row else None
+        if not isinstance(speaker, str) or not speaker.strip():
+            continue
+        if speaker not in named:
+            pattern = r"\b" + re.escape(speaker.strip().lower()) + r"\b"
+            named[speaker] = re.search(pattern, lowered) is not None
+        if named[speaker]:
+            out[seq] = score * (1.0 + gamma)
+    return out
+
+
+def ranked(scores: dict[int, float], k: int) -> Sequence[tuple[int, float]]:
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]

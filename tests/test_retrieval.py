@@ -1,0 +1,83 @@
+"""Second-stage retrieval through a real vault: link expansion, speaker cue, fusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memvault import Settings, Vault
+from memvault.retrieval.fusion import rrf
+from memvault.retrieval.searcher import SearchConfig
+
+
+def make(tmp_path: Path, context: str = "thread", **search: object) -> Vault:
+    return Vault(settings=Settings(path=tmp_path / "v.db", embedder="hash",
+                                   index_context=context,
+                                   search=SearchConfig(**search)))  # type: ignore[arg-type]
+
+
+CHAT = [
+    {"name": "Ann", "content": "Guess what, I finally went to the pottery workshop."},
+    {"name": "Ben", "content": "How was it?"},
+    {"name": "Ann", "content": "Loved it. I made a wobbly blue bowl."},
+    {"name": "Ben", "content": "Unrelated, my train was late again."},
+]
+
+
+def test_consecutive_turns_are_linked(tmp_path: Path) -> None:
+    with make(tmp_path) as v:
+        items = v.add_messages(CHAT, user_id="u", session_id="s")
+        assert [link.target for link in v.get(items[0].id).links] == [items[1].id]
+        assert v.get(items[3].id).links == ()
+
+
+def test_link_expansion_brings_in_the_neighbouring_answer(tmp_path: Path) -> None:
+    """'How was it?' shares no word with the query; it gains score through its link."""
+    query = "pottery workshop"
+    with make(tmp_path, context="speaker", link_beta=0.0) as v:
+        items = v.add_messages(CHAT, user_id="u", session_id="s")
+        v.link(items[0].id, items[1].id, kind="next")  # "speaker" mode adds no thread links
+        plain = {h.item.id: h for h in v.search(query, user_id="u", k=4)}
+    with make(tmp_path, context="speaker", link_beta=0.5, link_hops=1) as v:
+        expanded = {h.item.id: h for h in v.search(query, user_id="u", k=4)}
+    reply = items[1].id
+    assert "links" not in plain[reply].sources
+    assert "links" in expanded[reply].sources
+    assert expanded[reply].score > plain[reply].score
+    assert "links" not in expanded[items[3].id].sources  # not linked to anything
+
+
+def test_expansion_respects_scope(tmp_path: Path) -> None:
+    with make(tmp_path, link_beta=1.0) as v:
+        a = v.add_messages(CHAT[:2], user_id="u1", session_id="s")
+        b = v.add("Ben: How was it? (other user)", user_id="u2")
+        v.link(a[0].id, b.id)  # a cross-scope link must not leak u2's memory into u1's search
+        hits = v.search("pottery workshop", user_id="u1", k=10)
+        assert {h.item.user_id for h in hits} == {"u1"}
+
+
+def test_speaker_cue_prefers_the_named_person(tmp_path: Path) -> None:
+    chat = [{"name": "Ann", "content": "I love hiking in the hills."},
+            {"name": "Ben", "content": "I love hiking in the hills too."}]
+    with make(tmp_path, speaker_gamma=0.5, link_beta=0.0) as v:
+        v.add_messages(chat, user_id="u", session_id="s")
+        top = v.search("does Ben love hiking in the hills", user_id="u", k=2)
+        assert top[0].item.metadata["speaker"] == "Ben" and top[0].sources["speaker"] == 1.0
+        top = v.search("does Ann love hiking in the hills", user_id="u", k=2)
+        assert top[0].item.metadata["speaker"] == "Ann"
+
+
+def test_retriever_subsets(tmp_path: Path) -> None:
+    with make(tmp_path, retrievers=("lexical",)) as v:
+        v.add("alpha beta gamma")
+        v.add("completely different words")
+        hits = v.search("alpha", k=5)
+        assert [h.item.text for h in hits] == ["alpha beta gamma"]
+        assert set(hits[0].sources) == {"lexical"}
+
+
+def test_rrf_fuses_by_rank_and_weight() -> None:
+    fused = rrf({"a": [(1, 9.0), (2, 5.0)], "b": [(2, 0.9), (3, 0.1)]}, k=10,
+                weights={"a": 1.0, "b": 2.0})
+    order = [key for key, _, _ in fused]
+    assert order == [2, 3, 1]
+    assert fused[0][2] == {"a": 5.0, "b": 0.9}
