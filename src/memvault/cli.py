@@ -448,6 +448,16 @@ def _run_demo(vault: Vault, sample: dict[str, Any], echo: Callable[..., None],
     return report
 
 
+def _register_faces() -> None:
+    """Command groups that live beside the modules they drive."""
+    from .evaluation.commands import bench
+
+    cli.add_command(bench)
+
+
+_register_faces()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``memvault``)."""
     cli.main(args=argv, prog_name="memvault")

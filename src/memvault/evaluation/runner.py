@@ -77,7 +77,7 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
     ingest_seconds: dict[bool, float] = {}
     turns = sum(len(c.turns) for c in convs)
     bar = tqdm(total=n_questions * len(variants), unit=" q", disable=not progress,
-               desc="locomo")
+               desc="locomo", mininterval=2.0)
     with tempfile.TemporaryDirectory(prefix="memvault-locomo-") as tmp:
         for ci, conv in enumerate(convs):
             for context in sorted({v.index_context for v in variants}):
@@ -174,21 +174,3 @@ def plot(report: dict[str, Any], path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
-
-
-def _cli_main(argv: list[str] | None = None) -> None:  # pragma: no cover - thin wrapper
-    import argparse
-
-    p = argparse.ArgumentParser()
-    p.add_argument("path")
-    p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("--limit", type=int)
-    a = p.parse_args(argv)
-    started = time.perf_counter()
-    report = run(a.path, a.out, limit=a.limit)
-    print(markdown(report))
-    print(f"done in {time.perf_counter() - started:.0f} s")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _cli_main()
