@@ -24,7 +24,7 @@ from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from .models import Embedder, get_embedder
 from .retrieval import Searcher
 from .retrieval.context import MODES as CONTEXT_MODES
-from .retrieval.context import search_text
+from .retrieval.context import embed_text, search_text
 from .settings import Settings
 from .storage.base import AuditOp, InsertVersion, LinkOp, PurgeOp, RecordStore, RowQuery
 from .storage.sqlite import SQLiteStore
@@ -209,10 +209,11 @@ class Vault:
         if len({i.id for i in items}) != len(items):
             raise InvalidInput("duplicate ids in one batch")
         texts, thread_links = self._search_texts(items)
-        vectors = self.embedder.embed(texts)
+        inputs = [embed_text(item, self.settings.index_context) for item in items]
+        vectors = self.embedder.embed(inputs)
         ops: list[Any] = []
-        for item, text, vec in zip(items, texts, vectors):
-            ops.append(InsertVersion(item, vec, content_hash(text), expected_version=0,
+        for item, text, source, vec in zip(items, texts, inputs, vectors):
+            ops.append(InsertVersion(item, vec, content_hash(source), expected_version=0,
                                      search_text=text))
             ops.append(AuditOp("add", item.id, 1, self.actor, {"kind": item.kind}))
         ops += [LinkOp(prev, nxt, "next") for prev, nxt in thread_links]
@@ -317,11 +318,13 @@ class Vault:
         text, vec, digest = None, None, None
         if "text" in changes:
             text = self._search_texts([item])[0][0]
-            vec = self.embedder.embed([text])[0]
-        else:
-            digest = self.store.select(RowQuery(ids=[item.id], statuses=None, limit=1))[0].content_hash
+            source = embed_text(item, self.settings.index_context)
+            vec, digest = self.embedder.embed([source])[0], content_hash(source)
+        else:  # same content: the stored vector (and indexed context) carry over
+            digest = self.store.select(RowQuery(ids=[item.id], statuses=None,
+                                                limit=1))[0].content_hash
         self.store.apply([
-            InsertVersion(item, vec, digest or content_hash(text or item.text),
+            InsertVersion(item, vec, digest,
                           expected_version=current.version, search_text=text),
             AuditOp(action, item.id, item.version, self.actor,
                     {k: v for k, v in details.items() if v is not None}),

@@ -3,6 +3,10 @@
 A chat turn such as "I painted that last summer" carries neither who said it nor what
 "that" is. Indexing the speaker's name, and the turn it answers, lets a question that
 names the person or the thing find it. The stored text itself is never changed.
+
+The lexical index gets the thread (the previous turn too); the embedder gets only
+"Speaker: text": on LoCoMo the dense side ranked no better with the thread in its input,
+and the longer input doubled the embedding cost of every turn.
 """
 
 from __future__ import annotations
@@ -28,3 +32,8 @@ def search_text(item: MemoryItem, previous: MemoryItem | None, mode: str) -> str
         prev = f"{prev_who}: {previous.text}" if prev_who else previous.text
         text = f"{text}\n(in reply to {prev})"
     return text
+
+
+def embed_text(item: MemoryItem, mode: str) -> str:
+    """The embedder's input: the speaker context, never the thread."""
+    return search_text(item, None, "speaker" if mode == "thread" else mode)
