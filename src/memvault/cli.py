@@ -451,8 +451,11 @@ def _run_demo(vault: Vault, sample: dict[str, Any], echo: Callable[..., None],
 def _register_faces() -> None:
     """Command groups that live beside the modules they drive."""
     from .evaluation.commands import bench
+    from .server.commands import keys, serve
 
     cli.add_command(bench)
+    cli.add_command(serve)
+    cli.add_command(keys)
 
 
 _register_faces()

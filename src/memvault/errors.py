@@ -16,6 +16,8 @@ __all__ = [
     "NotFound",
     "Conflict",
     "PermissionDenied",
+    "Unauthorized",
+    "PayloadTooLarge",
     "StorageError",
     "IntegrityError",
     "ModelError",
@@ -68,6 +70,20 @@ class Conflict(MemvaultError):
 class PermissionDenied(MemvaultError):
     code = "permission_denied"
     http_status = 403
+
+
+class Unauthorized(PermissionDenied):
+    """No API key, or one that is malformed, unknown or revoked."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class PayloadTooLarge(InvalidInput):
+    """A request body larger than the server accepts; nothing was read into the vault."""
+
+    code = "payload_too_large"
+    http_status = 413
 
 
 class StorageError(MemvaultError):

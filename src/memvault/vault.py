@@ -163,6 +163,12 @@ class Vault:
         """
         batch_size = check.bounded_int(batch_size, field="batch_size", low=1,
                                        high=self.limits.max_batch)
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+            raise InvalidInput("records must be a list of strings or objects")
+        unknown = set(defaults) - _RECORD_KEYS
+        if unknown:
+            raise InvalidInput(f"unknown default field(s) {sorted(unknown)}",
+                               fields=sorted(unknown))
         out: list[MemoryItem] = []
         batch: list[MemoryItem] = []
         for record in records:
@@ -196,8 +202,8 @@ class Vault:
             kind=check.kind(r.get("kind", "note")),
             **check.scope({f: r.get(f) for f in ("user_id", "agent_id", "session_id", "cube_id")}),
             metadata=check.json_object(r.get("metadata"), lim, field="metadata"),
-            provenance={"actor": self.actor, **check.json_object(r.get("provenance"), lim,
-                                                                 field="provenance")},
+            provenance={**check.json_object(r.get("provenance"), lim, field="provenance"),
+                        "actor": self.actor},  # the caller cannot claim another actor
             tags=check.tags(r.get("tags"), lim),
             created_at=now, valid_from=now,
             event_time=parse_time(r["event_time"], field="event_time") if r.get("event_time") is not None else None,
@@ -337,7 +343,8 @@ class Vault:
                           AuditOp("link", src, None, self.actor, {"dst": dst, "kind": kind})])
 
     def unlink(self, src: str, dst: str, *, kind: str = "related") -> None:
-        self.store.apply([LinkOp(src, dst, kind, remove=True),
+        self._current(src), self._current(dst)
+        self.store.apply([LinkOp(src, dst, check.kind(kind), remove=True),
                           AuditOp("unlink", src, None, self.actor, {"dst": dst, "kind": kind})])
 
     # -- reads -------------------------------------------------------------------------
@@ -406,6 +413,11 @@ class Vault:
     def audit(self, *, item_id: str | None = None, action: str | None = None,
               after: int = 0, limit: int = 100) -> list[AuditEvent]:
         limit = check.bounded_int(limit, field="limit", low=1, high=self.limits.max_page)
+        after = check.bounded_int(after, field="after", low=0, high=2**62)
+        if item_id is not None:
+            check.item_id(item_id)
+        if action is not None and (not isinstance(action, str) or len(action) > 64):
+            raise InvalidInput("action must be a short string", field="action")
         return self.store.audit_events(item_id=item_id, action=action, after=after, limit=limit)
 
     def export(self, *, history: bool = False) -> Iterator[MemoryItem]:

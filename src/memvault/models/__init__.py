@@ -14,6 +14,8 @@ def get_embedder(name: str) -> Embedder:
 
         return MiniLMEmbedder()
     if name == "hash" or name.startswith("hash-"):
-        dim = int(name.split("-", 1)[1]) if "-" in name else 256
-        return HashEmbedder(dim)
+        size = name.split("-", 1)[1] if "-" in name else "256"
+        if not size.isdigit() or not 8 <= int(size) <= 4096:
+            raise ConfigurationError(f"bad embedder {name!r}: hash-<dim> with dim in 8..4096")
+        return HashEmbedder(int(size))
     raise ConfigurationError(f"unknown embedder {name!r}; known: minilm, hash, hash-<dim>")

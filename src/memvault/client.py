@@ -1,0 +1,332 @@
+"""The remote vault: the :class:`~memvault.Vault` interface over the REST API.
+
+``connect(url, api_key)`` returns a :class:`RemoteVault` whose methods have the names,
+signatures and return types of the local Vault's (MemoryItem, SearchHit, Page,
+AuditEvent), seen through the key's scope as a
+:class:`~memvault.governance.ScopedVault` would show it. Error bodies come back as the
+same memvault exceptions, chosen by their ``code``; transport failures (refused
+connection, time-out) become :class:`~memvault.errors.StorageError`.
+
+Only httpx is needed: this module does not import the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import date, datetime
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from urllib.parse import quote
+
+import httpx
+
+from . import _validate as check
+from .errors import (Conflict, ConfigurationError, IntegrityError, InvalidInput, MemvaultError,
+                     ModelError, NotFound, PayloadTooLarge, PermissionDenied, StorageError,
+                     Unauthorized)
+from .types import AuditEvent, MemoryItem, Page, SearchHit
+
+__all__ = ["connect", "RemoteVault", "RemoteError"]
+
+Record = str | Mapping[str, Any]
+
+_BY_CODE: dict[str, type[MemvaultError]] = {cls.code: cls for cls in (
+    InvalidInput, NotFound, Conflict, PermissionDenied, StorageError, IntegrityError,
+    ModelError, ConfigurationError, Unauthorized, PayloadTooLarge)}
+
+
+class RemoteError(MemvaultError):
+    """A failure the server reported with a code this client has no class for."""
+
+    def __init__(self, message: str, *, code: str, http_status: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.code = code
+        self.http_status = http_status
+
+
+def connect(url: str, api_key: str, *, timeout: float = 30,
+            transport: httpx.BaseTransport | None = None) -> "RemoteVault":
+    """A :class:`RemoteVault` talking to the memvault server at ``url`` with ``api_key``.
+
+    ``transport`` replaces the network (e.g. ``httpx.MockTransport``) for tests.
+    """
+    if not isinstance(api_key, str) or not api_key:
+        raise InvalidInput("api_key must be a non-empty string", field="api_key")
+    client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, transport=transport,
+                          headers={"Authorization": f"Bearer {api_key}",
+                                   "User-Agent": "memvault-client"})
+    return RemoteVault(client)
+
+
+def _jsonable(value: Any) -> Any:
+    """What the local Vault accepts (datetimes, tuples, ...) in its JSON spelling."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _seg(id: Any) -> str:
+    """A memory id as one path segment, checked as the Vault checks it (a malformed id
+    cannot be sent as a path). Dots are escaped too, so that ids such as ``..`` survive
+    URL normalisation."""
+    return quote(check.item_id(id), safe="").replace(".", "%2E")
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+class RemoteVault:
+    """A vault on a memvault server, with the local Vault's interface."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        return str(self._client.base_url)
+
+    def __repr__(self) -> str:
+        return f"RemoteVault({self.url!r})"
+
+    # -- transport ---------------------------------------------------------------------
+    def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                 body: Any = None) -> Any:
+        if self._closed:
+            raise StorageError("the remote vault is closed")
+        kwargs: dict[str, Any] = {}
+        if params:
+            kwargs["params"] = [(k, _param(x)) for k, v in params.items() if v is not None
+                                for x in (v if isinstance(v, (list, tuple)) else [v])]
+        if body is not None:
+            try:
+                kwargs["content"] = json.dumps(_jsonable(body), ensure_ascii=False).encode()
+            except (TypeError, ValueError) as exc:
+                raise InvalidInput(f"the request is not valid JSON: {exc}") from None
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise StorageError(f"{method} {path}: no answer from {self.url} in time; a write "
+                               "may or may not have been applied", reason="timeout") from exc
+        except httpx.HTTPError as exc:
+            raise StorageError(f"{method} {path}: cannot reach {self.url}: {exc}",
+                               reason="unreachable") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise StorageError(f"{method} {path}: the server sent a body that is not JSON",
+                               reason="bad_response") from exc
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+
+    def flush(self) -> None:
+        self._request("POST", "/v1/flush")
+
+    def __enter__(self) -> "RemoteVault":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def whoami(self) -> dict[str, Any]:
+        """The principal and scope of this client's key."""
+        return self._request("GET", "/v1/whoami")
+
+    # -- writes ------------------------------------------------------------------------
+    def add(self, text: str, *, kind: str = "note", user_id: str | None = None,
+            agent_id: str | None = None, session_id: str | None = None,
+            cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+            provenance: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+            event_time: Any = None, importance: float = 0.5, expires_at: Any = None,
+            id: str | None = None) -> MemoryItem:
+        body = {k: v for k, v in locals().items() if k != "self" and v is not None}
+        return MemoryItem.from_dict(self._request("POST", "/v1/memories", body=body))
+
+    def add_messages(self, messages: Sequence[Mapping[str, Any]], *,
+                     user_id: str | None = None, agent_id: str | None = None,
+                     session_id: str | None = None, cube_id: str | None = None,
+                     metadata: Mapping[str, Any] | None = None,
+                     event_time: Any = None) -> list[MemoryItem]:
+        body = {k: v for k, v in locals().items() if k != "self" and v is not None}
+        return _item_list(self._request("POST", "/v1/messages", body=body)["items"])
+
+    def add_many(self, records: Iterable[Record], *, batch_size: int = 256,
+                 progress: Callable[[int], None] | None = None,
+                 **defaults: Any) -> list[MemoryItem]:
+        """Each ``batch_size`` records are one request and one transaction on the server."""
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+            raise InvalidInput("records must be a list of strings or objects", field="records")
+        defaults = {k: v for k, v in defaults.items() if v is not None}
+        sane = isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0
+        # a bad batch_size goes to the server as it is, which refuses it like the Vault does
+        chunks = _batches(records, batch_size) if sane else iter([list(records)])
+        out: list[MemoryItem] = []
+        for chunk in chunks:
+            body: dict[str, Any] = {"records": chunk, "batch_size": batch_size}
+            if defaults:
+                body["defaults"] = defaults
+            items = _item_list(self._request("POST", "/v1/memories/batch", body=body)["items"])
+            out += items
+            if progress and items:
+                progress(len(items))
+        return out
+
+    def update(self, id: str, text: str | None = None, *, kind: str | None = None,
+               metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
+               event_time: Any = None, importance: float | None = None,
+               expires_at: Any = None, reason: str | None = None) -> MemoryItem:
+        body = {k: v for k, v in locals().items() if k not in ("self", "id") and v is not None}
+        return MemoryItem.from_dict(self._request("PATCH", f"/v1/memories/{_seg(id)}",
+                                                  body=body))
+
+    def delete(self, id: str, *, reason: str | None = None) -> MemoryItem:
+        return MemoryItem.from_dict(self._request("DELETE", f"/v1/memories/{_seg(id)}",
+                                                  params={"reason": reason}))
+
+    def restore(self, id: str) -> MemoryItem:
+        return MemoryItem.from_dict(self._request("POST", f"/v1/memories/{_seg(id)}/restore"))
+
+    def archive(self, id: str, *, reason: str | None = None) -> MemoryItem:
+        return MemoryItem.from_dict(self._request("POST", f"/v1/memories/{_seg(id)}/archive",
+                                                  body={"reason": reason}))
+
+    def purge(self, id: str, *, reason: str | None = None) -> int:
+        doc = self._request("POST", f"/v1/memories/{_seg(id)}/purge", body={"reason": reason})
+        return int(doc["purged_versions"])
+
+    def link(self, src: str, dst: str, *, kind: str = "related", weight: float = 1.0) -> None:
+        self._request("POST", "/v1/links",
+                      body={"src": src, "dst": dst, "kind": kind, "weight": weight})
+
+    def unlink(self, src: str, dst: str, *, kind: str = "related") -> None:
+        self._request("DELETE", "/v1/links", params={"src": src, "dst": dst, "kind": kind})
+
+    # -- reads -------------------------------------------------------------------------
+    def get(self, id: str, *, as_of: Any = None) -> MemoryItem:
+        return MemoryItem.from_dict(self._request("GET", f"/v1/memories/{_seg(id)}",
+                                                  params={"as_of": as_of}))
+
+    def history(self, id: str) -> list[MemoryItem]:
+        doc = self._request("GET", f"/v1/memories/{_seg(id)}/history")
+        return _item_list(doc["versions"])
+
+    def list(self, *, user_id: str | None = None, agent_id: str | None = None,
+             session_id: str | None = None, cube_id: str | None = None,
+             filters: Mapping[str, Any] | None = None, status: Any = "active",
+             as_of: Any = None, limit: int = 50, offset: int = 0,
+             order: str = "created_desc") -> Page:
+        params = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id,
+                  "cube_id": cube_id, "status": _status_param(status), "as_of": as_of,
+                  "limit": limit, "offset": offset, "order": order}
+        if filters is not None:
+            try:
+                params["filters"] = json.dumps(_jsonable(filters))
+            except (TypeError, ValueError):
+                raise InvalidInput("filters must be a JSON object", field="filters") from None
+        doc = self._request("GET", "/v1/memories", params=params)
+        return Page(items=_item_list(doc["items"]), total=doc["total"], offset=doc["offset"],
+                    next_offset=doc["next_offset"])
+
+    def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
+               session_id: str | None = None, cube_id: str | None = None,
+               filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
+               status: Any = "active") -> list[SearchHit]:
+        body = {k_: v for k_, v in locals().items()
+                if k_ not in ("self", "status") and v is not None}
+        body["status"] = list(status) if isinstance(status, (tuple, set, frozenset)) else status
+        doc = self._request("POST", "/v1/search", body=body)
+        return [SearchHit(item=MemoryItem.from_dict(h["item"]), score=h["score"], rank=h["rank"],
+                          sources=h.get("sources") or {}) for h in doc["hits"]]
+
+    def count(self, *, user_id: str | None = None, status: Any = "active") -> int:
+        doc = self._request("GET", "/v1/count",
+                            params={"user_id": user_id, "status": _status_param(status)})
+        return int(doc["count"])
+
+    def audit(self, *, item_id: str | None = None, action: str | None = None,
+              after: int = 0, limit: int = 100) -> list[AuditEvent]:
+        doc = self._request("GET", "/v1/audit", params={"item_id": item_id, "action": action,
+                                                        "after": after, "limit": limit})
+        return [_event(e) for e in doc["events"]]
+
+    def export(self, *, history: bool = False) -> Iterator[MemoryItem]:
+        """Every memory in scope, streamed (all statuses); with ``history`` every version."""
+        if self._closed:
+            raise StorageError("the remote vault is closed")
+        try:
+            with self._client.stream("GET", "/v1/export",
+                                     params={"history": _param(bool(history))}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield MemoryItem.from_dict(json.loads(line))
+        except httpx.HTTPError as exc:
+            raise StorageError(f"export from {self.url} failed: {exc}",
+                               reason="unreachable") from exc
+
+    def check(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/check")
+
+
+def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    it = iter(records)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _status_param(status: Any) -> Any:
+    if status is None:
+        return "any"
+    if isinstance(status, (set, frozenset)):
+        return sorted(status)
+    return status
+
+
+def _item_list(docs: Iterable[dict[str, Any]]) -> list[MemoryItem]:
+    return [MemoryItem.from_dict(d) for d in docs]
+
+
+def _event(doc: dict[str, Any]) -> AuditEvent:
+    from ._time import parse_time
+
+    return AuditEvent(seq=doc["seq"], at=parse_time(doc["at"], field="at"), actor=doc["actor"],
+                      action=doc["action"], item_id=doc["item_id"], version=doc["version"],
+                      details=doc.get("details") or {})
+
+
+def _error(response: httpx.Response) -> MemvaultError:
+    """The memvault exception an error response stands for."""
+    try:
+        doc = response.json()
+        code, message = str(doc["code"]), str(doc["message"])
+        details = doc.get("details") or {}
+        if not isinstance(details, dict):
+            details = {"details": details}
+    except (ValueError, KeyError, TypeError):
+        return RemoteError(f"HTTP {response.status_code}: {response.text[:200]}",
+                           code="http_error", http_status=response.status_code)
+    details = {k: v for k, v in details.items() if k not in ("message", "code", "http_status")}
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        return RemoteError(message, code=code, http_status=response.status_code, **details)
+    return cls(message, **details)

@@ -1,0 +1,428 @@
+"""The REST face: the Vault over HTTP, under ``/v1``.
+
+A thin layer. Each route authenticates the caller (``Authorization: Bearer <key>``),
+builds the :class:`~memvault.governance.ScopedVault` of the key's principal and makes one
+call on it in a worker thread (Vault calls block; the event loop never does). There is no
+storage or search logic here.
+
+Every failure is a JSON body ``{"code", "message"[, "details"]}`` with a stable code:
+a :class:`~memvault.errors.MemvaultError` keeps its own code and status; request
+validation failures are 422 ``invalid_input``; a missing or bad key is 401
+``unauthorized``; a body over the limit is 413 ``payload_too_large``; an unknown route is
+404 ``not_found`` and a wrong method 405 ``method_not_allowed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, AsyncIterator, Callable, Iterator, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import InvalidInput, MemvaultError, StorageError
+from ..governance import KeyStore, ScopedVault, Unauthorized
+from ..types import STATUSES, MemoryItem
+from ..vault import Vault
+from . import models as m
+from .edge import Edge, Metrics
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("memvault.server")
+T = TypeVar("T")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": m.ErrorOut, "description": text} for status, text in (
+        (401, "Missing, unknown or revoked API key (code unauthorized)"),
+        (403, "Outside the key's scope (code permission_denied)"),
+        (404, "No such memory visible to this key, or no such route (code not_found)"),
+        (409, "Conflicts with the current state (code conflict)"),
+        (413, "Request body too large (code payload_too_large)"),
+        (422, "Invalid input; nothing was changed (code invalid_input)"))}
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class Runtime:
+    """What the routes share: the vault, the keys, the worker pool and the metrics.
+
+    Vault calls run on a dedicated pool of ``threads`` long-lived threads rather than
+    anyio's default workers, which are retired after 10 s idle: the SQLite store keeps one
+    reader connection per thread for the life of the store, so short-lived threads would
+    leak a connection (and its file descriptors) on every burst of traffic.
+    """
+
+    def __init__(self, vault: Vault, keys: KeyStore, threads: int) -> None:
+        self.vault, self.keys, self.threads = vault, keys, threads
+        self.metrics = Metrics()
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.waiting = 0  # submitted, not started: the queue depth
+        self.running = 0
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="memvault")
+            return self._pool
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` on a worker thread. Once submitted it runs to the end
+        even if the client goes away: a write that was accepted completes (durably)."""
+        def task() -> T:
+            with self._lock:
+                self.waiting -= 1
+                self.running += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        with self._lock:
+            self.waiting += 1
+        try:
+            submitted = self._executor().submit(task)
+        except RuntimeError:  # the pool is shutting down with the server
+            with self._lock:
+                self.waiting -= 1
+            raise StorageError("the server is shutting down", reason="shutdown") from None
+        future = asyncio.wrap_future(submitted)
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "unretrieved"
+        return await asyncio.shield(future)
+
+    def close(self) -> None:
+        """Wait for running calls and stop the workers (a later call starts new ones)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.memvault
+
+
+_bearer = HTTPBearer(auto_error=False, bearerFormat="mv_<key id>_<secret>",
+                     description="An API key made with `memvault keys create`.")
+
+
+async def _scoped(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None,
+                                                     Depends(_bearer)]) -> ScopedVault:
+    rt = _runtime(request)
+    if creds is None:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    principal = await rt.run(rt.keys.verify, creds.credentials)
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key")
+    return ScopedVault(rt.vault, principal)
+
+
+RT = Annotated[Runtime, Depends(_runtime)]
+SV = Annotated[ScopedVault, Depends(_scoped)]
+
+
+def _ok(doc: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(doc, status_code=status)
+
+
+def _time(value: str | None) -> str | float | None:
+    """A time from a query string: epoch seconds if it is a number, else ISO-8601."""
+    if value is not None and _NUMBER.match(value.strip()):
+        return float(value)
+    return value
+
+
+def _status(values: list[str] | None) -> Any:
+    if not values:
+        return "active"
+    return values[0] if len(values) == 1 else values
+
+
+def _filters(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidInput("filters must be a JSON object", field="filters") from None
+
+
+def _items(items: list[MemoryItem]) -> list[dict[str, Any]]:
+    return [i.to_dict() for i in items]
+
+
+# -- error bodies ------------------------------------------------------------------------
+def _error(status: int, code: str, message: str, details: Any = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = jsonable_encoder(details)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _on_memvault(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MemvaultError)
+    if exc.http_status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc,
+                  exc_info=exc.__cause__ or exc)
+    return _error(exc.http_status, exc.code, exc.message, exc.details,
+                  {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()[:20]]
+    if errors and errors[0]["type"] == "json_invalid":
+        message = f"the body is not valid JSON (at character {errors[0]['loc'][-1]})"
+    elif errors:
+        where = ".".join(p for p in errors[0]["loc"] if p != "body") or "body"
+        message = f"{where}: {errors[0]['msg']}"
+        if len(exc.errors()) > 1:
+            message += f" (and {len(exc.errors()) - 1} more)"
+    else:
+        message = "invalid request"
+    return _error(422, "invalid_input", message, {"errors": errors})
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status, detail = exc.status_code, str(exc.detail)
+    if status == 404:
+        return _error(404, "not_found", f"no route {request.method} {request.url.path}"
+                      if detail == "Not Found" else detail)
+    if status == 405:
+        return _error(405, "method_not_allowed",
+                      f"{request.method} is not allowed on {request.url.path}",
+                      headers=exc.headers)
+    if status == 400:  # an unparseable body: as invalid as a malformed one
+        return _error(422, "invalid_input", f"the request body could not be parsed ({detail})")
+    code = {401: "unauthorized", 413: "payload_too_large"}.get(status, "http_error")
+    return _error(status, code, detail, headers=exc.headers)
+
+
+async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s crashed", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal_error", "internal server error")
+
+
+# -- the app -----------------------------------------------------------------------------
+def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
+               threads: int = 8) -> FastAPI:
+    """The REST app over ``vault``; callers authenticate with keys from ``keys``.
+
+    ``threads`` bounds how many Vault calls run at once; the rest queue (see
+    ``/v1/metrics``, ``queue_depth``). The caller owns ``vault`` and ``keys``.
+    """
+    if threads < 1 or max_body_bytes < 1:
+        raise InvalidInput("threads and max_body_bytes must be positive")
+    rt = Runtime(vault, keys, threads)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, rt.close)
+
+    app = FastAPI(title="memvault", version=__version__, lifespan=lifespan,
+                  description="Versioned, searchable memory for LLM agents. Every call is "
+                              "confined to the scope of the caller's API key.",
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+    app.state.memvault = rt
+    app.add_middleware(Edge, max_body_bytes=max_body_bytes, metrics=rt.metrics)
+    app.add_exception_handler(MemvaultError, _on_memvault)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_crash)
+    app.include_router(_memories())
+    app.include_router(_service())
+    return app
+
+
+def _memories() -> APIRouter:
+    r = APIRouter(prefix="/v1", responses=_ERRORS, tags=["memories"])
+
+    @r.post("/memories", status_code=201, response_model=m.MemoryItemOut,
+            summary="Store one memory (durable when answered)")
+    async def add(body: m.AddIn, sv: SV, rt: RT) -> Response:
+        fields = body.model_dump(exclude_none=True)
+        item = await rt.run(sv.add, fields.pop("text"), **fields)
+        return _ok(item.to_dict(), 201)
+
+    @r.post("/memories/batch", status_code=201, response_model=m.ItemsOut,
+            summary="Store many memories; each batch_size records are one transaction")
+    async def add_many(body: m.AddManyIn, sv: SV, rt: RT) -> Response:
+        records = [rec if isinstance(rec, str) else rec.model_dump(exclude_none=True)
+                   for rec in body.records]
+        defaults = body.defaults.model_dump(exclude_none=True) if body.defaults else {}
+        items = await rt.run(sv.add_many, records, batch_size=body.batch_size, **defaults)
+        return _ok({"items": _items(items)}, 201)
+
+    @r.post("/messages", status_code=201, response_model=m.ItemsOut,
+            summary="Store chat messages as turns")
+    async def add_messages(body: m.MessagesIn, sv: SV, rt: RT) -> Response:
+        fields = body.model_dump(exclude_none=True)
+        messages = [msg.model_dump(exclude_none=True) for msg in body.messages]
+        fields.pop("messages")
+        items = await rt.run(sv.add_messages, messages, **fields)
+        return _ok({"items": _items(items)}, 201)
+
+    @r.get("/memories", response_model=m.PageOut, summary="List memories, newest first")
+    async def list_(sv: SV, rt: RT, user_id: str | None = None, agent_id: str | None = None,
+                    session_id: str | None = None, cube_id: str | None = None,
+                    filters: Annotated[str | None, Query(
+                        description="Filters as a JSON object (kind, tags, metadata, ids, "
+                                    "event_after, ...)")] = None,
+                    status: Annotated[list[str] | None, Query(
+                        description="Repeatable; 'any' for every status")] = None,
+                    as_of: str | None = None, limit: int = 50, offset: int = 0,
+                    order: str = "created_desc") -> Response:
+        page = await rt.run(sv.list, user_id=user_id, agent_id=agent_id, session_id=session_id,
+                            cube_id=cube_id, filters=_filters(filters), status=_status(status),
+                            as_of=_time(as_of), limit=limit, offset=offset, order=order)
+        return _ok(page.to_dict())
+
+    @r.get("/memories/{id}", response_model=m.MemoryItemOut,
+           summary="The current version (any status), or the one valid at as_of")
+    async def get(id: str, sv: SV, rt: RT, as_of: str | None = None) -> Response:
+        return _ok((await rt.run(sv.get, id, as_of=_time(as_of))).to_dict())
+
+    @r.patch("/memories/{id}", response_model=m.MemoryItemOut,
+             summary="Write a new version (fields left out keep their value)")
+    async def update(id: str, body: m.UpdateIn, sv: SV, rt: RT) -> Response:
+        item = await rt.run(sv.update, id, **body.model_dump(exclude_none=True))
+        return _ok(item.to_dict())
+
+    @r.delete("/memories/{id}", response_model=m.MemoryItemOut,
+              summary="Tombstone (restorable until purged)")
+    async def delete(id: str, sv: SV, rt: RT, reason: str | None = None) -> Response:
+        return _ok((await rt.run(sv.delete, id, reason=reason)).to_dict())
+
+    @r.post("/memories/{id}/restore", response_model=m.MemoryItemOut,
+            summary="Bring a deleted or archived memory back")
+    async def restore(id: str, sv: SV, rt: RT) -> Response:
+        return _ok((await rt.run(sv.restore, id)).to_dict())
+
+    @r.post("/memories/{id}/archive", response_model=m.MemoryItemOut,
+            summary="Archive an active memory")
+    async def archive(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+        reason = body.reason if body else None
+        return _ok((await rt.run(sv.archive, id, reason=reason)).to_dict())
+
+    @r.post("/memories/{id}/purge", response_model=m.PurgeOut,
+            summary="Remove every version for good")
+    async def purge(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+        n = await rt.run(sv.purge, id, reason=body.reason if body else None)
+        return _ok({"id": id, "purged_versions": n})
+
+    @r.get("/memories/{id}/history", response_model=m.HistoryOut,
+           summary="Every version, oldest first")
+    async def history(id: str, sv: SV, rt: RT) -> Response:
+        return _ok({"id": id, "versions": _items(await rt.run(sv.history, id))})
+
+    @r.post("/search", response_model=m.HitsOut, summary="Hybrid (dense + lexical) search")
+    async def search(body: m.SearchIn, sv: SV, rt: RT) -> Response:
+        fields = body.model_dump(exclude_unset=True)
+        if body.filters is not None:
+            fields["filters"] = body.filters.model_dump(exclude_none=True)
+        hits = await rt.run(sv.search, fields.pop("query"), **fields)
+        return _ok({"hits": [h.to_dict() for h in hits]})
+
+    @r.get("/count", response_model=m.CountOut, summary="How many memories (per status)")
+    async def count(sv: SV, rt: RT, user_id: str | None = None,
+                    status: Annotated[list[str] | None, Query()] = None) -> Response:
+        return _ok({"count": await rt.run(sv.count, user_id=user_id, status=_status(status))})
+
+    @r.post("/links", status_code=204, response_class=Response, summary="Link two memories")
+    async def link(body: m.LinkIn, sv: SV, rt: RT) -> Response:
+        await rt.run(sv.link, body.src, body.dst, kind=body.kind, weight=body.weight)
+        return Response(status_code=204)
+
+    @r.delete("/links", status_code=204, response_class=Response, summary="Remove a link")
+    async def unlink(src: str, dst: str, sv: SV, rt: RT, kind: str = "related") -> Response:
+        await rt.run(sv.unlink, src, dst, kind=kind)
+        return Response(status_code=204)
+
+    @r.get("/audit", response_model=m.AuditOut, summary="Audit events, oldest first")
+    async def audit(sv: SV, rt: RT, item_id: str | None = None, action: str | None = None,
+                    after: int = 0, limit: int = 100) -> Response:
+        events = await rt.run(sv.audit, item_id=item_id, action=action, after=after,
+                              limit=limit)
+        return _ok({"events": [e.to_dict() for e in events]})
+
+    @r.get("/export", summary="Every memory in scope as JSONL (one MemoryItem per line)",
+           response_class=StreamingResponse,
+           responses={200: {"content": {"application/x-ndjson": {}}}})
+    async def export(sv: SV, rt: RT, history: bool = False) -> Response:
+        items = sv.export(history=history)
+        first = await rt.run(_take, items, 256)  # errors here still get a status code
+
+        async def lines() -> AsyncIterator[str]:
+            chunk = first
+            while chunk:
+                yield "".join(json.dumps(i.to_dict(), ensure_ascii=False) + "\n" for i in chunk)
+                chunk = await rt.run(_take, items, 256)
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    return r
+
+
+def _take(items: Iterator[MemoryItem], n: int) -> list[MemoryItem]:
+    out = []
+    for item in items:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
+
+
+def _service() -> APIRouter:
+    r = APIRouter(prefix="/v1", responses=_ERRORS, tags=["service"])
+
+    @r.get("/health", response_model=m.HealthOut,
+           summary="Liveness and load (no key needed; never waits for a worker)")
+    async def health(rt: RT) -> Response:
+        return _ok({"status": "ok", "version": __version__,
+                    "uptime_s": round(time.time() - rt.metrics.started, 3),
+                    "in_flight": rt.running, "queue_depth": rt.waiting})
+
+    @r.get("/metrics", summary="Request counts and latencies per route, queue depth, and "
+                               "the caller's memory counts")
+    async def metrics(sv: SV, rt: RT) -> Response:
+        snap = rt.metrics.snapshot()
+        snap.update({"threads": rt.threads, "in_flight": rt.running,
+                     "queue_depth": rt.waiting, "principal": sv.principal.name})
+        snap["memories"] = await rt.run(lambda: {s: sv.count(status=s) for s in STATUSES})
+        return _ok(snap)
+
+    @r.get("/whoami", response_model=m.PrincipalOut, summary="The caller's principal and scope")
+    async def whoami(sv: SV) -> Response:
+        p = sv.principal
+        return _ok({"name": p.name, "user_id": p.user_id, "agent_id": p.agent_id,
+                    "key_id": p.key_id})
+
+    @r.post("/flush", status_code=204, response_class=Response,
+            summary="Write buffered access statistics")
+    async def flush(sv: SV, rt: RT) -> Response:
+        await rt.run(sv.flush)
+        return Response(status_code=204)
+
+    @r.get("/check", summary="Integrity report (operators only: scoped keys get 403)")
+    async def check(sv: SV, rt: RT) -> Response:
+        return _ok(await rt.run(sv.check))
+
+    return r

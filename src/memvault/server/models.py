@@ -1,0 +1,210 @@
+"""Request and response bodies of the REST API, as pydantic models (they make the OpenAPI
+schema). Requests are strict (no coercion of ``"0.5"`` into a number) and refuse unknown
+fields; value checks (sizes, id syntax, kinds, times) are left to the Vault so that every
+face refuses the same input with the same message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: A time as an ISO-8601 string or epoch seconds.
+Time = str | float
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Scope(_In):
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    cube_id: str | None = None
+
+
+class RecordDefaults(Scope):
+    """Values for records that do not set them (``add_many``'s ``**defaults``)."""
+
+    kind: str | None = None
+    metadata: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    event_time: Time | None = None
+    importance: float | None = None
+    expires_at: Time | None = None
+
+
+class AddIn(RecordDefaults):
+    text: str
+    id: str | None = Field(default=None, description="Caller-chosen id (default: a new UUIDv7).")
+
+
+class AddManyIn(_In):
+    records: list[str | AddIn]
+    batch_size: int = Field(default=256, description="Records per transaction.")
+    defaults: RecordDefaults | None = None
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: str = "user"
+    content: str
+    name: str | None = None
+    timestamp: Time | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class MessagesIn(Scope):
+    messages: list[MessageIn]
+    metadata: dict[str, Any] | None = None
+    event_time: Time | None = None
+
+
+class UpdateIn(_In):
+    text: str | None = None
+    kind: str | None = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    event_time: Time | None = None
+    importance: float | None = None
+    expires_at: Time | None = None
+    reason: str | None = None
+
+
+class ReasonIn(_In):
+    reason: str | None = None
+
+
+class Filters(_In):
+    kind: str | list[str] | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, str | int | float | bool | None] | None = None
+    ids: list[str] | None = None
+    event_after: Time | None = None
+    event_before: Time | None = None
+    created_after: Time | None = None
+    created_before: Time | None = None
+
+
+class SearchIn(Scope):
+    query: str
+    filters: Filters | None = None
+    k: int = 10
+    as_of: Time | None = None
+    status: str | list[str] | None = Field(
+        default="active", description="A status, a list of them, or null / \"any\" for all.")
+
+
+class LinkIn(_In):
+    src: str
+    dst: str
+    kind: str = "related"
+    weight: float = 1.0
+
+
+# -- responses ---------------------------------------------------------------------------
+class LinkOut(BaseModel):
+    target: str
+    kind: str
+    weight: float
+
+
+class MemoryItemOut(BaseModel):
+    """``MemoryItem.to_dict()``: times are ISO-8601 strings in UTC."""
+
+    id: str
+    text: str
+    kind: str
+    user_id: str | None
+    agent_id: str | None
+    session_id: str | None
+    cube_id: str | None
+    metadata: dict[str, Any]
+    provenance: dict[str, Any]
+    tags: list[str]
+    created_at: str | None
+    event_time: str | None
+    valid_from: str | None
+    valid_to: str | None
+    version: int
+    status: str
+    importance: float
+    expires_at: str | None
+    access_count: int
+    last_accessed_at: str | None
+    links: list[LinkOut]
+
+
+class ItemsOut(BaseModel):
+    items: list[MemoryItemOut]
+
+
+class PageOut(BaseModel):
+    items: list[MemoryItemOut]
+    total: int
+    offset: int
+    next_offset: int | None
+
+
+class SearchHitOut(BaseModel):
+    rank: int
+    score: float
+    sources: dict[str, float]
+    item: MemoryItemOut
+
+
+class HitsOut(BaseModel):
+    hits: list[SearchHitOut]
+
+
+class HistoryOut(BaseModel):
+    id: str
+    versions: list[MemoryItemOut]
+
+
+class PurgeOut(BaseModel):
+    id: str
+    purged_versions: int
+
+
+class CountOut(BaseModel):
+    count: int
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    at: str
+    actor: str | None
+    action: str
+    item_id: str | None
+    version: int | None
+    details: dict[str, Any]
+
+
+class AuditOut(BaseModel):
+    events: list[AuditEventOut]
+
+
+class PrincipalOut(BaseModel):
+    name: str
+    user_id: str
+    agent_id: str | None
+    key_id: str | None
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    uptime_s: float
+    in_flight: int
+    queue_depth: int
+
+
+class ErrorOut(BaseModel):
+    """Every failure: a stable ``code`` (see memvault.errors), a message, maybe details."""
+
+    code: str
+    message: str
+    details: dict[str, Any] | None = None

@@ -1,0 +1,103 @@
+"""Running the REST app: :func:`serve` in the foreground (the ``memvault serve`` command),
+:class:`BackgroundServer` in a thread of the current process (tests, notebooks)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from ..errors import ConfigurationError
+from ..governance import KeyStore
+from ..settings import Settings
+from ..vault import Vault
+from .app import create_app
+
+__all__ = ["serve", "BackgroundServer"]
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
+          threads: int = 8, max_body_bytes: int = 1_048_576, log_level: str = "info",
+          access_log: bool = False) -> None:
+    """Open the vault at ``settings.path`` and serve it until SIGINT/SIGTERM.
+
+    In-flight requests finish before the vault is closed (and its index snapshot saved).
+    """
+    vault = Vault(settings=settings)
+    keys = KeyStore.for_vault(settings.path)
+    previous = _stop_on_sigterm()
+    try:
+        app = create_app(vault, keys, max_body_bytes=max_body_bytes, threads=threads)
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                access_log=access_log, lifespan="on")
+        uvicorn.Server(config).run()
+    except (KeyboardInterrupt, _Stopped):
+        pass  # uvicorn re-raises the signal it shut down for, once it has shut down
+    finally:
+        keys.close()
+        vault.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM an exception (not instant death) so the vault gets closed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Stopped()
+    return signal.signal(signal.SIGTERM, handler)
+
+
+class BackgroundServer:
+    """uvicorn serving ``app`` from a daemon thread on a socket bound before it starts.
+
+    ``port=0`` picks a free port; ``url`` is known as soon as the object exists. Use as a
+    context manager, or call ``start()`` / ``stop()``. The caller owns what the app serves.
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *,
+                 log_level: str = "warning") -> None:
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only
+        # when the listening socket says it is TCP; without it Nagle's algorithm and
+        # delayed ACKs add ~40 ms to every keep-alive request.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = self._sock.getsockname()[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=10)
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]},
+                                        name=f"memvault-server-{self.port}", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> "BackgroundServer":
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigurationError(f"the server on {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._sock.close()
+
+    def __enter__(self) -> "BackgroundServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

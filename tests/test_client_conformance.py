@@ -1,0 +1,331 @@
+"""One suite, two faces: the same assertions against a local ScopedVault and against a
+RemoteVault talking real HTTP to a server on the same kind of vault.
+
+Both see the vault through one principal's scope; each test gets a fresh principal (its
+own user id), so the module can share one vault and one server.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from memvault import (AuditEvent, Conflict, InvalidInput, MemoryItem, NotFound, Page,
+                      PermissionDenied, SearchHit, Vault)
+from memvault.client import RemoteVault, connect
+from memvault.governance import KeyStore, Principal, ScopedVault
+from memvault.server.app import create_app
+from memvault.server.serve import BackgroundServer
+
+Face = ScopedVault | RemoteVault
+
+
+@pytest.fixture(scope="module")
+def local_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
+    v = Vault(tmp_path_factory.mktemp("local") / "vault.db", embedder="hash")
+    yield v
+    v.close()
+
+
+class Served:
+    def __init__(self, path: Path) -> None:
+        self.vault = Vault(path, embedder="hash")
+        self.keys = KeyStore.for_vault(path)
+        self.server = BackgroundServer(create_app(self.vault, self.keys)).start()
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.stop()
+        self.keys.close()
+        self.vault.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    s = Served(tmp_path_factory.mktemp("served") / "vault.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def user() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(params=["local", "remote"])
+def mv(request: pytest.FixtureRequest, user: str) -> Iterator[Face]:
+    if request.param == "local":
+        vault = request.getfixturevalue("local_vault")
+        yield ScopedVault(vault, Principal(name=f"app-{user}", user_id=user))
+    else:
+        served = request.getfixturevalue("served")
+        with connect(served.url, served.keys.create(f"app-{user}", user)) as remote:
+            yield remote
+
+
+# -- writes and reads --------------------------------------------------------------------
+def test_add_get_roundtrip(mv: Face, user: str) -> None:
+    item = mv.add("Alice adopted a cat named Miso", kind="fact", session_id="s1",
+                  metadata={"source": "chat", "n": 3, "nested": {"ok": True}}, tags=["pets"],
+                  event_time="2024-05-01T10:00:00Z", importance=0.9)
+    assert isinstance(item, MemoryItem)
+    got = mv.get(item.id)
+    assert isinstance(got, MemoryItem)
+    assert (got.text, got.kind, got.user_id, got.session_id, got.version, got.status) == \
+        ("Alice adopted a cat named Miso", "fact", user, "s1", 1, "active")
+    assert got.metadata == {"source": "chat", "n": 3, "nested": {"ok": True}}
+    assert got.tags == ("pets",) and got.importance == 0.9
+    assert got.event_time == datetime.fromisoformat("2024-05-01T10:00:00+00:00")
+    assert got.created_at is not None and got.created_at.tzinfo is not None
+    assert got.valid_to is None
+    assert got.to_dict() | {"access_count": 0, "last_accessed_at": None} == \
+        item.to_dict() | {"access_count": 0, "last_accessed_at": None}
+
+
+def test_add_accepts_datetimes_and_caller_ids(mv: Face) -> None:
+    when = datetime.fromisoformat("2023-03-04T05:06:07+00:00")
+    own = f"my-id-{uuid.uuid4().hex[:8]}"
+    item = mv.add("dated", event_time=when, id=own)
+    assert item.id == own and mv.get(own).event_time == when
+    with pytest.raises(Conflict):
+        mv.add("second", id=own)
+    assert mv.get(own).text == "dated"
+
+
+def test_update_history_and_as_of(mv: Face, user: str) -> None:
+    a = mv.add("Alice lives in Paris")
+    time.sleep(0.01)
+    b = mv.update(a.id, "Alice lives in Berlin", reason="moved")
+    c = mv.update(a.id, "Alice lives in Lisbon", tags=["home"])
+    assert (b.version, c.version) == (2, 3) and c.tags == ("home",)
+    hist = mv.history(a.id)
+    assert [h.text for h in hist] == ["Alice lives in Paris", "Alice lives in Berlin",
+                                      "Alice lives in Lisbon"]
+    assert all(isinstance(h, MemoryItem) for h in hist)
+    assert hist[0].valid_to == hist[1].valid_from and hist[2].valid_to is None
+    t1 = hist[0].valid_from
+    assert mv.get(a.id, as_of=t1).text == "Alice lives in Paris"
+    assert mv.get(a.id, as_of=t1.isoformat()).text == "Alice lives in Paris"
+    assert mv.get(a.id, as_of=hist[1].valid_from.timestamp()).text == "Alice lives in Berlin"
+    with pytest.raises(NotFound):
+        mv.get(a.id, as_of=t1 - timedelta(seconds=5))
+    old = mv.search("where does Alice live", as_of=t1)
+    assert [h.item.text for h in old] == ["Alice lives in Paris"]
+    assert [h.item.text for h in mv.search("where does Alice live")] == ["Alice lives in Lisbon"]
+    assert mv.update(a.id, "Alice lives in Lisbon").version == 3  # no change, no write
+    events = mv.audit(item_id=a.id)
+    assert [e.action for e in events] == ["add", "update", "update"]
+    assert all(isinstance(e, AuditEvent) for e in events)
+    assert events[1].details["reason"] == "moved"
+
+
+def test_delete_restore_archive(mv: Face) -> None:
+    a = mv.add("Carol is allergic to peanuts")
+    before = mv.get(a.id).valid_from
+    d = mv.delete(a.id, reason="user asked")
+    assert d.status == "deleted" and d.version == 2
+    assert mv.search("peanuts allergy") == []
+    assert mv.list().total == 0
+    assert [i.id for i in mv.list(status="deleted").items] == [a.id]
+    assert mv.get(a.id).status == "deleted"
+    assert mv.get(a.id, as_of=before).status == "active"
+    with pytest.raises(Conflict):
+        mv.update(a.id, "changed")
+    assert mv.delete(a.id).version == 2  # idempotent
+    r = mv.restore(a.id)
+    assert r.status == "active" and r.version == 3
+    with pytest.raises(Conflict):
+        mv.restore(a.id)
+    assert mv.search("peanuts allergy")[0].item.id == a.id
+    arch = mv.archive(a.id, reason="old")
+    assert arch.status == "archived" and mv.count() == 0 and mv.count(status="archived") == 1
+    assert mv.count(status="any") == 1 and mv.count(status=None) == 1
+    assert mv.restore(a.id).status == "active"
+
+
+def test_purge(mv: Face) -> None:
+    a = mv.add("secret plan")
+    mv.update(a.id, "secret plan v2")
+    assert mv.purge(a.id, reason="gdpr") == 2
+    for call in (mv.get, mv.history, mv.restore, mv.delete, mv.purge):
+        with pytest.raises(NotFound):
+            call(a.id)
+    assert mv.search("secret plan") == []
+    assert mv.count(status="any") == 0
+
+
+def test_search_with_filters_and_scope(mv: Face) -> None:
+    mv.add("likes jazz", kind="preference", tags=["music"], metadata={"lang": "en"},
+           event_time="2023-01-01", session_id="s1")
+    mv.add("went to a jazz concert", kind="event", tags=["music", "outing"],
+           metadata={"lang": "en", "nested": {"city": "Oslo"}, "flag": True},
+           event_time="2024-06-01", session_id="s2")
+    mv.add("jazz in french: le jazz", kind="note", metadata={"lang": "fr"}, session_id="s2")
+    kinds = lambda hits: sorted(h.item.kind for h in hits)  # noqa: E731
+    hits = mv.search("jazz")
+    assert len(hits) == 3 and all(isinstance(h, SearchHit) for h in hits)
+    assert [h.rank for h in hits] == [1, 2, 3] and hits[0].score >= hits[-1].score
+    assert hits[0].sources
+    assert kinds(mv.search("jazz", filters={"kind": "event"})) == ["event"]
+    assert kinds(mv.search("jazz", filters={"kind": ["event", "preference"]})) == \
+        ["event", "preference"]
+    assert kinds(mv.search("jazz", filters={"tags": ["outing"]})) == ["event"]
+    assert kinds(mv.search("jazz", filters={"metadata": {"lang": "fr"}})) == ["note"]
+    assert kinds(mv.search("jazz", filters={"metadata": {"nested.city": "Oslo"}})) == ["event"]
+    assert kinds(mv.search("jazz", filters={"metadata": {"flag": True}})) == ["event"]
+    assert kinds(mv.search("jazz", filters={"event_after": "2024-01-01"})) == ["event"]
+    assert kinds(mv.search("jazz", filters={
+        "event_before": datetime.fromisoformat("2024-01-01T00:00:00+00:00")})) == ["preference"]
+    assert kinds(mv.search("jazz", session_id="s2")) == ["event", "note"]
+    assert len(mv.search("jazz", k=1)) == 1
+    assert mv.list(filters={"metadata": {"lang": "en"}}).total == 2
+
+
+def test_list_paging(mv: Face) -> None:
+    ids = [i.id for i in mv.add_many([f"memory number {i}" for i in range(25)], batch_size=10)]
+    seen: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = mv.list(limit=10, offset=offset, order="created_asc")
+        assert isinstance(page, Page) and page.total == 25 and page.offset == offset
+        seen += [i.id for i in page.items]
+        offset = page.next_offset
+    assert seen == ids
+    newest = mv.list(limit=3)
+    assert [i.id for i in newest.items] == ids[::-1][:3] and newest.next_offset == 3
+    assert mv.list(limit=10, offset=20).next_offset is None
+
+
+def test_add_many_and_messages(mv: Face, user: str) -> None:
+    seen: list[int] = []
+    items = mv.add_many(["a one", {"text": "b two", "kind": "fact"}, "c three"],
+                        batch_size=2, progress=seen.append, session_id="z")
+    assert seen == [2, 1]
+    assert [(i.user_id, i.session_id) for i in items] == [(user, "z")] * 3
+    assert items[1].kind == "fact"
+    assert mv.add_many([]) == []
+    turns = mv.add_messages([
+        {"role": "user", "content": "I just moved to Denver", "name": "Sam",
+         "timestamp": "2024-03-02T09:00:00Z"},
+        {"role": "assistant", "content": "Congrats on the move!"},
+    ], session_id="s1")
+    assert [t.kind for t in turns] == ["turn", "turn"]
+    assert turns[0].metadata == {"role": "user", "speaker": "Sam"}
+    assert turns[0].user_id == user and turns[0].event_time.year == 2024
+    assert mv.search("Denver")[0].item.id == turns[0].id
+
+
+def test_links(mv: Face) -> None:
+    a = mv.add("Alice works at Acme")
+    b = mv.add("Acme is in Toronto")
+    mv.link(a.id, b.id, kind="entity", weight=0.7)
+    link = mv.get(a.id).links[0]
+    assert (link.target, link.kind, link.weight) == (b.id, "entity", 0.7)
+    mv.unlink(a.id, b.id, kind="entity")
+    assert mv.get(a.id).links == ()
+    with pytest.raises(NotFound):
+        mv.link(a.id, "no-such-id")
+
+
+def test_export_audit_count(mv: Face) -> None:
+    a = mv.add("v1 text")
+    mv.update(a.id, "v2 text")
+    b = mv.add("other")
+    mv.delete(b.id)
+    assert sorted(i.id for i in mv.export()) == sorted([a.id, b.id])
+    assert [i.version for i in mv.export(history=True) if i.id == a.id] == [1, 2]
+    assert mv.count() == 1 and mv.count(status="deleted") == 1
+    events = mv.audit()
+    assert [(e.item_id, e.action) for e in events] == [
+        (a.id, "add"), (a.id, "update"), (b.id, "add"), (b.id, "delete")]
+    assert [e.action for e in mv.audit(action="update")] == ["update"]
+    assert [e.seq for e in mv.audit(after=events[1].seq, limit=1)] == [events[2].seq]
+    mv.flush()
+
+
+def test_bad_input_changes_nothing(mv: Face) -> None:
+    keep = mv.add("the one memory", tags=["x"])
+    state = (mv.count(status="any"), [e.seq for e in mv.audit()], mv.get(keep.id).to_dict())
+    bad: list[tuple[str, dict[str, Any]]] = [
+        ("", {}), ("   ", {}), ("nul \x00 byte", {}), ("x" * 70_000, {}),
+        ("ok", {"kind": "Not A Kind"}), ("ok", {"importance": 2.0}),
+        ("ok", {"importance": "high"}), ("ok", {"importance": float("nan")}),
+        ("ok", {"metadata": ["not", "an", "object"]}), ("ok", {"metadata": {"x": float("inf")}}),
+        ("ok", {"tags": "not-a-list"}), ("ok", {"event_time": "yesterday"}),
+        ("ok", {"event_time": 10**12}), ("ok", {"user_id": ""}), ("ok", {"id": "bad id!"}),
+    ]
+    for text, kwargs in bad:
+        with pytest.raises(InvalidInput):
+            mv.add(text, **kwargs)
+    with pytest.raises(InvalidInput):
+        mv.add(123)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        mv.add_many(["fine", {"text": ""}])  # one bad record: the whole batch is refused
+    with pytest.raises(InvalidInput):
+        mv.add_many(["fine", {"text": "x", "colour": "red"}])
+    with pytest.raises(InvalidInput):
+        mv.add_many(["fine"], batch_size=0)
+    with pytest.raises(InvalidInput):
+        mv.add_many("a string is not a list of records")
+    with pytest.raises(InvalidInput):
+        mv.add_messages([{"role": "user"}])
+    with pytest.raises(InvalidInput):
+        mv.update(keep.id, "")
+    with pytest.raises(InvalidInput):
+        mv.update(keep.id, importance=-1)
+    with pytest.raises(InvalidInput):
+        mv.update(keep.id, tags=[""])
+    for kwargs in ({"k": 0}, {"k": 10**6}, {"filters": {"colour": "red"}},
+                   {"filters": {"metadata": {"bad key!": 1}}}, {"as_of": "not a time"},
+                   {"status": "sleeping"}):
+        with pytest.raises(InvalidInput):
+            mv.search("query", **kwargs)
+    with pytest.raises(InvalidInput):
+        mv.search("")
+    for kwargs in ({"limit": 0}, {"limit": 10**6}, {"offset": -1}, {"order": "sideways"},
+                   {"filters": "kind=fact"}):
+        with pytest.raises(InvalidInput):
+            mv.list(**kwargs)
+    for call in (mv.get, mv.history, mv.delete, mv.purge, mv.restore):
+        with pytest.raises(InvalidInput):
+            call("not an id!")
+        with pytest.raises(InvalidInput):
+            call("")
+    with pytest.raises(InvalidInput):
+        mv.audit(limit=0)
+    assert (mv.count(status="any"), [e.seq for e in mv.audit()],
+            mv.get(keep.id).to_dict()) == state
+
+
+def test_unknown_id_is_not_found(mv: Face) -> None:
+    ghost = str(uuid.uuid4())
+    real = mv.add("real")
+    for call in (lambda: mv.get(ghost), lambda: mv.history(ghost),
+                 lambda: mv.update(ghost, "x"), lambda: mv.delete(ghost),
+                 lambda: mv.restore(ghost), lambda: mv.archive(ghost),
+                 lambda: mv.purge(ghost), lambda: mv.link(real.id, ghost),
+                 lambda: mv.link(ghost, real.id), lambda: mv.unlink(real.id, ghost),
+                 lambda: mv.audit(item_id=ghost)):
+        with pytest.raises(NotFound) as err:
+            call()
+        assert err.value.code == "not_found" and ghost in str(err.value)
+
+
+def test_other_scope_is_refused_and_check_is_operator_only(mv: Face, user: str) -> None:
+    with pytest.raises(PermissionDenied):
+        mv.add("x", user_id="somebody-else")
+    with pytest.raises(PermissionDenied):
+        mv.search("x", user_id="somebody-else")
+    with pytest.raises(PermissionDenied):
+        mv.list(user_id="somebody-else")
+    with pytest.raises(PermissionDenied):
+        mv.add_many([{"text": "x", "user_id": "somebody-else"}])
+    assert mv.add("mine", user_id=user).user_id == user  # naming one's own scope is fine
+    assert mv.list(user_id=user).total == 1
+    with pytest.raises(PermissionDenied):
+        mv.check()

@@ -1,0 +1,199 @@
+"""Per-principal isolation over real HTTP: what B stored is invisible and untouchable to A,
+through the remote client and through raw REST, and guessing ids gets the same 404 as
+an id that does not exist."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+
+from memvault import NotFound, PermissionDenied, Vault
+from memvault.client import RemoteVault, connect
+from memvault.governance import KeyStore, Principal, ScopedVault, Unauthorized
+from memvault.server.app import create_app
+from memvault.server.serve import BackgroundServer
+
+
+class World:
+    """One vault behind one server, with two users' keys and B's memories in it."""
+
+    def __init__(self, path: Path) -> None:
+        self.vault = Vault(path, embedder="hash")
+        self.keys = KeyStore.for_vault(path)
+        self.server = BackgroundServer(create_app(self.vault, self.keys)).start()
+        self.url = self.server.url
+        self.token_a = self.keys.create("alice-app", "alice")
+        self.token_b = self.keys.create("bob-app", "bob")
+        self.a = connect(self.url, self.token_a)
+        self.b = connect(self.url, self.token_b)
+        self.b_items = [self.b.add("Bob's bank PIN is 4711", kind="fact", tags=["secret"],
+                                   metadata={"lang": "en"}, session_id="s1"),
+                        self.b.add("Bob is allergic to penicillin", kind="fact")]
+        self.b.update(self.b_items[0].id, "Bob's bank PIN is 4712")
+        self.b.link(self.b_items[0].id, self.b_items[1].id)
+        self.a_item = self.a.add("Alice's bank is in Lisbon", kind="fact")
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """B's memories as the vault holds them: every version, every field but heat."""
+        out = []
+        for item in self.b_items:
+            for v in self.vault.history(item.id):
+                d = v.to_dict()
+                d.pop("access_count"), d.pop("last_accessed_at")
+                out.append(d)
+        return out
+
+    def close(self) -> None:
+        self.a.close()
+        self.b.close()
+        self.server.stop()
+        self.keys.close()
+        self.vault.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path / "vault.db")
+    yield w
+    w.close()
+
+
+@pytest.fixture(params=["remote", "local"])
+def alice(request: pytest.FixtureRequest, world: World) -> RemoteVault | ScopedVault:
+    """Alice through the remote client, and through a ScopedVault on the same vault."""
+    if request.param == "remote":
+        return world.a
+    return ScopedVault(world.vault, Principal(name="alice-app", user_id="alice"))
+
+
+def test_alice_cannot_touch_bobs_memories(world: World, alice: Any) -> None:
+    before = world.snapshot()
+    a_id = world.a_item.id
+    for b_item in world.b_items:
+        bid = b_item.id
+        calls: list[Callable[[], Any]] = [
+            lambda: alice.get(bid), lambda: alice.get(bid, as_of=b_item.created_at),
+            lambda: alice.history(bid), lambda: alice.update(bid, "hacked"),
+            lambda: alice.update(bid, metadata={"owned": True}), lambda: alice.delete(bid),
+            lambda: alice.restore(bid), lambda: alice.archive(bid), lambda: alice.purge(bid),
+            lambda: alice.link(a_id, bid), lambda: alice.link(bid, a_id),
+            lambda: alice.unlink(world.b_items[0].id, world.b_items[1].id),
+            lambda: alice.audit(item_id=bid)]
+        for call in calls:
+            with pytest.raises(NotFound) as err:
+                call()
+            assert err.value.code == "not_found"
+    # searches and listings never show them, whatever the filters ask for
+    ids = [i.id for i in world.b_items]
+    assert {h.item.id for h in alice.search("Bob bank PIN penicillin", k=50)} == {a_id}
+    assert alice.search("PIN", filters={"ids": ids}) == []
+    assert alice.search("PIN", filters={"tags": ["secret"]}, status="any") == []
+    assert alice.list(filters={"ids": ids}, status="any").total == 0
+    assert [i.id for i in alice.list(status="any").items] == [a_id]
+    assert [i.id for i in alice.export(history=True)] == [a_id]
+    assert alice.count(status="any") == 1
+    assert {e.item_id for e in alice.audit(limit=1000)} == {a_id}
+    # naming Bob's scope explicitly is refused, not silently answered
+    for call in (lambda: alice.search("PIN", user_id="bob"), lambda: alice.list(user_id="bob"),
+                 lambda: alice.count(user_id="bob"), lambda: alice.add("x", user_id="bob")):
+        with pytest.raises(PermissionDenied):
+            call()
+    assert world.snapshot() == before
+    assert world.vault.get(ids[0]).links[0].target == ids[1]
+
+
+def test_purge_by_owner_leaves_no_trace_for_others(world: World) -> None:
+    bid = world.b_items[0].id
+    assert world.b.purge(bid) == 2
+    assert all(e.item_id != bid for e in world.a.audit(limit=1000))
+    assert {e.action for e in world.b.audit(limit=1000) if e.item_id == bid} == set()
+    with pytest.raises(NotFound):
+        world.a.get(bid)
+
+
+def test_writes_are_stamped_with_the_keys_scope(world: World) -> None:
+    item = world.a.add("no user given")
+    assert item.user_id == "alice"
+    many = world.a.add_many([{"text": "r1"}, "r2"], kind="fact")
+    turns = world.a.add_messages([{"role": "user", "content": "hi"}])
+    assert {i.user_id for i in [*many, *turns]} == {"alice"}
+    assert world.vault.list(user_id="bob").total == 2  # nothing landed in Bob's scope
+
+
+def test_agent_scoped_key(world: World) -> None:
+    token = world.keys.create("alice-agent", "alice", "planner", name="planner bot")
+    with connect(world.url, token) as agent:
+        mine = agent.add("plan: buy milk")
+        assert (mine.user_id, mine.agent_id) == ("alice", "planner")
+        assert [i.id for i in agent.list().items] == [mine.id]
+        with pytest.raises(NotFound):  # Alice's other memories are outside the agent's scope
+            agent.get(world.a_item.id)
+        with pytest.raises(PermissionDenied):
+            agent.add("x", agent_id="other-agent")
+        assert agent.whoami() == {"name": "alice-agent", "user_id": "alice",
+                                  "agent_id": "planner", "key_id": token.split("_")[1]}
+    # the user-level key sees the agent's memory (it is in Alice's scope)
+    assert world.a.get(mine.id).text == "plan: buy milk"
+    assert {h.item.id for h in world.a.search("plan milk", agent_id="planner")} == {mine.id}
+
+
+def test_guessed_ids_get_the_same_404_as_missing_ones(world: World) -> None:
+    http = httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {world.token_a}"})
+    bid, ghost = world.b_items[0].id, str(uuid.uuid4())
+
+    def probe(id_: str) -> list[tuple[int, dict[str, Any]]]:
+        out = []
+        for method, path, kwargs in (
+                ("GET", f"/v1/memories/{id_}", {}),
+                ("GET", f"/v1/memories/{id_}/history", {}),
+                ("PATCH", f"/v1/memories/{id_}", {"json": {"text": "hacked"}}),
+                ("DELETE", f"/v1/memories/{id_}", {}),
+                ("POST", f"/v1/memories/{id_}/restore", {}),
+                ("POST", f"/v1/memories/{id_}/archive", {}),
+                ("POST", f"/v1/memories/{id_}/purge", {}),
+                ("GET", "/v1/audit", {"params": {"item_id": id_}}),
+                ("POST", "/v1/links", {"json": {"src": world.a_item.id, "dst": id_}})):
+            r = http.request(method, path, **kwargs)
+            body = r.json()
+            out.append((r.status_code, {**body, "message": body["message"].replace(id_, "ID"),
+                                        "details": {"id": "ID"}}))
+        return out
+    try:
+        answers = probe(bid)
+        assert all(status == 404 and body["code"] == "not_found" for status, body in answers)
+        assert answers == probe(ghost)
+        r = http.post("/v1/search", json={"query": "PIN", "filters": {"ids": [bid]}})
+        assert r.status_code == 200 and r.json() == {"hits": []}
+    finally:
+        http.close()
+    assert world.b.get(bid).version == 2 and world.b.get(bid).status == "active"
+
+
+def test_revoked_and_forged_keys_are_refused(world: World) -> None:
+    token = world.keys.create("temp", "carol")
+    with connect(world.url, token) as carol:
+        carol.add("carol's note")
+        key_id = token.split("_")[1]
+        world.keys.revoke(key_id)
+        with pytest.raises(Unauthorized):
+            carol.list()
+    forged = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
+    real_key_other_secret = f"mv_{world.token_b.split('_')[1]}_{'A' * 43}"
+    for bad in (forged, real_key_other_secret, "mv_nothex00000_" + "a" * 43, "x"):
+        r = httpx.get(f"{world.url}/v1/memories", headers={"Authorization": f"Bearer {bad}"})
+        assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+
+
+def test_reused_id_does_not_expose_old_events(world: World) -> None:
+    """Bob purges a caller-chosen id; Alice later uses it: she sees only her own events."""
+    world.b.add("bob's", id="shared-name")
+    world.b.update("shared-name", "bob's, edited", reason="private reason")
+    world.b.purge("shared-name")
+    world.a.add("alice's", id="shared-name")
+    events = world.a.audit(item_id="shared-name")
+    assert [e.action for e in events] == ["add"]
+    assert all("private reason" not in str(e.details) for e in world.a.audit(limit=1000))
