@@ -31,6 +31,7 @@ _COLUMNS = ("v.seq, v.id, v.version, v.text, v.kind, v.user_id, v.agent_id, v.se
             "v.cube_id, v.metadata, v.provenance, v.tags, v.created_at, v.event_time, "
             "v.valid_from, v.valid_to, v.status, v.importance, v.expires_at, v.content_hash, "
             "a.count, a.last_at")
+_MAX_IDLE_READERS = 8
 _ORDER = {"created_desc": "v.created_at DESC, v.seq DESC",
           "created_asc": "v.created_at ASC, v.seq ASC",
           "seq_asc": "v.seq ASC"}
@@ -58,8 +59,7 @@ class SQLiteStore(StoreReads):
         self._sync = durability.upper()
         self._timeout = busy_timeout
         self._lock = threading.RLock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []
         self._closed = False
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,23 +81,30 @@ class SQLiteStore(StoreReads):
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StorageError("the store is closed")
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._lock:
-                self._readers.append(conn)
-        return conn
-
     @contextmanager
     def _read(self, what: str) -> Iterator[sqlite3.Connection]:
+        """Borrow a reader connection from a small pool (WAL lets readers run in parallel).
+
+        A pool rather than one connection per thread: servers retire worker threads, and
+        per-thread connections would leak with them."""
+        with self._lock:
+            if self._closed:
+                raise StorageError("the store is closed")
+            conn = self._idle.pop() if self._idle else None
         try:
-            yield self._reader()
+            if conn is None:
+                conn = self._connect()
+            yield conn
         except sqlite3.Error as exc:
             raise _translate(exc, what) from exc
+        finally:
+            if conn is not None:
+                with self._lock:
+                    keep = not self._closed and len(self._idle) < _MAX_IDLE_READERS
+                    if keep:
+                        self._idle.append(conn)
+                if not keep:
+                    conn.close()
 
     def _migrate(self) -> None:
         scripts = sorted(
@@ -381,7 +388,7 @@ class SQLiteStore(StoreReads):
             if self._closed:
                 return
             self._closed = True
-            for conn in [*self._readers, self._w]:
+            for conn in [*self._idle, self._w]:
                 try:
                     conn.close()
                 except sqlite3.Error:
