@@ -349,7 +349,7 @@ def measure_size(vault: Vault, corpus: Corpus, n: int, n_queries: int,
     out["exact"] = percentiles(t_exact)
 
     # (a) index only, as the library routes it (exact path below exact_below rows).
-    path = "exact" if n <= index.exact_below or n < 0.05 * len(index._alive) else "hnsw"
+    path = "exact" if n <= index.exact_below or n < 0.02 * len(index._alive) else "hnsw"
 
     def via_index(q: np.ndarray) -> list[int]:
         return [s for s, _ in index.search(q, K)]
