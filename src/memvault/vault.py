@@ -79,22 +79,26 @@ class Vault:
         self.store: RecordStore = store or SQLiteStore(settings.path,
                                                        durability=settings.durability)
         self._check_identity()
+        # With a store passed in, only an explicit index_dir is used (the default one is
+        # next to a SQLite file); the snapshot's tag and watermark make either safe.
+        index_dir = settings.resolved_index_dir if store is None else settings.index_dir
+        self._snapshot = index_dir is not None and self._tmpdir is None
         self.searcher = Searcher(self.store, embedder, config=settings.search,
-                                 index_dir=None if store is not None else settings.resolved_index_dir,
-                                 store_tag=self.store.meta()["vault_id"])
+                                 index_dir=index_dir, store_tag=self.store.meta()["vault_id"])
         self._access: dict[str, tuple[int, float]] = {}
         self._access_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._closed = False
 
     def _check_identity(self) -> None:
+        if "vault_id" not in self.store.meta():
+            # two processes may open a fresh store at once: each key is written only if
+            # absent, and what we then read back is what everyone sees
+            for key, value in (("embedder", self.embedder.id), ("dim", str(self.embedder.dim)),
+                               ("created_at", utcnow().isoformat()), ("vault_id", new_id())):
+                self.store.set_meta(key, value, only_if_absent=True)
         meta = self.store.meta()
-        if "vault_id" not in meta:
-            self.store.set_meta("embedder", self.embedder.id)
-            self.store.set_meta("dim", str(self.embedder.dim))
-            self.store.set_meta("vault_id", new_id())
-            self.store.set_meta("created_at", utcnow().isoformat())
-        elif meta.get("embedder") != self.embedder.id:
+        if meta.get("embedder") != self.embedder.id:
             raise ConfigurationError(
                 f"this vault was embedded with {meta.get('embedder')!r}, not "
                 f"{self.embedder.id!r}; open it with that embedder or migrate it",
@@ -106,7 +110,7 @@ class Vault:
             return
         self._closed = True
         self.flush()
-        if self._tmpdir is None:
+        if self._snapshot:
             self.searcher.save()
         self.store.close()
         if self._tmpdir is not None:

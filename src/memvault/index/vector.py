@@ -136,7 +136,7 @@ class VectorIndex:
         if selected <= self.exact_below or selected < 0.02 * len(mask):
             positions = np.flatnonzero(mask)
             scores = self._vectors()[positions] @ q[0]  # gathers only the selected rows
-            top = top_k(scores, k)
+            top = top_k(scores, k, self._seq[positions])
             return [(int(self._seq[positions[i]]), float(scores[i])) for i in top]
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(self.ef_search, k)
@@ -202,12 +202,16 @@ class VectorIndex:
         return int(meta["watermark"]), str(meta.get("tag", ""))
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` best scores, best first, without sorting everything."""
+def top_k(scores: np.ndarray, k: int, keys: np.ndarray) -> np.ndarray:
+    """Indices of the ``k`` best scores, best first; ties broken by ``keys`` (store seq),
+    so a rebuilt index, a loaded snapshot and an incrementally built one agree."""
+    cand = np.arange(len(scores))
     if k < len(scores):
-        part = np.argpartition(-scores, k)[:k]
-        return part[np.argsort(-scores[part], kind="stable")]
-    return np.argsort(-scores, kind="stable")
+        # keep every row tied with the k-th score so the tie-break sees all of them
+        kth = -np.partition(-scores, k - 1)[k - 1]
+        cand = np.flatnonzero(scores >= kth)
+    order = np.lexsort((keys[cand], -scores[cand]))
+    return cand[order][:k]
 
 
 def _sha256(path: Path) -> str:

@@ -198,7 +198,7 @@ class Searcher:
             return []
         keys = np.fromiter(vecs.keys(), dtype=np.int64, count=len(vecs))
         scores = np.stack(list(vecs.values())) @ qvec
-        top = top_k(scores, n)
+        top = top_k(scores, n, keys)
         return [(int(keys[i]), float(scores[i])) for i in top]
 
 

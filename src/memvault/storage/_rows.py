@@ -50,9 +50,10 @@ def where_clause(q: RowQuery) -> tuple[str, list[Any]]:
         elif isinstance(value, bool):
             parts.append("json_type(v.metadata, ?) = ?")
             params += [path, "true" if value else "false"]
-        else:
-            parts.append("json_extract(v.metadata, ?) = ?")
-            params += [path, value]
+        else:  # json_extract gives 1 for JSON true: compare the JSON type too
+            types = "('text')" if isinstance(value, str) else "('integer', 'real')"
+            parts.append(f"json_type(v.metadata, ?) IN {types} AND json_extract(v.metadata, ?) = ?")
+            params += [path, path, value]
     for column, op, value in (("event_time", ">=", q.event_after),
                               ("event_time", "<", q.event_before),
                               ("created_at", ">=", q.created_after),

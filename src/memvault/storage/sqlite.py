@@ -231,13 +231,13 @@ class SQLiteStore(StoreReads):
             except sqlite3.Error as exc:
                 raise _translate(exc, "recording access") from exc
 
-    def set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> None:
+        conflict = "DO NOTHING" if only_if_absent else "DO UPDATE SET value=excluded.value"
         with self._lock:
             try:
                 with _txn(self._w):
                     self._w.execute("INSERT INTO meta(key, value) VALUES (?,?) "
-                                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                                    (key, value))
+                                    f"ON CONFLICT(key) {conflict}", (key, value))
             except sqlite3.Error as exc:
                 raise _translate(exc, "writing metadata") from exc
 
@@ -294,10 +294,10 @@ class SQLiteStore(StoreReads):
         staged = ("SELECT v.seq, s.score FROM (SELECT rowid, -bm25(versions_fts, 1.0, 0.5) "
                   "AS score FROM versions_fts WHERE versions_fts MATCH ? ORDER BY score DESC "
                   f"LIMIT ?) s JOIN versions v ON v.seq = s.rowid WHERE {where} "
-                  "ORDER BY s.score DESC LIMIT ?")
+                  "ORDER BY s.score DESC, v.seq LIMIT ?")
         full = ("SELECT v.seq, -bm25(versions_fts, 1.0, 0.5) AS score FROM versions_fts "
                 "JOIN versions v ON v.seq = versions_fts.rowid "
-                f"WHERE versions_fts MATCH ? AND {where} ORDER BY score DESC LIMIT ?")
+                f"WHERE versions_fts MATCH ? AND {where} ORDER BY score DESC, v.seq LIMIT ?")
         with self._read("lexical search") as conn:
             rows = conn.execute(staged, [match, inner, *params, k]).fetchall()
             if len(rows) < k:
