@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -168,3 +169,29 @@ def test_verification_catches_a_lost_row(tmp_path: Path, pg_dsn: str,  # noqa: F
     finally:
         src.close()
         pg.close()
+
+
+def test_migrate_store_command_and_dsn_vault(tmp_path: Path, pg_dsn: str) -> None:  # noqa: F811
+    """The CLI face: SQLite -> PostgreSQL -> SQLite, then a Vault opened by DSN."""
+    from click.testing import CliRunner
+
+    from memvault.cli import cli
+
+    src = tmp_path / "a.db"
+    with Vault(src, embedder="hash") as v:
+        item = v.add("Alice lives in Paris", user_id="alice")
+        v.update(item.id, "Alice lives in Berlin")
+    runner = CliRunner()
+    out = runner.invoke(cli, ["migrate-store", str(src), pg_dsn, "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["counts"]["versions"] == 2
+    back = tmp_path / "b.db"
+    out = runner.invoke(cli, ["migrate-store", pg_dsn, str(back)])
+    assert out.exit_code == 0 and "checksums match" in out.output
+    with Vault(back, embedder="hash") as v:
+        assert [i.text for i in v.history(item.id)] == ["Alice lives in Paris",
+                                                        "Alice lives in Berlin"]
+    with Vault(pg_dsn, embedder="hash") as v:
+        assert v.search("where does alice live", user_id="alice")[0].item.id == item.id
+    out = runner.invoke(cli, ["migrate-store", str(src), pg_dsn])  # not empty any more
+    assert out.exit_code == 2 and "error [" in out.output

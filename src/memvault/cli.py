@@ -452,8 +452,10 @@ def _register_faces() -> None:
     """Command groups that live beside the modules they drive."""
     from .evaluation.commands import bench
     from .server.commands import keys, serve
+    from .storage.commands import migrate_store
 
     cli.add_command(bench)
+    cli.add_command(migrate_store)
     cli.add_command(serve)
     cli.add_command(keys)
 

@@ -35,6 +35,8 @@ class Limits:
 class Settings:
     #: Where the vault lives: a SQLite file path (the embedded default).
     path: Path = field(default_factory=lambda: Path.home() / ".memvault" / "vault.db")
+    #: A ``postgresql://`` DSN: use PostgreSQL + pgvector instead of the SQLite file.
+    store: str | None = None
     #: "minilm" (bundled all-MiniLM-L6-v2) or "hash[-dim]" (deterministic fake, for tests).
     embedder: str = "minilm"
     #: "full" fsyncs every commit (survives power loss); "normal" survives process crashes.
@@ -55,14 +57,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
-        """Build settings from ``MEMVAULT_*`` variables (``MEMVAULT_PATH``, ``MEMVAULT_EMBEDDER``,
-        ``MEMVAULT_DURABILITY``, ``MEMVAULT_INDEX_DIR``); explicit overrides win."""
+        """Build settings from ``MEMVAULT_*`` variables (``MEMVAULT_PATH``, ``MEMVAULT_STORE``,
+        ``MEMVAULT_EMBEDDER``, ``MEMVAULT_DURABILITY``, ``MEMVAULT_INDEX_DIR``); explicit
+        overrides win. A ``postgresql://`` value given as the path selects that store."""
         values: dict[str, Any] = {}
-        for name in ("path", "embedder", "durability", "index_dir"):
+        for name in ("path", "store", "embedder", "durability", "index_dir"):
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
                 values[name] = Path(raw).expanduser() if name in ("path", "index_dir") else raw
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "path" in values and str(values["path"]).startswith(("postgresql://", "postgres://")):
+            values["store"] = str(values.pop("path"))
         if "path" in values:
             values["path"] = Path(values["path"]).expanduser()
         try:

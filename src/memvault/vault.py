@@ -27,6 +27,7 @@ from .retrieval.context import MODES as CONTEXT_MODES
 from .retrieval.context import embed_text, search_text
 from .settings import Settings
 from .storage.base import AuditOp, InsertVersion, LinkOp, PurgeOp, RecordStore, RowQuery
+from .storage import is_dsn, open_store
 from .storage.sqlite import SQLiteStore
 from .types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
 
@@ -61,6 +62,8 @@ class Vault:
                  embedder: Embedder | str | None = None, store: RecordStore | None = None,
                  actor: str | None = None) -> None:
         self._tmpdir: str | None = None
+        if path is not None and is_dsn(path):  # Vault("postgresql://...")
+            settings, path = (settings or Settings()).replace(store=str(path)), None
         if settings is None:
             if path is None and store is None:
                 self._tmpdir = tempfile.mkdtemp(prefix="memvault-")
@@ -76,6 +79,8 @@ class Vault:
         if isinstance(embedder, str) or embedder is None:
             embedder = get_embedder(embedder or settings.embedder)
         self.embedder = embedder
+        if store is None and settings.store:
+            store = open_store(settings.store)  # a DSN: its index dir is explicit or none
         self.store: RecordStore = store or SQLiteStore(settings.path,
                                                        durability=settings.durability)
         self._check_identity()
