@@ -312,3 +312,16 @@ def test_index_context_off_indexes_text_only(tmp_path) -> None:
         v.add_messages([{"role": "user", "name": "Zed", "content": "hello there"}], user_id="u")
         hits = v.search("Zed", user_id="u")
         assert all("lexical" not in h.sources for h in hits)
+
+
+def test_common_terms_are_pruned_only_on_large_matches(vault: Vault) -> None:
+    """With a tiny match limit the most common word is dropped, the rare one still ranks."""
+    vault.add_many([f"the weather report number {i}" for i in range(30)] +
+                   ["weather in Reykjavik is windy"])
+    store = vault.store
+    store.max_lexical_matches = 5  # type: ignore[attr-defined]
+    hits = vault.search("weather Reykjavik", k=3)
+    assert hits[0].item.text == "weather in Reykjavik is windy"
+    assert "lexical" in hits[0].sources
+    lexical_hits = [h for h in vault.search("weather Reykjavik", k=31) if "lexical" in h.sources]
+    assert len(lexical_hits) == 1  # "weather" (31 rows) was pruned, "reykjavik" kept

@@ -32,7 +32,7 @@ __all__ = ["Searcher", "SearchConfig", "Candidate"]
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
     hnsw_m: int = 32
-    ef_search: int = 128
+    ef_search: int = 256  # 128 gave recall@10 0.976 at 100k MiniLM rows; 256 aims at 0.99
     ef_construction: int = 80
     exact_below: int = 2_000
     rrf_k: int = 30

@@ -56,6 +56,8 @@ class SQLiteStore(StoreReads):
         if durability not in ("full", "normal"):
             raise InvalidInput("durability must be 'full' or 'normal'")
         self.path = Path(path)
+        #: Lexical queries matching more rows than this drop their most common terms.
+        self.max_lexical_matches = 5000
         self._sync = durability.upper()
         self._timeout = busy_timeout
         self._lock = threading.RLock()
@@ -286,7 +288,6 @@ class SQLiteStore(StoreReads):
     def lexical(self, terms: Sequence[str], query: RowQuery, k: int) -> list[tuple[int, float]]:
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         where, params = where_clause(query)
         # Stage 1 ranks only inside FTS (fast: no join per match), stage 2 filters the
         # best few hundred. If the filter leaves too few, rank every match instead.
@@ -299,6 +300,7 @@ class SQLiteStore(StoreReads):
                 "JOIN versions v ON v.seq = versions_fts.rowid "
                 f"WHERE versions_fts MATCH ? AND {where} ORDER BY score DESC, v.seq LIMIT ?")
         with self._read("lexical search") as conn:
+            match = _prune_common_terms(conn, list(terms), self.max_lexical_matches)
             rows = conn.execute(staged, [match, inner, *params, k]).fetchall()
             if len(rows) < k:
                 rows = conn.execute(full, [match, *params, k]).fetchall()
@@ -405,6 +407,30 @@ def _txn(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _fts_or(terms: Sequence[str]) -> str:
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def _prune_common_terms(conn: sqlite3.Connection, terms: list[str], limit: int) -> str:
+    """The FTS query for ``terms``, without the most common ones if it would match > limit.
+
+    BM25 costs time per matching row (about 1.5 us here), so a query whose words are all
+    over a large store ranks tens of thousands of rows. Terms that match that many rows
+    carry little IDF weight, so they are dropped, most common first, until the query
+    matches at most ``limit`` rows or one term is left. Small stores are never pruned.
+    """
+    match = _fts_or(terms)
+    if len(terms) < 2 or conn.execute("SELECT count(*) FROM versions_fts WHERE versions_fts "
+                                      "MATCH ?", (match,)).fetchone()[0] <= limit:
+        return match
+    df = {t: conn.execute("SELECT count(*) FROM versions_fts WHERE versions_fts MATCH ?",
+                          (_fts_or([t]),)).fetchone()[0] for t in terms}
+    kept = sorted(terms, key=lambda t: df[t])
+    while len(kept) > 1 and sum(df[t] for t in kept) > limit:
+        kept.pop()
+    return _fts_or(kept)
 
 
 def _statements(script: str) -> Iterator[str]:
