@@ -452,12 +452,14 @@ def _register_faces() -> None:
     """Command groups that live beside the modules they drive."""
     from .evaluation.commands import bench
     from .server.commands import keys, serve
+    from .server.mcp import mcp_command
     from .storage.commands import migrate_store
 
     cli.add_command(bench)
     cli.add_command(migrate_store)
     cli.add_command(serve)
     cli.add_command(keys)
+    cli.add_command(mcp_command)
 
 
 _register_faces()

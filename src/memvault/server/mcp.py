@@ -1,0 +1,279 @@
+"""``memvault mcp``: the vault as Model Context Protocol tools, for one principal.
+
+:func:`build_mcp` turns a :class:`~memvault.governance.scope.ScopedVault` into an
+:class:`mcp.server.mcpserver.MCPServer` (the official ``mcp`` SDK, 2.x; FastMCP's new
+name) with the tools ``memory_add``, ``memory_search``, ``memory_get``,
+``memory_update``, ``memory_delete``, ``memory_restore`` and ``memory_history``. Each
+tool has a typed signature (so a JSON schema), returns a JSON-serialisable dict
+(``MemoryItem.to_dict()``, ``SearchHit.to_dict()``) and runs its vault call in a worker
+thread, never on the event loop.
+
+A :class:`~memvault.errors.MemvaultError` becomes a tool error result (``isError``)
+whose text is ``error [<code>]: <message>`` and whose structured content is
+``{"code", "message", "details"?}``; nothing else (no traceback) reaches the client.
+Any other exception is reported by the SDK as ``Error executing tool <name>``.
+
+:data:`mcp_command` is the click command (``memvault mcp``): it resolves ``--key``
+(or ``$MEMVAULT_API_KEY``) through :meth:`KeyStore.verify` to a principal and serves
+that principal's view of the vault over stdio (default) or streamable HTTP. The key is
+checked again on every call, so revoking it takes effect at once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Annotated, Any, Callable
+
+import anyio
+import anyio.to_thread
+import click
+from pydantic import Field
+
+from .. import __version__
+from ..errors import MemvaultError, Unauthorized
+from ..governance.principals import KeyStore
+from ..governance.scope import ScopedVault
+from .commands import _errors, _settings
+
+__all__ = ["build_mcp", "mcp_command", "TOOL_NAMES"]
+
+TOOL_NAMES = ("memory_add", "memory_search", "memory_get", "memory_update",
+              "memory_delete", "memory_restore", "memory_history")
+
+_INSTRUCTIONS = """\
+Long-term memory for this user: versioned, searchable notes, facts and preferences.
+Search before answering questions about the user's past; add durable facts worth
+remembering; update (not re-add) a memory when a fact changes - the old version stays
+in its history. Every call is confined to the user the server's API key belongs to.
+Errors come back as tool errors reading 'error [<code>]: <message>' (codes:
+invalid_input, not_found, conflict, permission_denied, unauthorized, ...)."""
+
+# -- parameter types (the JSON schema the client sees) ---------------------------------
+Id = Annotated[str, Field(description="Memory id, as returned by memory_add or memory_search.")]
+Text = Annotated[str, Field(description="The memory's text (at most 64 KiB).")]
+Kind = Annotated[str, Field(description="What the memory is: note, fact, preference, "
+                                        "profile, turn, ... (lowercase, at most 32 chars).")]
+AgentId = Annotated[str | None, Field(description="Agent scope (optional; a key bound to "
+                                                  "an agent always uses its own).")]
+SessionId = Annotated[str | None, Field(description="Session / conversation scope.")]
+CubeId = Annotated[str | None, Field(description="Memory cube (collection) scope.")]
+Metadata = Annotated[dict[str, Any] | None, Field(
+    description="JSON object of extra attributes (at most 16 KiB).")]
+Tags = Annotated[list[str] | None, Field(description="Tags (at most 64).")]
+Time = Annotated[str | None, Field(description="ISO-8601 time, e.g. 2024-05-01T12:00:00Z.")]
+Reason = Annotated[str | None, Field(description="Why; kept in the audit log.")]
+
+Result = dict[str, Any]
+
+
+def _error_result(exc: MemvaultError) -> CallToolResult:
+    from mcp.types import CallToolResult, TextContent
+
+    body = json.loads(json.dumps(exc.to_dict(), default=str))  # details may hold odd types
+    return CallToolResult(content=[TextContent(type="text",
+                                               text=f"error [{exc.code}]: {exc.message}")],
+                          structured_content=body, is_error=True)
+
+
+def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = None,
+              name: str = "memvault") -> MCPServer:
+    """An MCP server whose tools act on ``scoped`` (which it neither owns nor closes).
+
+    ``check_key``, if given, runs (in the worker thread) before every tool call; it should
+    raise :class:`Unauthorized` when the caller's key is no longer valid.
+    """
+    # the SDK costs ~0.7 s to import: only `memvault mcp` pays it, not every CLI command
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import CallToolResult, ToolAnnotations
+    server = MCPServer(name, version=__version__, instructions=_INSTRUCTIONS,
+                       log_level="WARNING")
+
+    async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking vault call in a worker thread; memvault errors -> tool errors."""
+        def work() -> Any:
+            if check_key is not None:
+                check_key()
+            return fn(*args, **kwargs)
+        try:
+            return await anyio.to_thread.run_sync(work)
+        except MemvaultError as exc:
+            return _error_result(exc)
+
+    def tool(description: str, *, read_only: bool = False, destructive: bool = False,
+             idempotent: bool = False) -> Callable[[Callable[..., Any]], Any]:
+        return server.tool(description=description, annotations=ToolAnnotations(
+            read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
+            open_world_hint=False))
+
+    def item_result(item: Any) -> Any:
+        return item if isinstance(item, CallToolResult) else item.to_dict()
+
+    @tool("Store a new memory (a fact, preference, note, ...) for this user and return it, "
+          "with its id. Use memory_update instead when an existing memory's fact changed.")
+    async def memory_add(text: Text, kind: Kind = "note", tags: Tags = None,
+                         metadata: Metadata = None, event_time: Annotated[str | None, Field(
+                             description="When the remembered event happened (ISO-8601); "
+                                         "default: now.")] = None,
+                         importance: Annotated[float, Field(
+                             description="0 (trivia) .. 1 (crucial).")] = 0.5,
+                         expires_at: Annotated[str | None, Field(
+                             description="ISO-8601 time after which the memory is no longer "
+                                         "returned.")] = None,
+                         agent_id: AgentId = None, session_id: SessionId = None,
+                         cube_id: CubeId = None) -> Result:
+        return item_result(await call(
+            scoped.add, text, kind=kind, tags=tags, metadata=metadata, event_time=event_time,
+            importance=importance, expires_at=expires_at, agent_id=agent_id,
+            session_id=session_id, cube_id=cube_id))
+
+    @tool("Hybrid (semantic + keyword) search of this user's memories; returns the best "
+          "hits, each with a score and the memory.", read_only=True)
+    async def memory_search(query: Annotated[str, Field(description="What to look for, in "
+                                                                   "natural language.")],
+                            k: Annotated[int, Field(description="How many hits (1-1000).")] = 10,
+                            kinds: Annotated[list[str] | None, Field(
+                                description="Only memories of these kinds.")] = None,
+                            tags: Annotated[list[str] | None, Field(
+                                description="Only memories with any of these tags.")] = None,
+                            metadata: Annotated[dict[str, Any] | None, Field(
+                                description="Only memories whose metadata has these "
+                                            "key/value pairs (scalar values).")] = None,
+                            as_of: Annotated[str | None, Field(
+                                description="Search the memory as it was at this ISO-8601 "
+                                            "time.")] = None,
+                            agent_id: AgentId = None, session_id: SessionId = None,
+                            cube_id: CubeId = None) -> Result:
+        filters = {k_: v for k_, v in (("kind", kinds), ("tags", tags),
+                                       ("metadata", metadata)) if v}
+        hits = await call(scoped.search, query, k=k, filters=filters or None, as_of=as_of,
+                          agent_id=agent_id, session_id=session_id, cube_id=cube_id)
+        if isinstance(hits, CallToolResult):
+            return hits  # type: ignore[return-value]
+        return {"query": query, "hits": [h.to_dict() for h in hits]}
+
+    @tool("Fetch one memory by id: its current version, or the version valid at as_of.",
+          read_only=True, idempotent=True)
+    async def memory_get(id: Id, as_of: Annotated[str | None, Field(
+            description="Return the version that was current at this ISO-8601 time.")] = None
+                         ) -> Result:
+        return item_result(await call(scoped.get, id, as_of=as_of))
+
+    @tool("Write a new version of a memory (the old one stays in its history). Only the "
+          "fields given change; metadata and tags, when given, replace the old ones.")
+    async def memory_update(id: Id, text: Annotated[str | None, Field(
+                                description="New text.")] = None,
+                            kind: Annotated[str | None, Field(description="New kind.")] = None,
+                            tags: Tags = None, metadata: Metadata = None,
+                            event_time: Time = None,
+                            importance: Annotated[float | None, Field(
+                                description="0 .. 1.")] = None,
+                            expires_at: Time = None, reason: Reason = None) -> Result:
+        return item_result(await call(
+            scoped.update, id, text, kind=kind, tags=tags, metadata=metadata,
+            event_time=event_time, importance=importance, expires_at=expires_at,
+            reason=reason))
+
+    @tool("Delete a memory: it is hidden from search and get's current view but kept in "
+          "its history, and memory_restore brings it back.", destructive=True,
+          idempotent=True)
+    async def memory_delete(id: Id, reason: Reason = None) -> Result:
+        return item_result(await call(scoped.delete, id, reason=reason))
+
+    @tool("Bring a deleted or archived memory back.", idempotent=True)
+    async def memory_restore(id: Id) -> Result:
+        return item_result(await call(scoped.restore, id))
+
+    @tool("Every version of a memory, oldest first (how a fact changed over time).",
+          read_only=True, idempotent=True)
+    async def memory_history(id: Id) -> Result:
+        versions = await call(scoped.history, id)
+        if isinstance(versions, CallToolResult):
+            return versions  # type: ignore[return-value]
+        return {"id": id, "versions": [v.to_dict() for v in versions]}
+
+    return server
+
+
+# -- the command -----------------------------------------------------------------------
+class _Stopped(Exception):
+    pass
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM an exception (not instant death) so the vault gets closed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Stopped()
+    return signal.signal(signal.SIGTERM, handler)
+
+
+@click.command("mcp")
+@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio",
+              show_default=True, help="stdio (spawned by the client) or streamable HTTP.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface for --transport http.")
+@click.option("--port", default=8766, show_default=True, type=click.IntRange(1, 65535),
+              help="TCP port for --transport http (endpoint: /mcp).")
+@click.option("--key", "token", metavar="TOKEN", envvar="MEMVAULT_API_KEY",
+              help="API key (memvault keys create); default $MEMVAULT_API_KEY. Every tool "
+                   "call is confined to its principal's scope.")
+@click.option("--db", metavar="PATH",
+              help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")
+@click.option("--embedder", metavar="NAME",
+              help="minilm or hash[-DIM]; default $MEMVAULT_EMBEDDER or minilm.")
+@click.pass_context
+@_errors
+def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token: str | None,
+                db: str | None, embedder: str | None) -> None:
+    """Serve the vault as MCP tools for one API key's principal.
+
+    Tools: memory_add, memory_search, memory_get, memory_update, memory_delete,
+    memory_restore, memory_history. With --transport stdio (the default) an MCP client
+    spawns this command; with --transport http it listens on http://HOST:PORT/mcp.
+    """
+    from ..vault import Vault
+
+    settings = _settings(ctx, db, embedder)
+    keys = KeyStore.for_vault(settings.path)
+    try:
+        if not token:
+            raise Unauthorized("an API key is required: --key TOKEN or $MEMVAULT_API_KEY "
+                               "(make one with: memvault keys create)")
+        principal = keys.verify(token)
+        if principal is None:
+            raise Unauthorized("invalid or revoked API key")
+
+        def check_key() -> None:
+            if keys.verify(token) is None:
+                raise Unauthorized("the API key has been revoked")
+
+        vault = Vault(settings=settings)
+        previous = _stop_on_sigterm()
+        try:
+            server = build_mcp(ScopedVault(vault, principal), check_key=check_key)
+            who = f"{principal.name} (user {principal.user_id}" + \
+                (f", agent {principal.agent_id})" if principal.agent_id else ")")
+            if transport == "stdio":
+                click.echo(f"memvault: MCP over stdio for {who}, vault {settings.path}",
+                           err=True)
+                server.run("stdio")
+            else:
+                click.echo(f"memvault: MCP on http://{host}:{port}/mcp for {who}, "
+                           f"vault {settings.path}", err=True)
+                server.run("streamable-http", host=host, port=port)
+        except (KeyboardInterrupt, _Stopped):
+            pass
+        finally:
+            vault.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+    finally:
+        keys.close()
+
+
+if __name__ == "__main__":  # python -m memvault.server.mcp (before cli registration)
+    mcp_command(prog_name="memvault mcp")

@@ -1,0 +1,255 @@
+"""``memvault mcp`` through the official MCP SDK client, over real transports.
+
+The server runs in a subprocess: over stdio it is spawned by ``mcp.client.stdio``; over
+streamable HTTP it listens on a free port of 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+pytest.importorskip("mcp")
+
+from mcp import ClientSession, StdioServerParameters  # noqa: E402
+from mcp.client.stdio import stdio_client  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+from memvault.governance.principals import KeyStore  # noqa: E402
+from memvault.vault import Vault  # noqa: E402
+
+TOOLS = {"memory_add": ["text"], "memory_search": ["query"], "memory_get": ["id"],
+         "memory_update": ["id"], "memory_delete": ["id"], "memory_restore": ["id"],
+         "memory_history": ["id"]}
+
+
+def server_argv() -> list[str]:
+    """``memvault mcp`` once it is registered in the CLI, else the module itself."""
+    from memvault.cli import cli
+
+    script = Path(sys.executable).with_name("memvault")
+    if "mcp" in cli.commands and script.exists():
+        return [str(script), "mcp"]
+    return [sys.executable, "-m", "memvault.server.mcp"]
+
+
+@pytest.fixture()
+def vault_setup(tmp_path: Path) -> dict[str, Any]:
+    """A vault with a key for user alice and one memory of user bob's."""
+    db = tmp_path / "vault.db"
+    with Vault(db, embedder="hash") as vault:
+        bob = vault.add("Bob's locker code is 4711", user_id="bob")
+    with KeyStore.for_vault(db) as keys:
+        token = keys.create("alice-agent", "alice")
+    return {"db": str(db), "token": token, "bob_id": bob.id, "tmp": tmp_path}
+
+
+def data(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    # the text content carries the same JSON for clients that ignore structured content
+    assert json.loads(result.content[0].text) == result.structured_content
+    return result.structured_content
+
+
+def error(result: Any) -> dict[str, Any]:
+    assert result.is_error
+    body = result.structured_content
+    assert body is not None and set(body) >= {"code", "message"}
+    text = result.content[0].text
+    assert text == f"error [{body['code']}]: {body['message']}"
+    assert "Traceback" not in text
+    return body
+
+
+def test_stdio_round_trip(vault_setup: dict[str, Any]) -> None:
+    s = vault_setup
+    params = StdioServerParameters(
+        command=server_argv()[0],
+        args=[*server_argv()[1:], "--transport", "stdio", "--db", s["db"],
+              "--embedder", "hash", "--key", s["token"]],
+        cwd=str(s["tmp"]))
+    errlog_path = s["tmp"] / "server.err"
+
+    async def main() -> None:
+        with errlog_path.open("w") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write), \
+                    ClientSession(read, write) as session:
+                await session.initialize()
+                listed = (await session.list_tools()).tools
+                by_name = {t.name: t for t in listed}
+                assert set(TOOLS) <= set(by_name)
+                for name, required in TOOLS.items():
+                    tool = by_name[name]
+                    assert tool.description
+                    assert tool.input_schema["type"] == "object"
+                    assert sorted(tool.input_schema.get("required", [])) == sorted(required)
+                    assert "user_id" not in tool.input_schema["properties"]
+                assert by_name["memory_search"].annotations.read_only_hint is True
+                assert by_name["memory_delete"].annotations.destructive_hint is True
+
+                added = data(await session.call_tool("memory_add", {
+                    "text": "Alice adopted a beagle named Pixel", "kind": "fact",
+                    "tags": ["pets"], "metadata": {"source": "chat"}}))
+                mid = added["id"]
+                assert added["user_id"] == "alice" and added["kind"] == "fact"
+                assert added["tags"] == ["pets"] and added["metadata"] == {"source": "chat"}
+
+                found = data(await session.call_tool("memory_search",
+                                                     {"query": "beagle Pixel", "k": 5}))
+                assert found["query"] == "beagle Pixel"
+                assert [h["item"]["id"] for h in found["hits"]] == [mid]  # not bob's
+                assert isinstance(found["hits"][0]["score"], float)
+                none = data(await session.call_tool("memory_search", {
+                    "query": "beagle", "kinds": ["preference"]}))
+                assert none["hits"] == []
+
+                got = data(await session.call_tool("memory_get", {"id": mid}))
+                assert got["text"] == "Alice adopted a beagle named Pixel"
+
+                updated = data(await session.call_tool("memory_update", {
+                    "id": mid, "text": "Alice adopted a beagle named Pixel and a cat",
+                    "reason": "new pet"}))
+                assert updated["version"] == 2 and updated["id"] == mid
+
+                hist = data(await session.call_tool("memory_history", {"id": mid}))
+                assert hist["id"] == mid
+                assert [v["version"] for v in hist["versions"]] == [1, 2]
+                assert hist["versions"][0]["text"] == "Alice adopted a beagle named Pixel"
+
+                deleted = data(await session.call_tool("memory_delete", {"id": mid}))
+                assert deleted["status"] == "deleted"
+                gone = data(await session.call_tool("memory_search", {"query": "beagle"}))
+                assert gone["hits"] == []
+                restored = data(await session.call_tool("memory_restore", {"id": mid}))
+                assert restored["status"] == "active"
+
+                # errors: stable code + message, never a traceback
+                bad = error(await session.call_tool("memory_add", {"text": ""}))
+                assert bad["code"] == "invalid_input"
+                bad = error(await session.call_tool("memory_search", {"query": "x", "k": 0}))
+                assert bad["code"] == "invalid_input"
+                assert error(await session.call_tool(
+                    "memory_get", {"id": "no-such-id"}))["code"] == "not_found"
+                for name, args in (("memory_get", {}), ("memory_update", {"text": "mine"}),
+                                   ("memory_delete", {}), ("memory_history", {})):
+                    body = error(await session.call_tool(name, {"id": s["bob_id"], **args}))
+                    assert body["code"] == "not_found", (name, body)
+                    assert "4711" not in body["message"]
+                # revoking the key takes effect on the next call
+                with KeyStore.for_vault(s["db"]) as keys:
+                    keys.revoke(s["token"].split("_")[1])
+                assert error(await session.call_tool(
+                    "memory_get", {"id": mid}))["code"] == "unauthorized"
+
+    try:
+        anyio.run(main)
+    except BaseException:
+        print(errlog_path.read_text(), file=sys.stderr)
+        raise
+    with Vault(s["db"], embedder="hash") as vault:  # what the server wrote is in the vault
+        hits = vault.search("beagle", user_id="alice")
+        assert [h.item.version for h in hits] == [4]  # add, update, delete, restore
+
+
+def test_schema_violation_is_a_tool_error(vault_setup: dict[str, Any]) -> None:
+    """Arguments the JSON schema refuses never reach the vault (SDK-formatted error)."""
+    from mcp import Client
+
+    from memvault.governance.principals import Principal
+    from memvault.governance.scope import ScopedVault
+    from memvault.server.mcp import build_mcp
+
+    async def main(vault: Vault) -> None:
+        async with Client(build_mcp(ScopedVault(vault, Principal("p", "alice")))) as client:
+            result = await client.call_tool("memory_search", {"query": "x", "k": "many"})
+            assert result.is_error and "validation error" in result.content[0].text
+            body = error(await client.call_tool("memory_add", {"text": "x",
+                                                               "importance": 7}))
+            assert body["code"] == "invalid_input"
+
+    with Vault(vault_setup["db"], embedder="hash") as vault:
+        anyio.run(main, vault)
+
+
+def _run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k != "MEMVAULT_API_KEY"}
+    full_env.update(env or {})
+    return subprocess.run([*server_argv(), *args], capture_output=True, text=True,
+                          timeout=60, env=full_env, stdin=subprocess.DEVNULL)
+
+
+def test_missing_or_bad_key_exits_2(vault_setup: dict[str, Any]) -> None:
+    db = vault_setup["db"]
+    for args, env in (([], None), (["--key", "mv_000000000000_" + "A" * 43], None),
+                      ([], {"MEMVAULT_API_KEY": "not-a-key"})):
+        proc = _run_cli(["--db", db, "--embedder", "hash", *args], env)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("error [unauthorized]: "), proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(proc: subprocess.Popen, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"server did not listen on port {port} within {timeout} s")
+
+
+def test_streamable_http_round_trip(vault_setup: dict[str, Any]) -> None:
+    s = vault_setup
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()} | {"MEMVAULT_API_KEY": s["token"]}
+    errlog_path = s["tmp"] / "http.err"
+    with errlog_path.open("w") as errlog:
+        proc = subprocess.Popen(
+            [*server_argv(), "--transport", "http", "--host", "127.0.0.1", "--port", str(port),
+             "--db", s["db"], "--embedder", "hash"],  # key from $MEMVAULT_API_KEY
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog)
+    try:
+        _wait_for_port(proc, port)
+
+        async def main() -> None:
+            async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write), \
+                    ClientSession(read, write) as session:
+                await session.initialize()
+                names = {t.name for t in (await session.list_tools()).tools}
+                assert set(TOOLS) <= names
+                added = data(await session.call_tool(
+                    "memory_add", {"text": "Alice's favourite tea is genmaicha"}))
+                assert added["user_id"] == "alice"
+                found = data(await session.call_tool("memory_search", {"query": "genmaicha"}))
+                assert [h["item"]["id"] for h in found["hits"]] == [added["id"]]
+                body = error(await session.call_tool("memory_get", {"id": s["bob_id"]}))
+                assert body["code"] == "not_found"
+
+        anyio.run(main)
+    except BaseException:
+        proc.kill()
+        proc.wait(10)
+        print(errlog_path.read_text(), file=sys.stderr)
+        raise
+    proc.terminate()  # SIGTERM: the server shuts down and closes the vault
+    assert proc.wait(20) == 0, errlog_path.read_text()
+    assert "Traceback" not in errlog_path.read_text()
