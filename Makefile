@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install demo test test-fast bench bench-locomo bench-server bench-pg soak clean
+.PHONY: install demo test test-browser test-fast bench bench-locomo bench-server bench-pg soak clean
 
 # torch==2.13.0 first: the bundled embedding model's package depends on
 # sentence-transformers -> torch, and a looser torch pin pulls a multi-GB CUDA build.
@@ -22,6 +22,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+test-browser: install
+	bash scripts/install-browser-deps.sh
+	MEMVAULT_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_browser.py
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"

@@ -164,3 +164,25 @@ def test_bad_embedder_name_is_a_configuration_error(tmp_path) -> None:
     for name in ("hash-abc", "hash-1", "word2vec"):
         with pytest.raises(ConfigurationError):
             Vault(tmp_path / "v.db", embedder=name)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"text": "ok", "tags": ["\ud800"]},
+    {"text": "ok", "metadata": {"k\udc00": 1}},
+    {"text": "ok", "metadata": {"k": "v\ud800"}},
+    {"text": "ok", "event_time": "9999-12-31T23:59:59-23:59"},
+])
+def test_unstorable_values_are_refused(seeded, kwargs) -> None:
+    vault, item, snapshot = seeded
+    with pytest.raises(InvalidInput):
+        vault.add(**kwargs)
+    with pytest.raises(InvalidInput):
+        vault.search("ok", filters={"metadata": {"a": 10**30}})
+    with pytest.raises(InvalidInput):
+        vault.link(item.id, item.id, weight=float("inf"))
+    unchanged(vault, item, snapshot)
+
+
+def test_emoji_and_astral_text_are_fine(vault: Vault) -> None:
+    item = vault.add("party \U0001F389", tags=["\U0001F389"], metadata={"e": "\U0001F600"})
+    assert vault.get(item.id).metadata == {"e": "\U0001F600"}

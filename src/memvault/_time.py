@@ -40,7 +40,10 @@ def parse_time(value: object, *, field: str = "time") -> datetime:
     else:
         raise InvalidInput(f"{field} must be a datetime, ISO string or epoch seconds, "
                            f"not {type(value).__name__}", field=field)
-    dt = dt.astimezone(timezone.utc)
+    try:
+        dt = dt.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59-23:59
+        raise InvalidInput(f"{field} is outside 1900..2200", field=field) from None
     if not _MIN <= dt.timestamp() <= _MAX:
         raise InvalidInput(f"{field}={dt.isoformat()} is outside 1900..2200", field=field)
     return dt

@@ -25,6 +25,21 @@ FILTER_KEYS = frozenset({"kind", "tags", "metadata", "event_after", "event_befor
                          "created_after", "created_before", "ids"})
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def finite(value: Any, *, field: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or not low <= value <= high:
+        raise InvalidInput(f"{field} must be a number in {low}..{high}", field=field)
+    return float(value)
+
+
 def text(value: Any, limits: Limits, *, field: str = "text") -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be a string, not {type(value).__name__}", field=field)
@@ -82,6 +97,8 @@ def json_object(value: Any, limits: Limits, *, field: str) -> dict[str, Any]:
         raise InvalidInput(f"{field} is not valid JSON: {exc}", field=field) from None
     if "\\u0000" in encoded:
         raise InvalidInput(f"{field} contains a NUL character", field=field)
+    if not _encodable(json.dumps(value, sort_keys=True, ensure_ascii=False)):
+        raise InvalidInput(f"{field} contains an unpaired surrogate", field=field)
     if len(encoded.encode()) > limits.max_metadata_bytes:
         raise InvalidInput(f"{field} is larger than {limits.max_metadata_bytes} bytes",
                            field=field)
@@ -97,7 +114,8 @@ def tags(value: Any, limits: Limits) -> tuple[str, ...]:
         raise InvalidInput(f"at most {limits.max_tags} tags", field="tags")
     out = []
     for tag in value:
-        if not isinstance(tag, str) or not tag.strip() or len(tag) > 64 or "\x00" in tag:
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > 64 or "\x00" in tag \
+                or not _encodable(tag):
             raise InvalidInput(f"bad tag {tag!r}: non-empty string up to 64 chars", field="tags")
         out.append(unicodedata.normalize("NFC", tag.strip()))
     return tuple(dict.fromkeys(out))
@@ -159,6 +177,11 @@ def row_query(scope_values: Mapping[str, Any], filters: Mapping[str, Any] | None
             raise InvalidInput(f"bad metadata filter key {key!r}", field="filters.metadata")
         if value is not None and not isinstance(value, (str, int, float, bool)):
             raise InvalidInput(f"metadata filter {key!r} must compare with a scalar",
+                               field="filters.metadata")
+        if (isinstance(value, int) and not -2**63 <= value < 2**63) or \
+                (isinstance(value, float) and not math.isfinite(value)) or \
+                (isinstance(value, str) and not _encodable(value)):
+            raise InvalidInput(f"metadata filter {key!r} has an unstorable value",
                                field="filters.metadata")
     q.metadata = dict(meta)
     for name in ("event_after", "event_before", "created_after", "created_before"):

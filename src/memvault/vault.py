@@ -348,6 +348,7 @@ class Vault:
 
     def link(self, src: str, dst: str, *, kind: str = "related", weight: float = 1.0) -> None:
         self._current(src), self._current(dst)
+        weight = check.finite(weight, field="weight", low=0.0, high=1e6)
         self.store.apply([LinkOp(src, dst, check.kind(kind), weight),
                           AuditOp("link", src, None, self.actor, {"dst": dst, "kind": kind})])
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -134,8 +135,38 @@ RT = Annotated[Runtime, Depends(_runtime)]
 SV = Annotated[ScopedVault, Depends(_scoped)]
 
 
+def _dumps(doc: Any) -> str:
+    """``doc`` as standard JSON text that always encodes as UTF-8. Requests cannot put a
+    lone surrogate or a NaN into the vault (models refuse them), but other faces or older
+    data might: such a surrogate is sent \\u-escaped and a non-finite number as null,
+    rather than failing the response after the call has had its effect."""
+    try:
+        text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")
+        return text
+    except ValueError:  # includes UnicodeEncodeError
+        log.warning("a response held a lone surrogate or a non-finite number")
+        return json.dumps(_finite(doc), ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":"))
+
+
+def _finite(doc: Any) -> Any:
+    if isinstance(doc, float):
+        return doc if math.isfinite(doc) else None
+    if isinstance(doc, dict):
+        return {k: _finite(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [_finite(v) for v in doc]
+    return doc
+
+
+class _JSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return _dumps(content).encode("utf-8")
+
+
 def _ok(doc: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(doc, status_code=status)
+    return _JSONResponse(doc, status_code=status)
 
 
 def _time(value: str | None) -> str | float | None:
@@ -155,9 +186,13 @@ def _filters(raw: str | None) -> Any:
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        doc = json.loads(raw)
     except (ValueError, RecursionError):
         raise InvalidInput("filters must be a JSON object", field="filters") from None
+    problem = m.json_problem(doc, "filters", int64=True)
+    if problem:
+        raise InvalidInput(problem, field="filters")
+    return doc
 
 
 def _items(items: list[MemoryItem]) -> list[dict[str, Any]]:
@@ -170,7 +205,7 @@ def _error(status: int, code: str, message: str, details: Any = None,
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = jsonable_encoder(details)
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _on_memvault(request: Request, exc: Exception) -> JSONResponse:
@@ -184,7 +219,8 @@ async def _on_memvault(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+    errors = [{"loc": [str(p) for p in e.get("loc", ())],
+               "msg": str(e.get("msg", "")).removeprefix("Value error, "),
                "type": str(e.get("type", ""))} for e in exc.errors()[:20]]
     if errors and errors[0]["type"] == "json_invalid":
         message = f"the body is not valid JSON (at character {errors[0]['loc'][-1]})"
@@ -250,6 +286,9 @@ def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
     app.add_exception_handler(Exception, _on_crash)
     app.include_router(_memories())
     app.include_router(_service())
+    from .browser import mount_browser
+
+    mount_browser(app)  # the web memory browser at /ui/
     return app
 
 
@@ -374,7 +413,7 @@ def _memories() -> APIRouter:
         async def lines() -> AsyncIterator[str]:
             chunk = first
             while chunk:
-                yield "".join(json.dumps(i.to_dict(), ensure_ascii=False) + "\n" for i in chunk)
+                yield "".join(_dumps(i.to_dict()) + "\n" for i in chunk)
                 chunk = await rt.run(_take, items, 256)
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 

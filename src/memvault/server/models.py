@@ -5,16 +5,62 @@ face refuses the same input with the same message."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: A time as an ISO-8601 string or epoch seconds.
 Time = str | float
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INT64 = 2 ** 63
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+
+def json_problem(value: Any, where: str = "", *, int64: bool = False) -> str | None:
+    """Why ``value`` (parsed JSON) cannot be stored and sent back as standard JSON, or
+    ``None``: a string or key with an unpaired surrogate (no UTF-8 for it), a NaN or
+    infinite number (not JSON), or with ``int64`` an integer outside 64 bits (what a
+    filter can compare with). Iterative: deep nesting cannot exhaust the stack."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        at, v = stack.pop()
+        path = at or "the body"
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                return f"{path} contains an unpaired surrogate"
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                return f"{path} is not a finite number"
+        elif isinstance(v, int) and not isinstance(v, bool):
+            if int64 and not -_INT64 <= v < _INT64:
+                return f"{path} is outside the 64-bit integer range"
+        elif isinstance(v, dict):
+            for key, item in v.items():
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return f"a key in {path} contains an unpaired surrogate"
+                stack.append((f"{at}.{key}" if at else str(key), item))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((f"{at}[{i}]", item) for i, item in enumerate(v))
+    return None
+
+
+class _JSONSafe(BaseModel):
+    """Refuses what could be stored but not answered as JSON (see :func:`json_problem`),
+    before anything is written."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_safe(cls, data: Any) -> Any:
+        problem = json_problem(data, int64=cls is Filters)
+        if problem:
+            raise ValueError(problem)
+        return data
+
+
+class _In(_JSONSafe):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Scope(_In):
@@ -47,8 +93,8 @@ class AddManyIn(_In):
     defaults: RecordDefaults | None = None
 
 
-class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+class MessageIn(_JSONSafe):
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
     role: str = "user"
     content: str
     name: str | None = None
