@@ -115,6 +115,7 @@ class Vault:
             return
         self._closed = True
         self.flush()
+        self.searcher.close()
         if self._snapshot:
             self.searcher.save()
         self.store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,6 +69,7 @@ class Searcher:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._index = self._new_index()
         self._watermark = 0
+        self._executor: ThreadPoolExecutor | None = None
         self.report: dict[str, Any] = {}
         self._open()
 
@@ -136,6 +138,19 @@ class Searcher:
         return len(self._index)
 
     # -- search ------------------------------------------------------------------------
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=4,
+                                                        thread_name_prefix="memvault-lexical")
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
     def embed_query(self, text: str) -> np.ndarray:
         with self._lock:
             hit = self._cache.get(text)
@@ -154,10 +169,15 @@ class Searcher:
         c = self.config
         n = max(c.candidates, 4 * k)
         rankings: dict[str, list[tuple[int, float]]] = {}
+        lexical = None
+        if "lexical" in c.retrievers:
+            # BM25 needs no query vector: run it in SQLite while numpy embeds the query
+            # (both release the GIL), so a search costs max(embed + dense, BM25), not the sum
+            lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
         if "dense" in c.retrievers:
             rankings["dense"] = self.dense(self.embed_query(text), query, n)
-        if "lexical" in c.retrievers:
-            rankings["lexical"] = self.store.lexical(terms(text), query, n)
+        if lexical is not None:
+            rankings["lexical"] = lexical.result()
         fused = rrf(rankings, k=c.rrf_k, weights=c.weights)[:n]
         sources = {seq: src for seq, _, src in fused}
         scores = {seq: score for seq, score, _ in fused}
