@@ -83,13 +83,18 @@ class Vault:
             store = open_store(settings.store)  # a DSN: its index dir is explicit or none
         self.store: RecordStore = store or SQLiteStore(settings.path,
                                                        durability=settings.durability)
-        self._check_identity()
         # With a store passed in, only an explicit index_dir is used (the default one is
         # next to a SQLite file); the snapshot's tag and watermark make either safe.
         index_dir = settings.resolved_index_dir if store is None else settings.index_dir
         self._snapshot = index_dir is not None and self._tmpdir is None
-        self.searcher = Searcher(self.store, embedder, config=settings.search,
-                                 index_dir=index_dir, store_tag=self.store.meta()["vault_id"])
+        try:
+            self._check_identity()
+            self.searcher = Searcher(self.store, embedder, config=settings.search,
+                                     index_dir=index_dir,
+                                     store_tag=self.store.meta()["vault_id"])
+        except BaseException:
+            self.store.close()  # a vault that failed to open holds no connections
+            raise
         self._access: dict[str, tuple[int, float]] = {}
         self._access_lock = threading.Lock()
         self._last_flush = time.monotonic()
