@@ -5,6 +5,8 @@ The public surface is deliberately small: open a :class:`Vault`, then ``add``, `
 is reachable from submodules for those who extend memvault.
 """
 
+from typing import TYPE_CHECKING
+
 from .errors import (Conflict, ConfigurationError, IntegrityError, InvalidInput, MemvaultError,
                      ModelError, NotFound, PayloadTooLarge, PermissionDenied, StorageError,
                      Unauthorized)
@@ -12,8 +14,11 @@ from .settings import Limits, Settings
 from .types import AuditEvent, Link, MemoryItem, Page, SearchHit
 from .vault import Vault
 
+if TYPE_CHECKING:
+    from .client import RemoteVault
 
-def connect(url: str, api_key: str, **kwargs: object) -> "RemoteVault":  # noqa: F821
+
+def connect(url: str, api_key: str, **kwargs: object) -> "RemoteVault":
     """A remote vault over REST with the same interface as :class:`Vault` (needs httpx)."""
     from .client import connect as _connect
 

@@ -11,7 +11,6 @@ import json
 import platform
 import statistics
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
-from typing import Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import anyio
 import anyio.to_thread
@@ -36,6 +35,11 @@ from ..errors import MemvaultError, Unauthorized
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
 from .commands import _errors, _settings
+from .serve import _stop_on_sigterm, _Stopped
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import CallToolResult
 
 __all__ = ["build_mcp", "mcp_command", "TOOL_NAMES"]
 
@@ -197,20 +201,6 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
 
 
 # -- the command -----------------------------------------------------------------------
-class _Stopped(Exception):
-    pass
-
-
-def _stop_on_sigterm() -> Any:
-    """Make SIGTERM an exception (not instant death) so the vault gets closed."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise _Stopped()
-    return signal.signal(signal.SIGTERM, handler)
-
-
 @click.command("mcp")
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio",
               show_default=True, help="stdio (spawned by the client) or streamable HTTP.")
