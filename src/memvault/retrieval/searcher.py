@@ -41,6 +41,8 @@ class SearchConfig:
     retrievers: tuple[str, ...] = ("dense", "lexical")
     weights: dict[str, float] = field(default_factory=lambda: {"dense": 0.5, "lexical": 1.0})
     candidates: int = 50
+    #: How many fused candidates the second stage (rows, links, speaker cue) looks at.
+    rerank_depth: int = 40
     #: Link expansion: share of a candidate's score given to memories ``link_hops`` away.
     link_beta: float = 0.2
     link_hops: int = 2
@@ -178,7 +180,7 @@ class Searcher:
             rankings["dense"] = self.dense(self.embed_query(text), query, n)
         if lexical is not None:
             rankings["lexical"] = lexical.result()
-        fused = rrf(rankings, k=c.rrf_k, weights=c.weights)[:n]
+        fused = rrf(rankings, k=c.rrf_k, weights=c.weights)[:max(c.rerank_depth, 2 * k)]
         sources = {seq: src for seq, _, src in fused}
         scores = {seq: score for seq, score, _ in fused}
         rows = self.store.by_seqs(list(scores), query)
