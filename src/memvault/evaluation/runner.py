@@ -167,9 +167,10 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         ax.set_title(f"evidence recall@{k}")
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=9, frameon=False)
     fig.suptitle(f"LoCoMo ({report['conversations']} conversations, {report['questions']} questions)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
