@@ -32,6 +32,7 @@ from typing import Any
 
 from .._time import from_epoch
 from ..errors import InvalidInput, NotFound, PayloadTooLarge, StorageError, Unauthorized
+from ..storage.sqlite import immediate
 
 __all__ = ["Principal", "KeyInfo", "KeyStore", "Unauthorized", "PayloadTooLarge",
            "keys_path"]
@@ -145,16 +146,10 @@ class KeyStore:
             conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 conn.execute(_SCHEMA)
                 if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
                     conn.execute("PRAGMA user_version=1")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"opening the key store {self.path}: {exc}") from exc
         self._conn = conn
@@ -193,17 +188,11 @@ class KeyStore:
             conn = self._connection(create=True)
             assert conn is not None
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate(conn):
                     conn.execute(
                         "INSERT INTO api_keys(key_id, principal, user_id, agent_id, name, "
                         "secret_hash, created_at) VALUES (?,?,?,?,?,?,?)",
                         (key_id, principal, user, agent, name, _hash(token), time.time()))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise StorageError(f"creating a key: {exc}") from exc
         return token
@@ -240,17 +229,11 @@ class KeyStore:
             if conn is None:
                 raise NotFound(f"no key {key_id}", key_id=key_id)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate(conn):
                     conn.execute("UPDATE api_keys SET revoked_at=? WHERE key_id=? AND "
                                  "revoked_at IS NULL", (time.time(), key_id))
                     row = conn.execute(f"SELECT {_INFO_COLUMNS} FROM api_keys WHERE key_id=?",
                                        (key_id,)).fetchone()
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise StorageError(f"revoking a key: {exc}") from exc
         if row is None:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import Conflict, IntegrityError, InvalidInput, StorageError
 from ._pg_rows import RAW_COLUMNS, RAW_TABLES
-from .sqlite import SQLiteStore
+from .sqlite import SQLiteStore, immediate
 
 __all__ = ["copy_store", "store_digest"]
 
@@ -122,8 +122,7 @@ def _sqlite_write(path: Path, chunks: Iterable[Chunk], busy_timeout: float = 30.
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             busy = conn.execute(
                 "SELECT (SELECT count(*) FROM versions) + (SELECT count(*) FROM audit) + "
                 "(SELECT count(*) FROM links) + (SELECT count(*) FROM access)").fetchone()[0]
@@ -134,11 +133,6 @@ def _sqlite_write(path: Path, chunks: Iterable[Chunk], busy_timeout: float = 30.
                 verb = "INSERT OR REPLACE" if table == "meta" else "INSERT"
                 conn.executemany(f"{verb} INTO {table} ({', '.join(cols)}) "
                                  f"VALUES ({', '.join('?' * len(cols))})", rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
     except sqlite3.Error as exc:
         if isinstance(exc, sqlite3.IntegrityError):
             raise Conflict(f"writing {path}: {exc}") from exc

@@ -112,23 +112,17 @@ class SQLiteStore(StoreReads):
         scripts = sorted(
             (p for p in resources.files("memvault.storage.migrations.sqlite").iterdir()
              if p.name.endswith(".sql")), key=lambda p: p.name)
-        with self._lock:
-            self._w.execute("BEGIN IMMEDIATE")
-            try:
-                current = self._w.execute("PRAGMA user_version").fetchone()[0]
-                if current > len(scripts):
-                    raise StorageError(f"{self.path} has schema version {current}; this "
-                                       f"memvault knows up to {len(scripts)}: upgrade memvault")
-                for number, script in enumerate(scripts, start=1):
-                    if number <= current:
-                        continue
-                    for stmt in _statements(script.read_text()):
-                        self._w.execute(stmt)
-                    self._w.execute(f"PRAGMA user_version={number}")
-                self._w.execute("COMMIT")
-            except BaseException:
-                self._w.execute("ROLLBACK")
-                raise
+        with self._lock, immediate(self._w):
+            current = self._w.execute("PRAGMA user_version").fetchone()[0]
+            if current > len(scripts):
+                raise StorageError(f"{self.path} has schema version {current}; this "
+                                   f"memvault knows up to {len(scripts)}: upgrade memvault")
+            for number, script in enumerate(scripts, start=1):
+                if number <= current:
+                    continue
+                for stmt in _statements(script.read_text()):
+                    self._w.execute(stmt)
+                self._w.execute(f"PRAGMA user_version={number}")
 
     # -- writes ------------------------------------------------------------------------
     def apply(self, ops: Sequence[WriteOp]) -> int:
@@ -137,16 +131,10 @@ class SQLiteStore(StoreReads):
                 raise StorageError("the store is closed")
             conn = self._w
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate(conn):
                     last = 0
                     for op in ops:
                         last = max(last, self._apply_one(conn, op))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise _translate(exc, "write") from exc
             return last
@@ -224,7 +212,7 @@ class SQLiteStore(StoreReads):
         rows = [(i, n, at, i) for i, (n, at) in counts.items()]
         with self._lock:
             try:
-                with _txn(self._w):
+                with immediate(self._w):
                     self._w.executemany(
                         "INSERT INTO access(id, count, last_at) SELECT ?, ?, ? WHERE EXISTS "
                         "(SELECT 1 FROM versions WHERE id=?) ON CONFLICT(id) DO UPDATE SET "
@@ -237,7 +225,7 @@ class SQLiteStore(StoreReads):
         conflict = "DO NOTHING" if only_if_absent else "DO UPDATE SET value=excluded.value"
         with self._lock:
             try:
-                with _txn(self._w):
+                with immediate(self._w):
                     self._w.execute("INSERT INTO meta(key, value) VALUES (?,?) "
                                     f"ON CONFLICT(key) {conflict}", (key, value))
             except sqlite3.Error as exc:
@@ -398,7 +386,9 @@ class SQLiteStore(StoreReads):
 
 
 @contextmanager
-def _txn(conn: sqlite3.Connection) -> Iterator[None]:
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` transaction (the write lock up front): commit, or roll back
+    on any exception. Every SQLite write in memvault goes through this."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
