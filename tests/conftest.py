@@ -19,3 +19,14 @@ def vault(tmp_path: Path) -> Iterator[Vault]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "vault.db"
+
+
+@pytest.fixture(scope="session")
+def local_llm():
+    """The bundled SmolLM2, loaded once per test session (tens of seconds), one torch thread."""
+    import torch
+
+    from memvault.models.local import load_local_llm
+
+    torch.set_num_threads(1)
+    return load_local_llm()
