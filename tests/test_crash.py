@@ -1,8 +1,9 @@
 """Crash safety: SIGKILL a writer at random moments; every acknowledged write survives.
 
-A child process (``tests/crash_writer.py``) writes to one SQLite vault in a loop and
-reports each call on stdout (``TRY`` before it, ``ACK`` per acknowledged write after it,
-``END``). The parent kills it 20-400 ms after it starts writing, then opens the SAME store
+A child process (``tests/crash_writer.py``'s loop, in a process forked from a fork server
+that has memvault imported, so a round costs no interpreter start) writes to one SQLite
+vault in a loop and reports each call on stdout (``TRY`` before it, ``ACK`` per
+acknowledged write after it, ``END``). The parent kills it 20-400 ms after it starts writing, then opens the SAME store
 and checks it against a model built only from what the child reported:
 
 * every write ever acknowledged is in the history with exactly its version, text hash and
@@ -15,8 +16,10 @@ and checks it against a model built only from what the child reported:
 * searching for a just-written text finds it.
 
 The store is reopened round after round, so damage would accumulate. The rounds default
-to 30; ``MEMVAULT_CRASH_ROUNDS`` sets more for a soak run and ``MEMVAULT_CRASH_SEED``
-replays one schedule of operations and kill delays (kill timing itself stays racy).
+to 60 (with the 20 snapshot-damage rounds and the 20 server kills of ``test_faults.py``,
+100 kills per CI run); ``MEMVAULT_CRASH_ROUNDS`` sets more for a soak run and
+``MEMVAULT_CRASH_SEED`` replays one schedule of operations and kill delays (kill timing
+itself stays racy).
 These variables only steer this test; the library never sees them.
 """
 
@@ -24,15 +27,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import multiprocessing.context
 import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable
 
@@ -44,8 +49,8 @@ from memvault.storage.base import RowQuery
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
-WRITER = Path(__file__).with_name("crash_writer.py")
-ROUNDS = int(os.environ.get("MEMVAULT_CRASH_ROUNDS", "30"))
+sys.path.insert(0, str(Path(__file__).parent))  # crash_writer, for the forked children
+ROUNDS = int(os.environ.get("MEMVAULT_CRASH_ROUNDS", "60"))
 SEED = int(os.environ.get("MEMVAULT_CRASH_SEED") or random.SystemRandom().randrange(2**31))
 READY_TIMEOUT = 60.0
 
@@ -73,21 +78,51 @@ class Round:
     stderr: str
 
 
+def forkserver() -> multiprocessing.context.ForkServerContext:
+    """Child processes forked from a server that has memvault imported already.
+
+    Starting Python and importing memvault costs ~1 s of CPU per process, which would
+    dominate a round; forked children are still separate processes with their own
+    SQLite connections (the fork server never opens one). The fork server does not get
+    this test directory on its path, so it preloads the libraries, not these modules."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["memvault.vault", "memvault.server.serve", "pytest", "httpx"])
+    return ctx
+
+
+def _writer_in_fork(out: Connection, errfile: str, cwd: str, argv: list[str]) -> None:
+    """The forked child: stdout is the pipe, stderr the file, then the writer's loop."""
+    os.dup2(out.fileno(), 1)
+    os.dup2(os.open(errfile, os.O_WRONLY | os.O_APPEND), 2)
+    os.chdir(cwd)
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", closefd=False)
+    import crash_writer
+
+    sys.exit(crash_writer.main(argv))
+
+
 def run_child(db: Path, rng: random.Random, *, allow_save: bool = True) -> Round:
     """Start the writer, SIGKILL it 20-400 ms after READY, and return what it reported."""
     errfile = db.parent / "writer.stderr"
-    args = [sys.executable, str(WRITER), str(db), str(rng.randrange(2**31))]
+    errfile.write_text("")
+    argv = [str(db), str(rng.randrange(2**31))]
     if not allow_save:
-        args.append("--no-save")
+        argv.append("--no-save")
     lines: list[str] = []
     ready = threading.Event()
-    with open(errfile, "w") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, cwd=db.parent,
-                                text=True, encoding="utf-8")
+    ctx = forkserver()
+    pipe_r, pipe_w = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_writer_in_fork,
+                       args=(pipe_w, str(errfile), str(db.parent), argv))
+    proc.start()
+    pipe_w.close()  # the child holds the only write end: EOF when it dies
+    read_fd = os.dup(pipe_r.fileno())
+    pipe_r.close()
+    with open(read_fd, encoding="utf-8") as stdout:
 
         def pump() -> None:  # drain the pipe so the child never blocks on a full buffer
-            assert proc.stdout is not None
-            for line in proc.stdout:
+            for line in stdout:
                 lines.append(line)
                 if line.startswith("READY"):
                     ready.set()
@@ -97,19 +132,18 @@ def run_child(db: Path, rng: random.Random, *, allow_save: bool = True) -> Round
         reader.start()
         try:
             ready.wait(READY_TIMEOUT)
-            alive_at_ready = proc.poll() is None
-            if alive_at_ready:
+            if proc.is_alive():
                 time.sleep(rng.uniform(0.020, 0.400))
-                if proc.poll() is None:
-                    os.kill(proc.pid, signal.SIGKILL)
+                if proc.is_alive():
+                    os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
         finally:
-            if proc.poll() is None and not ready.is_set():
+            if proc.is_alive() and not ready.is_set():
                 proc.kill()
-            proc.wait(timeout=30)
+            proc.join(30)
             reader.join(timeout=30)
     stderr = errfile.read_text()
-    assert proc.returncode == -signal.SIGKILL, (
-        f"writer ended with {proc.returncode} instead of being killed (seed {SEED}):\n"
+    assert proc.exitcode == -signal.SIGKILL, (
+        f"writer ended with {proc.exitcode} instead of being killed (seed {SEED}):\n"
         f"{stderr[-3000:]}")
     assert lines and lines[0].startswith("READY"), f"writer never got ready:\n{stderr[-3000:]}"
 

@@ -197,3 +197,154 @@ def test_reused_id_does_not_expose_old_events(world: World) -> None:
     events = world.a.audit(item_id="shared-name")
     assert [e.action for e in events] == ["add"]
     assert all("private reason" not in str(e.details) for e in world.a.audit(limit=1000))
+
+
+# -- sharing -----------------------------------------------------------------------------
+def test_server_actions_carry_the_principal(world: World) -> None:
+    item = world.a.add("who wrote me?")
+    world.a.update(item.id, "who wrote me? alice")
+    assert [(e.action, e.actor) for e in world.vault.audit(item_id=item.id)] == \
+        [("add", "alice-app"), ("update", "alice-app")]
+    assert world.vault.get(item.id).provenance["actor"] == "alice-app"
+    world.a.search("who wrote")  # the server audits reads, with the reader's name
+    last = world.vault.audit(action="read")[-1]
+    assert (last.actor, last.details["op"], last.item_id) == ("alice-app", "search", None)
+    assert item.id in last.details["ids"]
+
+
+def _mcp_get(scoped: ScopedVault, id_: str) -> dict[str, Any]:
+    """``memory_get`` through the MCP tool layer: the item, or the error body."""
+    import anyio
+    from mcp import Client
+
+    from memvault.server.mcp import build_mcp
+
+    async def main() -> dict[str, Any]:
+        async with Client(build_mcp(scoped)) as client:
+            result = await client.call_tool("memory_get", {"id": id_})
+            return result.structured_content or {}
+    return anyio.run(main)
+
+
+def test_a_shared_item_is_visible_only_to_those_it_is_shared_with(world: World) -> None:
+    from memvault.governance import GrantStore
+
+    token_c = world.keys.create("carol-app", "carol")
+    carol = connect(world.url, token_c)
+    secret, shared = world.b_items
+    grant = world.b.share(shared.id, to="alice-app", redact=["metadata"])
+    grants = GrantStore(world.keys)
+    faces = {n: ScopedVault(world.vault, Principal(n, u), grants=grants)
+             for n, u in (("alice-app", "alice"), ("carol-app", "carol"))}
+    try:
+        # alice, through the client, REST and MCP: the shared item, nothing else of Bob's
+        assert world.a.get(shared.id).text == shared.text
+        assert {h.item.id for h in world.a.search("Bob allergic PIN bank", k=50)} == \
+            {shared.id, world.a_item.id}
+        assert {i.id for i in world.a.list(status="any").items} == {shared.id, world.a_item.id}
+        assert [v.version for v in world.a.history(shared.id)] == [1]
+        assert {i.id for i in world.a.export()} == {shared.id, world.a_item.id}
+        assert _mcp_get(faces["alice-app"], shared.id)["id"] == shared.id
+        assert _mcp_get(faces["alice-app"], secret.id)["code"] == "not_found"
+        with pytest.raises(NotFound):
+            world.a.get(secret.id)
+        # read-only: no changes, no purge, no re-sharing
+        before = world.snapshot()
+        with pytest.raises(PermissionDenied):
+            world.a.update(shared.id, "hacked")
+        with pytest.raises(PermissionDenied):
+            world.a.delete(shared.id)
+        for call in (lambda: world.a.purge(shared.id),
+                     lambda: world.a.share(shared.id, to="carol-app"),
+                     lambda: world.a.unshare(grant.grant_id)):
+            with pytest.raises(NotFound):
+                call()
+        assert world.snapshot() == before
+        # carol: nothing, through every face
+        for id_ in (secret.id, shared.id):
+            with pytest.raises(NotFound):
+                carol.get(id_)
+            assert _mcp_get(faces["carol-app"], id_)["code"] == "not_found"
+            r = httpx.get(f"{world.url}/v1/memories/{id_}",
+                          headers={"Authorization": f"Bearer {token_c}"})
+            assert r.status_code == 404
+        assert carol.search("Bob allergic PIN bank", k=50) == []
+        assert carol.list(status="any").total == 0
+        # revoked: gone for alice everywhere, kept on record
+        closed = world.b.unshare(grant.grant_id)
+        assert closed.valid_to is not None
+        with pytest.raises(NotFound):
+            world.a.get(shared.id)
+        assert _mcp_get(faces["alice-app"], shared.id)["code"] == "not_found"
+        assert {i.id for i in world.a.list(status="any").items} == {world.a_item.id}
+        assert [(e.action, e.actor) for e in world.b.audit(item_id=shared.id)
+                if e.action in ("share", "unshare")] == [("share", "bob-app"),
+                                                         ("unshare", "bob-app")]
+    finally:
+        carol.close()
+
+
+def test_share_routes_over_rest(world: World) -> None:
+    http = httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {world.token_b}"})
+    try:
+        bid = world.b_items[1].id
+        r = http.post(f"/v1/memories/{bid}/shares",
+                      json={"to": "team:doctors", "write": True, "redact": ["tags"]})
+        assert r.status_code == 201, r.text
+        item_grant = r.json()
+        assert (item_grant["resource"], item_grant["permission"]) == ("item", "write")
+        r = http.post("/v1/shares", json={"to": "alice-app", "cube_id": "health"})
+        assert r.status_code == 201 and r.json()["resource"] == "cube"
+        assert http.post("/v1/shares", json={"to": "alice-app"}).status_code == 422
+        assert http.post(f"/v1/memories/{bid}/shares",
+                         json={"to": "x", "cube_id": "c"}).status_code == 422
+        assert http.post("/v1/shares", json={"to": "alice-app", "everything": True,
+                                             "redact": ["text"]}).json()["code"] == "invalid_input"
+        listed = http.get(f"/v1/memories/{bid}/shares").json()["grants"]
+        assert [g["grant_id"] for g in listed] == [item_grant["grant_id"]]
+        assert len(http.get("/v1/shares").json()["grants"]) == 2
+        # alice may not revoke bob's grant; bob may
+        r = httpx.delete(f"{world.url}/v1/shares/{item_grant['grant_id']}",
+                         headers={"Authorization": f"Bearer {world.token_a}"})
+        assert r.status_code == 404
+        r = http.delete(f"/v1/shares/{item_grant['grant_id']}")
+        assert r.status_code == 200 and r.json()["revoked_by"] == "bob-app"
+        assert len(http.get("/v1/shares").json()["grants"]) == 1
+        assert len(http.get("/v1/shares", params={"include_revoked": "true"}).json()["grants"]) == 2
+        # alice sees bob's grant to her
+        assert [g.cube_id for g in world.a.grants()] == ["health"]
+    finally:
+        http.close()
+
+
+def test_sharing_through_mcp_tools(world: World) -> None:
+    import anyio
+    from mcp import Client
+
+    from memvault.governance import GrantStore
+    from memvault.server.mcp import build_mcp
+
+    grants = GrantStore(world.keys)
+    bob = ScopedVault(world.vault, Principal("bob-app", "bob"), grants=grants)
+    alice = ScopedVault(world.vault, Principal("alice-app", "alice"), grants=grants)
+    shared = world.b_items[1]
+
+    async def main() -> None:
+        async with Client(build_mcp(bob)) as b, Client(build_mcp(alice)) as a:
+            async def call(client: Any, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+                return (await client.call_tool(tool, args)).structured_content or {}
+            before = await call(a, "memory_search", {"query": "penicillin allergic", "k": 50})
+            assert shared.id not in {h["item"]["id"] for h in before["hits"]}
+            grant = await call(b, "memory_share", {"to": "alice-app", "id": shared.id,
+                                                   "redact": ["metadata"]})
+            assert grant["item_id"] == shared.id and grant["granted_by"] == "bob-app"
+            found = await call(a, "memory_search", {"query": "penicillin allergic", "k": 50})
+            assert shared.id in {h["item"]["id"] for h in found["hits"]}
+            assert [g["grant_id"] for g in (await call(a, "memory_grants", {}))["grants"]] == \
+                [grant["grant_id"]]
+            refused = await call(a, "memory_unshare", {"grant_id": grant["grant_id"]})
+            assert refused["code"] == "not_found"
+            closed = await call(b, "memory_unshare", {"grant_id": grant["grant_id"]})
+            assert closed["valid_to"] is not None
+            assert (await call(a, "memory_get", {"id": shared.id}))["code"] == "not_found"
+    anyio.run(main)

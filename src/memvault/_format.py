@@ -199,9 +199,9 @@ def history_table(versions: Iterable[MemoryItem], *, precise: bool = False,
 
 
 def audit_table(events: Iterable[AuditEvent]) -> str:
-    return table(["seq", "at", "action", "item", "v", "details"],
-                 [(e.seq, short_time(e.at), e.action, e.item_id, e.version,
-                   compact_json(e.details) if e.details else "") for e in events], right=[0, 4])
+    return table(["seq", "at", "actor", "action", "item", "v", "details"],
+                 [(e.seq, short_time(e.at), e.actor or "", e.action, e.item_id, e.version,
+                   compact_json(e.details) if e.details else "") for e in events], right=[0, 5])
 
 
 def item_detail(item: MemoryItem) -> str:

@@ -149,6 +149,9 @@ def add(app: App, text: str, kind: str, meta: tuple[str, ...], tags: tuple[str, 
     item = app.vault.add(text, kind=kind, metadata=parse_pairs(meta), tags=list(tags),
                          event_time=event_time, **scope)
     app.out(item.id, item.to_dict())
+    if item.status == "quarantined":  # stderr: stdout stays the id (or the JSON)
+        click.echo(f"note: quarantined by the injection guard (memvault quarantine show "
+                   f"{item.id})", err=True)
 
 
 @command("import")
@@ -329,14 +332,21 @@ def export(app: App, file: str, with_history: bool) -> None:
 
 
 @command()
-@click.option("--item", "item_id", metavar="ID", help="Only events of this memory.")
-@click.option("--action", help="add, update, delete, restore, archive, purge, link, unlink.")
+@click.option("--item", "item_id", metavar="ID", help="Only events of this memory (and reads of it).")
+@click.option("--action", help="add, update, delete, restore, archive, purge, link, unlink, "
+                               "read, share, unshare, team_join, team_leave, ...")
+@click.option("--actor", metavar="NAME", help="Only events of this principal / actor.")
+@click.option("--since", metavar="ISO", help="Only events at or after this time.")
 @click.option("--after", default=0, show_default=True, help="Only events after this sequence number.")
 @click.option("--limit", default=50, show_default=True)
 @pass_app
-def audit(app: App, item_id: str | None, action: str | None, after: int, limit: int) -> None:
+def audit(app: App, item_id: str | None, action: str | None, actor: str | None,
+          since: str | None, after: int, limit: int) -> None:
     """The audit log, oldest first."""
-    events = app.vault.audit(item_id=item_id, action=action, after=after, limit=limit)
+    from .governance.auditlog import query_audit
+
+    events = query_audit(app.vault, item_id=item_id, action=action, actor=actor, since=since,
+                         after=after, limit=limit)
     app.out(lambda: audit_table(events) if events else "no events",
             {"events": [e.to_dict() for e in events]})
 
@@ -346,8 +356,9 @@ def audit(app: App, item_id: str | None, action: str | None, after: int, limit: 
 def check(app: App) -> None:
     """Integrity report; exit status 1 if not ok."""
     report = app.vault.check()
-    app.out(lambda: kv([(k, ", ".join(map(str, v)) if isinstance(v, list) else v)
-                        for k, v in report.items() if k != "ok"])
+    app.out(lambda: kv([(k, ", ".join(map(str, v)) if isinstance(v, list) else
+                         ", ".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict)
+                         else v) for k, v in report.items() if k != "ok"])
             + ("\nok" if report["ok"] else "\nFAILED"), report)
     if not report["ok"]:
         click.get_current_context().exit(1)
@@ -450,16 +461,38 @@ def _run_demo(vault: Vault, sample: dict[str, Any], echo: Callable[..., None],
 
 def _register_faces() -> None:
     """Command groups that live beside the modules they drive."""
+    from .cube.adapter_commands import adapter
+    from .cube.commands import cube
     from .evaluation.commands import bench
     from .server.commands import keys, serve
     from .server.mcp import mcp_command
     from .storage.commands import migrate_store
 
     cli.add_command(bench)
+    cli.add_command(adapter)
+    cli.add_command(cube)
     cli.add_command(migrate_store)
     cli.add_command(serve)
     cli.add_command(keys)
     cli.add_command(mcp_command)
+    from .governance.commands import commands as governance_commands
+
+    for command_ in governance_commands():  # share, unshare, grants, team
+        cli.add_command(command_)
+    from .scheduler.commands import consolidate_command, forget_command, scheduler
+
+    for command_ in (forget_command, consolidate_command, scheduler):
+        cli.add_command(command_)
+    from .governance.guard_commands import quarantine
+
+    cli.add_command(quarantine)
+    from .reader.commands import extract as extract_command, ingest
+
+    cli.add_command(ingest)
+    cli.add_command(extract_command)
+    from .chat_commands import chat_command
+
+    cli.add_command(chat_command)
 
 
 _register_faces()

@@ -24,6 +24,7 @@ from . import _validate as check
 from .errors import (Conflict, ConfigurationError, IntegrityError, InvalidInput, MemvaultError,
                      ModelError, NotFound, PayloadTooLarge, PermissionDenied, StorageError,
                      Unauthorized)
+from .governance.acl import Grant
 from .types import AuditEvent, MemoryItem, Page, SearchHit
 
 __all__ = ["connect", "RemoteVault", "RemoteError"]
@@ -218,6 +219,29 @@ class RemoteVault:
 
     def unlink(self, src: str, dst: str, *, kind: str = "related") -> None:
         self._request("DELETE", "/v1/links", params={"src": src, "dst": dst, "kind": kind})
+
+    # -- sharing -----------------------------------------------------------------------
+    def share(self, id: str | None = None, *, to: str, cube_id: str | None = None,
+              everything: bool = False, write: bool = False, redact: Sequence[str] = (),
+              valid_from: Any = None, valid_to: Any = None) -> Grant:
+        """Share a memory (``id``), a cube or ``everything`` with ``to``."""
+        body = {"to": to, "cube_id": cube_id, "everything": everything, "write": write,
+                "redact": list(redact) if isinstance(redact, (list, tuple)) else redact,
+                "valid_from": valid_from, "valid_to": valid_to}
+        body = {k: v for k, v in body.items() if v is not None}
+        path = f"/v1/memories/{_seg(id)}/shares" if id is not None else "/v1/shares"
+        return Grant.from_dict(self._request("POST", path, body=body))
+
+    def unshare(self, grant_id: str) -> Grant:
+        if not isinstance(grant_id, str) or not grant_id or "/" in grant_id:
+            raise InvalidInput(f"not a grant id: {grant_id!r}", field="grant_id")
+        return Grant.from_dict(self._request("DELETE", f"/v1/shares/{quote(grant_id)}"))
+
+    def grants(self, *, item_id: str | None = None, cube_id: str | None = None,
+               include_revoked: bool = False) -> list[Grant]:
+        doc = self._request("GET", "/v1/shares", params={
+            "item_id": item_id, "cube_id": cube_id, "include_revoked": include_revoked})
+        return [Grant.from_dict(g) for g in doc["grants"]]
 
     # -- reads -------------------------------------------------------------------------
     def get(self, id: str, *, as_of: Any = None) -> MemoryItem:

@@ -8,6 +8,8 @@ keeps the derived vector index in step with the store.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import shutil
@@ -76,6 +78,14 @@ class Vault:
         self.settings = settings
         self.limits = settings.limits
         self.actor = actor
+        from .governance import quarantine  # here: governance imports this module
+
+        self._quarantine = quarantine
+        self.guard = quarantine.guard_for(settings.guard)  # flagged writes are quarantined
+        # who the current call acts for, set per call by acting_as (a shared vault serves
+        # many principals at once: each request's context carries its own)
+        self._acting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"memvault_actor_{id(self)}", default=None)
         if isinstance(embedder, str) or embedder is None:
             embedder = get_embedder(embedder or settings.embedder)
         self.embedder = embedder
@@ -99,6 +109,24 @@ class Vault:
         self._access_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._closed = False
+
+    @property
+    def actor(self) -> str | None:
+        """Recorded in provenance and audit rows: the current acting_as, else the default."""
+        return self._acting.get() or self._actor
+
+    @actor.setter
+    def actor(self, value: str | None) -> None:
+        self._actor = value
+
+    @contextlib.contextmanager
+    def acting_as(self, actor: str | None) -> Iterator[None]:
+        """Record ``actor`` for calls made in this block (this thread/task only)."""
+        token = self._acting.set(actor)
+        try:
+            yield
+        finally:
+            self._acting.reset(token)
 
     def _check_identity(self) -> None:
         if "vault_id" not in self.store.meta():
@@ -169,6 +197,44 @@ class Vault:
                             "provenance": {"source": "messages", "index": i}})
         return self.add_many(records)
 
+    def remember(self, messages: Sequence[Mapping[str, Any]], *, mode: str = "fast",
+                 llm: Any = None, user_id: str | None = None, agent_id: str | None = None,
+                 session_id: str | None = None, cube_id: str | None = None,
+                 event_time: Any = None) -> Any:
+        """Store chat turns and read memories from them (see :mod:`memvault.reader`).
+
+        ``mode="fast"`` stores the turns only (extraction is deferred to
+        ``memvault.reader.ExtractionJob``); ``"fine"`` also extracts facts now and applies
+        ADD/UPDATE/DELETE/NOOP for each. ``llm``: an LLM, a spec, or None for
+        ``settings.llm`` (unset: rule-based). Returns a ``RememberResult``.
+        """
+        from .reader import remember
+
+        return remember(self, messages, mode=mode, llm=llm, user_id=user_id,
+                        agent_id=agent_id, session_id=session_id, cube_id=cube_id,
+                        event_time=event_time)
+
+    def chat(self, query: str, *, llm: Any = None, user_id: str | None = None,
+             agent_id: str | None = None, session_id: str | None = None,
+             cube_id: str | None = None, k: int = 5, activation: Any = True,
+             adapter: Any = None, remember: bool = False, max_tokens: int = 256) -> Any:
+        """Answer with retrieved memories, the scope's KV-cache block and its adapter
+        (see :mod:`memvault.chat`). ``llm``: an LLM or spec; default ``settings.llm``,
+        else the bundled SmolLM2. ``activation``: True = blocks in ``<db>.activation/``
+        next to the SQLite file (none for a throw-away or PostgreSQL vault), an
+        ``ActivationStore``, or False. Returns a ``ChatResult``."""
+        from .chat import chat, default_activation_store
+        from .models import get_llm
+
+        model = get_llm(llm if llm is not None else (self.settings.llm or "local"))
+        if model is None:
+            raise ConfigurationError("chat needs an LLM; llm='none' was given")
+        store = default_activation_store(self) if activation is True else activation or None
+        return chat(self, query, llm=model, k=k, activation=store, adapter=adapter,
+                    remember=remember, max_tokens=max_tokens,
+                    scope={"user_id": user_id, "agent_id": agent_id,
+                           "session_id": session_id, "cube_id": cube_id})
+
     def add_many(self, records: Iterable[Record], *, batch_size: int = 256,
                  progress: Callable[[int], None] | None = None, **defaults: Any) -> list[MemoryItem]:
         """Store many memories; each batch of ``batch_size`` is one transaction.
@@ -229,6 +295,7 @@ class Vault:
     def _write_new(self, items: list[MemoryItem]) -> list[MemoryItem]:
         if len({i.id for i in items}) != len(items):
             raise InvalidInput("duplicate ids in one batch")
+        items = self._quarantine.screen_new(self.guard, items)
         texts, thread_links = self._search_texts(items)
         inputs = [embed_text(item, self.settings.index_context) for item in items]
         vectors = self.embedder.embed(inputs)
@@ -236,9 +303,13 @@ class Vault:
         for item, text, source, vec in zip(items, texts, inputs, vectors):
             ops.append(InsertVersion(item, vec, content_hash(source), expected_version=0,
                                      search_text=text))
-            ops.append(AuditOp("add", item.id, 1, self.actor, {"kind": item.kind}))
+            ops.append(AuditOp("add", item.id, 1, self.actor,
+                               {"kind": item.kind, **self._quarantine.audit_note(item)}))
         ops += [LinkOp(prev, nxt, "next") for prev, nxt in thread_links]
         self.store.apply(ops)
+        if self.settings.auto_link:
+            from .scheduler.links import link_after_write
+            link_after_write(self, items)
         return items
 
     def _search_texts(self, items: Sequence[MemoryItem]
@@ -285,6 +356,8 @@ class Vault:
         changes: dict[str, Any] = {}
         if text is not None:
             changes["text"] = check.text(text, lim)
+            if changes["text"] != current.text:  # new text is screened like a new write
+                changes.update(self._quarantine.screen_text(self.guard, current, changes["text"]))
         if kind is not None:
             changes["kind"] = check.kind(kind)
         if metadata is not None:
@@ -315,13 +388,34 @@ class Vault:
         if current.status not in ("deleted", "archived"):
             raise Conflict(f"memory {id} is {current.status}; only deleted or archived "
                            "memories can be restored", id=id)
-        return self._new_version(current, {"status": "active"}, "restore", {})
+        return self._new_version(current, {"status": self._quarantine.restored_status(current)},
+                                 "restore", {})
 
     def archive(self, id: str, *, reason: str | None = None) -> MemoryItem:
         current = self._current(id)
         if current.status != "active":
             raise Conflict(f"memory {id} is {current.status}, not active", id=id)
         return self._new_version(current, {"status": "archived"}, "archive", {"reason": reason})
+
+    def quarantined(self, *, user_id: str | None = None, agent_id: str | None = None,
+                    session_id: str | None = None, cube_id: str | None = None,
+                    limit: int = 50, offset: int = 0) -> Page:
+        """Memories the injection guard held back (never served by search), newest first;
+        each carries its verdict in ``provenance["guard"]``."""
+        return self.list(user_id=user_id, agent_id=agent_id, session_id=session_id,
+                         cube_id=cube_id, status="quarantined", limit=limit, offset=offset)
+
+    def release(self, id: str, *, reason: str | None = None,
+                actor: str | None = None) -> MemoryItem:
+        """After review: serve a quarantined memory. A new, active version whose verdict
+        records who released it (``actor``, default the vault's) and why; audited."""
+        current = self._current(id)
+        if current.status != "quarantined":
+            raise Conflict(f"memory {id} is {current.status}, not quarantined", id=id)
+        with self.acting_as(actor) if actor is not None else contextlib.nullcontext():
+            provenance = self._quarantine.released_provenance(current, self.actor, reason)
+            return self._new_version(current, {"status": "active", "provenance": provenance},
+                                     "release", {"reason": reason})
 
     def purge(self, id: str, *, reason: str | None = None) -> int:
         """Remove every version for good; the audit log keeps only that it happened."""
@@ -455,6 +549,7 @@ class Vault:
         report["active"] = active
         report["index_consistent"] = active == self.searcher.indexed
         report["ok"] = report["ok"] and report["index_consistent"]
+        report["recovery"] = dict(self.searcher.report)  # what opening repaired or replayed
         return report
 
     # -- access statistics (the scheduler's heat) ----------------------------------------

@@ -13,6 +13,10 @@ Keys live in a small SQLite file beside the vault (``<db>.keys.sqlite``, WAL, on
 transaction per write), created on the first :meth:`KeyStore.create`. The interface is
 deliberately small (create, verify, revoke, list) so the table can move into the record
 store's migrations later without changing callers.
+
+The same file is the governance database: it also holds the sharing grants and team
+memberships of :mod:`memvault.governance.grants`, which reach it through
+:meth:`KeyStore.db`. Principal names starting with ``team:`` are reserved for teams.
 """
 
 from __future__ import annotations
@@ -25,22 +29,23 @@ import sqlite3
 import threading
 import time
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .._time import from_epoch
 from ..errors import InvalidInput, NotFound, PayloadTooLarge, StorageError, Unauthorized
 from ..storage.sqlite import immediate
 
 __all__ = ["Principal", "KeyInfo", "KeyStore", "Unauthorized", "PayloadTooLarge",
-           "keys_path"]
+           "keys_path", "principal_name"]
 
 _TOKEN = re.compile(r"^mv_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{12}$")
-_SCHEMA = """
+_SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id      TEXT PRIMARY KEY,
     principal   TEXT NOT NULL,
@@ -50,7 +55,31 @@ CREATE TABLE IF NOT EXISTS api_keys (
     secret_hash TEXT NOT NULL,
     created_at  REAL NOT NULL,
     revoked_at  REAL
-)"""
+)""", """
+CREATE TABLE IF NOT EXISTS grants (
+    grant_id    TEXT PRIMARY KEY,
+    grantee     TEXT NOT NULL,      -- a principal name, or team:<name>
+    owner_user  TEXT NOT NULL,      -- the items it covers belong to this user ...
+    owner_agent TEXT,               -- ... (and this agent, if set)
+    cube_id     TEXT,               -- a whole cube of the owner's, or
+    item_id     TEXT,               -- one item; neither: all of the owner's memory
+    permission  TEXT NOT NULL,      -- read | write
+    redact      TEXT NOT NULL,      -- JSON list of fields hidden from the grantee
+    granted_by  TEXT,
+    created_at  REAL NOT NULL,
+    valid_from  REAL NOT NULL,
+    valid_to    REAL,               -- set by a revocation: grants are closed, never deleted
+    revoked_by  TEXT
+)""", "CREATE INDEX IF NOT EXISTS grants_grantee ON grants(grantee, valid_to)",
+    "CREATE INDEX IF NOT EXISTS grants_owner ON grants(owner_user)", """
+CREATE TABLE IF NOT EXISTS team_members (
+    team        TEXT NOT NULL,
+    member      TEXT NOT NULL,
+    valid_from  REAL NOT NULL,
+    valid_to    REAL,
+    added_by    TEXT,
+    removed_by  TEXT
+)""", "CREATE INDEX IF NOT EXISTS team_members_member ON team_members(member, valid_to)")
 # Compared against when a key id is unknown, so a miss costs the same as a wrong secret.
 _DUMMY_HASH = hashlib.sha256(b"memvault-no-such-key").hexdigest()
 
@@ -102,6 +131,19 @@ def keys_path(vault_path: str | Path) -> Path:
     return p.with_name(p.name + ".keys.sqlite")
 
 
+def principal_name(value: Any, *, field: str = "principal", team: bool = False) -> str:
+    """``value`` checked as a principal name (``team`` true: ``team:<name>`` is allowed,
+    naming a team)."""
+    if isinstance(value, str) and _NAME.match(value):
+        if not value.startswith("team:"):
+            return value
+        if team and _NAME.match(value[5:]) and not value[5:].startswith("team:"):
+            return value
+    kinds = "a principal or team:<name>" if team else "a principal name"
+    raise InvalidInput(f"{field} must be {kinds} (letters, digits and _ . @ : + -)",
+                       field=field)
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
@@ -147,9 +189,10 @@ class KeyStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             with immediate(conn):
-                conn.execute(_SCHEMA)
-                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    conn.execute("PRAGMA user_version=1")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                if conn.execute("PRAGMA user_version").fetchone()[0] < 2:
+                    conn.execute("PRAGMA user_version=2")
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"opening the key store {self.path}: {exc}") from exc
         self._conn = conn
@@ -161,6 +204,23 @@ class KeyStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    @contextmanager
+    def db(self, *, write: bool, what: str) -> Iterator[sqlite3.Connection | None]:
+        """The governance database for one read or (``write``: one transaction) write,
+        under this store's lock; ``None`` for a read before the file exists. sqlite3
+        errors become StorageError (``what`` says what was being done)."""
+        with self._lock:
+            conn = self._connection(create=write)
+            try:
+                if write:
+                    assert conn is not None
+                    with immediate(conn):
+                        yield conn
+                else:
+                    yield conn
+            except sqlite3.Error as exc:
+                raise StorageError(f"{what}: {exc}") from exc
 
     def __enter__(self) -> "KeyStore":
         return self
@@ -175,9 +235,10 @@ class KeyStore:
 
         Returns the token; it is not stored and cannot be shown again.
         """
-        if not isinstance(principal, str) or not _NAME.match(principal):
+        if not isinstance(principal, str) or not _NAME.match(principal) or \
+                principal.startswith("team:"):
             raise InvalidInput("principal must be 1-128 characters of letters, digits and "
-                               "_ . @ : + -", field="principal")
+                               "_ . @ : + -, not starting with 'team:'", field="principal")
         user = _scope_value(user_id, "user_id", required=True)
         agent = _scope_value(agent_id, "agent_id", required=False)
         if name is not None and (not isinstance(name, str) or len(name) > 256 or "\x00" in name):

@@ -9,29 +9,53 @@ the vault it wraps, confined to the principal's scope:
 * calls naming a memory (get, update, delete, restore, archive, purge, history, link,
   unlink) on one outside the scope raise NotFound, exactly as if it did not exist.
 
+With a :class:`~memvault.governance.grants.GrantStore` it also sees what was shared with
+it (see :mod:`memvault.governance.acl` for the rules): get, history, list, search and
+export return its own memories plus the shared ones valid at the moment of the call,
+redacted as the grants say; a write grant allows update, delete, archive, restore and
+link. Naming one's own ``user_id`` or ``agent_id`` in a read restricts it to one's own
+memories. Shared candidates are not searched separately: the one search of the vault gets
+an allow-list of ids (own + shared), and every result still passes the policy.
+
+Every call acts as the principal: its name is the ``actor`` of the audit rows and of
+the provenance it writes. With ``audit_reads`` each read also leaves one ``read`` event
+(the ids it returned, at most :data:`READ_IDS_LOGGED` of them).
+
 Scope fields of a memory never change after it is written (updates keep them), so a
 memory checked to be in scope stays in scope for the rest of the call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .. import _validate as check
 from ..errors import InvalidInput, NotFound, PermissionDenied
-from ..types import AuditEvent, MemoryItem, Page, SearchHit
+from ..storage.base import AuditOp
+from ..types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
 from ..vault import Record, Vault
+from .acl import Access, Policy, redacted
+from .allowlist import scope_ids
+from .sharing import Sharing
+from .grants import GrantStore
 from .principals import Principal
 
-__all__ = ["ScopedVault"]
+__all__ = ["ScopedVault", "READ_IDS_LOGGED"]
+
+#: How many of the ids a read returned its audit event lists (the count is always kept).
+READ_IDS_LOGGED = 100
 
 
-class ScopedVault:
+class ScopedVault(Sharing):
     """``vault`` confined to ``principal``; does not own (or close) the vault."""
 
-    def __init__(self, vault: Vault, principal: Principal) -> None:
+    def __init__(self, vault: Vault, principal: Principal, *,
+                 grants: GrantStore | None = None, audit_reads: bool = False) -> None:
         self.vault = vault
         self.principal = principal
+        self.grant_store = grants
+        self.audit_reads = audit_reads
 
     def __repr__(self) -> str:
         return f"ScopedVault(principal={self.principal.name!r}, scope={self.principal.scope})"
@@ -50,24 +74,89 @@ class ScopedVault:
         return {"user_id": p.user_id,
                 "agent_id": p.agent_id if p.agent_id is not None else given.get("agent_id")}
 
-    def _in_scope(self, ids: Sequence[str]) -> dict[str, MemoryItem]:
-        """The current version of each of ``ids`` that is in scope (any status)."""
+    def _in_scope(self, ids: Sequence[str], *, own: bool = True) -> dict[str, MemoryItem]:
+        """The current version of each of ``ids`` that is in scope (any status); with
+        ``own`` false, wherever it is (for policy checks)."""
         found: dict[str, MemoryItem] = {}
         unique = list(dict.fromkeys(ids))
         step = self.vault.limits.max_page
+        scope = self._pin(None, None) if own else {}
         for start in range(0, len(unique), step):
             chunk = unique[start:start + step]
             page = self.vault.list(filters={"ids": chunk}, status="any", limit=len(chunk),
-                                   **self._pin(None, None))
+                                   **scope)
             found.update((item.id, item) for item in page.items)
         return found
 
+    def _pruned(self, policy: Policy, items: list[MemoryItem]) -> list[MemoryItem]:
+        """``items`` with the links to memories the principal may not see removed (a
+        shared memory may link to its owner's private ones, and a writer's link to its
+        own memory shows in the owner's)."""
+        targets = {link.target for item in items for link in item.links}
+        if not targets:
+            return items
+        found = self._in_scope(sorted(targets), own=False)
+        seen = {t for t, item in found.items() if policy.access(item) is not None}
+        return [dataclasses.replace(i, links=tuple(k for k in i.links if k.target in seen))
+                if any(k.target not in seen for k in i.links) else i for i in items]
+
     def _require(self, id: Any) -> MemoryItem:
+        """The principal's own memory ``id`` (NotFound if it is not theirs)."""
         check.item_id(id)
         item = self._in_scope([id]).get(id)
         if item is None:
             raise NotFound(f"no memory {id}", id=id)
         return item
+
+    def _policy(self) -> Policy:
+        if self.grant_store is None:
+            return Policy(self.principal, (), utcnow())
+        return self.grant_store.policy(self.principal)
+
+    def _access(self, id: Any, *, write: bool = False, policy: Policy | None = None) -> Access:
+        """What the principal may do with memory ``id``: NotFound if it may not see it,
+        PermissionDenied if it may see but not change it (``write``)."""
+        check.item_id(id)
+        policy = policy or self._policy()
+        page = self.vault.list(filters={"ids": [id]}, status="any", limit=1)
+        access = policy.access(page.items[0]) if page.items else None
+        if access is None:
+            raise NotFound(f"no memory {id}", id=id)
+        if write and not access.write:
+            raise PermissionDenied(f"memory {id} is shared with you read-only", id=id)
+        return access
+
+    def _shared_scope(self, user_id: Any, agent_id: Any, policy: Policy) -> bool:
+        """Whether a read should include shared memories: there are some, and the caller
+        did not restrict it to its own scope."""
+        self._pin(user_id, agent_id)  # refuses another user's scope
+        return policy.shares and user_id is None and agent_id is None
+
+    def _allowed_ids(self, policy: Policy, filters: Mapping[str, Any] | None
+                     ) -> dict[str, Any]:
+        """``filters`` with an id allow-list: the principal's own memories plus those the
+        policy's grants name (any status; the read's own status filter still applies)."""
+        ids = {g.item_id for g in policy.grants if g.item_id is not None}
+        scopes = [self._pin(None, None)] + [
+            {"user_id": g.owner_user_id, "agent_id": g.owner_agent_id, "cube_id": g.cube_id}
+            for g in policy.grants if g.item_id is None]
+        for scope in scopes:
+            ids.update(scope_ids(self.vault.store, scope))
+        if filters is not None and not isinstance(filters, Mapping):
+            raise InvalidInput("filters must be an object", field="filters")
+        out = dict(filters or {})
+        if out.get("ids") is not None:  # the caller's own id filter narrows further
+            wanted = check.row_query({}, {"ids": out["ids"]}).ids or []
+            ids.intersection_update(wanted)
+        out["ids"] = sorted(ids)
+        return out
+
+    def _log_read(self, op: str, ids: Sequence[str], **details: Any) -> None:
+        """One ``read`` event per read call (if read auditing is on)."""
+        if not self.audit_reads:
+            return
+        self.vault.store.apply([AuditOp("read", None, None, self.principal.name, {
+            "op": op, "n": len(ids), "ids": list(ids[:READ_IDS_LOGGED]), **details})])
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
@@ -83,25 +172,31 @@ class ScopedVault:
         self.close()
 
     # -- writes ------------------------------------------------------------------------
+    def _act(self) -> Any:
+        """Calls made inside act (and are audited) as the principal."""
+        return self.vault.acting_as(self.principal.name)
+
     def add(self, text: str, *, kind: str = "note", user_id: str | None = None,
             agent_id: str | None = None, session_id: str | None = None,
             cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
             provenance: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
             event_time: Any = None, importance: float = 0.5, expires_at: Any = None,
             id: str | None = None) -> MemoryItem:
-        return self.vault.add(text, kind=kind, **self._pin(user_id, agent_id),
-                              session_id=session_id, cube_id=cube_id, metadata=metadata,
-                              provenance=provenance, tags=tags, event_time=event_time,
-                              importance=importance, expires_at=expires_at, id=id)
+        with self._act():
+            return self.vault.add(text, kind=kind, **self._pin(user_id, agent_id),
+                                  session_id=session_id, cube_id=cube_id, metadata=metadata,
+                                  provenance=provenance, tags=tags, event_time=event_time,
+                                  importance=importance, expires_at=expires_at, id=id)
 
     def add_messages(self, messages: Sequence[Mapping[str, Any]], *,
                      user_id: str | None = None, agent_id: str | None = None,
                      session_id: str | None = None, cube_id: str | None = None,
                      metadata: Mapping[str, Any] | None = None,
                      event_time: Any = None) -> list[MemoryItem]:
-        return self.vault.add_messages(messages, **self._pin(user_id, agent_id),
-                                       session_id=session_id, cube_id=cube_id,
-                                       metadata=metadata, event_time=event_time)
+        with self._act():
+            return self.vault.add_messages(messages, **self._pin(user_id, agent_id),
+                                           session_id=session_id, cube_id=cube_id,
+                                           metadata=metadata, event_time=event_time)
 
     def add_many(self, records: Iterable[Record], *, batch_size: int = 256,
                  progress: Callable[[int], None] | None = None,
@@ -117,69 +212,110 @@ class ScopedVault:
                 if isinstance(record, Mapping) and ("user_id" in record or "agent_id" in record):
                     self._pin(record.get("user_id"), record.get("agent_id"))
                 yield record
-        return self.vault.add_many(stamped(), batch_size=batch_size, progress=progress,
-                                   **defaults)
+        with self._act():
+            return self.vault.add_many(stamped(), batch_size=batch_size, progress=progress,
+                                       **defaults)
 
     def update(self, id: str, text: str | None = None, *, kind: str | None = None,
                metadata: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
                event_time: Any = None, importance: float | None = None,
                expires_at: Any = None, reason: str | None = None) -> MemoryItem:
-        self._require(id)
-        return self.vault.update(id, text, kind=kind, metadata=metadata, tags=tags,
-                                 event_time=event_time, importance=importance,
-                                 expires_at=expires_at, reason=reason)
+        access = self._access(id, write=True)
+        with self._act():
+            item = self.vault.update(id, text, kind=kind, metadata=metadata, tags=tags,
+                                     event_time=event_time, importance=importance,
+                                     expires_at=expires_at, reason=reason)
+        return redacted(item, access.redact)
 
     def delete(self, id: str, *, reason: str | None = None) -> MemoryItem:
-        self._require(id)
-        return self.vault.delete(id, reason=reason)
+        access = self._access(id, write=True)
+        with self._act():
+            return redacted(self.vault.delete(id, reason=reason), access.redact)
 
     def restore(self, id: str) -> MemoryItem:
-        self._require(id)
-        return self.vault.restore(id)
+        access = self._access(id, write=True)
+        with self._act():
+            return redacted(self.vault.restore(id), access.redact)
 
     def archive(self, id: str, *, reason: str | None = None) -> MemoryItem:
-        self._require(id)
-        return self.vault.archive(id, reason=reason)
+        access = self._access(id, write=True)
+        with self._act():
+            return redacted(self.vault.archive(id, reason=reason), access.redact)
 
     def purge(self, id: str, *, reason: str | None = None) -> int:
+        """Owners only: a write grant does not allow erasing the owner's history."""
         self._require(id)
-        return self.vault.purge(id, reason=reason)
+        with self._act():
+            return self.vault.purge(id, reason=reason)
 
     def link(self, src: str, dst: str, *, kind: str = "related", weight: float = 1.0) -> None:
-        self._require(src), self._require(dst)
-        self.vault.link(src, dst, kind=kind, weight=weight)
+        self._access(src, write=True), self._access(dst)
+        with self._act():
+            self.vault.link(src, dst, kind=kind, weight=weight)
 
     def unlink(self, src: str, dst: str, *, kind: str = "related") -> None:
-        self._require(src), self._require(dst)
-        self.vault.unlink(src, dst, kind=kind)
+        self._access(src, write=True), self._access(dst)
+        with self._act():
+            self.vault.unlink(src, dst, kind=kind)
 
     # -- reads -------------------------------------------------------------------------
     def get(self, id: str, *, as_of: Any = None) -> MemoryItem:
-        self._require(id)
-        return self.vault.get(id, as_of=as_of)
+        policy = self._policy()
+        access = self._access(id, policy=policy)
+        item = redacted(self.vault.get(id, as_of=as_of), access.redact)
+        self._log_read("get", [item.id])
+        return self._pruned(policy, [item])[0]
 
     def history(self, id: str) -> list[MemoryItem]:
-        self._require(id)
-        return self.vault.history(id)
+        policy = self._policy()
+        access = self._access(id, policy=policy)
+        versions = [redacted(v, access.redact) for v in self.vault.history(id)]
+        self._log_read("history", [id], versions=len(versions))
+        return self._pruned(policy, versions)
 
     def list(self, *, user_id: str | None = None, agent_id: str | None = None,
              session_id: str | None = None, cube_id: str | None = None,
              filters: Mapping[str, Any] | None = None, status: Any = "active",
              as_of: Any = None, limit: int = 50, offset: int = 0,
              order: str = "created_desc") -> Page:
-        return self.vault.list(**self._pin(user_id, agent_id), session_id=session_id,
-                               cube_id=cube_id, filters=filters, status=status, as_of=as_of,
-                               limit=limit, offset=offset, order=order)
+        policy = self._policy()
+        if self._shared_scope(user_id, agent_id, policy):
+            page = self.vault.list(session_id=session_id, cube_id=cube_id,
+                                   filters=self._allowed_ids(policy, filters), status=status,
+                                   as_of=as_of, limit=limit, offset=offset, order=order)
+            page = dataclasses.replace(page, items=policy.views(page.items))
+        else:
+            page = self.vault.list(**self._pin(user_id, agent_id), session_id=session_id,
+                                   cube_id=cube_id, filters=filters, status=status,
+                                   as_of=as_of, limit=limit, offset=offset, order=order)
+        page = dataclasses.replace(page, items=self._pruned(policy, page.items))
+        self._log_read("list", [i.id for i in page.items])
+        return page
 
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None, cube_id: str | None = None,
                filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
                status: Any = "active") -> list[SearchHit]:
-        return self.vault.search(query, **self._pin(user_id, agent_id), session_id=session_id,
-                                 cube_id=cube_id, filters=filters, k=k, as_of=as_of,
-                                 status=status)
+        policy = self._policy()
+        if self._shared_scope(user_id, agent_id, policy):
+            raw = self.vault.search(query, session_id=session_id, cube_id=cube_id,
+                                    filters=self._allowed_ids(policy, filters), k=k,
+                                    as_of=as_of, status=status)
+            hits = []
+            for h in raw:
+                item = policy.view(h.item)
+                if item is not None:
+                    hits.append(dataclasses.replace(h, item=item, rank=len(hits) + 1))
+        else:
+            hits = self.vault.search(query, **self._pin(user_id, agent_id),
+                                     session_id=session_id, cube_id=cube_id, filters=filters,
+                                     k=k, as_of=as_of, status=status)
+        self._log_read("search", [h.item.id for h in hits])
+        items = self._pruned(policy, [h.item for h in hits])
+        return [dataclasses.replace(h, item=i) for h, i in zip(hits, items)]
 
     def count(self, *, user_id: str | None = None, status: Any = "active") -> int:
+        """The principal's own memories (shared ones are not counted)."""
         return self.vault.list(**self._pin(user_id, None), status=status, limit=1).total
 
     def audit(self, *, item_id: str | None = None, action: str | None = None,
@@ -215,21 +351,31 @@ class ScopedVault:
         return out
 
     def export(self, *, history: bool = False) -> Iterator[MemoryItem]:
-        """Every memory in scope (all statuses), oldest first; with ``history`` every
-        version of each."""
+        """Every memory in scope plus those shared with the principal (all statuses),
+        oldest first; with ``history`` every version of each."""
+        policy = self._policy()
+        scope: dict[str, Any] = self._pin(None, None)
+        filters = None
+        if policy.shares:
+            scope, filters = {}, self._allowed_ids(policy, None)
+        self._log_read("export", [], history=history)
         step = self.vault.limits.max_page
         offset: int | None = 0
         while offset is not None:
-            listing = self.vault.list(**self._pin(None, None), status="any", limit=step,
+            listing = self.vault.list(**scope, filters=filters, status="any", limit=step,
                                       offset=offset, order="created_asc")
             for item in listing.items:
+                access = policy.access(item)
+                if access is None:
+                    continue
                 if not history:
-                    yield item
+                    yield self._pruned(policy, [redacted(item, access.redact)])[0]
                     continue
                 try:
-                    yield from self.vault.history(item.id)
+                    versions = [redacted(v, access.redact) for v in self.vault.history(item.id)]
                 except NotFound:  # purged meanwhile
                     continue
+                yield from self._pruned(policy, versions)
             offset = listing.next_offset
 
     def check(self) -> dict[str, Any]:

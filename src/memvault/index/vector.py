@@ -14,17 +14,20 @@ quarter of the rows are dead the graph is rebuilt from the live ones.
 
 from __future__ import annotations
 
+import errno
+import glob
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import faiss
 import numpy as np
 
-from ..errors import IntegrityError
+from .._filelock import file_lock
+from ..errors import IntegrityError, StorageError
 
 __all__ = ["VectorIndex", "ATTRS"]
 
@@ -148,32 +151,51 @@ class VectorIndex:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path, watermark: int, tag: str = "") -> None:
-        """Write a snapshot atomically (temp dir + rename); no pickle anywhere."""
+        """Write a snapshot atomically; no pickle anywhere.
+
+        Several processes may share one store and so one snapshot directory: each writes
+        into its own temp dir, then swaps it in under an exclusive lock file. The last
+        swap wins, which is safe because the watermark says where to resume the change
+        feed. A failure (disk full, I/O error) is a StorageError; the old snapshot stays."""
         directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        faiss.write_index(self._hnsw, str(tmp / "hnsw.faiss"))
-        np.savez(tmp / "rows.npz", seq=self._seq, alive=self._alive,
-                 **{f"code_{a}": self._codes[a] for a in ATTRS})
-        meta = {"format": _FORMAT, "dim": self.dim, "m": self.m, "watermark": watermark, "tag": tag,
-                "rows": len(self._seq), "items": self._item_at,
-                "vocab": {a: [[k, v] for k, v in self._vocab[a].items()] for a in ATTRS}}
-        meta["sha256"] = {name: _sha256(tmp / name) for name in ("hnsw.faiss", "rows.npz")}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = directory.with_name(directory.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if directory.exists():
-            directory.rename(old)
-        tmp.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
+        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            tmp.mkdir(parents=True)
+            faiss.write_index(self._hnsw, str(tmp / "hnsw.faiss"))
+            np.savez(tmp / "rows.npz", seq=self._seq, alive=self._alive,
+                     **{f"code_{a}": self._codes[a] for a in ATTRS})
+            meta = {"format": _FORMAT, "dim": self.dim, "m": self.m, "watermark": watermark,
+                    "tag": tag, "rows": len(self._seq), "items": self._item_at,
+                    "vocab": {a: [[k, v] for k, v in self._vocab[a].items()] for a in ATTRS}}
+            meta["sha256"] = {name: _sha256(tmp / name) for name in ("hnsw.faiss", "rows.npz")}
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            with _locked(directory, exclusive=True):
+                _remove_orphans(directory)
+                old = tmp.with_name(tmp.name.replace(".tmp-", ".old-", 1))
+                if directory.exists():
+                    directory.rename(old)
+                tmp.rename(directory)  # a crash just before leaves no snapshot: rebuilt
+                shutil.rmtree(old, ignore_errors=True)
+        except (OSError, RuntimeError) as exc:  # faiss reports write errors as RuntimeError
+            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG)
+            raise StorageError(f"could not save the index snapshot at {directory}: {exc}",
+                               reason="disk_full" if full else "io_error") from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def load(self, directory: str | Path) -> tuple[int, str]:
         """Load a snapshot; return its (watermark, tag). IntegrityError if inconsistent."""
         directory = Path(directory)
+        try:
+            with _locked(directory, exclusive=False):
+                return self._load(directory)
+        except OSError as exc:  # the lock file itself could not be opened
+            raise IntegrityError(f"index snapshot at {directory} is unreadable: {exc}") from exc
+
+    def _load(self, directory: Path) -> tuple[int, str]:
         try:
             meta = json.loads((directory / "meta.json").read_text())
             if meta.get("format") != _FORMAT or meta.get("dim") != self.dim:
@@ -212,6 +234,30 @@ def top_k(scores: np.ndarray, k: int, keys: np.ndarray) -> np.ndarray:
         cand = np.flatnonzero(scores >= kth)
     order = np.lexsort((keys[cand], -scores[cand]))
     return cand[order][:k]
+
+
+def _locked(directory: Path, *, exclusive: bool) -> Any:
+    """Hold ``<dir>.lock``: shared while loading, exclusive while swapping a snapshot in."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    return file_lock(directory.with_name(directory.name + ".lock"), exclusive=exclusive)
+
+
+def _remove_orphans(directory: Path) -> None:
+    """Temp dirs left by processes that died mid-save (the pid is in the name)."""
+    for path in directory.parent.glob(f"{glob.escape(directory.name)}.*-*-*"):
+        kind, pid = path.name[len(directory.name) + 1:].split("-", 2)[:2]
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _sha256(path: Path) -> str:

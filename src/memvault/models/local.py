@@ -12,12 +12,14 @@ vocabulary. Anything built for another fingerprint must be refused.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from ..errors import ConfigurationError, ModelError
 from .llm import Message
@@ -135,6 +137,19 @@ class LocalLLM:
             raise ModelError(f"local generation failed: {exc}") from exc
         return out[0, input_ids.shape[1]:]
 
+    def prefill(self, input_ids: "torch.Tensor") -> Any:
+        """Run ``input_ids`` (1 x n) through the model once; return its KV cache
+        (a ``DynamicCache``): the activation memory of that prefix."""
+        import torch
+
+        try:
+            with self.lock, torch.inference_mode():
+                out = self.model(input_ids, attention_mask=torch.ones_like(input_ids),
+                                 use_cache=True)
+        except Exception as exc:
+            raise ModelError(f"local prefill failed: {exc}") from exc
+        return out.past_key_values
+
     def complete(self, messages: Sequence[Message], *, max_tokens: int = 256,
                  temperature: float = 0.0,
                  json_schema: Mapping[str, Any] | None = None) -> str:
@@ -153,6 +168,55 @@ class LocalLLM:
                                              temperature=temperature)).strip()
 
 
+@contextlib.contextmanager
+def _gguf_parse_once(gguf: Any) -> Iterator[None]:
+    """Make transformers parse the GGUF file once instead of three times.
+
+    Loading through ``transformers`` builds a ``gguf.GGUFReader`` for the tokenizer, the
+    config and the weights (each parse walks ~100 k vocabulary fields: ~8 s here), and
+    rebuilds the same tensor-name map for every module of the model (~400 times). Both are
+    pure functions of their arguments, so while we load we hand transformers memoized
+    versions (transformers imports them from ``gguf`` at call time); the originals are put
+    back afterwards. The reader also parses from an in-memory copy of the file rather
+    than an ``np.memmap``: the parse slices the file ~10^6 times and memmap slicing runs
+    Python code each time (2x slower). Together, measured in one run on the busy 2-core
+    box: 87 s -> 17 s, bit-identical weights. Also silences the de-quantization progress
+    bar (it ignores ``disable_progress_bar``). Called only under ``_CACHE_LOCK``.
+    """
+    import numpy as np
+    from transformers import modeling_gguf_pytorch_utils as hf_gguf
+
+    orig_reader, orig_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    orig_tqdm = getattr(hf_gguf, "tqdm", None)
+    readers: dict[Any, Any] = {}
+
+    class InMemoryReader(orig_reader):  # type: ignore[misc, valid-type]
+        @property
+        def data(self) -> Any:
+            return self._in_memory
+
+        @data.setter
+        def data(self, value: Any) -> None:
+            self._in_memory = np.array(value) if isinstance(value, np.memmap) else value
+
+    def reader(path: Any, *args: Any, **kwargs: Any) -> Any:
+        key = (str(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = InMemoryReader(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = reader
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(orig_map)
+    if orig_tqdm is not None:
+        hf_gguf.tqdm = lambda iterable, *args, **kwargs: iterable
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = orig_reader, orig_map
+        if orig_tqdm is not None:
+            hf_gguf.tqdm = orig_tqdm
+
+
 _CACHE: dict[tuple[str, str], LocalLLM] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -165,6 +229,7 @@ def load_local_llm(path: str | Path | None = None, *, dtype: str = "float32") ->
         if key in _CACHE:
             return _CACHE[key]
         try:
+            import gguf as gguf_lib  # transformers needs it for gguf_file=
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
             from transformers.utils import logging as hf_logging
@@ -173,9 +238,10 @@ def load_local_llm(path: str | Path | None = None, *, dtype: str = "float32") ->
                                      "(`make install`)") from exc
         hf_logging.disable_progress_bar()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent), gguf_file=gguf.name, dtype=getattr(torch, dtype))
+            with _gguf_parse_once(gguf_lib):
+                tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(gguf.parent), gguf_file=gguf.name, dtype=getattr(torch, dtype))
         except Exception as exc:
             raise ModelError(f"cannot load {gguf}: {exc}") from exc
         model.eval()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IntegrityError
+from ..errors import IntegrityError, StorageError
 from ..index.vector import ATTRS, VectorIndex, top_k
 from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery, StoredRow
@@ -82,6 +83,13 @@ class Searcher:
 
     # -- keeping the index in step with the store --------------------------------------
     def _open(self) -> None:
+        """Load the snapshot (or rebuild from the store) and catch up with the change feed.
+
+        ``report`` says what opening did, for ``Vault.check()`` and ``memvault check``:
+        ``index`` (loaded snapshot / rebuilt (why) / built from store), ``replayed`` (memories
+        re-read from the change feed after the snapshot), ``indexed`` and ``seconds``."""
+        started = time.monotonic()
+        replayed = 0
         if self.index_dir is not None and self.index_dir.exists():
             try:
                 mark, tag = self._index.load(self.index_dir)
@@ -89,6 +97,7 @@ class Searcher:
                     raise IntegrityError("index snapshot belongs to another store state")
                 self._watermark = mark
                 self.report["index"] = "loaded snapshot"
+                replayed = self.sync()
             except IntegrityError as exc:
                 log.warning("rebuilding vector index: %s", exc)
                 self.report["index"] = f"rebuilt ({exc})"
@@ -96,7 +105,8 @@ class Searcher:
         else:
             self.report["index"] = "built from store"
             self.rebuild()
-        self.sync()
+        self.report.update(replayed=replayed, indexed=len(self._index),
+                           seconds=round(time.monotonic() - started, 3))
 
     def rebuild(self) -> int:
         """Rebuild the index from the record store; returns the number of rows indexed."""
@@ -110,10 +120,11 @@ class Searcher:
             self.sync()
             return len(index)
 
-    def sync(self) -> None:
+    def sync(self) -> int:
+        """Apply the store's changes since the watermark; returns how many memories."""
         with self._lock:
             if self.store.last_change() == self._watermark:
-                return
+                return 0
             mark, ids = self.store.changes(self._watermark)
             if ids:
                 rows = self.store.select(RowQuery(ids=ids, statuses=("active",)))
@@ -127,13 +138,25 @@ class Searcher:
                                        np.stack([vecs[r.seq] for r in rows]))
                 self._index.maybe_compact()
             self._watermark = mark
+            return len(ids)
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Snapshot the index so the next open skips the rebuild; False if it failed.
+
+        A failed save (disk full, I/O error) is logged and reported, not raised: the
+        snapshot is derived state, and closing a vault must not fail for it."""
         if self.index_dir is None:
-            return
+            return False
         with self._lock:
             self.sync()
-            self._index.save(self.index_dir, self._watermark, self._tag)
+            try:
+                self._index.save(self.index_dir, self._watermark, self._tag)
+            except StorageError as exc:
+                log.warning("index snapshot not saved: %s", exc)
+                self.report["snapshot"] = f"not saved ({exc.message})"
+                return False
+            self.report["snapshot"] = "saved"
+            return True
 
     @property
     def indexed(self) -> int:

@@ -34,7 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import InvalidInput, MemvaultError, StorageError
-from ..governance import KeyStore, ScopedVault, Unauthorized
+from ..governance import GrantStore, KeyStore, ScopedVault, Unauthorized
+from ..governance.quarantine import scoped_quarantined, scoped_release
 from ..types import STATUSES, MemoryItem
 from ..vault import Vault
 from . import models as m
@@ -65,8 +66,10 @@ class Runtime:
     leak a connection (and its file descriptors) on every burst of traffic.
     """
 
-    def __init__(self, vault: Vault, keys: KeyStore, threads: int) -> None:
+    def __init__(self, vault: Vault, keys: KeyStore, threads: int,
+                 audit_reads: bool = True) -> None:
         self.vault, self.keys, self.threads = vault, keys, threads
+        self.grants, self.audit_reads = GrantStore(keys), audit_reads  # sharing, read audit
         self.metrics = Metrics()
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -128,7 +131,7 @@ async def _scoped(request: Request, creds: Annotated[HTTPAuthorizationCredential
     principal = await rt.run(rt.keys.verify, creds.credentials)
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
-    return ScopedVault(rt.vault, principal)
+    return ScopedVault(rt.vault, principal, grants=rt.grants, audit_reads=rt.audit_reads)
 
 
 RT = Annotated[Runtime, Depends(_runtime)]
@@ -257,15 +260,17 @@ async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
 
 # -- the app -----------------------------------------------------------------------------
 def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
-               threads: int = 8) -> FastAPI:
-    """The REST app over ``vault``; callers authenticate with keys from ``keys``.
+               threads: int = 8, audit_reads: bool = True) -> FastAPI:
+    """The REST app over ``vault``; callers authenticate with keys from ``keys``
+    (whose governance database also holds the sharing grants). With ``audit_reads``
+    every read leaves a ``read`` event in the audit log.
 
     ``threads`` bounds how many Vault calls run at once; the rest queue (see
     ``/v1/metrics``, ``queue_depth``). The caller owns ``vault`` and ``keys``.
     """
     if threads < 1 or max_body_bytes < 1:
         raise InvalidInput("threads and max_body_bytes must be positive")
-    rt = Runtime(vault, keys, threads)
+    rt = Runtime(vault, keys, threads, audit_reads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -286,6 +291,9 @@ def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
     app.add_exception_handler(Exception, _on_crash)
     app.include_router(_memories())
     app.include_router(_service())
+    from .sharing import sharing_router
+
+    app.include_router(sharing_router())
     from .browser import mount_browser
 
     mount_browser(app)  # the web memory browser at /ui/
@@ -361,6 +369,21 @@ def _memories() -> APIRouter:
     async def archive(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
         reason = body.reason if body else None
         return _ok((await rt.run(sv.archive, id, reason=reason)).to_dict())
+
+    @r.post("/memories/{id}/release", response_model=m.MemoryItemOut,
+            summary="Serve a memory the injection guard quarantined (its owner only)")
+    async def release(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+        reason = body.reason if body else None
+        return _ok((await rt.run(scoped_release, sv, id, reason=reason)).to_dict())
+
+    @r.get("/quarantine", response_model=m.PageOut,
+           summary="The caller's quarantined memories (never served by search), newest first")
+    async def quarantine(sv: SV, rt: RT, session_id: str | None = None,
+                         cube_id: str | None = None, limit: int = 50,
+                         offset: int = 0) -> Response:
+        page = await rt.run(scoped_quarantined, sv, session_id=session_id, cube_id=cube_id,
+                            limit=limit, offset=offset)
+        return _ok(page.to_dict())
 
     @r.post("/memories/{id}/purge", response_model=m.PurgeOut,
             summary="Remove every version for good")

@@ -3,7 +3,8 @@
 :func:`build_mcp` turns a :class:`~memvault.governance.scope.ScopedVault` into an
 :class:`mcp.server.mcpserver.MCPServer` (the official ``mcp`` SDK, 2.x; FastMCP's new
 name) with the tools ``memory_add``, ``memory_search``, ``memory_get``,
-``memory_update``, ``memory_delete``, ``memory_restore`` and ``memory_history``. Each
+``memory_update``, ``memory_delete``, ``memory_restore`` and ``memory_history``, and for
+sharing ``memory_share``, ``memory_unshare`` and ``memory_grants``. Each
 tool has a typed signature (so a JSON schema), returns a JSON-serialisable dict
 (``MemoryItem.to_dict()``, ``SearchHit.to_dict()``) and runs its vault call in a worker
 thread, never on the event loop.
@@ -32,6 +33,7 @@ from pydantic import Field
 
 from .. import __version__
 from ..errors import MemvaultError, Unauthorized
+from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
 from .commands import _errors, _settings
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["build_mcp", "mcp_command", "TOOL_NAMES"]
 
 TOOL_NAMES = ("memory_add", "memory_search", "memory_get", "memory_update",
-              "memory_delete", "memory_restore", "memory_history")
+              "memory_delete", "memory_restore", "memory_history", "memory_share",
+              "memory_unshare", "memory_grants")
 
 _INSTRUCTIONS = """\
 Long-term memory for this user: versioned, searchable notes, facts and preferences.
@@ -197,6 +200,36 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
             return versions  # type: ignore[return-value]
         return {"id": id, "versions": [v.to_dict() for v in versions]}
 
+    @tool("Share one of this user's memories (id), a cube (cube_id) or everything with "
+          "another principal or team:<name>; returns the grant (revoke: memory_unshare).")
+    async def memory_share(to: Annotated[str, Field(description="Principal name or "
+                                                               "team:<name>.")],
+                           id: Annotated[str | None, Field(description="Memory id.")] = None,
+                           cube_id: CubeId = None, everything: bool = False,
+                           write: Annotated[bool, Field(description="Also allow changes.")]
+                           = False,
+                           redact: Annotated[list[str] | None, Field(
+                               description="Fields to hide: metadata, provenance, tags, "
+                                           "session_id, agent_id, event_time, links.")] = None,
+                           valid_to: Time = None) -> Result:
+        return item_result(await call(scoped.share, id, to=to, cube_id=cube_id,
+                                      everything=everything, write=write,
+                                      redact=redact or (), valid_to=valid_to))
+
+    @tool("Revoke a grant this user gave (it stays on record, closed).", idempotent=True)
+    async def memory_unshare(grant_id: Annotated[str, Field(description="Grant id.")]
+                             ) -> Result:
+        return item_result(await call(scoped.unshare, grant_id))
+
+    @tool("Grants this user gave and those given to it.", read_only=True, idempotent=True)
+    async def memory_grants(id: Annotated[str | None, Field(description="Only grants of "
+                                                                       "this memory.")] = None
+                            ) -> Result:
+        grants = await call(scoped.grants, item_id=id)
+        if isinstance(grants, CallToolResult):
+            return grants  # type: ignore[return-value]
+        return {"grants": [g.to_dict() for g in grants]}
+
     return server
 
 
@@ -222,7 +255,8 @@ def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token:
     """Serve the vault as MCP tools for one API key's principal.
 
     Tools: memory_add, memory_search, memory_get, memory_update, memory_delete,
-    memory_restore, memory_history. With --transport stdio (the default) an MCP client
+    memory_restore, memory_history, memory_share, memory_unshare, memory_grants. With
+    --transport stdio (the default) an MCP client
     spawns this command; with --transport http it listens on http://HOST:PORT/mcp.
     """
     from ..vault import Vault
@@ -244,7 +278,8 @@ def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token:
         vault = Vault(settings=settings)
         previous = _stop_on_sigterm()
         try:
-            server = build_mcp(ScopedVault(vault, principal), check_key=check_key)
+            server = build_mcp(ScopedVault(vault, principal, grants=GrantStore(keys),
+                                           audit_reads=True), check_key=check_key)
             who = f"{principal.name} (user {principal.user_id}" + \
                 (f", agent {principal.agent_id})" if principal.agent_id else ")")
             if transport == "stdio":

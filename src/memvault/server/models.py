@@ -150,6 +150,21 @@ class LinkIn(_In):
     weight: float = 1.0
 
 
+class ShareIn(_In):
+    """A grant: to whom, what (in the item route the id comes from the path), how."""
+
+    to: str = Field(description="A principal name, or team:<name>.")
+    item_id: str | None = None
+    cube_id: str | None = None
+    everything: bool = Field(default=False, description="All of the caller's memory.")
+    write: bool = Field(default=False, description="Also allow update/delete/archive/restore.")
+    redact: list[str] = Field(default_factory=list, description="Fields hidden from the "
+                              "grantee: metadata, provenance, tags, session_id, agent_id, "
+                              "event_time, links.")
+    valid_from: Time | None = None
+    valid_to: Time | None = None
+
+
 # -- responses ---------------------------------------------------------------------------
 class LinkOut(BaseModel):
     target: str
@@ -254,3 +269,24 @@ class ErrorOut(BaseModel):
     code: str
     message: str
     details: dict[str, Any] | None = None
+
+
+class GrantOut(BaseModel):
+    grant_id: str
+    grantee: str
+    resource: str
+    owner_user_id: str
+    owner_agent_id: str | None
+    cube_id: str | None
+    item_id: str | None
+    permission: str
+    redact: list[str]
+    granted_by: str | None
+    created_at: str
+    valid_from: str
+    valid_to: str | None
+    revoked_by: str | None
+
+
+class GrantsOut(BaseModel):
+    grants: list[GrantOut]

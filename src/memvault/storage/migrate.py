@@ -14,6 +14,11 @@ a consistent snapshot) and written through a fresh connection in one ``BEGIN IMM
 transaction; PostgreSQL through :meth:`PostgresStore.export_raw` (one REPEATABLE READ
 snapshot) and :meth:`PostgresStore.import_raw` (one transaction, COPY). The destination
 must be empty (no versions, audit, links or access rows): a fresh store.
+
+``transform`` (with ``tables``, the order in which the source is read) lets a caller filter
+or rewrite the rows on their way: the MemCube writer keeps one scope and re-embeds the
+vectors with it. The digest is taken of what the transform yields, so verification still
+proves that what was meant to be written arrived intact.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from ..errors import Conflict, IntegrityError, InvalidInput, StorageError
 from ._pg_rows import RAW_COLUMNS, RAW_TABLES
 from .sqlite import SQLiteStore, immediate
 
-__all__ = ["copy_store", "store_digest"]
+__all__ = ["copy_store", "store_digest", "raw_rows"]
 
 Chunk = tuple[str, list[tuple]]
 Progress = Callable[[str, int], None]
@@ -162,6 +167,11 @@ def _read(store: Any, tables: Sequence[str] = RAW_TABLES) -> Iterator[Chunk]:
     return store.export_raw(tables=tables)
 
 
+def raw_rows(store: Any, tables: Sequence[str] = RAW_TABLES) -> Iterator[Chunk]:
+    """Raw rows (layout ``RAW_COLUMNS``) of ``tables`` from one consistent snapshot."""
+    return _read(store, tables)
+
+
 def store_digest(store: Any) -> dict[str, Any]:
     """Row counts and checksums of ``store``, as :func:`copy_store` compares them."""
     digest = _Digest()
@@ -170,7 +180,9 @@ def store_digest(store: Any) -> dict[str, Any]:
     return digest.result()
 
 
-def copy_store(src: Any, dst: Any, progress: Progress | None = None) -> dict[str, Any]:
+def copy_store(src: Any, dst: Any, progress: Progress | None = None, *,
+               transform: Callable[[Iterator[Chunk]], Iterator[Chunk]] | None = None,
+               tables: Sequence[str] = RAW_TABLES) -> dict[str, Any]:
     """Copy every row of ``src`` into the empty store ``dst``; verify; return a report.
 
     ``progress(table, rows)`` is called after each chunk is read from the source. The
@@ -182,14 +194,20 @@ def copy_store(src: Any, dst: Any, progress: Progress | None = None) -> dict[str
     if src is dst or (src_kind == dst_kind == "sqlite"
                       and Path(src.path).resolve() == Path(dst.path).resolve()):
         raise InvalidInput("source and destination are the same store")
+    if sorted(tables) != sorted(RAW_TABLES):
+        raise InvalidInput(f"tables must be an ordering of {RAW_TABLES}")
     started = time.monotonic()
     source = _Digest()
 
-    def stream() -> Iterator[Chunk]:
-        for table, rows in _read(src):
-            source.add(table, rows)
+    def read() -> Iterator[Chunk]:
+        for table, rows in _read(src, tables):
             if progress is not None:
                 progress(table, len(rows))
+            yield table, rows
+
+    def stream() -> Iterator[Chunk]:
+        for table, rows in (transform or (lambda c: c))(read()):
+            source.add(table, rows)
             yield table, rows
 
     if dst_kind == "sqlite":

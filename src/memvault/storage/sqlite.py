@@ -12,13 +12,14 @@ import json
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .._filelock import LockFile
 from ..errors import Conflict, IntegrityError, InvalidInput, StorageError
 from ..types import AuditEvent
 from ._rows import row_to_item, where_clause
@@ -38,14 +39,23 @@ _ORDER = {"created_desc": "v.created_at DESC, v.seq DESC",
 
 
 def _translate(exc: sqlite3.Error, what: str) -> Exception:
+    """A memvault error for a sqlite3 one, with a ``reason`` a caller can act on.
+
+    Python 3.11+ gives SQLite's own error name (``SQLITE_FULL``, ``SQLITE_IOERR_WRITE``,
+    ...); older versions leave only the message, which the fallbacks read."""
     msg = str(exc).lower()
+    name = getattr(exc, "sqlite_errorname", "") or ""
     if isinstance(exc, sqlite3.IntegrityError):
         return Conflict(f"{what}: {exc}")
-    if "malformed" in msg or "not a database" in msg or "corrupt" in msg:
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in msg \
+            or "not a database" in msg or "corrupt" in msg:
         return IntegrityError(f"{what}: the database file is damaged ({exc})")
-    if "full" in msg:
+    if name == "SQLITE_FULL" or "full" in msg:
         return StorageError(f"{what}: the disk is full ({exc})", reason="disk_full")
-    if "locked" in msg or "busy" in msg:
+    if name.startswith("SQLITE_IOERR") or "disk i/o error" in msg:
+        # e.g. EFBIG (file size limit) or EIO: nothing of this transaction was kept
+        return StorageError(f"{what}: the disk refused the write ({exc})", reason="io_error")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in msg or "busy" in msg:
         return StorageError(f"{what}: the database stayed locked ({exc})", reason="locked")
     return StorageError(f"{what}: {exc}")
 
@@ -63,8 +73,15 @@ class SQLiteStore(StoreReads):
         self._lock = threading.RLock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
+        self._wlock: LockFile | None = None
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # writers of all processes queue here, not in SQLite's busy handler (which
+            # sleeps up to 100 ms between tries and starves writers under contention)
+            try:
+                self._wlock = LockFile(f"{self.path}-writelock")
+            except OSError as exc:
+                raise StorageError(f"cannot open {self.path}-writelock: {exc}") from exc
         try:
             self._w = self._connect()
             self._migrate()
@@ -112,7 +129,7 @@ class SQLiteStore(StoreReads):
         scripts = sorted(
             (p for p in resources.files("memvault.storage.migrations.sqlite").iterdir()
              if p.name.endswith(".sql")), key=lambda p: p.name)
-        with self._lock, immediate(self._w):
+        with self._writing("migrating the schema"):
             current = self._w.execute("PRAGMA user_version").fetchone()[0]
             if current > len(scripts):
                 raise StorageError(f"{self.path} has schema version {current}; this "
@@ -125,19 +142,26 @@ class SQLiteStore(StoreReads):
                 self._w.execute(f"PRAGMA user_version={number}")
 
     # -- writes ------------------------------------------------------------------------
-    def apply(self, ops: Sequence[WriteOp]) -> int:
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
+        """The one write transaction at a time: this process's writers take the thread
+        lock, then every process's writers queue on the lock file, then BEGIN IMMEDIATE."""
         with self._lock:
             if self._closed:
                 raise StorageError("the store is closed")
-            conn = self._w
-            try:
-                with immediate(conn):
-                    last = 0
-                    for op in ops:
-                        last = max(last, self._apply_one(conn, op))
-            except sqlite3.Error as exc:
-                raise _translate(exc, "write") from exc
-            return last
+            with self._wlock.hold() if self._wlock else nullcontext():
+                try:
+                    with immediate(self._w):
+                        yield self._w
+                except sqlite3.Error as exc:
+                    raise _translate(exc, what) from exc
+
+    def apply(self, ops: Sequence[WriteOp]) -> int:
+        with self._writing("write") as conn:
+            last = 0
+            for op in ops:
+                last = max(last, self._apply_one(conn, op))
+        return last
 
     def _apply_one(self, conn: sqlite3.Connection, op: WriteOp) -> int:
         if isinstance(op, InsertVersion):
@@ -210,26 +234,18 @@ class SQLiteStore(StoreReads):
         if not counts:
             return
         rows = [(i, n, at, i) for i, (n, at) in counts.items()]
-        with self._lock:
-            try:
-                with immediate(self._w):
-                    self._w.executemany(
-                        "INSERT INTO access(id, count, last_at) SELECT ?, ?, ? WHERE EXISTS "
-                        "(SELECT 1 FROM versions WHERE id=?) ON CONFLICT(id) DO UPDATE SET "
-                        "count = count + excluded.count, "
-                        "last_at = max(coalesce(last_at, 0), excluded.last_at)", rows)
-            except sqlite3.Error as exc:
-                raise _translate(exc, "recording access") from exc
+        with self._writing("recording access") as conn:
+            conn.executemany(
+                "INSERT INTO access(id, count, last_at) SELECT ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM versions WHERE id=?) ON CONFLICT(id) DO UPDATE SET "
+                "count = count + excluded.count, "
+                "last_at = max(coalesce(last_at, 0), excluded.last_at)", rows)
 
     def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> None:
         conflict = "DO NOTHING" if only_if_absent else "DO UPDATE SET value=excluded.value"
-        with self._lock:
-            try:
-                with immediate(self._w):
-                    self._w.execute("INSERT INTO meta(key, value) VALUES (?,?) "
-                                    f"ON CONFLICT(key) {conflict}", (key, value))
-            except sqlite3.Error as exc:
-                raise _translate(exc, "writing metadata") from exc
+        with self._writing("writing metadata") as conn:
+            conn.execute("INSERT INTO meta(key, value) VALUES (?,?) "
+                         f"ON CONFLICT(key) {conflict}", (key, value))
 
     # -- reads -------------------------------------------------------------------------
     def select(self, query: RowQuery) -> list[StoredRow]:
@@ -378,6 +394,8 @@ class SQLiteStore(StoreReads):
             if self._closed:
                 return
             self._closed = True
+            if self._wlock is not None:
+                self._wlock.close()
             for conn in [*self._idle, self._w]:
                 try:
                     conn.close()

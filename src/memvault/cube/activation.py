@@ -1,0 +1,419 @@
+"""Activation memory: precomputed KV caches of a block of memory text, for one model.
+
+A block is a short list of chat messages (memvault renders the scope's profile and hottest
+facts as the system message) run once through the model. Its KV cache is then injected as
+``past_key_values`` when a prompt *starts with exactly those tokens*, so generation skips
+the prefill of the block: time-to-first-token falls from seconds to a fraction of a second.
+
+On disk (the ``activation/`` part of a MemCube)::
+
+    <root>/<fingerprint.key>/<block-hash>.safetensors   keys/values (fp16) + input ids
+    <root>/<fingerprint.key>/<block-hash>.json          the block index entry (below)
+    <root>/<fingerprint.key>/names.json                 {block name: block hash}
+
+The index entry records the model fingerprint, the prefix messages and token ids, the
+memories the block was rendered from (id, version, content hash), the adapter it was
+computed under, the file's sha256 and the creation time. Only safetensors and JSON are
+read back, never pickle, so a cube from elsewhere is safe to load.
+
+Rules: a block built for another fingerprint is refused (:class:`ModelError`); a file whose
+checksum or shapes disagree with its entry is refused (:class:`IntegrityError`); every use
+gets its own copy (generation grows the cache in place); a block is stale as soon as one of
+its memories has a newer version or is no longer active (:func:`stale_ids`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from ..errors import IntegrityError, InvalidInput, ModelError, NotFound, StorageError
+from ..models.llm import Message
+from ..models.local import LocalLLM, ModelFingerprint
+from ..storage.base import RecordStore, RowQuery
+from ..types import MemoryItem, utcnow
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ActivationBlock", "ActivationStore", "BlockEntry", "LoadedBlock", "build_block",
+           "entries_for", "live_adapter", "stale_ids"]
+
+FORMAT_VERSION = 1
+_HASH_CHARS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEntry:
+    """One memory a block was rendered from, as it was then."""
+
+    id: str
+    version: int
+    content_sha256: str
+
+
+def entries_for(items: Iterable[MemoryItem]) -> tuple[BlockEntry, ...]:
+    return tuple(BlockEntry(i.id, i.version, hashlib.sha256(i.text.encode()).hexdigest())
+                 for i in items)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationBlock:
+    """The index entry of one cached block (everything but the tensors)."""
+
+    hash: str
+    fingerprint: ModelFingerprint
+    messages: tuple[dict[str, str], ...]
+    token_ids: tuple[int, ...]
+    entries: tuple[BlockEntry, ...] = ()
+    adapter: str | None = None
+    created_at: str = ""
+    file_sha256: str = ""
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [e.id for e in self.entries]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "hash": self.hash,
+                "fingerprint": self.fingerprint.to_dict(), "messages": list(self.messages),
+                "token_ids": list(self.token_ids), "n_tokens": self.n_tokens,
+                "items": [{"id": e.id, "version": e.version, "content_sha256": e.content_sha256}
+                          for e in self.entries],
+                "adapter": self.adapter, "created_at": self.created_at,
+                "file_sha256": self.file_sha256}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ActivationBlock":
+        try:
+            if int(data["format"]) != FORMAT_VERSION:
+                raise IntegrityError(f"activation block format {data['format']} is not "
+                                     f"supported (expected {FORMAT_VERSION})")
+            block = cls(
+                hash=str(data["hash"]), fingerprint=ModelFingerprint.from_dict(data["fingerprint"]),
+                messages=tuple({"role": str(m["role"]), "content": str(m["content"])}
+                               for m in data["messages"]),
+                token_ids=tuple(int(t) for t in data["token_ids"]),
+                entries=tuple(BlockEntry(str(e["id"]), int(e["version"]), str(e["content_sha256"]))
+                              for e in data["items"]),
+                adapter=None if data.get("adapter") is None else str(data["adapter"]),
+                created_at=str(data.get("created_at", "")),
+                file_sha256=str(data.get("file_sha256", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"bad activation block entry: {exc}") from exc
+        if block.hash != block_hash(block.fingerprint, block.token_ids, block.adapter):
+            raise IntegrityError(f"activation block {block.hash}: hash does not match content")
+        return block
+
+
+def block_hash(fingerprint: ModelFingerprint, token_ids: Sequence[int],
+               adapter: str | None) -> str:
+    """Content address: the same tokens through the same model (and adapter) = same cache."""
+    raw = json.dumps([fingerprint.key, adapter, list(token_ids)], separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:_HASH_CHARS]
+
+
+@dataclass(slots=True)
+class LoadedBlock:
+    """A block with its keys/values in memory. Never hand ``kv`` to generation directly:
+    :meth:`fresh_cache` makes the copy that generation may grow."""
+
+    block: ActivationBlock
+    kv: list[tuple["torch.Tensor", "torch.Tensor"]] = field(repr=False)
+
+    def fresh_cache(self, llm: LocalLLM) -> Any:
+        """A new ``DynamicCache`` holding copies of the block's keys/values."""
+        from transformers import DynamicCache
+
+        _check_fingerprint(llm, self.block)
+        # DynamicCache fills its layers with torch.cat, i.e. copies: check, don't copy twice
+        cache = DynamicCache(ddp_cache_data=self.kv, config=llm.model.config)
+        if any(layer.keys.data_ptr() == k.data_ptr() or layer.values.data_ptr() == v.data_ptr()
+               for layer, (k, v) in zip(cache.layers, self.kv)):
+            cache = DynamicCache(ddp_cache_data=[(k.clone(), v.clone()) for k, v in self.kv],
+                                 config=llm.model.config)
+        return cache
+
+    def matches_prefix(self, input_ids: "torch.Tensor") -> bool:
+        """True when ``input_ids`` (1 x n) starts with the block's tokens and goes past them."""
+        n = self.block.n_tokens
+        return (input_ids.shape[-1] > n
+                and input_ids[0, :n].tolist() == list(self.block.token_ids))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.numel() * k.element_size() + v.numel() * v.element_size()
+                   for k, v in self.kv)
+
+
+def build_block(llm: LocalLLM, messages: Sequence[Message], *,
+                items: Iterable[MemoryItem] = (), adapter: str | None = None) -> LoadedBlock:
+    """Run ``messages`` (the prompt prefix, no generation prompt) through the model once.
+
+    ``items`` are the memories the messages were rendered from (for invalidation);
+    ``adapter`` names the adapter on while building (its cache differs from the base
+    model's); default: the LoRA adapter switched on in ``llm`` now, if any.
+    """
+    if not messages:
+        raise InvalidInput("an activation block needs at least one message")
+    msgs = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in messages)
+    adapter = adapter if adapter is not None else live_adapter(llm)
+    ids = llm.encode_chat(msgs, add_generation_prompt=False)
+    cache = llm.prefill(ids)
+    kv = [(layer.keys.detach().clone(), layer.values.detach().clone())
+          for layer in cache.layers]
+    token_ids = tuple(int(t) for t in ids[0].tolist())
+    block = ActivationBlock(hash=block_hash(llm.fingerprint, token_ids, adapter),
+                            fingerprint=llm.fingerprint, messages=msgs, token_ids=token_ids,
+                            entries=entries_for(items), adapter=adapter,
+                            created_at=utcnow().isoformat())
+    return LoadedBlock(block, kv)
+
+
+def live_adapter(llm: LocalLLM) -> str | None:
+    """Key of the LoRA adapter switched on in ``llm`` right now (None: the base model).
+    A KV cache depends on it as much as on the base weights."""
+    from .lora_runtime import adapter_state
+
+    return adapter_state(llm)
+
+
+def stale_ids(block: ActivationBlock, store: RecordStore) -> list[str]:
+    """Ids of the block's memories that changed (newer version, other text) or are gone
+    (deleted, archived, quarantined, purged). Empty: the block is still valid."""
+    if not block.entries:
+        return []
+    ids = block.item_ids
+    rows = store.select(RowQuery(ids=ids, statuses=None, limit=len(ids)))
+    current = {r.item.id: r.item for r in rows}
+    stale = []
+    for entry in block.entries:
+        item = current.get(entry.id)
+        if (item is None or item.status != "active" or item.version != entry.version
+                or hashlib.sha256(item.text.encode()).hexdigest() != entry.content_sha256):
+            stale.append(entry.id)
+    return stale
+
+
+def _check_fingerprint(llm: LocalLLM, block: ActivationBlock) -> None:
+    if block.fingerprint != llm.fingerprint:
+        raise ModelError(
+            f"activation block {block.hash} was built for model {block.fingerprint.key} "
+            f"({block.fingerprint.architecture}, {block.fingerprint.dtype}), not for "
+            f"{llm.fingerprint.key}; rebuild it for this model",
+            block=block.hash, block_fingerprint=block.fingerprint.to_dict(),
+            model_fingerprint=llm.fingerprint.to_dict())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class ActivationStore:
+    """Activation blocks under one directory, and a few of them kept loaded in memory.
+
+    A vault's blocks live next to its SQLite file, in ``<db>.activation/`` (see
+    :meth:`memvault.Vault.chat`); a MemCube carries the same tree as ``activation/``.
+    Writes are atomic (temp file + rename); concurrent writers of the same block write the
+    same bytes, and the name map is last-writer-wins (a lost name only costs a rebuild).
+    """
+
+    def __init__(self, root: str | Path, *, max_loaded: int = 4) -> None:
+        self.root = Path(root)
+        self.max_loaded = max_loaded
+        self._loaded: OrderedDict[tuple[str, str], LoadedBlock] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def _dir(self, fingerprint: ModelFingerprint) -> Path:
+        return self.root / fingerprint.key
+
+    # -- writing -------------------------------------------------------------------------
+    def save(self, loaded: LoadedBlock, *, name: str | None = None) -> ActivationBlock:
+        """Write the block as fp16 safetensors + its JSON entry; optionally name it."""
+        import torch
+        from safetensors.torch import save
+
+        block = loaded.block
+        tensors: dict[str, torch.Tensor] = {"input_ids": torch.tensor(block.token_ids,
+                                                                      dtype=torch.int64)}
+        for i, (k, v) in enumerate(loaded.kv):
+            tensors[f"layers.{i}.keys"] = k.to(torch.float16).contiguous()
+            tensors[f"layers.{i}.values"] = v.to(torch.float16).contiguous()
+        data = save(tensors, metadata={"format": str(FORMAT_VERSION), "hash": block.hash,
+                                       "fingerprint": block.fingerprint.key})
+        saved = dataclasses.replace(block, file_sha256=hashlib.sha256(data).hexdigest())
+        # kept loaded as the disk holds it (fp16-rounded): same answers before and after
+        # a restart
+        kv = [(tensors[f"layers.{i}.keys"].to(k.dtype), tensors[f"layers.{i}.values"].to(v.dtype))
+              for i, (k, v) in enumerate(loaded.kv)]
+        directory = self._dir(block.fingerprint)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            _write_atomic(directory / f"{block.hash}.safetensors", data)
+            _write_atomic(directory / f"{block.hash}.json",
+                          json.dumps(saved.to_dict(), ensure_ascii=False).encode())
+            if name is not None:
+                with self._lock:
+                    names = self._names(block.fingerprint)
+                    names[name] = block.hash
+                    _write_atomic(directory / "names.json", json.dumps(names).encode())
+        except OSError as exc:
+            raise StorageError(f"cannot write activation block {block.hash}: {exc}") from exc
+        with self._lock:
+            self._remember((block.fingerprint.key, block.hash), LoadedBlock(saved, kv))
+        return saved
+
+    def delete(self, block: ActivationBlock) -> None:
+        """Remove a block's files, its name(s) and its loaded copy."""
+        directory = self._dir(block.fingerprint)
+        with self._lock:
+            self._loaded.pop((block.fingerprint.key, block.hash), None)
+            names = self._names(block.fingerprint)
+            kept = {n: h for n, h in names.items() if h != block.hash}
+            try:
+                if kept != names:
+                    _write_atomic(directory / "names.json", json.dumps(kept).encode())
+                for suffix in (".safetensors", ".json"):
+                    (directory / f"{block.hash}{suffix}").unlink(missing_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot delete activation block {block.hash}: {exc}") from exc
+
+    # -- reading -------------------------------------------------------------------------
+    def _names(self, fingerprint: ModelFingerprint) -> dict[str, str]:
+        path = self._dir(fingerprint) / "names.json"
+        names = _read_json(path) if path.is_file() else {}
+        if not isinstance(names, dict):
+            raise IntegrityError(f"activation name map {path} is not an object")
+        return {str(k): str(v) for k, v in names.items()}
+
+    def entry(self, fingerprint: ModelFingerprint, block_hash: str) -> ActivationBlock:
+        """The index entry of one block, checked against the directory it sits in."""
+        if not isinstance(block_hash, str) or not block_hash.isalnum():
+            raise InvalidInput("a block hash is an alphanumeric string", field="block")
+        path = self._dir(fingerprint) / f"{block_hash}.json"
+        if not path.is_file():
+            raise NotFound(f"no activation block {block_hash} for model {fingerprint.key}",
+                           block=block_hash)
+        block = ActivationBlock.from_dict(_read_json(path))
+        if block.hash != block_hash or block.fingerprint.key != fingerprint.key:
+            raise IntegrityError(f"activation block entry {path} does not belong here")
+        return block
+
+    def get(self, fingerprint: ModelFingerprint, name: str) -> ActivationBlock | None:
+        """The block last saved under ``name`` for this model, or None."""
+        block_hash = self._names(fingerprint).get(name)
+        if block_hash is None:
+            return None
+        try:
+            return self.entry(fingerprint, block_hash)
+        except NotFound:
+            return None
+
+    def all_blocks(self) -> list[ActivationBlock]:
+        """Every block under the root, whatever model it was built for."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for directory in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for path in sorted(directory.glob("*.json")):
+                if path.name == "names.json":
+                    continue
+                block = ActivationBlock.from_dict(_read_json(path))
+                if block.fingerprint.key == directory.name:
+                    out.append(block)
+        return out
+
+    def prune(self, records: RecordStore) -> list[str]:
+        """Delete every block one of whose memories changed or is gone (the scheduler's
+        invalidation pass); returns the hashes deleted."""
+        stale = [b for b in self.all_blocks() if stale_ids(b, records)]
+        for block in stale:
+            self.delete(block)
+        return [b.hash for b in stale]
+
+    def load(self, llm: LocalLLM, block: ActivationBlock) -> LoadedBlock:
+        """The block's keys/values for ``llm``: refused if built for another model."""
+        _check_fingerprint(llm, block)
+        key = (block.fingerprint.key, block.hash)
+        with self._lock:
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+        loaded = LoadedBlock(block, self._read_tensors(llm, block))
+        with self._lock:
+            self._remember(key, loaded)
+        return loaded
+
+    def _read_tensors(self, llm: LocalLLM, block: ActivationBlock
+                      ) -> list[tuple["torch.Tensor", "torch.Tensor"]]:
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
+        path = self._dir(block.fingerprint) / f"{block.hash}.safetensors"
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise NotFound(f"activation block file {path} is missing", block=block.hash) from exc
+        if hashlib.sha256(data).hexdigest() != block.file_sha256:
+            raise IntegrityError(f"activation block file {path} fails its checksum",
+                                 block=block.hash)
+        try:
+            tensors = load(data)
+        except (SafetensorError, ValueError) as exc:
+            raise IntegrityError(f"unreadable activation block file {path}: {exc}") from exc
+        return _check_tensors(llm, block, tensors)
+
+    def _remember(self, key: tuple[str, str], loaded: LoadedBlock) -> None:
+        self._loaded[key] = loaded
+        self._loaded.move_to_end(key)
+        while len(self._loaded) > self.max_loaded:
+            self._loaded.popitem(last=False)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"unreadable activation index file {path}: {exc}") from exc
+
+
+def _check_tensors(llm: LocalLLM, block: ActivationBlock, tensors: Mapping[str, Any]
+                   ) -> list[tuple["torch.Tensor", "torch.Tensor"]]:
+    """Shapes must be what this model produces for this many tokens."""
+    cfg = llm.model.config
+    n_layers = int(cfg.num_hidden_layers)
+    heads = int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+    want = (1, heads, block.n_tokens, head_dim)
+    ids = tensors.get("input_ids")
+    if ids is None or ids.tolist() != list(block.token_ids):
+        raise IntegrityError(f"activation block {block.hash}: token ids differ from its entry")
+    if set(tensors) != {"input_ids"} | {f"layers.{i}.{w}" for i in range(n_layers)
+                                        for w in ("keys", "values")}:
+        raise IntegrityError(f"activation block {block.hash}: wrong tensor names for a "
+                             f"{n_layers}-layer model")
+    dtype = llm.model.dtype
+    kv = []
+    for i in range(n_layers):
+        k, v = tensors[f"layers.{i}.keys"], tensors[f"layers.{i}.values"]
+        if tuple(k.shape) != want or tuple(v.shape) != want:
+            raise IntegrityError(f"activation block {block.hash}: layer {i} has shape "
+                                 f"{tuple(k.shape)}, expected {want}")
+        kv.append((k.to(dtype), v.to(dtype)))
+    return kv

@@ -1,0 +1,148 @@
+"""``memvault adapter distill|list|ask|delete``: parametric memory on the command line.
+
+A thin face over :mod:`memvault.cube.parametric`. Adapters live in ``<db>.adapters/``
+next to a SQLite vault (what ``memvault cube dump`` ships as ``parametric/``) unless
+``--dir`` says otherwise. ``distill`` trains on the bundled local model in a background
+job with a progress bar; Ctrl-C cancels it and saves nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InvalidInput
+from .commands import _json_option, _open_vault, _out, _vault_options
+
+__all__ = ["adapter"]
+
+
+def _store(vault: Any, directory: str | None) -> Any:
+    from .parametric import AdapterStore
+    from .transfer import default_dirs
+
+    root = Path(directory) if directory else default_dirs(vault)["parametric"]
+    if root is None:
+        raise InvalidInput("this vault is not a SQLite file: pass --dir for the adapters")
+    return AdapterStore(root)
+
+
+def _dir_option(f: Any) -> Any:
+    return click.option("--dir", "directory", type=click.Path(file_okay=False),
+                        help="Adapters directory (default: <db>.adapters).")(f)
+
+
+def _describe(a: Any) -> dict[str, Any]:
+    training = a.meta.get("training", {})
+    return {"name": a.name, "key": a.key, "sources": len(a.sources), "bytes": a.size_bytes,
+            "model": a.fingerprint.key, "steps": training.get("steps"),
+            "seconds": training.get("seconds"), "final_loss": training.get("final_loss"),
+            "created_at": a.meta.get("created_at")}
+
+
+@click.group()
+def adapter() -> None:
+    """Parametric memory: LoRA adapters distilled from memories (bundled local model)."""
+
+
+@adapter.command("distill")
+@click.argument("name")
+@click.option("--user", "user_id", metavar="ID", help="Only this user's memories.")
+@click.option("--agent", "agent_id", metavar="ID", help="Only this agent's memories.")
+@click.option("--cube", "cube_id", metavar="ID", help="Only memories with this cube_id.")
+@click.option("--kind", "kinds", multiple=True, help="Only these kinds (repeatable).")
+@click.option("--limit", type=int, default=200, show_default=True,
+              help="At most this many memories (newest first).")
+@click.option("--steps", type=int, default=60, show_default=True)
+@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option("--rank", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an adapter with this name.")
+@_dir_option
+@_vault_options
+@_json_option
+@click.pass_context
+def distill_cmd(ctx: click.Context, name: str, kinds: tuple[str, ...], limit: int,
+                directory: str | None, overwrite: bool, db: str | None, embedder: str | None,
+                as_json: bool, user_id: str | None, agent_id: str | None,
+                cube_id: str | None, **options: Any) -> None:
+    """Train adapter NAME on the active memories of a scope and save it."""
+    from ..models.local import load_local_llm
+
+    with _open_vault(ctx, db, embedder) as vault:
+        store = _store(vault, directory)
+        page = vault.list(user_id=user_id, agent_id=agent_id, cube_id=cube_id, limit=limit,
+                          filters={"kind": list(kinds)} if kinds else None)
+        llm = load_local_llm()
+        job = store.start_distill(llm, page.items, name, overwrite=overwrite,
+                                  progress=None if as_json else "tqdm", **options)
+        try:
+            saved = job.result()
+        except KeyboardInterrupt:
+            job.cancel()
+            job.wait()
+            raise click.Abort() from None
+    doc = _describe(saved)
+    _out(ctx, as_json, f"distilled {doc['sources']} memories into adapter {name} "
+                       f"({doc['steps']} steps, {doc['seconds']:.0f} s, loss "
+                       f"{doc['final_loss']:.3f}, {doc['bytes'] / 2**20:.1f} MiB) in "
+                       f"{store.root}", doc)
+
+
+@adapter.command("list")
+@_dir_option
+@_vault_options
+@_json_option
+@click.pass_context
+def list_cmd(ctx: click.Context, directory: str | None, db: str | None,
+             embedder: str | None, as_json: bool) -> None:
+    """The adapters in the directory."""
+    with _open_vault(ctx, db, embedder) as vault:
+        docs = [_describe(a) for a in _store(vault, directory).list()]
+    human = "\n".join(f"{d['name']:<24} {d['sources']:>5} memories  {d['bytes'] / 2**20:6.1f} MiB"
+                      f"  {d['key']}" for d in docs) or "no adapters"
+    _out(ctx, as_json, human, docs)
+
+
+@adapter.command("ask")
+@click.argument("name")
+@click.argument("question")
+@click.option("--compare", is_flag=True, help="Also answer with the base model.")
+@click.option("--max-tokens", type=int, default=64, show_default=True)
+@_dir_option
+@_vault_options
+@_json_option
+@click.pass_context
+def ask_cmd(ctx: click.Context, name: str, question: str, compare: bool, max_tokens: int,
+            directory: str | None, db: str | None, embedder: str | None,
+            as_json: bool) -> None:
+    """Answer QUESTION with adapter NAME switched on (no retrieval: the weights only)."""
+    from ..models.local import load_local_llm
+
+    with _open_vault(ctx, db, embedder) as vault:
+        handle = _store(vault, directory).get(name)
+    llm = load_local_llm()
+    messages = [{"role": "user", "content": question}]
+    with handle.active(llm):
+        doc: dict[str, Any] = {"adapter": handle.key,
+                               "answer": llm.complete(messages, max_tokens=max_tokens)}
+    if compare:
+        doc["base_answer"] = llm.complete(messages, max_tokens=max_tokens)
+    human = doc["answer"] + (f"\n(base model: {doc['base_answer']})" if compare else "")
+    _out(ctx, as_json, human, doc)
+
+
+@adapter.command("delete")
+@click.argument("name")
+@_dir_option
+@_vault_options
+@_json_option
+@click.pass_context
+def delete_cmd(ctx: click.Context, name: str, directory: str | None, db: str | None,
+               embedder: str | None, as_json: bool) -> None:
+    """Remove adapter NAME's files."""
+    with _open_vault(ctx, db, embedder) as vault:
+        _store(vault, directory).delete(name)
+    _out(ctx, as_json, f"deleted adapter {name}", {"deleted": name})

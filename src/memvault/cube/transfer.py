@@ -1,0 +1,209 @@
+"""``dump`` a vault's memories to a MemCube directory, ``load`` one into a vault, ``inspect``.
+
+dump: one scope selection (user/agent/session/cube id; none = the whole vault) with every
+version, the links between its memories, their access counts and audit events, is copied
+into ``plaintext.sqlite`` (verified by copy_store), the activation/parametric directories
+are copied as opaque files, and the manifest checksums everything. The cube is built in a
+hidden sibling directory and renamed into place, so a crash never leaves a half cube.
+
+The activation and parametric directories default to ``<db>.activation/`` and
+``<db>.adapters/`` next to a SQLite vault, but only for whole-vault dumps: their files are
+not per-user, so a scoped dump includes them only when their paths are given explicitly.
+
+load: :func:`~memvault.cube.format.verify` first (format, checksums, extra/missing files,
+unsafe paths), the embedder must be the vault's (else: ``memvault cube migrate``), then
+the plaintext is imported in one transaction under the collision rules of
+:mod:`~memvault.cube.merge`; activation/parametric files are installed afterwards, each
+copied, re-hashed and renamed into place (same path, same bytes: skipped; different
+bytes: the same ``on_conflict`` policy, checked before anything is written).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError, Conflict, IntegrityError, InvalidInput
+from ..storage.sqlite import SQLiteStore
+from ..types import utcnow
+from ..vault import Vault, new_id
+from .format import (PLAINTEXT, copy_tree, fingerprints, sha256_file, verify,
+                     write_manifest)
+from .merge import POLICIES, import_plaintext
+from .plaintext import read_plaintext, scope_of, write_plaintext
+
+__all__ = ["dump", "load", "inspect", "default_dirs", "build_cube", "open_plaintext"]
+
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_SIDECARS = {"activation": ".activation", "parametric": ".adapters"}
+
+
+def default_dirs(vault: Vault) -> dict[str, Path | None]:
+    """``<db>.activation`` and ``<db>.adapters`` next to a SQLite vault (None otherwise)."""
+    if not isinstance(vault.store, SQLiteStore):
+        return {k: None for k in _SIDECARS}
+    db = Path(vault.store.path)
+    return {k: db.with_name(db.name + suffix) for k, suffix in _SIDECARS.items()}
+
+
+def build_cube(out: str | Path, fill: Any, manifest: dict[str, Any],
+               trees: dict[str, Path | None]) -> dict[str, Any]:
+    """Create the cube ``out`` atomically: ``fill(tmpdir)`` writes the plaintext and
+    returns manifest fields; ``trees`` are copied to activation/ and parametric/."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise Conflict(f"{out} exists and is not an empty directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        manifest = {**manifest, **fill(tmp)}
+        for sub, src in trees.items():
+            if src is not None:
+                copy_tree(Path(src), tmp / sub)
+        manifest["models"] = {sub: fingerprints(tmp / sub) for sub in trees}
+        manifest = write_manifest(tmp, manifest)
+        if out.exists():
+            out.rmdir()
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def dump(vault: Vault, out: str | Path, *, user_id: str | None = None,
+         agent_id: str | None = None, session_id: str | None = None,
+         cube_id: str | None = None, name: str | None = None, owner: str | None = None,
+         activation_dir: str | Path | None = None,
+         parametric_dir: str | Path | None = None) -> dict[str, Any]:
+    """Write the memories of one scope (default: all) of ``vault`` as a cube at ``out``."""
+    scope = scope_of({"user_id": user_id, "agent_id": agent_id, "session_id": session_id,
+                      "cube_id": cube_id})
+    vault.flush()  # buffered access counts belong in the cube
+    trees: dict[str, Path | None] = {"activation": None, "parametric": None}
+    for sub, given in (("activation", activation_dir), ("parametric", parametric_dir)):
+        if given is not None:
+            if not Path(given).is_dir():
+                raise InvalidInput(f"{sub} directory {given} does not exist")
+            trees[sub] = Path(given)
+        elif not scope:
+            default = default_dirs(vault)[sub]
+            trees[sub] = default if default is not None and default.is_dir() else None
+    ident = name or cube_id or new_id()
+    if not _ID.match(ident):
+        raise InvalidInput(f"a cube id is 1-128 of A-Z a-z 0-9 _ . : -, not {ident!r}")
+    meta_src = vault.store.meta()
+    meta = {"embedder": vault.embedder.id, "dim": str(vault.embedder.dim),
+            "created_at": meta_src.get("created_at", utcnow().isoformat()),
+            "vault_id": ident, "cube_id": ident}
+
+    def fill(tmp: Path) -> dict[str, Any]:
+        report = write_plaintext(vault.store, tmp / PLAINTEXT, scope=scope, meta=meta)
+        return {"plaintext": _summary(report)}
+
+    now = utcnow().isoformat()
+    return build_cube(out, fill, {
+        "cube_id": ident, "owner": owner or next(iter(scope.values()), None),
+        "scope": scope, "created_at": now, "updated_at": now,
+        "embedder": {"id": vault.embedder.id, "dim": vault.embedder.dim},
+        "provenance": {"dumped_from": meta_src.get("vault_id")}}, trees)
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {"counts": report["counts"], "sha256": report["sha256"], "items": report["items"]}
+
+
+def open_plaintext(cube: Path, manifest: dict[str, Any], workdir: Path) -> Any:
+    """Copy the verified cube's plaintext to ``workdir``, re-check its hash, read it."""
+    entry = next(e for e in manifest["files"] if e["path"] == PLAINTEXT)
+    copy = workdir / PLAINTEXT
+    shutil.copyfile(cube / PLAINTEXT, copy)
+    if sha256_file(copy) != entry["sha256"]:
+        raise IntegrityError(f"{PLAINTEXT} changed while it was being read")
+    p = read_plaintext(copy, manifest["embedder"]["dim"])
+    if p.meta.get("embedder") != manifest["embedder"]["id"]:
+        raise IntegrityError("the cube's plaintext and manifest disagree on the embedder")
+    return p
+
+
+def load(vault: Vault, cube: str | Path, *, on_conflict: str = "fail",
+         activation_dir: str | Path | None = None,
+         parametric_dir: str | Path | None = None) -> dict[str, Any]:
+    """Verify the cube at ``cube`` and import it into ``vault``; return what happened."""
+    if on_conflict not in POLICIES:
+        raise InvalidInput(f"on_conflict must be one of {', '.join(POLICIES)}")
+    cube = Path(cube)
+    manifest = verify(cube)
+    emb = manifest["embedder"]
+    if emb["id"] != vault.embedder.id or emb["dim"] != vault.embedder.dim:
+        raise ConfigurationError(
+            f"the cube was embedded with {emb['id']!r} ({emb['dim']}-d), this vault uses "
+            f"{vault.embedder.id!r}: run `memvault cube migrate {cube} NEW_DIR --to "
+            f"{vault.embedder.id}` and load NEW_DIR", cube_embedder=emb["id"])
+    dirs = default_dirs(vault)
+    targets = {"activation": Path(activation_dir) if activation_dir else dirs["activation"],
+               "parametric": Path(parametric_dir) if parametric_dir else dirs["parametric"]}
+    installs = _plan_files(cube, manifest, targets, on_conflict)
+    with tempfile.TemporaryDirectory(prefix="memvault-cube-") as work:
+        p = open_plaintext(cube, manifest, Path(work))
+        report = import_plaintext(vault.store, p, cube_id=manifest["cube_id"],
+                                  policy=on_conflict, actor=vault.actor)
+    report["files"] = _install(cube, installs)
+    report["skipped_files"] = [e["path"] for e in manifest["files"]
+                               if e["path"] != PLAINTEXT and e["path"] not in
+                               {i[0]["path"] for i in installs}]
+    report["cube_id"] = manifest["cube_id"]
+    return report
+
+
+def _plan_files(cube: Path, manifest: dict[str, Any], targets: dict[str, Path | None],
+                policy: str) -> list[tuple[dict[str, Any], Path]]:
+    plan, clashes = [], []
+    for entry in manifest["files"]:
+        sub, _, rel = entry["path"].partition("/")
+        if sub not in targets or targets[sub] is None or not rel:
+            continue
+        dest = targets[sub] / rel  # type: ignore[operator]
+        if dest.exists():
+            if dest.is_symlink() or not dest.is_file() or sha256_file(dest) != entry["sha256"]:
+                if policy == "fail":
+                    clashes.append(entry["path"])
+                if policy != "theirs":
+                    continue
+            else:
+                continue
+        plan.append((entry, dest))
+    if clashes:
+        raise Conflict(f"{len(clashes)} file(s) already exist with other content (e.g. "
+                       f"{clashes[0]}); nothing was loaded. Choose --on-conflict "
+                       "ours|theirs|keep-both", paths=clashes[:100])
+    return plan
+
+
+def _install(cube: Path, plan: list[tuple[dict[str, Any], Path]]) -> int:
+    for entry, dest in plan:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        shutil.copyfile(cube / entry["path"], tmp)
+        if sha256_file(tmp) != entry["sha256"]:
+            tmp.unlink()
+            raise IntegrityError(f"{entry['path']} changed while it was being loaded")
+        os.replace(tmp, dest)
+    return len(plan)
+
+
+def inspect(cube: str | Path, *, check: bool = True) -> dict[str, Any]:
+    """The manifest plus a summary; ``check`` verifies every file first (else only parsed)."""
+    from .format import read_manifest
+
+    cube = Path(cube)
+    manifest = verify(cube) if check else read_manifest(cube)
+    sizes: dict[str, int] = {}
+    for e in manifest["files"]:
+        top = e["path"].split("/")[0]
+        sizes[top] = sizes.get(top, 0) + int(e["size"])
+    return {**manifest, "verified": check, "bytes": sizes}

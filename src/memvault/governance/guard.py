@@ -1,0 +1,168 @@
+"""The memory-injection guard: does this text try to instruct the agent that reads it?
+
+A memory is read back into a prompt later, by an agent that trusts its own memory. Text
+that *talks to that agent* (override its instructions, leak its system prompt, put it in
+a jailbreak persona, smuggle a tool call, plant a standing order "from now on ...",
+or hide any of that in invisible characters or base64) is the attack described for
+A-MemGuard / AgentSys. The guard flags such text so the vault can quarantine it.
+
+It is deliberately pure Python and rule based: sub-millisecond per turn, no model, and
+every verdict is explainable (which rule, which family, the matching words). Rules have
+weights; independent evidence combines as ``1 - prod(1 - w)`` and the text is flagged
+at ``score >= threshold``. Strong rules (``ignore previous instructions``) flag alone,
+weak cues (``you are now``) only together.
+
+Before matching, text is normalised so cheap obfuscation does not help: invisible
+characters are removed (and reported), NFKC folds full-width and compatibility forms,
+accents are stripped, common Cyrillic/Greek homoglyphs map to Latin, letter-spaced words
+("i g n o r e") and leetspeak ("1gn0re") are rejoined, and payloads hidden in Unicode
+tag characters or base64/hex are decoded and scanned too.
+
+The rules live in :mod:`.guard_rules`, the normalisation in :mod:`.guard_text`; this module
+combines them into verdicts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol
+
+from .guard_rules import RULES
+from .guard_text import LEETISH, SPACED, WS, decoded, deleet, despace, fold, hidden, rewritten
+
+__all__ = ["InjectionGuard", "Verdict", "Reason", "Screen", "FAMILIES"]
+
+FAMILIES: tuple[str, ...] = ("override", "exfiltration", "jailbreak", "tool", "poisoning",
+                             "hidden_unicode", "encoded")
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One rule that matched: its family, its name, its weight and the words it saw."""
+
+    family: str
+    rule: str
+    weight: float
+    evidence: str
+    via: str = "text"  # which view of the text matched: text, despaced, leet, tags, base64, hex
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "rule": self.rule, "weight": self.weight,
+                "evidence": self.evidence, "via": self.via}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The guard's answer: flagged or not, the combined score, and every rule that fired
+    (kept with a quarantined memory so a reviewer sees why)."""
+
+    flagged: bool
+    score: float
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.family for r in self.reasons))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flagged": self.flagged, "score": round(self.score, 4),
+                "families": list(self.families), "reasons": [r.to_dict() for r in self.reasons]}
+
+
+class Screen(Protocol):
+    """What the vault needs from a guard: an id (recorded with verdicts) and ``check``."""
+
+    id: str
+
+    def check(self, text: str) -> Verdict: ...
+
+
+def _snippet(text: str, m: re.Match[str]) -> str:
+    s = WS.sub(" ", m.group(0)).strip()
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+#: Longer texts are searched only near the rules' trigger words (every rule's matches are
+#: shorter than the window), which keeps a 10 KB jailbreak prompt in the milliseconds.
+_WINDOW = 400
+
+
+def _search(pattern: re.Pattern[str], triggers: tuple[str, ...], view: str,
+            low: str) -> re.Match[str] | None:
+    if not any(t in low for t in triggers):
+        return None
+    if len(view) <= 4 * _WINDOW or len(low) != len(view):
+        return pattern.search(view)
+    spans: list[list[int]] = []
+    for start in sorted(i for t in triggers for i in _find_all(low, t)):
+        lo, hi = max(0, start - _WINDOW), start + _WINDOW
+        if spans and lo <= spans[-1][1]:
+            spans[-1][1] = hi
+        else:
+            spans.append([lo, hi])
+    for lo, hi in spans:
+        m = pattern.search(view, lo, hi)
+        if m:
+            return m
+    return None
+
+
+def _find_all(text: str, needle: str) -> Iterator[int]:
+    i = text.find(needle)
+    while i != -1:
+        yield i
+        i = text.find(needle, i + 1)
+
+
+class InjectionGuard:
+    """Flags text that addresses the agent rather than recording something about the world.
+
+    ``check`` never raises on any string and returns a :class:`Verdict`; ``threshold`` is
+    the score at which text is flagged (0.5: one strong rule, or two weak ones).
+    """
+
+    id = "injection-guard/1"
+
+    def __init__(self, *, threshold: float = 0.5) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError("threshold must be in (0, 1]")
+        self.threshold = threshold
+
+    def check(self, text: str) -> Verdict:
+        visible, found, tag_payload = hidden(text)
+        reasons = [Reason("hidden_unicode", *f) for f in found]
+        spaced, mixed = fold(visible)
+        if mixed:
+            reasons.append(Reason("hidden_unicode", "homoglyph_mix", 0.35,
+                                  "letters from another script inside Latin words"))
+        folded = WS.sub(" ", spaced).strip()
+        views: list[tuple[str, str]] = [("text", folded)]
+        despaced = rewritten(spaced, SPACED, despace)
+        if despaced:
+            views.append(("despaced", despaced))
+        leet = rewritten(folded, LEETISH, deleet)
+        if leet:
+            views.append(("leet", leet))
+        if tag_payload.strip():
+            views.append(("tags", WS.sub(" ", fold(tag_payload)[0])))
+        for via, plain in decoded(visible):
+            reasons.append(Reason("encoded", f"{via}_text", 0.5,
+                                  f"{via} that decodes to text: {plain[:50]!r}", via))
+            views.append((via, WS.sub(" ", fold(plain)[0])))
+        seen = {r.rule for r in reasons}
+        lowered = [(via, view, view.lower()) for via, view in views]
+        for family, rule, weight, pattern, triggers in RULES:
+            if rule in seen:
+                continue
+            for via, view, low in lowered:
+                m = _search(pattern, triggers, view, low)
+                if m:
+                    reasons.append(Reason(family, rule, weight, _snippet(view, m), via))
+                    seen.add(rule)
+                    break
+        score = 1.0
+        for r in reasons:
+            score *= 1.0 - r.weight
+        score = 1.0 - score
+        return Verdict(score >= self.threshold, score, tuple(reasons))

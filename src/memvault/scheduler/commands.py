@@ -1,0 +1,128 @@
+"""``memvault forget``, ``memvault consolidate`` and ``memvault scheduler run-once``.
+
+Registered in cli.py beside the other face groups. They take ``--db``/``--embedder``/
+``--json`` before or after the command name like every command (the option helpers are
+shared with ``serve``/``keys``), and print a short human summary or the JSON report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..server.commands import _errors, _options, _out, _settings
+
+__all__ = ["forget_command", "consolidate_command", "scheduler"]
+
+
+def _vault(ctx: click.Context, db: str | None, embedder: str | None) -> Any:
+    from ..vault import Vault
+
+    return Vault(settings=_settings(ctx, db, embedder))
+
+
+def _llm(name: str) -> Any:
+    if name == "none":
+        return None
+    from ..models.local import load_local_llm
+
+    return load_local_llm()
+
+
+_LLM_OPTION = click.option("--llm", type=click.Choice(["none", "local"]), default="none",
+                           show_default=True,
+                           help="Summariser: extractive, or the bundled SmolLM2 (slow load).")
+
+
+def _forget_line(doc: dict[str, Any]) -> str:
+    verb = "would archive" if doc["dry_run"] else "archived"
+    lines = [f"{verb} {doc['archived']}, {'would purge' if doc['dry_run'] else 'purged'} "
+             f"{doc['purged']}, skipped {len(doc['skipped'])}"]
+    lines += [f"  {d['action']:<7} {d['item_id']}  {d['reason']}" for d in doc["decisions"]]
+    return "\n".join(lines)
+
+
+@click.command("forget")
+@click.option("--dry-run", is_flag=True, help="Show what would be archived/purged; change nothing.")
+@click.option("--grace-days", type=click.FloatRange(0), default=30.0, show_default=True,
+              help="Days an archived memory is kept before it is purged.")
+@click.option("--no-purge", is_flag=True, help="Archive only; never purge.")
+@click.option("--no-cold", is_flag=True, help="Archive expired memories only, not cold ones.")
+@_options
+@click.pass_context
+@_errors
+def forget_command(ctx: click.Context, dry_run: bool, grace_days: float, no_purge: bool,
+                   no_cold: bool, db: str | None, embedder: str | None, as_json: bool) -> None:
+    """Archive expired and cold memories; purge what forget archived GRACE-DAYS ago."""
+    from .forget import ForgetPolicy, forget
+
+    policy = ForgetPolicy(purge_after_days=None if no_purge else grace_days,
+                          cold_heat_below=None if no_cold else ForgetPolicy().cold_heat_below)
+    with _vault(ctx, db, embedder) as vault:
+        doc = forget(vault, policy, dry_run=dry_run).to_dict()
+    _out(ctx, as_json, lambda: _forget_line(doc), doc)
+
+
+def _consolidate_line(doc: dict[str, Any]) -> str:
+    fmt = lambda c: ", ".join(f"{n} {k}" for k, n in sorted(c.items())) or "none"  # noqa: E731
+    return (f"checked {doc['sessions_checked']} sessions, {doc['topics_checked']} topics; "
+            f"created {fmt(doc['created'])}; rewritten {fmt(doc['rewritten'])}; "
+            f"links +{doc['links_added']} -{doc['links_removed']}"
+            + (f"; {len(doc['fallbacks'])} extractive fallbacks" if doc["fallbacks"] else ""))
+
+
+@click.command("consolidate")
+@click.option("--full", is_flag=True, help="Re-check every session, not only changed ones.")
+@click.option("--no-topics", is_flag=True, help="Session summaries only.")
+@_LLM_OPTION
+@_options
+@click.pass_context
+@_errors
+def consolidate_command(ctx: click.Context, full: bool, no_topics: bool, llm: str,
+                        db: str | None, embedder: str | None, as_json: bool) -> None:
+    """Summarise sessions that changed into summary memories (and topics above them)."""
+    from .consolidate import ConsolidateConfig, consolidate
+
+    config = ConsolidateConfig(topics=not no_topics)
+    with _vault(ctx, db, embedder) as vault:
+        doc = consolidate(vault, _llm(llm), config, full=full).to_dict()
+    _out(ctx, as_json, lambda: _consolidate_line(doc), doc)
+
+
+@click.group()
+def scheduler() -> None:
+    """The lifecycle scheduler (heat, forgetting, links, consolidation, tiers)."""
+
+
+@scheduler.command("run-once")
+@click.option("--no-forget", is_flag=True, help="Skip the forget policy.")
+@_LLM_OPTION
+@_options
+@click.pass_context
+@_errors
+def run_once_command(ctx: click.Context, no_forget: bool, llm: str, db: str | None,
+                     embedder: str | None, as_json: bool) -> None:
+    """One pass: heat, forget, link new memories, consolidate, placement decisions.
+
+    No activation or LoRA engine is attached from the command line, so placement only
+    reports heat; the tiers are driven by a Scheduler embedded in the application."""
+    from .scheduler import Scheduler, SchedulerConfig
+
+    config = SchedulerConfig(forget=None) if no_forget else SchedulerConfig()
+    with _vault(ctx, db, embedder) as vault:
+        doc = Scheduler(config, llm=_llm(llm)).run_once(vault).to_dict()
+
+    def human() -> str:
+        lines = [f"pass over {doc['items']} active memories in {doc['seconds']:.2f} s"]
+        if "forget" in doc:
+            lines.append("forget: " + _forget_line(doc["forget"]).splitlines()[0])
+        if "link" in doc:
+            lines.append(f"link: {doc['link']['items']} new memories, links "
+                         f"{doc['link']['links'] or 'none'}")
+        if "consolidate" in doc:
+            lines.append("consolidate: " + _consolidate_line(doc["consolidate"]))
+        lines += [f"  heat {h['heat']:.3f}  {h['id']}  {h['kind']}" for h in doc["hottest"][:5]]
+        return "\n".join(lines)
+
+    _out(ctx, as_json, human, doc)

@@ -1,0 +1,222 @@
+"""A-MEM-style linking: a new memory is connected to the memories it relates to.
+
+Three cheap signals, each giving its own link kind so retrieval and people can tell
+them apart:
+
+* ``entity``  - it names the same person, place or number (BM25 on the entities finds
+  candidates, entity extraction on both sides confirms them);
+* ``similar`` - its embedding is close to theirs (cosine above a threshold, through the
+  vault's dense index; the stored vector is reused, nothing is re-embedded);
+* ``session`` - it is the next memory of the same session (unless a ``next`` link
+  between consecutive turns already says so).
+
+Links only connect memories of the same owner (user, agent, cube), never across owners.
+Retrieval's link expansion then lets relevance flow along them. Optional *evolution*
+(A-MEM's memory update) adds the new memory's entities to its linked neighbours' tags,
+which the lexical index sees, as a new audited version of each neighbour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..errors import Conflict, InvalidInput, MemvaultError, NotFound
+from ..retrieval.text import terms
+from ..storage.base import AuditOp, LinkOp, RowQuery
+from ..types import MemoryItem
+from ._scan import OWNER_FIELDS, query_scope, same_scope
+from .entities import entities
+
+if TYPE_CHECKING:
+    from ..vault import Vault
+
+__all__ = ["LinkConfig", "LinkReport", "link_items", "link_new", "link_after_write",
+           "WATERMARK_KEY"]
+
+log = logging.getLogger("memvault.scheduler")
+
+WATERMARK_KEY = "lifecycle.link_watermark"
+_SKIP_KINDS = ("summary",)  # summaries are linked by consolidation ("summarizes")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    #: Cosine similarity at or above which two memories are linked "similar".
+    similar_min: float = 0.6
+    similar_k: int = 3
+    entity_k: int = 3
+    min_shared_entities: int = 1
+    same_session: bool = True
+    #: Add the new memory's entities to its neighbours' tags (new versions, audited).
+    evolve: bool = False
+    max_evolved_tags: int = 8
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.similar_min <= 1.0:
+            raise InvalidInput("similar_min must be a cosine in -1..1", field="similar_min")
+        for name in ("similar_k", "entity_k", "min_shared_entities", "max_evolved_tags"):
+            if not 0 <= getattr(self, name) <= 100:
+                raise InvalidInput(f"{name} must be in 0..100", field=name)
+
+
+@dataclass(slots=True)
+class LinkReport:
+    items: int = 0
+    links: dict[str, int] = field(default_factory=dict)  # kind -> links written
+    evolved: int = 0
+
+    def merge(self, other: "LinkReport") -> None:
+        self.items += other.items
+        self.evolved += other.evolved
+        for kind, n in other.links.items():
+            self.links[kind] = self.links.get(kind, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "links": dict(self.links), "evolved": self.evolved}
+
+
+def _owner_query(item: MemoryItem) -> RowQuery:
+    owner = {f: getattr(item, f) for f in OWNER_FIELDS}
+    return RowQuery(scope=query_scope(owner))
+
+
+def _eligible(item: MemoryItem, other: MemoryItem) -> bool:
+    return (other.id != item.id and other.status == "active" and other.kind not in _SKIP_KINDS
+            and same_scope(other, {f: getattr(item, f) for f in OWNER_FIELDS}))
+
+
+def _similar(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig
+             ) -> list[tuple[MemoryItem, float]]:
+    if cfg.similar_k == 0:
+        return []
+    vec = vault.store.embeddings([seq]).get(seq)
+    if vec is None:
+        return []
+    q = _owner_query(item)
+    found = [(s, score) for s, score in vault.searcher.dense(vec, q, 4 * cfg.similar_k + 1)
+             if s != seq and score >= cfg.similar_min]
+    rows = vault.store.by_seqs([s for s, _ in found])
+    out = [(rows[s].item, score) for s, score in found
+           if s in rows and _eligible(item, rows[s].item)]
+    return out[:cfg.similar_k]
+
+
+def _shared_entities(vault: "Vault", item: MemoryItem, ents: set[str], cfg: LinkConfig
+                     ) -> list[tuple[MemoryItem, set[str]]]:
+    if cfg.entity_k == 0 or not ents:
+        return []
+    hits = vault.store.lexical(terms(" ".join(sorted(ents))), _owner_query(item),
+                               4 * cfg.entity_k + 1)
+    rows = vault.store.by_seqs([s for s, _ in hits])
+    out = []
+    for s, _ in hits:
+        other = rows[s].item if s in rows else None
+        if other is None or not _eligible(item, other):
+            continue
+        shared = ents & entities(other.text)
+        if len(shared) >= max(1, cfg.min_shared_entities):
+            out.append((other, shared))
+    return out[:cfg.entity_k]
+
+
+def _session_previous(vault: "Vault", item: MemoryItem) -> MemoryItem | None:
+    if not item.session_id or item.created_at is None:
+        return None
+    q = RowQuery(scope=query_scope(item.scope), created_before=item.created_at.timestamp(),
+                 limit=8)
+    return next((r.item for r in vault.store.select(q)
+                 if _eligible(item, r.item) and r.item.session_id == item.session_id), None)
+
+
+def _link_one(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig) -> LinkReport:
+    report = LinkReport(items=1)
+    linked = {n for pair in vault.store.links([item.id]) for n in pair} - {item.id}
+    ents = entities(item.text)
+    proposals: dict[str, tuple[str, float, str]] = {}  # dst -> (kind, weight, why)
+    for other, shared in _shared_entities(vault, item, ents, cfg):
+        proposals.setdefault(other.id, ("entity", float(len(shared)),
+                                        "shares " + ", ".join(sorted(shared)[:5])))
+    for other, score in _similar(vault, item, seq, cfg):
+        proposals.setdefault(other.id, ("similar", round(score, 4), f"cosine {score:.3f}"))
+    if cfg.same_session:
+        prev = _session_previous(vault, item)
+        if prev is not None:
+            proposals.setdefault(prev.id, ("session", 1.0, "same session"))
+    proposals = {dst: p for dst, p in proposals.items() if dst not in linked}
+    if not proposals:
+        return report
+    ops: list[Any] = []
+    for dst, (kind, weight, why) in proposals.items():
+        ops.append(LinkOp(item.id, dst, kind, weight))
+        ops.append(AuditOp("link", item.id, None, vault.actor,
+                           {"dst": dst, "kind": kind, "reason": f"auto: {why}"}))
+        report.links[kind] = report.links.get(kind, 0) + 1
+    vault.store.apply(ops)
+    if cfg.evolve and ents:
+        report.evolved = _evolve(vault, item, [d for d, p in proposals.items()
+                                               if p[0] != "session"], ents, cfg)
+    return report
+
+
+def _evolve(vault: "Vault", item: MemoryItem, neighbours: Sequence[str], ents: set[str],
+            cfg: LinkConfig) -> int:
+    """Give each neighbour the new memory's entities as tags (A-MEM's memory evolution)."""
+    evolved = 0
+    for row in vault.store.select(RowQuery(ids=list(neighbours))) if neighbours else ():
+        old = row.item.tags
+        new = [e for e in sorted(ents) if e not in old][:cfg.max_evolved_tags]
+        new = new[:max(0, vault.limits.max_tags - len(old))]
+        if not new:
+            continue
+        try:
+            vault.update(row.item.id, tags=[*old, *new], reason=f"evolve: linked from {item.id}")
+            evolved += 1
+        except (Conflict, NotFound):
+            continue  # changed under us: a later link may evolve it again
+    return evolved
+
+
+def link_items(vault: "Vault", items: Sequence[MemoryItem],
+               config: LinkConfig = LinkConfig()) -> LinkReport:
+    """Link each of ``items`` (already stored) to its related memories."""
+    report = LinkReport()
+    if not items:
+        return report
+    rows = vault.store.select(RowQuery(ids=[i.id for i in items]))
+    for row in rows:
+        if row.item.kind not in _SKIP_KINDS:
+            report.merge(_link_one(vault, row.item, row.seq, config))
+    return report
+
+
+def link_new(vault: "Vault", config: LinkConfig = LinkConfig(), *,
+             page: int = 500) -> LinkReport:
+    """Link every memory added since the last run (a watermark in the store's meta)."""
+    meta = vault.store.meta()
+    after = int(meta.get(WATERMARK_KEY, "0"))
+    report = LinkReport()
+    while True:
+        events = vault.store.audit_events(action="add", after=after, limit=page)
+        if not events:
+            break
+        ids = list(dict.fromkeys(e.item_id for e in events if e.item_id))
+        rows = vault.store.select(RowQuery(ids=ids))
+        report.merge(link_items(vault, [r.item for r in rows], config))
+        after = events[-1].seq
+        vault.store.set_meta(WATERMARK_KEY, json.dumps(after))
+        if len(events) < page:
+            break
+    return report
+
+
+def link_after_write(vault: "Vault", items: Sequence[MemoryItem]) -> None:
+    """Auto-linking on add (``Settings.auto_link``): the write is already durable, so a
+    failure here is logged, not raised; ``link_new`` links the memories on its next pass."""
+    try:
+        link_items(vault, items)
+    except MemvaultError as exc:
+        log.warning("auto-link of %d memories failed (%s): the scheduler will retry",
+                    len(items), exc.message)

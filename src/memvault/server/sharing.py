@@ -1,0 +1,62 @@
+"""REST routes for sharing: grants on one memory, a cube, or all of the caller's memory.
+
+``POST /v1/memories/{id}/shares`` shares one memory, ``POST /v1/shares`` anything
+(``item_id``, ``cube_id`` or ``everything``), ``GET`` on either lists the grants the
+caller gave or received, ``DELETE /v1/shares/{grant_id}`` revokes one (the grant stays on
+record, closed). Like every route, each is one call on the caller's
+:class:`~memvault.governance.ScopedVault`, which checks ownership and audits the change.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from ..errors import InvalidInput
+from . import models as m
+from .app import _ERRORS, RT, SV, _ok
+
+__all__ = ["sharing_router"]
+
+
+def sharing_router() -> APIRouter:
+    r = APIRouter(prefix="/v1", responses=_ERRORS, tags=["sharing"])
+
+    async def _share(body: m.ShareIn, sv: SV, rt: RT, item_id: str | None) -> Response:
+        grant = await rt.run(sv.share, item_id, to=body.to, cube_id=body.cube_id,
+                             everything=body.everything, write=body.write,
+                             redact=body.redact, valid_from=body.valid_from,
+                             valid_to=body.valid_to)
+        return _ok(grant.to_dict(), 201)
+
+    @r.post("/memories/{id}/shares", status_code=201, response_model=m.GrantOut,
+            summary="Share one of your memories with a principal or team:<name>")
+    async def share_item(id: str, body: m.ShareIn, sv: SV, rt: RT) -> Response:
+        if body.item_id not in (None, id) or body.cube_id is not None or body.everything:
+            raise InvalidInput("this route shares the memory in its path only")
+        return await _share(body, sv, rt, id)
+
+    @r.get("/memories/{id}/shares", response_model=m.GrantsOut,
+           summary="Grants of one memory (given or received)")
+    async def item_grants(id: str, sv: SV, rt: RT, include_revoked: bool = False) -> Response:
+        grants = await rt.run(sv.grants, item_id=id, include_revoked=include_revoked)
+        return _ok({"grants": [g.to_dict() for g in grants]})
+
+    @r.post("/shares", status_code=201, response_model=m.GrantOut,
+            summary="Share a memory (item_id), a cube (cube_id) or everything")
+    async def share(body: m.ShareIn, sv: SV, rt: RT) -> Response:
+        return await _share(body, sv, rt, body.item_id)
+
+    @r.get("/shares", response_model=m.GrantsOut,
+           summary="Grants you gave and grants given to you (or your teams)")
+    async def grants(sv: SV, rt: RT, item_id: str | None = None, cube_id: str | None = None,
+                     include_revoked: bool = False) -> Response:
+        found = await rt.run(sv.grants, item_id=item_id, cube_id=cube_id,
+                             include_revoked=include_revoked)
+        return _ok({"grants": [g.to_dict() for g in found]})
+
+    @r.delete("/shares/{grant_id}", response_model=m.GrantOut,
+              summary="Revoke a grant you gave (kept on record, closed)")
+    async def unshare(grant_id: str, sv: SV, rt: RT) -> Response:
+        return _ok((await rt.run(sv.unshare, grant_id)).to_dict())
+
+    return r
