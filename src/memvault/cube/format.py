@@ -23,13 +23,13 @@ the manifest is JSON, the plaintext SQLite, the rest safetensors/json for their 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
+from .._files import sha256_file
 from ..errors import IntegrityError, InvalidInput
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "PLAINTEXT", "SUBDIRS", "verify",
@@ -42,14 +42,6 @@ MANIFEST = "manifest.json"
 PLAINTEXT = "plaintext.sqlite"
 SUBDIRS = ("activation", "parametric")
 _MAX_MANIFEST = 64 * 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def safe_relpath(value: Any) -> str:

