@@ -24,6 +24,7 @@ from memvault import InvalidInput, StorageError, Vault
 from memvault.client import RemoteError, connect
 from memvault.governance import KeyStore, Unauthorized
 from memvault.models.base import HashEmbedder
+from memvault.models.scripted import ScriptedLLMServer
 from memvault.server.app import create_app
 from memvault.server.serve import BackgroundServer
 
@@ -368,11 +369,12 @@ def test_queue_depth_when_workers_are_busy(tmp_path: Path) -> None:
             w.start()
         deadline = time.monotonic() + 10
         health = s.anon.get("/v1/health").json()
-        while health["queue_depth"] < 2:
+        # one call holds the only worker, two wait; before the worker has picked up the
+        # first call all three are briefly "waiting", so poll for the settled state
+        while (health["queue_depth"], health["in_flight"]) != (2, 1):
             assert time.monotonic() < deadline, health
             time.sleep(0.01)
             health = s.anon.get("/v1/health").json()
-        assert health["in_flight"] == 1
     finally:
         s.embedder.gate.set()
         for w in writers:
@@ -473,8 +475,10 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
                           text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     token = json.loads(made.stdout)["token"]
+    scripted = ScriptedLLMServer(default="Served answer.").start()  # the model, over HTTP
     proc = subprocess.Popen([sys.executable, "-c", script, "--db", str(db), "serve", "--port",
-                             str(port), "--log-level", "warning"], env=env,
+                             str(port), "--log-level", "warning",
+                             "--llm", f"openai:{scripted.base_url}#{scripted.model}"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -491,9 +495,12 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
         with connect(url, token) as rv:
             item = rv.add("served by the real command")
             assert rv.search("served command")[0].item.id == item.id
+            answer = rv.chat("What was served?")  # --llm configures the server's model
+            assert answer.answer == "Served answer." and answer.memories[0].item.id == item.id
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
+        scripted.stop()
     assert proc.returncode == 0, err
     assert db.with_name(db.name + ".index").exists()  # the vault was closed cleanly
     with Vault(db, embedder="hash") as v:
