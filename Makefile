@@ -49,6 +49,10 @@ bench-activation: install
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
 
+.PHONY: bench-tiers
+bench-tiers: install
+	$(PY) benchmarks/bench_tiers.py --facts 30 --steps 8 --out benchmarks/results
+
 .PHONY: bench-cube
 bench-cube: install
 	$(PY) benchmarks/bench_cube.py --n 10000 --out benchmarks/results

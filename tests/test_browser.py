@@ -351,14 +351,49 @@ def test_browse_search_edit_delete_restore(page: Page, srv: Served) -> None:
     counts = page.by_id("scheduler-counts").text
     assert re.search(r"active\s+14", counts) and re.search(r"deleted\s+0", counts)
     assert "POST /v1/search" in page.by_id("scheduler-routes").text
-    assert "No activation blocks yet" in page.by_id("scheduler-blocks").text
-    assert "No adapters yet" in page.by_id("scheduler-adapters").text
+    page.until(lambda: page.visible("scheduler-blocks-empty"), "the empty block list")
+    assert "No activation blocks yet" in page.by_id("scheduler-blocks-empty").text
+    assert "No adapters yet" in page.by_id("scheduler-adapters-empty").text
+    assert not page.visible("scheduler-blocks") and not page.visible("scheduler-adapters")
     page.shot("07-scheduler")
 
     # signing out forgets the key
     page.click("sign-out")
     page.until(lambda: page.visible("login"), "the key form again")
     assert page.d.execute_script("return sessionStorage.getItem('memvault.apiKey')") is None
+
+
+@pytest.mark.slow
+def test_scheduler_panel_shows_blocks_and_adapters(page: Page, srv: Served,
+                                                   local_llm: Any) -> None:
+    """Real state from GET /v1/scheduler: a KV block and a LoRA adapter the bundled model
+    built from the key's facts; the block turns stale when one of them changes."""
+    from memvault.cube.distill import distill
+    from memvault.cube.parametric import AdapterStore
+
+    facts = [srv.add(t, kind="fact") for t in ("Tess plays the cello",
+                                                 "Tess lives in Ghent")]
+    srv.vault.chat("What do I play?", llm=local_llm, user_id="tess", max_tokens=2)
+    items = [srv.vault.get(f["id"]) for f in facts]
+    AdapterStore(Path(str(srv.vault.settings.path) + ".adapters")).save(
+        distill(local_llm, items, "user-tess", steps=1))
+
+    sign_in(page, srv.token)
+    page.click("tab-scheduler")
+    page.until(lambda: page.visible("scheduler-blocks")
+               and "fresh" in page.by_id("scheduler-blocks").text, "the block row")
+    (row,) = page.css("#scheduler-blocks tbody tr")
+    cells = [c.text for c in row.find_elements("css selector", "td")]
+    assert int(cells[1]) > 10 and cells[2] == "2" and cells[3] == "fresh"
+    assert "user-tess" in page.by_id("scheduler-adapters").text
+    assert not page.visible("scheduler-blocks-empty")
+    assert not page.visible("scheduler-adapters-empty")
+    page.shot("08-scheduler-tiers")
+
+    srv.http.patch(f"/v1/memories/{facts[1]['id']}", json={"text": "Tess lives in Bruges"})
+    page.click("scheduler-refresh")
+    page.until(lambda: "stale (1 changed)" in page.by_id("scheduler-blocks").text,
+               "the block marked stale")
 
 
 def test_hostile_text_is_shown_as_text(page: Page, srv: Served) -> None:

@@ -253,3 +253,50 @@ def test_streamable_http_round_trip(vault_setup: dict[str, Any]) -> None:
     proc.terminate()  # SIGTERM: the server shuts down and closes the vault
     assert proc.wait(20) == 0, errlog_path.read_text()
     assert "Traceback" not in errlog_path.read_text()
+
+
+def test_remember_and_chat_tools(vault_setup: dict[str, Any]) -> None:
+    """memory_remember always; memory_chat only with an LLM (a scripted OpenAI-compatible
+    server over real HTTP), which answers from the caller's memories only."""
+    from mcp import Client
+
+    from memvault.governance.principals import Principal
+    from memvault.governance.scope import ScopedVault
+    from memvault.models.scripted import ScriptedLLMServer
+    from memvault.server.mcp import MODEL_TOOL_NAMES, TOOL_NAMES, build_mcp
+
+    async def without_llm(scoped: ScopedVault) -> None:
+        async with Client(build_mcp(scoped)) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert names == set(TOOL_NAMES) and "memory_chat" not in names
+            body = error(await client.call_tool("memory_remember", {
+                "messages": [{"role": "user", "content": "I live in Oslo"}], "mode": "fine"}))
+            assert body["code"] == "model_unavailable"
+            fast = data(await client.call_tool("memory_remember", {
+                "messages": [{"role": "user", "content": "My dog is called Pixel"}],
+                "session_id": "s1"}))
+            assert fast["mode"] == "fast" and len(fast["turns"]) == 1
+            assert fast["turns"][0]["user_id"] == "alice"
+            assert fast["turns"][0]["session_id"] == "s1"
+
+    async def with_llm(scoped: ScopedVault, llm: Any) -> None:
+        async with Client(build_mcp(scoped, llm=llm)) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert names == set(TOOL_NAMES) | set(MODEL_TOOL_NAMES)
+            answer = data(await client.call_tool("memory_chat", {
+                "query": "What is my dog called?", "remember": True}))
+            assert answer["answer"] == "Your dog is Pixel."
+            texts = [h["item"]["text"] for h in answer["memories"]]
+            assert "My dog is called Pixel" in texts
+            assert all(h["item"]["user_id"] == "alice" for h in answer["memories"])
+            assert len(answer["remembered"]) == 2
+            assert error(await client.call_tool("memory_chat", {"query": ""}))["code"] == \
+                "invalid_input"
+
+    with Vault(vault_setup["db"], embedder="hash") as vault, \
+            ScriptedLLMServer(default="Your dog is Pixel.") as scripted:
+        scoped = ScopedVault(vault, Principal("p", "alice"))
+        anyio.run(without_llm, scoped)
+        anyio.run(with_llm, scoped, scripted.llm())
+        prompt = json.dumps(scripted.requests[0]["messages"])
+        assert "Pixel" in prompt and "4711" not in prompt  # bob's memory never reaches it

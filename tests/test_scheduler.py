@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from memvault import Vault
 from memvault.cli import cli
 from memvault.errors import ConfigurationError, InvalidInput, ModelError
-from memvault.scheduler import (ActivationTier, HeatConfig, ParametricTier, PlacementConfig,
-                                Scheduler, SchedulerConfig)
+from memvault.scheduler import (ActivationTier, CheckedActivationTier, HeatConfig,
+                                ManagedParametricTier, ParametricTier, PlacementConfig,
+                                Scheduler, SchedulerConfig, for_vault)
 from memvault.types import MemoryItem, utcnow
 
 U = "maya"
@@ -208,3 +209,119 @@ def test_cli_forget_consolidate_and_run_once(db_path: Path) -> None:
     assert "active memories" in run("scheduler", "run-once", "--no-forget").output
     bad = runner.invoke(cli, ["--db", str(db_path), "--embedder", "hash-64", "forget"])
     assert bad.exit_code == 2 and "configuration_error" in bad.output
+
+
+class CheckedActivation(Activation):
+    """Also answers ``current``: False once a block went out of date outside the store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outdated: set[str] = set()
+
+    def current(self, scope: Any, block_id: str) -> bool:
+        return block_id not in self.outdated
+
+
+class ManagedParametric(Parametric):
+    """Jobs finish when the test says so; ``collect`` reports them, ``drop`` records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished: list[dict[str, Any]] = []
+        self.dropped: list[dict[str, Any]] = []
+        self.timeouts: list[float | None] = []
+
+    def collect(self, timeout: float | None = 0.0) -> list[dict[str, Any]]:
+        self.timeouts.append(timeout)
+        out, self.finished = self.finished, []
+        return out
+
+    def drop(self, scope: Any) -> str | None:
+        self.dropped.append(dict(scope))
+        return "lora:maya:1"
+
+
+def test_a_block_the_tier_calls_outdated_is_rebuilt(vault: Vault) -> None:
+    item = vault.add("Maya's hot memory", user_id=U)
+    read(vault, item, 3)
+    tier = CheckedActivation()
+    assert isinstance(tier, CheckedActivationTier) and not isinstance(Activation(),
+                                                                       CheckedActivationTier)
+    sched = Scheduler(SchedulerConfig(**ONLY_PLACEMENT), activation=tier)
+    sched.run_once(vault)
+    sched.run_once(vault)
+    (first,) = tier.blocks
+    tier.outdated.add(first)  # e.g. the scope's adapter was re-distilled
+    sched.run_once(vault)
+    assert [c[0] for c in tier.calls] == ["promote", "promote", "demote"]
+    assert list(tier.blocks) != [first] and len(tier.blocks) == 1
+    assert vault.audit(action="demote")[-1].details["reason"] == "replaced"
+
+
+def test_distillation_is_collected_redone_on_change_and_dropped(vault: Vault) -> None:
+    facts = [vault.add(f"Maya fact {n}", kind="fact", user_id=U) for n in range(2)]
+    for fact in facts:
+        read(vault, fact, 5)
+    tier = ManagedParametric()
+    assert isinstance(tier, ManagedParametricTier)
+    config = SchedulerConfig(**ONLY_PLACEMENT, placement=PlacementConfig(distill_stable_days=0))
+    sched = Scheduler(config, parametric=tier)
+    scope = {"user_id": U, "agent_id": None, "cube_id": None}
+    with pytest.raises(InvalidInput):
+        sched.run_once(vault, wait=-1)
+
+    sched.run_once(vault, wait=True)
+    assert tier.timeouts == [None]  # wait=True: until the queued jobs are done
+    assert sorted(tier.jobs[0][1]) == sorted(f.id for f in facts)
+    tier.finished = [{"job": "job-1", "scope": scope, "items": [facts[0].id], "key": "k1"},
+                     {"job": "job-0", "scope": scope, "items": [], "error": "model_error: x"},
+                     {"job": "job-9", "scope": scope, "items": [], "error": "conflict: c",
+                      "superseded": True}]
+    report = sched.run_once(vault)
+    assert tier.timeouts[-1] == 0.0 and len(tier.jobs) == 1  # nothing new to queue
+    assert [d["job"] for d in report.steps["placement"]["distilled"]] == ["job-1", "job-0",
+                                                                         "job-9"]
+    assert len(report.steps["placement"]["errors"]) == 1  # superseded is not a failure
+    assert vault.audit(action="distill_superseded")[0].details["job"] == "job-9"
+    assert vault.audit(action="distilled")[0].details["key"] == "k1"
+    assert vault.audit(action="distill_failed")[0].details["error"] == "model_error: x"
+    assert "model_error: x" in report.steps["placement"]["errors"][0]
+
+    vault.delete(facts[1].id)  # its text must leave the weights: re-distil the rest
+    sched.run_once(vault)
+    assert tier.jobs[1] == (scope, [facts[0].id])
+    assert vault.audit(action="queue_distill")[-1].details["changed"] == [facts[1].id]
+    sched.run_once(vault)
+    assert len(tier.jobs) == 2  # once
+
+    vault.delete(facts[0].id)  # nothing left: the adapter goes
+    report = sched.run_once(vault)
+    assert tier.dropped == [scope] and len(tier.jobs) == 2
+    (event,) = [e for e in vault.audit(action="demote") if e.details["tier"] == "parametric"]
+    assert event.details["adapter"] == "lora:maya:1" and event.details["items"] == [facts[0].id]
+    sched.run_once(vault)
+    assert len(tier.dropped) == 1
+
+
+def test_for_vault_attaches_tiers_only_for_a_local_model(vault: Vault) -> None:
+    from memvault.models.scripted import ScriptedLLMServer
+    from memvault.models import get_llm
+
+    assert for_vault(vault).activation is None and for_vault(vault).parametric is None
+    with ScriptedLLMServer(default="summary") as server:
+        llm = get_llm(f"openai:{server.base_url}#{server.model}")
+        sched = for_vault(vault, llm)
+        assert sched.llm is llm and sched.activation is None and sched.parametric is None
+
+
+def test_cli_scheduler_start_runs_passes(db_path: Path) -> None:
+    with Vault(db_path, embedder="hash") as v:
+        v.add("Maya's note", user_id=U)
+    result = CliRunner().invoke(cli, ["--db", str(db_path), "--embedder", "hash", "scheduler",
+                                      "start", "--interval", "0.01", "--passes", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    docs = [json.loads(line) for line in result.output.splitlines()]
+    assert len(docs) == 2 and all(d["items"] == 1 for d in docs)
+    human = CliRunner().invoke(cli, ["--db", str(db_path), "--embedder", "hash", "scheduler",
+                                     "start", "--passes", "1", "--no-forget"])
+    assert human.exit_code == 0 and "pass over 1 active memories" in human.output

@@ -21,6 +21,7 @@ the result says so in ``activation``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import weakref
 from contextlib import nullcontext
@@ -30,13 +31,17 @@ from typing import Any, ContextManager, Mapping, Protocol, Sequence, runtime_che
 from . import _validate as check
 from .cube.activation import (ActivationStore, LoadedBlock, build_block, live_adapter,
                                stale_ids)
+from .cube.parametric import AdapterStore
 from .errors import InvalidInput, NotFound
 from .models.llm import LLM, Message
 from .models.local import LocalLLM
 from .types import MemoryItem, SearchHit
 
 __all__ = ["ActivationTierEngine", "AdapterHandle", "ChatResult", "chat", "default_activation_store",
-           "select_block_items", "block_name", "system_messages"]
+           "default_adapter_store", "scope_adapter", "select_block_items", "block_name",
+           "system_messages"]
+
+log = logging.getLogger("memvault.chat")
 
 INSTRUCTIONS = ("You are a helpful assistant with a long-term memory of the user. "
                 "Answer the user's question using what you remember when it is relevant. "
@@ -102,6 +107,41 @@ def default_activation_store(vault: Any) -> ActivationStore | None:
                 return None
             store = _STORES[vault] = ActivationStore(root)
         return store
+
+
+def default_adapter_store(vault: Any) -> AdapterStore | None:
+    """A vault's adapters: ``<db>.adapters/`` next to its SQLite file, where
+    ``memvault adapter distill`` and the scheduler's :class:`~.cube.adapter_tier.AdapterTier`
+    write them (None for a store without a file)."""
+    from .cube.transfer import default_dirs
+
+    root = default_dirs(vault)["parametric"]
+    return None if root is None else AdapterStore(root)
+
+
+def scope_adapter(store: AdapterStore | None, scope: Mapping[str, str | None],
+                  llm: Any) -> Any:
+    """The owner scope's distilled adapter in ``store`` (named by
+    :func:`~.cube.adapter_tier.adapter_name`, the scheduler's naming), or None: no store,
+    not a local model, a scope without user/agent/cube, no adapter yet, or one trained on
+    another model (a LoRA delta is meaningless on other weights). Chat and the activation
+    tier both call this, so a promoted block is computed under the adapter chat will use."""
+    from .cube.adapter_tier import adapter_name
+
+    if store is None or not isinstance(llm, LocalLLM):
+        return None
+    owner = {f: v for f, v in scope.items() if f != "session_id" and v is not None}
+    if not owner:
+        return None
+    try:
+        handle = store.get(adapter_name(owner))
+    except NotFound:
+        return None
+    if handle.fingerprint != llm.fingerprint:
+        log.warning("adapter %s was trained on model %s, not %s: not used", handle.name,
+                    handle.fingerprint.key, llm.fingerprint.key)
+        return None
+    return handle
 
 
 def block_name(scope: Mapping[str, str], state: str | None = None) -> str:
@@ -175,6 +215,8 @@ def _scope_block(vault: Any, llm: LocalLLM, store: ActivationStore, scope: Mappi
         return store.load(llm, block), "used"
     items = select_block_items(vault, scope, llm, budget_tokens=budget_tokens)
     if not items:
+        if block is not None:
+            store.delete(block)  # stale, and nothing left to rebuild it from
         return None, "off: no profile or fact memories in this scope"
     loaded = build_block(llm, system_messages(items, instructions), items=items, adapter=state)
     saved = store.save(loaded, name=name)
@@ -187,19 +229,53 @@ class ActivationTierEngine:
     """The scheduler's :class:`~memvault.scheduler.tiers.ActivationTier` for ``llm``:
     ``promote`` builds the scope's block from the items it chose (rendered exactly as
     :func:`chat` renders it, and saved under the name :func:`chat` looks up), ``demote``
-    deletes a block. Build with the adapter the chats will use, if any."""
+    deletes a block. The block is computed under the adapter chat will use: ``adapter``
+    (a fixed handle) or else the scope's own adapter in ``adapters`` (see
+    :func:`scope_adapter`); ``current`` tells the scheduler when that adapter changed."""
 
     def __init__(self, llm: LocalLLM, store: ActivationStore, *,
-                 adapter: AdapterHandle | None = None, instructions: str = INSTRUCTIONS) -> None:
+                 adapter: AdapterHandle | None = None, adapters: AdapterStore | None = None,
+                 instructions: str = INSTRUCTIONS) -> None:
         self.llm, self.store, self.adapter, self.instructions = llm, store, adapter, instructions
+        self.adapters = adapters
+
+    def _owner_and_adapter(self, scope: Mapping[str, str | None]
+                           ) -> tuple[dict[str, str], AdapterHandle | None]:
+        owner = {f: v for f, v in check.scope(scope).items() if f != "session_id"}
+        adapter = (self.adapter if self.adapter is not None
+                   else scope_adapter(self.adapters, owner, self.llm))
+        return owner, adapter
 
     def promote(self, scope: Mapping[str, str | None], items: Sequence[MemoryItem]) -> str:
-        owner = {f: v for f, v in check.scope(scope).items() if f != "session_id"}
-        with self.adapter.active(self.llm) if self.adapter is not None else nullcontext():
-            state = model_state(self.llm, self.adapter)
+        owner, adapter = self._owner_and_adapter(scope)
+        with adapter.active(self.llm) if adapter is not None else nullcontext():
+            state = model_state(self.llm, adapter)
             loaded = build_block(self.llm, system_messages(items, self.instructions),
                                  items=items, adapter=state)
-        return self.store.save(loaded, name=block_name(owner, state)).hash
+        name = block_name(owner, state)
+        saved = self.store.save(loaded, name=name)
+        self._drop_replaced(owner, name, saved.hash)
+        return saved.hash
+
+    def _drop_replaced(self, owner: Mapping[str, str], name: str, keep: str) -> None:
+        """Delete the scope's blocks this one replaces: a chat's rebuild under the same
+        name, and blocks under the scope's earlier adapters (no chat looks for those any
+        more). A base-model block (``adapter=False`` chats) stays until it goes stale."""
+        fp, prefix = self.llm.fingerprint, block_name(owner) + "|adapter:"
+        for other, block_hash in self.store.names(fp).items():
+            if block_hash != keep and (other == name or other.startswith(prefix)):
+                try:
+                    self.store.delete(self.store.entry(fp, block_hash))
+                except NotFound:
+                    pass
+
+    def current(self, scope: Mapping[str, str | None], block_id: str) -> bool:
+        """Is ``block_id`` still the block chat would use for the scope (same adapter,
+        still on disk)? False after the scope's adapter was (re)distilled."""
+        owner, adapter = self._owner_and_adapter(scope)
+        block = self.store.get(self.llm.fingerprint,
+                               block_name(owner, adapter.id if adapter is not None else None))
+        return block is not None and block.hash == block_id
 
     def demote(self, block_id: str) -> None:
         try:
@@ -210,14 +286,15 @@ class ActivationTierEngine:
 
 def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | None = None,
          k: int = 5, activation: ActivationStore | None = None,
-         adapter: AdapterHandle | None = None, remember: bool = False,
-         max_tokens: int = 256, block_budget: int = 1024,
+         adapter: AdapterHandle | None = None, adapters: AdapterStore | None = None,
+         remember: bool = False, max_tokens: int = 256, block_budget: int = 1024,
          instructions: str = INSTRUCTIONS) -> ChatResult:
     """Answer ``query`` for ``scope`` (see the module docstring).
 
     ``activation``: where the scope's KV-cache block lives (None: no activation memory);
-    ``adapter``: a LoRA adapter handle to enable while generating; ``remember``: store the
-    query and the answer as turns of the scope.
+    ``adapter``: a LoRA adapter handle to enable while generating, else the scope's own
+    adapter from ``adapters`` if it has one (:func:`scope_adapter`; None: no lookup);
+    ``remember``: store the query and the answer as turns of the scope.
     """
     query = check.text(query, vault.limits, field="query")
     scope_ = check.scope(scope or {})
@@ -231,7 +308,8 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
         result.activation = "off: the model is not local"
     elif activation is None:
         result.activation = "off: no activation store"
-    use_adapter = adapter if local else None
+    use_adapter = ((adapter if adapter is not None else scope_adapter(adapters, scope_, llm))
+                   if local else None)
 
     with use_adapter.active(llm) if use_adapter is not None else nullcontext():
         loaded, state = None, model_state(llm, use_adapter) if local else None

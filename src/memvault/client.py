@@ -15,17 +15,21 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import date, datetime
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 import httpx
 
 from . import _validate as check
 from .errors import (Conflict, ConfigurationError, IntegrityError, InvalidInput, MemvaultError,
-                     ModelError, NotFound, PayloadTooLarge, PermissionDenied, StorageError,
-                     Unauthorized)
+                     ModelError, ModelUnavailable, NotFound, PayloadTooLarge,
+                     PermissionDenied, StorageError, Unauthorized)
 from .governance.acl import Grant
 from .types import AuditEvent, MemoryItem, Page, SearchHit
+
+if TYPE_CHECKING:
+    from .chat import ChatResult
+    from .reader.pipeline import RememberResult
 
 __all__ = ["connect", "RemoteVault", "RemoteError"]
 
@@ -33,7 +37,7 @@ Record = str | Mapping[str, Any]
 
 _BY_CODE: dict[str, type[MemvaultError]] = {cls.code: cls for cls in (
     InvalidInput, NotFound, Conflict, PermissionDenied, StorageError, IntegrityError,
-    ModelError, ConfigurationError, Unauthorized, PayloadTooLarge)}
+    ModelError, ConfigurationError, Unauthorized, PayloadTooLarge, ModelUnavailable)}
 
 
 class RemoteError(MemvaultError):
@@ -220,6 +224,46 @@ class RemoteVault:
     def unlink(self, src: str, dst: str, *, kind: str = "related") -> None:
         self._request("DELETE", "/v1/links", params={"src": src, "dst": dst, "kind": kind})
 
+    def remember(self, messages: Sequence[Mapping[str, Any]], *, mode: str = "fast",
+                 llm: Any = None, user_id: str | None = None, agent_id: str | None = None,
+                 session_id: str | None = None, cube_id: str | None = None,
+                 event_time: Any = None) -> "RememberResult":
+        """:meth:`Vault.remember` on the server; ``fine`` uses the server's LLM (``llm``
+        must be None: a client cannot pick the server's model). Without one the server
+        answers ModelUnavailable."""
+        _server_model(llm)
+        body = {k: v for k, v in locals().items() if k not in ("self", "llm") and v is not None}
+        return _remember_result(self._request("POST", "/v1/remember", body=body))
+
+    def chat(self, query: str, *, llm: Any = None, user_id: str | None = None,
+             agent_id: str | None = None, session_id: str | None = None,
+             cube_id: str | None = None, k: int = 5, activation: Any = True,
+             adapter: Any = None, remember: bool = False,
+             max_tokens: int = 256) -> "ChatResult":
+        """:meth:`Vault.chat` with the server's LLM, activation blocks and adapters
+        (``llm`` must be None, ``adapter`` None (the scope's own) or False,
+        ``activation`` True or False)."""
+        _server_model(llm)
+        if adapter is not None and adapter is not False:
+            raise InvalidInput("a remote chat uses the server's adapters: adapter must be "
+                               "None or False", field="adapter")
+        if not isinstance(activation, bool):
+            raise InvalidInput("a remote chat takes activation=True or False", field="activation")
+        body = {k_: v for k_, v in locals().items()
+                if k_ not in ("self", "llm", "adapter") and v is not None}
+        body["adapter"] = adapter is None
+        return _chat_result(self._request("POST", "/v1/chat", body=body))
+
+    def release(self, id: str, *, reason: str | None = None,
+                actor: str | None = None) -> MemoryItem:
+        """Serve a quarantined memory of the key's own; the key's principal is the actor
+        (``actor`` must be None)."""
+        if actor is not None:
+            raise InvalidInput("over REST the actor is the key's principal: actor must be "
+                               "None", field="actor")
+        return MemoryItem.from_dict(self._request("POST", f"/v1/memories/{_seg(id)}/release",
+                                                  body={"reason": reason}))
+
     # -- sharing -----------------------------------------------------------------------
     def share(self, id: str | None = None, *, to: str, cube_id: str | None = None,
               everything: bool = False, write: bool = False, redact: Sequence[str] = (),
@@ -265,9 +309,7 @@ class RemoteVault:
                 params["filters"] = json.dumps(_jsonable(filters))
             except (TypeError, ValueError):
                 raise InvalidInput("filters must be a JSON object", field="filters") from None
-        doc = self._request("GET", "/v1/memories", params=params)
-        return Page(items=_item_list(doc["items"]), total=doc["total"], offset=doc["offset"],
-                    next_offset=doc["next_offset"])
+        return _page(self._request("GET", "/v1/memories", params=params))
 
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None, cube_id: str | None = None,
@@ -276,9 +318,14 @@ class RemoteVault:
         body = {k_: v for k_, v in locals().items()
                 if k_ not in ("self", "status") and v is not None}
         body["status"] = list(status) if isinstance(status, (tuple, set, frozenset)) else status
-        doc = self._request("POST", "/v1/search", body=body)
-        return [SearchHit(item=MemoryItem.from_dict(h["item"]), score=h["score"], rank=h["rank"],
-                          sources=h.get("sources") or {}) for h in doc["hits"]]
+        return [_hit(h) for h in self._request("POST", "/v1/search", body=body)["hits"]]
+
+    def quarantined(self, *, user_id: str | None = None, agent_id: str | None = None,
+                    session_id: str | None = None, cube_id: str | None = None,
+                    limit: int = 50, offset: int = 0) -> Page:
+        """The key's own memories the injection guard held back, newest first."""
+        params = {k: v for k, v in locals().items() if k != "self"}
+        return _page(self._request("GET", "/v1/quarantine", params=params))
 
     def count(self, *, user_id: str | None = None, status: Any = "active") -> int:
         doc = self._request("GET", "/v1/count",
@@ -328,6 +375,52 @@ def _status_param(status: Any) -> Any:
 
 def _item_list(docs: Iterable[dict[str, Any]]) -> list[MemoryItem]:
     return [MemoryItem.from_dict(d) for d in docs]
+
+
+def _page(doc: dict[str, Any]) -> Page:
+    return Page(items=_item_list(doc["items"]), total=doc["total"], offset=doc["offset"],
+                next_offset=doc["next_offset"])
+
+
+def _hit(doc: dict[str, Any]) -> SearchHit:
+    return SearchHit(item=MemoryItem.from_dict(doc["item"]), score=doc["score"],
+                     rank=doc["rank"], sources=doc.get("sources") or {})
+
+
+def _server_model(llm: Any) -> None:
+    if llm is not None:
+        raise InvalidInput("a remote vault uses the server's LLM: llm must be None",
+                           field="llm")
+
+
+def _maybe_item(doc: dict[str, Any] | None) -> MemoryItem | None:
+    return MemoryItem.from_dict(doc) if doc is not None else None
+
+
+def _remember_result(doc: dict[str, Any]) -> "RememberResult":
+    """The ``RememberResult`` the server sent (see ``server.assist.remember_doc``)."""
+    from .reader.decide import Decision
+    from .reader.facts import Fact
+    from .reader.pipeline import RememberResult
+
+    decisions = [Decision(action=d["action"], fact=Fact(d["fact"], kind=d["kind"]),
+                          target=_maybe_item(d["target"]), text=d["text"], reason=d["reason"],
+                          decided_by=d["decided_by"], similarity=d["similarity"],
+                          item=_maybe_item(d["item"]), error=d["error"])
+                 for d in doc["decisions"]]
+    return RememberResult(mode=doc["mode"], turns=_item_list(doc["turns"]),
+                          decisions=decisions, methods=list(doc["methods"]))
+
+
+def _chat_result(doc: dict[str, Any]) -> "ChatResult":
+    from .chat import ChatResult
+
+    return ChatResult(answer=doc["answer"], model=doc["model"],
+                      memories=[_hit(h) for h in doc["memories"]], block=doc["block"],
+                      block_items=list(doc["block_items"]),
+                      cached_tokens=doc["cached_tokens"], prompt_tokens=doc["prompt_tokens"],
+                      adapter=doc["adapter"], activation=doc["activation"],
+                      remembered=list(doc["remembered"]))
 
 
 def _event(doc: dict[str, Any]) -> AuditEvent:

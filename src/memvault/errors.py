@@ -22,6 +22,7 @@ __all__ = [
     "IntegrityError",
     "ModelError",
     "ConfigurationError",
+    "ModelUnavailable",
 ]
 
 
@@ -110,3 +111,11 @@ class ModelError(MemvaultError):
 class ConfigurationError(MemvaultError):
     code = "configuration_error"
     http_status = 500
+
+
+class ModelUnavailable(ConfigurationError):
+    """The call needs an LLM and none is configured here (e.g. a server started without
+    ``--llm``): the caller's request is fine, this deployment cannot serve it."""
+
+    code = "model_unavailable"
+    http_status = 409

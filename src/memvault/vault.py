@@ -222,15 +222,19 @@ class Vault:
         (see :mod:`memvault.chat`). ``llm``: an LLM or spec; default ``settings.llm``,
         else the bundled SmolLM2. ``activation``: True = blocks in ``<db>.activation/``
         next to the SQLite file (none for a throw-away or PostgreSQL vault), an
-        ``ActivationStore``, or False. Returns a ``ChatResult``."""
-        from .chat import chat, default_activation_store
+        ``ActivationStore``, or False. ``adapter``: None = the scope's own adapter in
+        ``<db>.adapters/`` if it has one (local model only), a handle, or False.
+        Returns a ``ChatResult`` (its ``adapter`` says which adapter was on)."""
+        from .chat import chat, default_activation_store, default_adapter_store
         from .models import get_llm
 
         model = get_llm(llm if llm is not None else (self.settings.llm or "local"))
         if model is None:
             raise ConfigurationError("chat needs an LLM; llm='none' was given")
         store = default_activation_store(self) if activation is True else activation or None
-        return chat(self, query, llm=model, k=k, activation=store, adapter=adapter,
+        adapters = default_adapter_store(self) if adapter is None else None
+        return chat(self, query, llm=model, k=k, activation=store,
+                    adapter=None if adapter is False else adapter, adapters=adapters,
                     remember=remember, max_tokens=max_tokens,
                     scope={"user_id": user_id, "agent_id": agent_id,
                            "session_id": session_id, "cube_id": cube_id})

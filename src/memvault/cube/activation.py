@@ -302,6 +302,11 @@ class ActivationStore:
             raise IntegrityError(f"activation name map {path} is not an object")
         return {str(k): str(v) for k, v in names.items()}
 
+    def names(self, fingerprint: ModelFingerprint) -> dict[str, str]:
+        """``{block name: block hash}`` for one model (a copy)."""
+        with self._lock:
+            return self._names(fingerprint)
+
     def entry(self, fingerprint: ModelFingerprint, block_hash: str) -> ActivationBlock:
         """The index entry of one block, checked against the directory it sits in."""
         if not isinstance(block_hash, str) or not block_hash.isalnum():

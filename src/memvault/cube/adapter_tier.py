@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, MemvaultError, ModelError, NotFound
 from ..models.local import LocalLLM
 from ..storage.base import RowQuery
 from ..types import MemoryItem
+from . import lora_runtime
 from .parametric import Adapter, AdapterStore, validate_name
 
 if TYPE_CHECKING:
@@ -45,7 +48,13 @@ def adapter_name(scope: Mapping[str, str | None]) -> str:
 
 
 class AdapterTier:
-    """Distils per-scope adapters into ``store`` on ``llm``; ``options`` go to distill."""
+    """Distils per-scope adapters into ``store`` on ``llm``; ``options`` go to distill.
+
+    One job per adapter at a time: queueing a scope whose job is still running cancels
+    that job and starts one over both item sets (else the later job, built from the
+    adapter on disk, would silently lose the earlier job's memories). Finished jobs are
+    handed to the scheduler by :meth:`collect`, which audits them in its own thread.
+    """
 
     def __init__(self, store: AdapterStore, llm: LocalLLM, *, vault: "Vault | None" = None,
                  **options: Any) -> None:
@@ -54,6 +63,9 @@ class AdapterTier:
         self.vault = vault
         self.options = options
         self.jobs: dict[str, "DistillJob"] = {}
+        self._running: dict[str, tuple[str, list[MemoryItem]]] = {}  # name -> (job id, items)
+        self._meta: dict[str, dict[str, Any]] = {}  # job id -> scope, items
+        self._lock = threading.Lock()
 
     def adapter_for(self, scope: Mapping[str, str | None]) -> Adapter | None:
         """The scope's current adapter, or None if none was distilled yet."""
@@ -62,24 +74,103 @@ class AdapterTier:
         except NotFound:
             return None
 
-    def _earlier_sources(self, name: str, exclude: set[str]) -> list[MemoryItem]:
-        if self.vault is None or name not in self.store.names():
-            return []
-        ids = [s["id"] for s in self.store.get(name).sources
-               if isinstance(s, dict) and s.get("id") not in exclude]
+    def _earlier_sources(self, name: str, exclude: set[str],
+                         pending: Sequence[MemoryItem] = ()) -> list[MemoryItem]:
+        """The adapter's sources and a superseded job's items, as they are now in the
+        vault (active only: what was deleted meanwhile is not trained again)."""
+        if self.vault is None:
+            return [i for i in pending if i.id not in exclude]
+        ids = [i.id for i in pending]
+        if name in self.store.names():
+            ids += [s["id"] for s in self.store.get(name).sources if isinstance(s, dict)]
+        ids = sorted({i for i in ids if isinstance(i, str)} - exclude)
         if not ids:
             return []
         rows = self.vault.store.select(RowQuery(ids=ids, limit=len(ids)))  # active only
         return [r.item for r in rows]
 
+    def _supersede(self, name: str) -> list[MemoryItem]:
+        """Cancel the scope's running job (caller holds the lock); return its items."""
+        running = self._running.pop(name, None)
+        if running is None or self.jobs[running[0]].done():
+            return []
+        self.jobs[running[0]].cancel()
+        self._meta.get(running[0], {})["superseded"] = True
+        return running[1]
+
     def queue(self, scope: Mapping[str, str | None], items: Sequence[MemoryItem]) -> str:
         """Start re-distilling the scope's adapter; returns the job id (see :attr:`jobs`)."""
         name = adapter_name(scope)
         chosen = {i.id: i for i in items}
-        for item in self._earlier_sources(name, set(chosen)):
-            chosen[item.id] = item
-        job = self.store.start_distill(self.llm, list(chosen.values()), name, overwrite=True,
-                                       **self.options)
-        job_id = f"distill:{name}:{uuid.uuid4().hex[:8]}"
-        self.jobs[job_id] = job
+        with self._lock:
+            pending = self._supersede(name)  # its items join this job
+            for item in self._earlier_sources(name, set(chosen), pending):
+                chosen[item.id] = item
+            job = self.store.start_distill(self.llm, list(chosen.values()), name,
+                                           overwrite=True, **self.options)
+            job_id = f"distill:{name}:{uuid.uuid4().hex[:8]}"
+            self.jobs[job_id] = job
+            self._running[name] = (job_id, list(chosen.values()))
+            self._meta[job_id] = {"scope": dict(scope), "adapter": name,
+                                  "items": list(chosen)}
         return job_id
+
+    def drop(self, scope: Mapping[str, str | None]) -> str | None:
+        """Cancel the scope's running job, unload and delete its adapter; returns the
+        adapter's key (None: there was none). Chats stop finding it at once."""
+        name = adapter_name(scope)
+        with self._lock:
+            running = self._running.get(name)
+            self._supersede(name)
+            if running is not None:  # a job past its last cancel check would save after us
+                self.jobs[running[0]].wait()
+            current = self.adapter_for(scope)
+            self._unload(name)
+            if current is None:
+                return None
+            try:
+                self.store.delete(name)
+            except NotFound:
+                pass  # deleted meanwhile
+            return current.key
+
+    def _unload(self, name: str, keep: str | None = None) -> None:
+        """Unload the model's copies of adapter ``name`` (earlier weights, or all), so
+        superseded versions do not sit in memory until the LRU drops them."""
+        for key in lora_runtime.loaded_keys(self.llm):
+            if key.startswith(f"lora:{name}:") and key != keep:
+                try:
+                    lora_runtime.uninstall(self.llm, key)
+                except ModelError:
+                    pass  # on in a generation right now; the LRU unloads it later
+
+    def collect(self, timeout: float | None = 0.0) -> list[dict[str, Any]]:
+        """Jobs that finished since the last call, forgotten here once reported:
+        ``{"job", "scope", "adapter", "items", "key"}`` on success, ``"error"`` instead of
+        ``"key"`` otherwise (and ``"superseded": True`` for a job cancelled because a newer
+        one took over its items). ``timeout``: how long to wait for running jobs (None: until
+        they finish; 0: report only what is done)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            jobs = list(self.jobs.items())
+        out = []
+        for job_id, job in jobs:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not job.wait(left):
+                continue
+            doc = {"job": job_id, **self._meta.pop(job_id, {})}
+            error = job.exception()
+            if error is None:
+                doc["key"] = job.result().key
+                self._unload(job.name, keep=doc["key"])
+            elif isinstance(error, MemvaultError):
+                doc["error"] = f"{error.code}: {error.message}"
+            else:
+                doc["error"] = repr(error)
+            with self._lock:
+                self.jobs.pop(job_id, None)
+                name = doc.get("adapter")
+                if name is not None and self._running.get(name, ("",))[0] == job_id:
+                    del self._running[name]
+            out.append(doc)
+        return out

@@ -38,6 +38,7 @@ from ..vault import Record, Vault
 from .acl import Access, Policy, redacted
 from .allowlist import scope_ids
 from .sharing import Sharing
+from .scoped_models import ModelCalls
 from .grants import GrantStore
 from .principals import Principal
 
@@ -47,7 +48,7 @@ __all__ = ["ScopedVault", "READ_IDS_LOGGED"]
 READ_IDS_LOGGED = 100
 
 
-class ScopedVault(Sharing):
+class ScopedVault(Sharing, ModelCalls):
     """``vault`` confined to ``principal``; does not own (or close) the vault."""
 
     def __init__(self, vault: Vault, principal: Principal, *,
@@ -87,6 +88,13 @@ class ScopedVault(Sharing):
                                    **scope)
             found.update((item.id, item) for item in page.items)
         return found
+
+    def owners_of(self, ids: Sequence[str]) -> tuple[set[str], set[str]]:
+        """(those of ``ids`` that are the principal's own memories, those that exist and
+        are someone else's): who a derived artefact (a KV block, an adapter) belongs to."""
+        anywhere = self._in_scope(ids, own=False)
+        own = set(self._in_scope(list(anywhere))) if anywhere else set()
+        return own, set(anywhere) - own
 
     def _pruned(self, policy: Policy, items: list[MemoryItem]) -> list[MemoryItem]:
         """``items`` with the links to memories the principal may not see removed (a

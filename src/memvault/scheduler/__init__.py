@@ -8,11 +8,13 @@ from .heat import HeatConfig, heat, rank_by_heat
 from .links import LinkConfig, LinkReport, link_items, link_new
 from .placement import PlacementConfig
 from .scheduler import RunReport, Scheduler, SchedulerConfig
-from .tiers import ActivationTier, ParametricTier
+from .tiers import (ActivationTier, CheckedActivationTier, ManagedParametricTier,
+                    ParametricTier)
+from .wiring import for_vault
 
 __all__ = [
-    "ActivationTier", "ConsolidateConfig", "ConsolidateReport", "ForgetPolicy",
-    "ForgetReport", "HeatConfig", "LinkConfig", "LinkReport", "ParametricTier",
-    "PlacementConfig", "RunReport", "Scheduler", "SchedulerConfig", "consolidate", "forget",
-    "heat", "link_items", "link_new", "plan_forget", "rank_by_heat",
+    "ActivationTier", "CheckedActivationTier", "ManagedParametricTier", "ConsolidateConfig",
+    "ConsolidateReport", "ForgetPolicy", "ForgetReport", "HeatConfig", "LinkConfig", "LinkReport", "ParametricTier",
+    "PlacementConfig", "RunReport", "Scheduler", "SchedulerConfig", "consolidate", "for_vault",
+    "forget", "heat", "link_items", "link_new", "plan_forget", "rank_by_heat",
 ]

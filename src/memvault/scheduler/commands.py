@@ -7,6 +7,7 @@ shared with ``serve``/``keys``), and print a short human summary or the JSON rep
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -95,34 +96,105 @@ def scheduler() -> None:
     """The lifecycle scheduler (heat, forgetting, links, consolidation, tiers)."""
 
 
+_TIERS_OPTION = click.option(
+    "--tiers", is_flag=True,
+    help="Drive the activation and LoRA tiers with the bundled SmolLM2 (slow load): "
+         "promote hot memories into <db>.activation/, distil stable ones into "
+         "<db>.adapters/ (the places chat reads).")
+_STEPS_OPTION = click.option("--distill-steps", type=click.IntRange(1, 100_000), default=60,
+                             show_default=True, help="Training steps per distillation.")
+
+
+def _scheduler(llm: str, tiers: bool, steps: int, config: Any, vault: Any) -> Any:
+    from .scheduler import Scheduler
+    from .wiring import for_vault
+
+    if tiers:
+        return for_vault(vault, _llm("local"), config, steps=steps)
+    return Scheduler(config, llm=_llm(llm))
+
+
+def _pass_lines(doc: dict[str, Any]) -> list[str]:
+    lines = [f"pass over {doc['items']} active memories in {doc['seconds']:.2f} s"]
+    if "forget" in doc:
+        lines.append("forget: " + _forget_line(doc["forget"]).splitlines()[0])
+    if "link" in doc:
+        lines.append(f"link: {doc['link']['items']} new memories, links "
+                     f"{doc['link']['links'] or 'none'}")
+    if "consolidate" in doc:
+        lines.append("consolidate: " + _consolidate_line(doc["consolidate"]))
+    place = doc.get("placement", {})
+    lines += [f"promoted {len(p['items'])} memories of {p['scope']} into block {p['block_id']}"
+              for p in place.get("promoted", [])]
+    lines += [f"demoted block {d['block_id']} of {d['scope']} ({d['reason']})"
+              for d in place.get("demoted", [])]
+    lines += [f"queued {len(q['items'])} memories of {q['scope']} for distillation"
+              for q in place.get("queued", [])]
+    lines += [f"distilled adapter {d.get('adapter')}: {d.get('key') or d.get('error')}"
+              for d in place.get("distilled", [])]
+    lines += [f"error: {e}" for e in place.get("errors", [])]
+    lines += [f"  heat {h['heat']:.3f}  {h['id']}  {h['kind']}" for h in doc["hottest"][:5]]
+    return lines
+
+
 @scheduler.command("run-once")
 @click.option("--no-forget", is_flag=True, help="Skip the forget policy.")
+@_TIERS_OPTION
+@_STEPS_OPTION
 @_LLM_OPTION
 @_options
 @click.pass_context
 @_errors
-def run_once_command(ctx: click.Context, no_forget: bool, llm: str, db: str | None,
-                     embedder: str | None, as_json: bool) -> None:
+def run_once_command(ctx: click.Context, no_forget: bool, tiers: bool, distill_steps: int,
+                     llm: str, db: str | None, embedder: str | None, as_json: bool) -> None:
     """One pass: heat, forget, link new memories, consolidate, placement decisions.
 
-    No activation or LoRA engine is attached from the command line, so placement only
-    reports heat; the tiers are driven by a Scheduler embedded in the application."""
-    from .scheduler import Scheduler, SchedulerConfig
+    Without --tiers no activation or LoRA engine is attached, so placement only reports
+    heat. With --tiers the pass waits for the distillations it queued."""
+    from .scheduler import SchedulerConfig
 
     config = SchedulerConfig(forget=None) if no_forget else SchedulerConfig()
     with _vault(ctx, db, embedder) as vault:
-        doc = Scheduler(config, llm=_llm(llm)).run_once(vault).to_dict()
+        sched = _scheduler(llm, tiers, distill_steps, config, vault)
+        doc = sched.run_once(vault, wait=tiers).to_dict()
+    _out(ctx, as_json, lambda: "\n".join(_pass_lines(doc)), doc)
 
-    def human() -> str:
-        lines = [f"pass over {doc['items']} active memories in {doc['seconds']:.2f} s"]
-        if "forget" in doc:
-            lines.append("forget: " + _forget_line(doc["forget"]).splitlines()[0])
-        if "link" in doc:
-            lines.append(f"link: {doc['link']['items']} new memories, links "
-                         f"{doc['link']['links'] or 'none'}")
-        if "consolidate" in doc:
-            lines.append("consolidate: " + _consolidate_line(doc["consolidate"]))
-        lines += [f"  heat {h['heat']:.3f}  {h['id']}  {h['kind']}" for h in doc["hottest"][:5]]
-        return "\n".join(lines)
 
-    _out(ctx, as_json, human, doc)
+@scheduler.command("start")
+@click.option("--interval", type=click.FloatRange(0.01, 7 * 86_400), default=300.0,
+              show_default=True, help="Seconds between passes.")
+@click.option("--passes", type=click.IntRange(1), default=None,
+              help="Stop after this many passes (default: until Ctrl-C).")
+@click.option("--no-forget", is_flag=True, help="Skip the forget policy.")
+@_TIERS_OPTION
+@_STEPS_OPTION
+@_LLM_OPTION
+@_options
+@click.pass_context
+@_errors
+def start_command(ctx: click.Context, interval: float, passes: int | None, no_forget: bool,
+                  tiers: bool, distill_steps: int, llm: str, db: str | None,
+                  embedder: str | None, as_json: bool) -> None:
+    """Run a pass every INTERVAL seconds in the foreground, one summary line per pass.
+
+    Distillations run in the background between passes; each pass audits the ones that
+    finished."""
+    import dataclasses
+
+    from .scheduler import SchedulerConfig
+
+    config = SchedulerConfig(interval=interval)
+    if no_forget:
+        config = dataclasses.replace(config, forget=None)
+    with _vault(ctx, db, embedder) as vault:
+        sched = _scheduler(llm, tiers, distill_steps, config, vault)
+        done = 0
+        try:
+            while passes is None or done < passes:
+                if done:
+                    time.sleep(interval)
+                doc = sched.run_once(vault).to_dict()
+                done += 1
+                _out(ctx, as_json, lambda: _pass_lines(doc)[0], doc)
+        except KeyboardInterrupt:
+            pass

@@ -4,11 +4,16 @@ Per owner scope (user, agent, cube) the hottest active memories form the activat
 block. Rebuilding a block costs a prefill, so a block is rebuilt only when one of its
 members changed or left, or when enough of the hot set is new (hysteresis); a scope
 with nothing hot loses its block. Memories that are hot, read often, and unchanged for
-a while are queued for LoRA distillation once per version.
+a while are queued for LoRA distillation once per version. Distillation runs first, so
+that a pass which waits for it (``wait``) builds the blocks under the new adapter; a tier
+that can tell a block went out of date otherwise (:class:`CheckedActivationTier`: the
+scope's adapter changed) gets it rebuilt too. Finished distillations are collected from a
+:class:`ManagedParametricTier` and audited as ``distilled`` / ``distill_failed``.
 
 The scheduler's own state (which block holds what, what was queued) is kept as JSON in
 the store's meta table, so it survives restarts and is shared by processes on one store.
-Every move is an audit row: ``promote``, ``demote``, ``queue_distill``.
+Every move is an audit row: ``promote``, ``demote``, ``queue_distill``, and a queued
+job's outcome ``distilled`` / ``distill_failed`` / ``distill_superseded``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from ..errors import InvalidInput, MemvaultError
 from ..storage.base import AuditOp
 from ..types import MemoryItem
 from ._scan import OWNER_FIELDS, scope_of
-from .tiers import ActivationTier, ParametricTier
+from .tiers import (ActivationTier, CheckedActivationTier, ManagedParametricTier,
+                    ParametricTier)
 
 if TYPE_CHECKING:
     from ..vault import Vault
@@ -61,11 +67,13 @@ class PlacementReport:
     promoted: list[dict[str, Any]] = field(default_factory=list)
     demoted: list[dict[str, Any]] = field(default_factory=list)
     queued: list[dict[str, Any]] = field(default_factory=list)
+    #: Distillations that finished (``key``) or failed (``error``) since the last pass.
+    distilled: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"promoted": self.promoted, "demoted": self.demoted, "queued": self.queued,
-                "errors": self.errors}
+                "distilled": self.distilled, "errors": self.errors}
 
 
 def _load(vault: "Vault", key: str) -> dict[str, Any]:
@@ -98,7 +106,9 @@ def _activation(vault: "Vault", tier: ActivationTier,
         block = state.get(owner)
         scope = scope_of(owner, OWNER_FIELDS)
         try:
-            if hot and _needs_rebuild(block, [i for i, _ in hot], current, cfg):
+            outdated = (block is not None and isinstance(tier, CheckedActivationTier)
+                        and not tier.current(scope, block["block_id"]))
+            if hot and (outdated or _needs_rebuild(block, [i for i, _ in hot], current, cfg)):
                 items = [i for i, _ in hot]
                 block_id = tier.promote(scope, items)
                 vault.store.apply([AuditOp("promote", None, None, vault.actor, {
@@ -130,41 +140,84 @@ def _demote(vault: "Vault", tier: ActivationTier, scope: dict[str, Any],
 def _parametric(vault: "Vault", tier: ParametricTier,
                 ranked: dict[str, list[tuple[MemoryItem, float]]], now: datetime,
                 cfg: PlacementConfig, report: PlacementReport) -> None:
+    """Queue newly stable hot memories; re-distil a scope whose distilled memories changed
+    or left (their old text must leave the weights too), or drop its adapter when none of
+    them is left."""
     state = _load(vault, PARAMETRIC_KEY)
-    for owner, scored in sorted(ranked.items()):
+    for owner in sorted(set(ranked) | set(state)):
+        scored = ranked.get(owner, [])
         done = {tuple(m) for m in state.get(owner, [])}
+        live = {i.id: i for i, _ in scored}
         ready = [i for i, h in scored
                  if h >= cfg.distill_min_heat and i.access_count >= cfg.distill_min_access
                  and i.kind in cfg.distill_kinds and (i.id, i.version) not in done
                  and i.valid_from is not None
                  and (now - i.valid_from).total_seconds() >= cfg.distill_stable_days * _DAY]
-        if not ready:
+        changed = sorted(m[0] for m in done if m[0] not in live or live[m[0]].version != m[1])
+        if not ready and not changed:
             continue
         scope = scope_of(owner, OWNER_FIELDS)
+        items = list({i.id: i for i in [*ready, *(live[m[0]] for m in sorted(done)
+                                                   if m[0] in live)]}.values())
         try:
-            job = tier.queue(scope, ready)
+            if not items:
+                _drop(vault, tier, scope, changed, report)
+                state.pop(owner, None)
+                vault.store.set_meta(PARAMETRIC_KEY, json.dumps(state, sort_keys=True))
+                continue
+            job = tier.queue(scope, items if changed else ready)
         except MemvaultError as exc:
             report.errors.append(f"parametric {scope}: {exc.code}: {exc.message}")
             continue
-        ids = [i.id for i in ready]
-        vault.store.apply([AuditOp("queue_distill", None, None, vault.actor, {
-            "tier": "parametric", "scope": scope, "job": job, "items": ids})])
-        report.queued.append({"scope": scope, "job": job, "items": ids})
-        live = {i.id for i, _ in scored}
-        state[owner] = sorted([m for m in done if m[0] in live] +
-                              [(i.id, i.version) for i in ready])
+        ids = [i.id for i in (items if changed else ready)]
+        details = {"tier": "parametric", "scope": scope, "job": job, "items": ids}
+        if changed:
+            details["changed"] = changed
+        vault.store.apply([AuditOp("queue_distill", None, None, vault.actor, details)])
+        report.queued.append({k: v for k, v in details.items() if k != "tier"})
+        state[owner] = sorted((i.id, i.version) for i in items)
         vault.store.set_meta(PARAMETRIC_KEY, json.dumps(state, sort_keys=True))
+
+
+def _drop(vault: "Vault", tier: ParametricTier, scope: dict[str, Any], gone: list[str],
+          report: PlacementReport) -> None:
+    if not isinstance(tier, ManagedParametricTier):
+        return  # the tier cannot drop: forget the bookkeeping only
+    dropped = tier.drop(scope)
+    vault.store.apply([AuditOp("demote", None, None, vault.actor, {
+        "tier": "parametric", "scope": scope, "adapter": dropped, "items": gone,
+        "reason": "its memories are gone"})])
+    report.demoted.append({"scope": scope, "adapter": dropped,
+                           "reason": "its memories are gone"})
+
+
+def _collect(vault: "Vault", tier: ManagedParametricTier, timeout: float | None,
+             report: PlacementReport) -> None:
+    for doc in tier.collect(timeout):
+        action = ("distilled" if "key" in doc else
+                  "distill_superseded" if doc.get("superseded") else "distill_failed")
+        vault.store.apply([AuditOp(action, None, None, vault.actor,
+                                   {"tier": "parametric", **doc})])
+        report.distilled.append(doc)
+        if action == "distill_failed":
+            report.errors.append(f"parametric {doc.get('scope')}: {doc['error']}")
 
 
 def place(vault: "Vault", ranked: dict[str, list[tuple[MemoryItem, float]]], now: datetime,
           config: PlacementConfig, *, activation: ActivationTier | None = None,
-          parametric: ParametricTier | None = None) -> PlacementReport:
-    """Promotion/demotion (activation) and distillation queueing (parametric).
+          parametric: ParametricTier | None = None,
+          wait: float | bool = False) -> PlacementReport:
+    """Distillation queueing (parametric), then promotion/demotion (activation).
 
-    ``ranked`` maps an owner key to its active memories with heat, hottest first."""
+    ``ranked`` maps an owner key to its active memories with heat, hottest first.
+    ``wait``: True (or a number of seconds) waits for the distillations queued so far
+    before placing blocks; False only reports those already finished."""
     report = PlacementReport()
-    if activation is not None:
-        _activation(vault, activation, ranked, config, report)
     if parametric is not None:
         _parametric(vault, parametric, ranked, now, config, report)
+        if isinstance(parametric, ManagedParametricTier):
+            timeout = (None if wait is True else float(wait)) if wait is not False else 0.0
+            _collect(vault, parametric, timeout, report)
+    if activation is not None:
+        _activation(vault, activation, ranked, config, report)
     return report

@@ -17,6 +17,7 @@ until ``stop()``. Passes never overlap; a failing pass is logged and the next on
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -88,9 +89,15 @@ class Scheduler:
         self.last_report: RunReport | None = None
         self.last_error: str | None = None
 
-    def run_once(self, vault: "Vault", *, now: Any = None) -> RunReport:
+    def run_once(self, vault: "Vault", *, now: Any = None,
+                 wait: float | bool = False) -> RunReport:
         """One pass of every configured job; ``now`` (for tests and replays) sets the clock
-        that heat and the forget policy read."""
+        that heat and the forget policy read. Distillation is queued to the background:
+        ``wait=True`` (or seconds) waits for it, so this pass's blocks are built under the
+        new adapters (tests, the CLI); the background thread never waits."""
+        if not (isinstance(wait, bool) or (isinstance(wait, (int, float))
+                                           and math.isfinite(wait) and wait >= 0)):
+            raise InvalidInput("wait must be a bool or a number of seconds >= 0", field="wait")
         when = parse_time(now, field="now") if now is not None else utcnow()
         with self._run_lock:
             started = time.perf_counter()
@@ -118,7 +125,7 @@ class Scheduler:
                               for i, h in top]
             report.steps["placement"] = place(
                 vault, ranked, when, cfg.placement, activation=self.activation,
-                parametric=self.parametric).to_dict()
+                parametric=self.parametric, wait=wait).to_dict()
             report.seconds = time.perf_counter() - started
             self.runs += 1
             self.last_report = report

@@ -19,9 +19,7 @@ import json
 import logging
 import math
 import re
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Callable, Iterator, TypeVar
 
@@ -33,13 +31,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import InvalidInput, MemvaultError, StorageError
+from ..errors import InvalidInput, MemvaultError
 from ..governance import GrantStore, KeyStore, ScopedVault, Unauthorized
-from ..governance.quarantine import scoped_quarantined, scoped_release
 from ..types import STATUSES, MemoryItem
 from ..vault import Vault
 from . import models as m
 from .edge import Edge, Metrics
+from .pool import WorkerPool
 
 __all__ = ["create_app"]
 
@@ -51,68 +49,51 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "Missing, unknown or revoked API key (code unauthorized)"),
         (403, "Outside the key's scope (code permission_denied)"),
         (404, "No such memory visible to this key, or no such route (code not_found)"),
-        (409, "Conflicts with the current state (code conflict)"),
+        (409, "Conflicts with the current state (code conflict), or needs an LLM the "
+              "server does not have (code model_unavailable)"),
         (413, "Request body too large (code payload_too_large)"),
         (422, "Invalid input; nothing was changed (code invalid_input)"))}
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 class Runtime:
-    """What the routes share: the vault, the keys, the worker pool and the metrics.
+    """What the routes share: the vault, the keys, the worker pools and the metrics.
 
-    Vault calls run on a dedicated pool of ``threads`` long-lived threads rather than
-    anyio's default workers, which are retired after 10 s idle: the SQLite store keeps one
-    reader connection per thread for the life of the store, so short-lived threads would
-    leak a connection (and its file descriptors) on every burst of traffic.
+    Vault calls run on ``pool`` (``threads`` long-lived workers, see
+    :class:`~memvault.server.pool.WorkerPool`). Model calls (chat, fine remember) run on
+    their own small ``model_pool``, so that slow generations queue behind each other
+    instead of taking every worker from quick reads and writes. ``llm`` is the server's
+    model slot (see :class:`~memvault.server.assist.ModelSlot`): empty unless the server
+    was started with an LLM.
     """
 
     def __init__(self, vault: Vault, keys: KeyStore, threads: int,
-                 audit_reads: bool = True) -> None:
+                 audit_reads: bool = True, llm: Any = None, model_threads: int = 1) -> None:
+        from .model_slot import ModelSlot
+
         self.vault, self.keys, self.threads = vault, keys, threads
         self.grants, self.audit_reads = GrantStore(keys), audit_reads  # sharing, read audit
         self.metrics = Metrics()
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-        self.waiting = 0  # submitted, not started: the queue depth
-        self.running = 0
+        self.pool = WorkerPool(threads, "memvault")
+        self.model_pool = WorkerPool(model_threads, "memvault-model")
+        self.llm = ModelSlot(llm if llm is not None else vault.settings.llm)
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="memvault")
-            return self._pool
+    @property
+    def waiting(self) -> int:
+        return self.pool.waiting
+
+    @property
+    def running(self) -> int:
+        return self.pool.running
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` on a worker thread. Once submitted it runs to the end
-        even if the client goes away: a write that was accepted completes (durably)."""
-        def task() -> T:
-            with self._lock:
-                self.waiting -= 1
-                self.running += 1
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                with self._lock:
-                    self.running -= 1
-
-        with self._lock:
-            self.waiting += 1
-        try:
-            submitted = self._executor().submit(task)
-        except RuntimeError:  # the pool is shutting down with the server
-            with self._lock:
-                self.waiting -= 1
-            raise StorageError("the server is shutting down", reason="shutdown") from None
-        future = asyncio.wrap_future(submitted)
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "unretrieved"
-        return await asyncio.shield(future)
+        """``fn(*args, **kwargs)`` on a vault worker (see :meth:`WorkerPool.run`)."""
+        return await self.pool.run(fn, *args, **kwargs)
 
     def close(self) -> None:
         """Wait for running calls and stop the workers (a later call starts new ones)."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self.model_pool.close()
+        self.pool.close()
 
 
 def _runtime(request: Request) -> Runtime:
@@ -260,17 +241,21 @@ async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
 
 # -- the app -----------------------------------------------------------------------------
 def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
-               threads: int = 8, audit_reads: bool = True) -> FastAPI:
+               threads: int = 8, audit_reads: bool = True, llm: Any = None,
+               model_threads: int = 1) -> FastAPI:
     """The REST app over ``vault``; callers authenticate with keys from ``keys``
     (whose governance database also holds the sharing grants). With ``audit_reads``
     every read leaves a ``read`` event in the audit log.
 
     ``threads`` bounds how many Vault calls run at once; the rest queue (see
-    ``/v1/metrics``, ``queue_depth``). The caller owns ``vault`` and ``keys``.
+    ``/v1/metrics``, ``queue_depth``). ``llm`` (an LLM or a spec; default
+    ``vault.settings.llm``) enables ``/v1/chat`` and fine ``/v1/remember``; it is loaded
+    on first use and runs on ``model_threads`` workers of its own. The caller owns
+    ``vault`` and ``keys`` (and an ``llm`` object it passes).
     """
-    if threads < 1 or max_body_bytes < 1:
-        raise InvalidInput("threads and max_body_bytes must be positive")
-    rt = Runtime(vault, keys, threads, audit_reads)
+    if threads < 1 or max_body_bytes < 1 or model_threads < 1:
+        raise InvalidInput("threads, model_threads and max_body_bytes must be positive")
+    rt = Runtime(vault, keys, threads, audit_reads, llm, model_threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -294,6 +279,9 @@ def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
     from .sharing import sharing_router
 
     app.include_router(sharing_router())
+    from .assist import assist_router
+
+    app.include_router(assist_router())
     from .browser import mount_browser
 
     mount_browser(app)  # the web memory browser at /ui/
@@ -374,15 +362,17 @@ def _memories() -> APIRouter:
             summary="Serve a memory the injection guard quarantined (its owner only)")
     async def release(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
         reason = body.reason if body else None
-        return _ok((await rt.run(scoped_release, sv, id, reason=reason)).to_dict())
+        return _ok((await rt.run(sv.release, id, reason=reason)).to_dict())
 
     @r.get("/quarantine", response_model=m.PageOut,
            summary="The caller's quarantined memories (never served by search), newest first")
-    async def quarantine(sv: SV, rt: RT, session_id: str | None = None,
+    async def quarantine(sv: SV, rt: RT, user_id: str | None = None,
+                         agent_id: str | None = None, session_id: str | None = None,
                          cube_id: str | None = None, limit: int = 50,
                          offset: int = 0) -> Response:
-        page = await rt.run(scoped_quarantined, sv, session_id=session_id, cube_id=cube_id,
-                            limit=limit, offset=offset)
+        page = await rt.run(sv.quarantined, user_id=user_id, agent_id=agent_id,
+                            session_id=session_id, cube_id=cube_id, limit=limit,
+                            offset=offset)
         return _ok(page.to_dict())
 
     @r.post("/memories/{id}/purge", response_model=m.PurgeOut,
@@ -460,14 +450,17 @@ def _service() -> APIRouter:
     async def health(rt: RT) -> Response:
         return _ok({"status": "ok", "version": __version__,
                     "uptime_s": round(time.time() - rt.metrics.started, 3),
-                    "in_flight": rt.running, "queue_depth": rt.waiting})
+                    "in_flight": rt.running, "queue_depth": rt.waiting,
+                    "model": {"configured": rt.llm.configured, **rt.model_pool.stats()}})
 
     @r.get("/metrics", summary="Request counts and latencies per route, queue depth, and "
                                "the caller's memory counts")
     async def metrics(sv: SV, rt: RT) -> Response:
         snap = rt.metrics.snapshot()
         snap.update({"threads": rt.threads, "in_flight": rt.running,
-                     "queue_depth": rt.waiting, "principal": sv.principal.name})
+                     "queue_depth": rt.waiting, "principal": sv.principal.name,
+                     "model": {"configured": rt.llm.configured, "id": rt.llm.id,
+                               **rt.model_pool.stats()}})
         snap["memories"] = await rt.run(lambda: {s: sv.count(status=s) for s in STATUSES})
         return _ok(snap)
 

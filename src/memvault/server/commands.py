@@ -74,12 +74,20 @@ def _out(ctx: click.Context, as_json: bool, human: str | Callable[[], str], doc:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option("--llm", "llm_spec", metavar="SPEC",
+              help="The model of /v1/chat and fine /v1/remember: local (SmolLM2), "
+                   "openai:<base_url>#<model>, ollama:<model>; default $MEMVAULT_LLM, "
+                   "else none (those routes answer model_unavailable).")
+@click.option("--llm-api-key", envvar="MEMVAULT_LLM_API_KEY", metavar="KEY",
+              help="Key for an HTTP LLM; default $MEMVAULT_LLM_API_KEY.")
+@click.option("--llm-timeout", default=60.0, show_default=True,
+              help="Seconds per LLM request (HTTP endpoints).")
 @_options
 @click.pass_context
 @_errors
 def serve(ctx: click.Context, host: str, port: int, threads: int, max_body_bytes: int,
-          log_level: str, access_log: bool, db: str | None, embedder: str | None,
-          as_json: bool) -> None:
+          log_level: str, access_log: bool, llm_spec: str | None, llm_api_key: str | None,
+          llm_timeout: float, db: str | None, embedder: str | None, as_json: bool) -> None:
     """Serve the vault over HTTP (REST, OpenAPI at /openapi.json).
 
     Every request needs an API key (memvault keys create). Stops on Ctrl-C or SIGTERM
@@ -92,10 +100,14 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, max_body_bytes
                                  "pip install 'memvault[server]'") from exc
 
     settings = _settings(ctx, db, embedder)
+    if llm_spec is not None:
+        settings = settings.replace(llm=llm_spec)
     click.echo(f"memvault: serving {settings.path} on http://{host}:{port} "
-               f"(API docs: http://{host}:{port}/docs)", err=True)
+               f"(API docs: http://{host}:{port}/docs; LLM: {settings.llm or 'none'})",
+               err=True)
     run(settings, host, port, threads=threads, max_body_bytes=max_body_bytes,
-        log_level=log_level, access_log=access_log)
+        log_level=log_level, access_log=access_log, llm_api_key=llm_api_key,
+        llm_timeout=llm_timeout)
 
 
 @click.group()

@@ -3,8 +3,9 @@
 :func:`build_mcp` turns a :class:`~memvault.governance.scope.ScopedVault` into an
 :class:`mcp.server.mcpserver.MCPServer` (the official ``mcp`` SDK, 2.x; FastMCP's new
 name) with the tools ``memory_add``, ``memory_search``, ``memory_get``,
-``memory_update``, ``memory_delete``, ``memory_restore`` and ``memory_history``, and for
-sharing ``memory_share``, ``memory_unshare`` and ``memory_grants``. Each
+``memory_update``, ``memory_delete``, ``memory_restore``, ``memory_history`` and
+``memory_remember``, ``memory_chat`` when an LLM is configured, and for sharing
+``memory_share``, ``memory_unshare`` and ``memory_grants``. Each
 tool has a typed signature (so a JSON schema), returns a JSON-serialisable dict
 (``MemoryItem.to_dict()``, ``SearchHit.to_dict()``) and runs its vault call in a worker
 thread, never on the event loop.
@@ -37,17 +38,21 @@ from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
 from .commands import _errors, _settings
+from .model_slot import ModelSlot
+from .wire import remember_doc
 from .serve import _stop_on_sigterm, _Stopped
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from mcp.types import CallToolResult
 
-__all__ = ["build_mcp", "mcp_command", "TOOL_NAMES"]
+__all__ = ["build_mcp", "mcp_command", "TOOL_NAMES", "MODEL_TOOL_NAMES"]
 
 TOOL_NAMES = ("memory_add", "memory_search", "memory_get", "memory_update",
               "memory_delete", "memory_restore", "memory_history", "memory_share",
-              "memory_unshare", "memory_grants")
+              "memory_unshare", "memory_grants", "memory_remember")
+#: Tools added when the server has an LLM.
+MODEL_TOOL_NAMES = ("memory_chat",)
 
 _INSTRUCTIONS = """\
 Long-term memory for this user: versioned, searchable notes, facts and preferences.
@@ -85,11 +90,14 @@ def _error_result(exc: MemvaultError) -> CallToolResult:
 
 
 def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = None,
-              name: str = "memvault") -> MCPServer:
+              name: str = "memvault", llm: Any = None) -> MCPServer:
     """An MCP server whose tools act on ``scoped`` (which it neither owns nor closes).
 
     ``check_key``, if given, runs (in the worker thread) before every tool call; it should
-    raise :class:`Unauthorized` when the caller's key is no longer valid.
+    raise :class:`Unauthorized` when the caller's key is no longer valid. ``llm`` (an LLM,
+    a spec, or a :class:`~memvault.server.model_slot.ModelSlot`) adds ``memory_chat`` and
+    lets ``memory_remember`` read facts now (``mode="fine"``); without one, fine mode is a
+    ``model_unavailable`` tool error and there is no chat tool.
     """
     # the SDK costs ~0.7 s to import: only `memvault mcp` pays it, not every CLI command
     from mcp.server.mcpserver import MCPServer
@@ -230,6 +238,41 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
             return grants  # type: ignore[return-value]
         return {"grants": [g.to_dict() for g in grants]}
 
+    slot = llm if isinstance(llm, ModelSlot) else ModelSlot(llm)
+
+    @tool("Store conversation turns for this user. mode 'fast' (default) stores them now "
+          "and extracts facts later; 'fine' also extracts facts now and adds, updates or "
+          "deletes memories accordingly (needs the server's LLM).")
+    async def memory_remember(messages: Annotated[list[dict[str, Any]], Field(
+                                  description="Chat messages: {role, content} objects.")],
+                              mode: Annotated[str, Field(description="fast or fine.")] = "fast",
+                              agent_id: AgentId = None, session_id: SessionId = None,
+                              cube_id: CubeId = None) -> Result:
+        def work() -> Any:
+            if mode == "fine":
+                slot.require("fine remember")
+            model = slot.get() if mode == "fine" else None
+            return scoped.remember(messages, mode=mode, llm=model, agent_id=agent_id,
+                                   session_id=session_id, cube_id=cube_id)
+        result = await call(work)
+        return result if isinstance(result, CallToolResult) else remember_doc(result)
+
+    if slot.configured:
+        @tool("Answer a question with this user's memories and the server's LLM; returns "
+              "the answer and the memories it used.")
+        async def memory_chat(query: Annotated[str, Field(description="The question.")],
+                              k: Annotated[int, Field(description="Memories in the prompt "
+                                                                 "(0-1000).")] = 5,
+                              remember: Annotated[bool, Field(
+                                  description="Store the question and answer as turns.")]
+                              = False,
+                              agent_id: AgentId = None, session_id: SessionId = None,
+                              cube_id: CubeId = None) -> Result:
+            result = await call(lambda: scoped.chat(
+                query, llm=slot.get(), k=k, remember=remember, agent_id=agent_id,
+                session_id=session_id, cube_id=cube_id))
+            return result if isinstance(result, CallToolResult) else result.to_dict()
+
     return server
 
 
@@ -248,14 +291,22 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
               help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")
 @click.option("--embedder", metavar="NAME",
               help="minilm or hash[-DIM]; default $MEMVAULT_EMBEDDER or minilm.")
+@click.option("--llm", "llm_spec", metavar="SPEC",
+              help="Model for memory_chat and fine memory_remember: local, "
+                   "openai:<base_url>#<model>, ollama:<model>; default $MEMVAULT_LLM, else "
+                   "none (no chat tool).")
+@click.option("--llm-api-key", envvar="MEMVAULT_LLM_API_KEY", metavar="KEY",
+              help="Key for an HTTP LLM; default $MEMVAULT_LLM_API_KEY.")
 @click.pass_context
 @_errors
 def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token: str | None,
-                db: str | None, embedder: str | None) -> None:
+                db: str | None, embedder: str | None, llm_spec: str | None,
+                llm_api_key: str | None) -> None:
     """Serve the vault as MCP tools for one API key's principal.
 
     Tools: memory_add, memory_search, memory_get, memory_update, memory_delete,
-    memory_restore, memory_history, memory_share, memory_unshare, memory_grants. With
+    memory_restore, memory_history, memory_share, memory_unshare, memory_grants,
+    memory_remember, and memory_chat when an LLM is configured (--llm). With
     --transport stdio (the default) an MCP client
     spawns this command; with --transport http it listens on http://HOST:PORT/mcp.
     """
@@ -278,8 +329,9 @@ def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token:
         vault = Vault(settings=settings)
         previous = _stop_on_sigterm()
         try:
+            slot = ModelSlot(llm_spec or settings.llm, api_key=llm_api_key)
             server = build_mcp(ScopedVault(vault, principal, grants=GrantStore(keys),
-                                           audit_reads=True), check_key=check_key)
+                                           audit_reads=True), check_key=check_key, llm=slot)
             who = f"{principal.name} (user {principal.user_id}" + \
                 (f", agent {principal.agent_id})" if principal.agent_id else ")")
             if transport == "stdio":

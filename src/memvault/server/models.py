@@ -108,6 +108,25 @@ class MessagesIn(Scope):
     event_time: Time | None = None
 
 
+class RememberIn(Scope):
+    messages: list[MessageIn]
+    mode: str = Field(default="fast", description="fast: store the turns now, extract "
+                      "later; fine: extract facts now with the server's LLM.")
+    event_time: Time | None = None
+
+
+class ChatIn(Scope):
+    query: str
+    k: int = Field(default=5, description="How many retrieved memories go into the prompt.")
+    activation: bool = Field(default=True, description="Use the scope's KV-cache block "
+                             "(local models only).")
+    adapter: bool = Field(default=True, description="Use the scope's LoRA adapter, if it "
+                          "has one (local models only).")
+    remember: bool = Field(default=False, description="Store the query and the answer as "
+                           "turns.")
+    max_tokens: int = 256
+
+
 class UpdateIn(_In):
     text: str | None = None
     kind: str | None = None
@@ -230,6 +249,80 @@ class PurgeOut(BaseModel):
     purged_versions: int
 
 
+class DecisionOut(BaseModel):
+    """One reader decision; ``target`` and ``item`` are whole memories (or null)."""
+
+    action: str
+    fact: str
+    kind: str
+    target: MemoryItemOut | None
+    text: str | None
+    reason: str
+    decided_by: str
+    similarity: float | None
+    item: MemoryItemOut | None
+    error: str | None
+
+
+class RememberOut(BaseModel):
+    mode: str
+    turns: list[MemoryItemOut]
+    decisions: list[DecisionOut]
+    counts: dict[str, int]
+    methods: list[str]
+
+
+class ChatOut(BaseModel):
+    """``ChatResult.to_dict()``."""
+
+    answer: str
+    model: str
+    memories: list[SearchHitOut]
+    block: str | None
+    block_items: list[str]
+    cached_tokens: int
+    prompt_tokens: int | None
+    adapter: str | None
+    activation: str
+    remembered: list[str]
+
+
+class BlockOut(BaseModel):
+    hash: str
+    model: str
+    n_tokens: int
+    item_ids: list[str]
+    stale: bool
+    stale_ids: list[str]
+    adapter: str | None
+    created_at: str | None
+
+
+class AdapterOut(BaseModel):
+    name: str
+    key: str
+    model: str
+    sources: int
+    created_at: str | None
+    size_bytes: int
+
+
+class ActivationStateOut(BaseModel):
+    available: bool = Field(description="False when the vault has no block directory "
+                            "(a throw-away or PostgreSQL vault).")
+    blocks: list[BlockOut]
+
+
+class AdapterStateOut(BaseModel):
+    available: bool
+    adapters: list[AdapterOut]
+
+
+class SchedulerOut(BaseModel):
+    activation: ActivationStateOut
+    adapters: AdapterStateOut
+
+
 class CountOut(BaseModel):
     count: int
 
@@ -255,12 +348,22 @@ class PrincipalOut(BaseModel):
     key_id: str | None
 
 
+class ModelPoolOut(BaseModel):
+    """The model worker pool: is an LLM configured, how many calls run and wait."""
+
+    configured: bool
+    threads: int
+    in_flight: int
+    queue_depth: int
+
+
 class HealthOut(BaseModel):
     status: str
     version: str
     uptime_s: float
     in_flight: int
     queue_depth: int
+    model: ModelPoolOut
 
 
 class ErrorOut(BaseModel):

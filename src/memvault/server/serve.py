@@ -22,16 +22,26 @@ __all__ = ["serve", "BackgroundServer"]
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
           threads: int = 8, max_body_bytes: int = 1_048_576, log_level: str = "info",
-          access_log: bool = False) -> None:
+          access_log: bool = False, llm_api_key: str | None = None,
+          llm_timeout: float = 60.0) -> None:
     """Open the vault at ``settings.path`` and serve it until SIGINT/SIGTERM.
 
-    In-flight requests finish before the vault is closed (and its index snapshot saved).
+    ``settings.llm`` is the model of ``/v1/chat`` and fine ``/v1/remember`` (none: those
+    answer ``model_unavailable``); a local model loads on the first such request, an HTTP
+    endpoint (``llm_api_key``, ``llm_timeout``) is set up now. In-flight requests finish
+    before the vault is closed (and its index snapshot saved).
     """
+    llm: Any = None
+    spec = settings.llm or ""
+    if spec.partition(":")[0] in ("openai", "ollama"):
+        from ..models import get_llm
+
+        llm = get_llm(spec, api_key=llm_api_key, timeout=llm_timeout)
     vault = Vault(settings=settings)
     keys = KeyStore.for_vault(settings.path)
     previous = _stop_on_sigterm()
     try:
-        app = create_app(vault, keys, max_body_bytes=max_body_bytes, threads=threads)
+        app = create_app(vault, keys, max_body_bytes=max_body_bytes, threads=threads, llm=llm)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                                 access_log=access_log, lifespan="on")
         uvicorn.Server(config).run()

@@ -460,6 +460,11 @@
     server.append(kvRow("worker threads", doc.threads));
     server.append(kvRow("in flight", doc.in_flight));
     server.append(kvRow("queue depth", doc.queue_depth));
+    const model = doc.model || {};
+    server.append(kvRow("LLM", model.configured ? model.id : "none (chat unavailable)"));
+    if (model.configured) {
+      server.append(kvRow("LLM in flight / queued", model.in_flight + " / " + model.queue_depth));
+    }
 
     const routes = $("scheduler-routes").tBodies[0];
     clear(routes);
@@ -479,7 +484,56 @@
         el("td", { text: r.p95_ms ?? "—" }),
         el("td", { text: r.p99_ms ?? "—" })));
     }
+    await loadTiers();
     $("scheduler-updated").textContent = "updated " + new Date().toLocaleTimeString();
+  }
+
+  // The activation blocks and adapters made from this key's memories (GET /v1/scheduler).
+  function fillTier(table, empty, rows, emptyText) {
+    const body = $(table).tBodies[0];
+    clear(body);
+    for (const r of rows) body.append(r);
+    show($(table), rows.length > 0);
+    $(empty).textContent = emptyText;
+    show($(empty), rows.length === 0);
+  }
+
+  function when(iso) {
+    return iso ? new Date(iso).toLocaleString() : "—";
+  }
+
+  async function loadTiers() {
+    const doc = await guarded(() => api("GET", "/scheduler"));
+    if (!doc) return;
+    const act = doc.activation || { available: false, blocks: [] };
+    fillTier("scheduler-blocks", "scheduler-blocks-empty", act.blocks.map((b) =>
+      el("tr", { data: { block: b.hash } },
+        el("td", { cls: "id", text: b.hash.slice(0, 12), title: b.hash }),
+        el("td", { text: b.n_tokens }),
+        el("td", { text: b.item_ids.length, title: b.item_ids.join("\n") }),
+        el("td", null, el("span", {
+          cls: b.stale ? "badge stale" : "badge fresh",
+          text: b.stale ? "stale (" + b.stale_ids.length + " changed)" : "fresh" })),
+        el("td", { cls: "id", text: b.model.slice(0, 12), title: b.model }),
+        el("td", { text: when(b.created_at) }))),
+      act.available
+        ? "No activation blocks yet. A block is built the first time you chat with the " +
+          "local model (or when the scheduler promotes your hottest facts), once you have " +
+          "profile, preference, fact or summary memories."
+        : "Activation blocks need a vault file on this server (this one is in-memory or " +
+          "PostgreSQL), so there are none.");
+    const par = doc.adapters || { available: false, adapters: [] };
+    fillTier("scheduler-adapters", "scheduler-adapters-empty", par.adapters.map((a) =>
+      el("tr", { data: { adapter: a.name } },
+        el("td", { text: a.name, title: a.key }),
+        el("td", { text: a.sources }),
+        el("td", { text: (a.size_bytes / 1048576).toFixed(1) + " MiB" }),
+        el("td", { cls: "id", text: a.model.slice(0, 12), title: a.model }),
+        el("td", { text: when(a.created_at) }))),
+      par.available
+        ? "No adapters yet. The scheduler distils one when memories stay stable and are " +
+          "recalled often (or run: memvault adapter distill)."
+        : "Adapters need a vault file on this server, so there are none.");
   }
 
   // -- wiring ------------------------------------------------------------------------------------

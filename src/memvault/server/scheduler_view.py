@@ -1,0 +1,54 @@
+"""What ``GET /v1/scheduler`` shows a principal: the activation blocks and LoRA adapters
+built from its memories, read from the vault's ``<db>.activation/`` and ``<db>.adapters/``.
+
+A block or adapter belongs to a principal when it was made from the principal's memories:
+at least one of its source memories is the principal's and none is someone else's. (Purged
+sources no longer exist and count for no one.) Read-only, and no model is loaded: this is
+index JSON, not tensors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from ..governance import ScopedVault
+
+__all__ = ["scheduler_state"]
+
+
+def _mine(sv: "ScopedVault", ids: Sequence[str]) -> bool:
+    own, others = sv.owners_of(ids)
+    return bool(own) and not others
+
+
+def scheduler_state(sv: "ScopedVault") -> dict[str, Any]:
+    from ..chat import default_activation_store
+    from ..cube.activation import stale_ids
+    from ..cube.parametric import AdapterStore
+    from ..cube.transfer import default_dirs
+
+    dirs = default_dirs(sv.vault)
+    out: dict[str, Any] = {
+        "activation": {"available": dirs["activation"] is not None, "blocks": []},
+        "adapters": {"available": dirs["parametric"] is not None, "adapters": []}}
+    store = default_activation_store(sv.vault) if dirs["activation"] is not None else None
+    for block in store.all_blocks() if store is not None else []:
+        if not _mine(sv, block.item_ids):
+            continue
+        stale = stale_ids(block, sv.vault.store)
+        out["activation"]["blocks"].append({
+            "hash": block.hash, "model": block.fingerprint.key, "n_tokens": block.n_tokens,
+            "item_ids": block.item_ids, "stale": bool(stale), "stale_ids": stale,
+            "adapter": block.adapter, "created_at": block.created_at or None})
+    adapters = AdapterStore(dirs["parametric"]) if dirs["parametric"] is not None else None
+    for adapter in adapters.list() if adapters is not None else []:
+        ids = [str(s.get("id")) for s in adapter.sources if isinstance(s, dict)]
+        if not _mine(sv, ids):
+            continue
+        out["adapters"]["adapters"].append({
+            "name": adapter.name, "key": adapter.key, "model": adapter.fingerprint.key,
+            "sources": len(ids), "created_at": adapter.meta.get("created_at"),
+            "size_bytes": adapter.size_bytes})
+    out["activation"]["blocks"].sort(key=lambda b: b["created_at"] or "", reverse=True)
+    return out
