@@ -478,7 +478,8 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
     scripted = ScriptedLLMServer(default="Served answer.").start()  # the model, over HTTP
     proc = subprocess.Popen([sys.executable, "-c", script, "--db", str(db), "serve", "--port",
                              str(port), "--log-level", "warning",
-                             "--llm", f"openai:{scripted.base_url}#{scripted.model}"], env=env,
+                             "--llm", f"openai:{scripted.base_url}#{scripted.model}",
+                             "--scheduler-interval", "1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -497,6 +498,13 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
             assert rv.search("served command")[0].item.id == item.id
             answer = rv.chat("What was served?")  # --llm configures the server's model
             assert answer.answer == "Served answer." and answer.memories[0].item.id == item.id
+            # the in-process scheduler (--scheduler-interval) archives what has expired
+            stale = rv.add("a coupon valid until yesterday", expires_at="2020-01-01T00:00:00Z")
+            deadline = time.monotonic() + 30
+            while rv.get(stale.id).status != "archived":
+                assert time.monotonic() < deadline, "the scheduler never ran"
+                time.sleep(0.2)
+            assert rv.get(item.id).status == "active"
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

@@ -495,10 +495,15 @@ def _register_faces() -> None:
     cli.add_command(chat_command)
 
 
-_register_faces()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``memvault``)."""
     cli.main(args=argv, prog_name="memvault")
+
+
+if __name__ == "__main__":  # ``python -m memvault.cli``: the faces import memvault.cli,
+    from memvault.cli import main as _main  # so run that module, not this __main__ copy
+
+    _main()
+else:
+    _register_faces()
 

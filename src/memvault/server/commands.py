@@ -82,12 +82,17 @@ def _out(ctx: click.Context, as_json: bool, human: str | Callable[[], str], doc:
               help="Key for an HTTP LLM; default $MEMVAULT_LLM_API_KEY.")
 @click.option("--llm-timeout", default=60.0, show_default=True,
               help="Seconds per LLM request (HTTP endpoints).")
+@click.option("--scheduler-interval", type=click.FloatRange(1.0), metavar="SECONDS",
+              help="Run the scheduler in the server process every SECONDS (forget, links, "
+                   "consolidation, heat; activation blocks and adapters with --llm local). "
+                   "Default: off.")
 @_options
 @click.pass_context
 @_errors
 def serve(ctx: click.Context, host: str, port: int, threads: int, max_body_bytes: int,
           log_level: str, access_log: bool, llm_spec: str | None, llm_api_key: str | None,
-          llm_timeout: float, db: str | None, embedder: str | None, as_json: bool) -> None:
+          llm_timeout: float, scheduler_interval: float | None, db: str | None,
+          embedder: str | None, as_json: bool) -> None:
     """Serve the vault over HTTP (REST, OpenAPI at /openapi.json).
 
     Every request needs an API key (memvault keys create). Stops on Ctrl-C or SIGTERM
@@ -107,7 +112,7 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, max_body_bytes
                err=True)
     run(settings, host, port, threads=threads, max_body_bytes=max_body_bytes,
         log_level=log_level, access_log=access_log, llm_api_key=llm_api_key,
-        llm_timeout=llm_timeout)
+        llm_timeout=llm_timeout, scheduler_interval=scheduler_interval)
 
 
 @click.group()

@@ -23,13 +23,16 @@ __all__ = ["serve", "BackgroundServer"]
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
           threads: int = 8, max_body_bytes: int = 1_048_576, log_level: str = "info",
           access_log: bool = False, llm_api_key: str | None = None,
-          llm_timeout: float = 60.0) -> None:
+          llm_timeout: float = 60.0, scheduler_interval: float | None = None) -> None:
     """Open the vault at ``settings.path`` and serve it until SIGINT/SIGTERM.
 
     ``settings.llm`` is the model of ``/v1/chat`` and fine ``/v1/remember`` (none: those
     answer ``model_unavailable``); a local model loads on the first such request, an HTTP
     endpoint (``llm_api_key``, ``llm_timeout``) is set up now. In-flight requests finish
     before the vault is closed (and its index snapshot saved).
+
+    ``scheduler_interval`` (seconds) runs the scheduler in this process (forget, links,
+    consolidation, heat; with the local model also activation blocks and adapters).
     """
     llm: Any = None
     spec = settings.llm or ""
@@ -39,6 +42,18 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
         llm = get_llm(spec, api_key=llm_api_key, timeout=llm_timeout)
     vault = Vault(settings=settings)
     keys = KeyStore.for_vault(settings.path)
+    scheduler = None
+    if scheduler_interval:
+        from ..scheduler import SchedulerConfig
+        from ..scheduler.wiring import for_vault
+
+        tier_llm = llm
+        if spec and llm is None:  # a local model: the tiers need it in this process
+            from ..models import get_llm
+
+            tier_llm = get_llm(spec)
+        scheduler = for_vault(vault, tier_llm, SchedulerConfig(interval=scheduler_interval))
+        scheduler.start(vault)
     previous = _stop_on_sigterm()
     try:
         app = create_app(vault, keys, max_body_bytes=max_body_bytes, threads=threads, llm=llm)
@@ -48,6 +63,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
     except (KeyboardInterrupt, _Stopped):
         pass  # uvicorn re-raises the signal it shut down for, once it has shut down
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         keys.close()
         vault.close()
         if previous is not None:

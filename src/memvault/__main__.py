@@ -1,0 +1,5 @@
+"""``python -m memvault``: the command line."""
+
+from memvault.cli import main
+
+main()
