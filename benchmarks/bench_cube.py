@@ -14,7 +14,6 @@ Writes ``cube.json`` and ``cube.md`` (seconds, memories/s, ratio to copy_store).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from _results import write
 from memvault import Vault
 from memvault.cube import dump, load, migrate, verify
 from memvault.storage.migrate import copy_store
@@ -83,11 +83,7 @@ def main() -> None:
         report = run(args.n, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cube.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "cube.md").write_text(markdown(report))
-    print(markdown(report))
+    write(args.out, "cube", report, markdown)
 
 
 if __name__ == "__main__":

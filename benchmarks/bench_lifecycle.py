@@ -18,7 +18,6 @@ Memories come from the core benchmark's synthetic corpus (people, places, dates)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import machine, write  # noqa: E402
 from bench_core import Corpus  # noqa: E402  (the shared synthetic corpus)
 
 from memvault import Vault  # noqa: E402
@@ -159,13 +159,8 @@ def main() -> None:
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
     result = run(args)
-    result["env"] = {"python": platform.python_version(), "load_start": round(load_start, 2),
-                     "load_end": round(os.getloadavg()[0], 2)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "lifecycle.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "lifecycle.md").write_text(markdown(result))
-    print(markdown(result))
+    result["env"] = machine(load_start)
+    write(args.out, "lifecycle", result, markdown)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ one torch thread), baselines measured in the same run:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _results import machine, write
 from memvault import Vault
 from memvault.scheduler import PlacementConfig, Scheduler, SchedulerConfig, for_vault
 
@@ -143,13 +143,8 @@ def main() -> None:
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
     result = run(args)
-    result["env"] = {"python": platform.python_version(), "load_start": round(load_start, 2),
-                     "load_end": round(os.getloadavg()[0], 2)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tiers.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "tiers.md").write_text(markdown(result))
-    print(markdown(result))
+    result["env"] = machine(load_start)
+    write(args.out, "tiers", result, markdown)
 
 
 if __name__ == "__main__":

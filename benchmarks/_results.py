@@ -1,0 +1,25 @@
+"""Where every benchmark's results go: ``<out>/<name>.json`` plus ``<name>.md``."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Callable
+
+
+def machine(load_start: float) -> dict[str, Any]:
+    """Context a reader needs to judge the numbers (these machines are shared)."""
+    return {"python": platform.python_version(), "load_start": round(load_start, 2),
+            "load_end": round(os.getloadavg()[0], 2)}
+
+
+def write(out: str | Path, name: str, result: dict[str, Any],
+          markdown: Callable[[dict[str, Any]], str]) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
+    (out / f"{name}.md").write_text(text)
+    print(text)
