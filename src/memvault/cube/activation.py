@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from .._files import load_safetensors
 from ..errors import IntegrityError, InvalidInput, ModelError, NotFound, StorageError
 from ..models.llm import Message
 from ..models.local import LocalLLM, ModelFingerprint
@@ -367,21 +368,9 @@ class ActivationStore:
 
     def _read_tensors(self, llm: LocalLLM, block: ActivationBlock
                       ) -> list[tuple["torch.Tensor", "torch.Tensor"]]:
-        from safetensors import SafetensorError
-        from safetensors.torch import load
-
         path = self._dir(block.fingerprint) / f"{block.hash}.safetensors"
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise NotFound(f"activation block file {path} is missing", block=block.hash) from exc
-        if hashlib.sha256(data).hexdigest() != block.file_sha256:
-            raise IntegrityError(f"activation block file {path} fails its checksum",
-                                 block=block.hash)
-        try:
-            tensors = load(data)
-        except (SafetensorError, ValueError) as exc:
-            raise IntegrityError(f"unreadable activation block file {path}: {exc}") from exc
+        tensors = load_safetensors(path, block.file_sha256, "activation block file",
+                                   block=block.hash)
         return _check_tensors(llm, block, tensors)
 
     def _remember(self, key: tuple[str, str], loaded: LoadedBlock) -> None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from .._files import load_safetensors
 from ..errors import Conflict, IntegrityError, InvalidInput, ModelError, NotFound, StorageError
 from ..models.local import LocalLLM, ModelFingerprint
 from . import lora_runtime
@@ -154,21 +155,8 @@ class Adapter:
 
     def tensors(self) -> dict[str, "torch.Tensor"]:
         """The weights, read with safetensors after checking their sha256."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load
-
-        path = self.path / WEIGHTS
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise NotFound(f"adapter weights {path} are missing", adapter=self.name) from exc
-        if hashlib.sha256(data).hexdigest() != self.weights_sha256:
-            raise IntegrityError(f"adapter weights {path} fail their checksum",
-                                 adapter=self.name)
-        try:
-            return load(data)
-        except (SafetensorError, ValueError) as exc:
-            raise IntegrityError(f"unreadable adapter weights {path}: {exc}") from exc
+        return load_safetensors(self.path / WEIGHTS, self.weights_sha256, "adapter weights",
+                                adapter=self.name)
 
     def attach(self, llm: LocalLLM) -> None:
         """Load the weights into ``llm`` (switched off) unless they are there already."""
