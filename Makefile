@@ -40,6 +40,14 @@ bench-server: install
 bench-pg: install
 	$(PY) benchmarks/bench_pg.py --n 20000 --out benchmarks/results
 
+# The 1M run (issue 8): ~45 min on 2 cores, ~3 GB of index; run it alone.
+.PHONY: bench-pg-1m
+bench-pg-1m: install
+	$(PY) benchmarks/calibrate_vectors.py --n 12000 --out benchmarks/results
+	$(PY) benchmarks/bench_pg.py --n 1000000 --sqlite-n 100000 --m 24 --ef-construction 100 \
+		--ef 40 100 150 200 400 --shared-buffers 4GB --maintenance-mem 6GB --build-workers 2 \
+		--name pg-1m-m24-sb4g --out benchmarks/results
+
 bench-lora: install
 	$(PY) benchmarks/bench_lora.py --facts 20 --out benchmarks/results
 

@@ -43,12 +43,10 @@ import numpy as np
 
 from ..errors import (ConfigurationError, Conflict, IntegrityError, InvalidInput,
                       StorageError)
-from ..types import AuditEvent
-from .._time import from_epoch
-from ._pg_rows import (COLUMNS, JSON_COLUMNS, ORDER, RAW_COLUMNS, RAW_TABLES,
-                       canonical_json, row_to_item, sorted_json_loads, where_clause)
-from .base import (AuditOp, InsertVersion, LinkOp, PurgeOp, RowQuery, StoredRow,
-                   StoreReads, WriteOp)
+from ._dialect import POSTGRES
+from ._pg_rows import JSON_COLUMNS, RAW_COLUMNS, RAW_TABLES, canonical_json, sorted_json_loads
+from ._reads import SQLReads
+from .base import AuditOp, InsertVersion, LinkOp, PurgeOp, RowQuery, WriteOp
 
 try:  # optional dependency: memvault[postgres]
     import psycopg
@@ -117,13 +115,16 @@ class _NumpyVectorTextLoader(Loader if _IMPORT_ERROR is None else object):  # ty
         return np.array(text[1:-1].split(","), dtype=np.float32)
 
 
-class PostgresStore(StoreReads):
+class PostgresStore(SQLReads):
     """``PostgresStore("postgresql://user:pw@host/db")``: creates or upgrades the schema.
 
     ``dim`` fixes the embedding dimension at open (otherwise the first embedding written
     does); ``hnsw_index=False`` leaves the pgvector index out (create it after a bulk load
-    with :meth:`create_vector_index`).
+    with :meth:`create_vector_index`). Reads shared with SQLite come from
+    :class:`SQLReads` (``_reads.py``).
     """
+
+    dialect = POSTGRES
 
     def __init__(self, dsn: str, *, pool_size: int = 4, dim: int | None = None,
                  hnsw_index: bool = True, hnsw_m: int = 16, hnsw_ef_construction: int = 64,
@@ -186,6 +187,10 @@ class PostgresStore(StoreReads):
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
             raise _translate(exc, what) from exc
+
+    # SQLReads reads and writes (autocommit: one statement, one transaction) through these
+    _reader = _conn
+    _writer = _conn
 
     def _migrate(self) -> None:
         scripts = sorted(
@@ -401,55 +406,7 @@ class PostgresStore(StoreReads):
                     "count = access.count + excluded.count, "
                     "last_at = greatest(coalesce(access.last_at, 0), excluded.last_at)", rows)
 
-    def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> None:
-        conflict = "DO NOTHING" if only_if_absent else "DO UPDATE SET value = excluded.value"
-        with self._conn("writing metadata") as conn:
-            conn.execute(f"INSERT INTO meta(key, value) VALUES (%s, %s) "  # type: ignore[arg-type]
-                         f"ON CONFLICT (key) {conflict}", (key, value))
-
-    # -- reads ---------------------------------------------------------------------------
-    def select(self, query: RowQuery) -> list[StoredRow]:
-        where, params = where_clause(query)
-        sql = (f"SELECT {COLUMNS} FROM versions v LEFT JOIN access a ON a.id = v.id "
-               f"WHERE {where} ORDER BY {ORDER[query.order]}")
-        if query.limit is not None:
-            sql += " LIMIT %s OFFSET %s"
-            params += [query.limit, query.offset]
-        with self._conn("reading memories") as conn:
-            rows = conn.execute(sql, params).fetchall()
-            links = self._links(conn, {r[1] for r in rows}) if rows else {}
-        return [StoredRow(seq=r[0], item=row_to_item(r, links.get(r[1], ())),
-                          content_hash=r[19]) for r in rows]
-
-    @staticmethod
-    def _links(conn: Any, ids: set[str]) -> dict[str, list[tuple]]:
-        out: dict[str, list[tuple]] = {}
-        for src, dst, kind, weight in conn.execute(
-                "SELECT src, dst, kind, weight FROM links WHERE src = ANY(%s::text[]) "
-                "ORDER BY weight DESC, dst, kind", (list(ids),)):
-            out.setdefault(src, []).append((dst, kind, weight))
-        return out
-
-    def links(self, ids: Sequence[str]) -> list[tuple[str, str]]:
-        """(src, dst) of every link touching ``ids``, in either direction."""
-        with self._conn("reading links") as conn:
-            return [tuple(r) for r in conn.execute(  # type: ignore[misc]
-                "SELECT src, dst FROM links WHERE src = ANY(%(ids)s::text[]) "
-                "UNION SELECT src, dst FROM links WHERE dst = ANY(%(ids)s::text[])",
-                {"ids": list(ids)})]
-
-    def count(self, query: RowQuery) -> int:
-        where, params = where_clause(query)
-        with self._conn("counting memories") as conn:
-            return int(conn.execute(f"SELECT count(*) FROM versions v WHERE {where}",
-                                    params).fetchone()[0])
-
-    def seqs(self, query: RowQuery) -> list[int]:
-        where, params = where_clause(query)
-        with self._conn("filtering memories") as conn:
-            return [r[0] for r in conn.execute(f"SELECT v.seq FROM versions v WHERE {where}",
-                                               params)]
-
+    # -- reads of PostgreSQL's own (the shared ones are in _reads.py) -------------------
     def lexical(self, terms: Sequence[str], query: RowQuery, k: int) -> list[tuple[int, float]]:
         """BM25 over the english-stemmed tsvector; any term may match (OR).
 
@@ -461,7 +418,7 @@ class PostgresStore(StoreReads):
         terms = list(dict.fromkeys(t for t in terms if isinstance(t, str) and t.strip()))
         if not terms or k <= 0:
             return []
-        where, where_params = where_clause(query)
+        where, where_params = self._where(query)
         with self._conn("lexical search") as conn:
             mark, docs, tokens = conn.execute(
                 "SELECT (SELECT coalesce(max(seq), 0) FROM audit), coalesce(sum(docs), 0), "
@@ -537,74 +494,15 @@ class PostgresStore(StoreReads):
             rows = cur.fetchall()
         return [(int(s), float(score)) for s, score in rows]
 
-    @staticmethod
-    def _vector_sql(query: RowQuery) -> tuple[str, list[Any]]:
+    def _vector_sql(self, query: RowQuery) -> tuple[str, list[Any]]:
         """The k-NN statement; parameters are ``[query vector, *params, k]``. The inner
         ORDER BY/LIMIT is what lets the planner walk the HNSW index; the outer sort fixes
         the slight disorder of ``relaxed_order`` iterative scans."""
-        where, params = where_clause(query)
+        where, params = self._where(query)
         return ("WITH hits AS MATERIALIZED (SELECT v.seq, x.embedding <=> %b::vector AS d "
                 "FROM vectors x JOIN versions v ON v.content_hash = x.content_hash "
                 f"WHERE {where} ORDER BY x.embedding <=> %b::vector LIMIT %s) "
                 "SELECT seq, 1 - d FROM hits ORDER BY d, seq"), params
-
-    def embeddings(self, seqs: Sequence[int]) -> dict[int, np.ndarray]:
-        with self._conn("reading embeddings") as conn:
-            cur = conn.cursor(binary=True)
-            cur.execute("SELECT v.seq, x.embedding FROM versions v JOIN vectors x "
-                        "USING (content_hash) WHERE v.seq = ANY(%s::bigint[])",
-                        ([int(s) for s in seqs],))
-            return {int(seq): vec for seq, vec in cur}
-
-    def changes(self, after: int) -> tuple[int, list[str]]:
-        with self._conn("reading the change log") as conn:
-            rows = conn.execute("SELECT seq, item_id FROM audit WHERE seq > %s ORDER BY seq",
-                                (after,)).fetchall()
-        if not rows:
-            return after, []
-        return int(rows[-1][0]), list(dict.fromkeys(r[1] for r in rows if r[1] is not None))
-
-    def last_change(self) -> int:
-        with self._conn("reading the change log") as conn:
-            return int(conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0])
-
-    def scan_current(self, batch: int = 4096) -> Iterator[list[tuple[StoredRow, np.ndarray]]]:
-        last = 0
-        while True:
-            with self._conn("scanning memories") as conn:
-                cur = conn.cursor(binary=True)
-                cur.execute(
-                    f"SELECT {COLUMNS}, x.embedding FROM versions v "
-                    "LEFT JOIN access a ON a.id = v.id JOIN vectors x USING (content_hash) "
-                    "WHERE v.valid_to IS NULL AND v.status = 'active' AND v.seq > %s "
-                    "ORDER BY v.seq LIMIT %s", (last, batch))
-                chunk = cur.fetchall()
-            if not chunk:
-                return
-            last = chunk[-1][0]
-            yield [(StoredRow(r[0], row_to_item(r, ()), r[19]), r[22]) for r in chunk]
-
-    def audit_events(self, *, item_id: str | None = None, action: str | None = None,
-                     after: int = 0, limit: int = 100) -> list[AuditEvent]:
-        sql = ("SELECT seq, at, actor, action, item_id, version, details FROM audit "
-               "WHERE seq > %s")
-        params: list[Any] = [after]
-        if item_id is not None:
-            sql += " AND item_id = %s"
-            params.append(item_id)
-        if action is not None:
-            sql += " AND action = %s"
-            params.append(action)
-        sql += " ORDER BY seq LIMIT %s"
-        params.append(limit)
-        with self._conn("reading the audit log") as conn:
-            return [AuditEvent(seq=r[0], at=from_epoch(r[1]), actor=r[2], action=r[3],  # type: ignore[arg-type]
-                               item_id=r[4], version=r[5], details=r[6])
-                    for r in conn.execute(sql, params)]
-
-    def meta(self) -> dict[str, str]:
-        with self._conn("reading metadata") as conn:
-            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
 
     def check(self) -> dict[str, Any]:
         """The server's view plus memvault's invariants; never raises on findings."""

@@ -21,21 +21,13 @@ import numpy as np
 
 from .._filelock import LockFile
 from ..errors import Conflict, IntegrityError, InvalidInput, StorageError
-from ..types import AuditEvent
-from ._rows import row_to_item, where_clause
-from .base import (AuditOp, InsertVersion, LinkOp, PurgeOp, RowQuery, StoredRow,
-                   StoreReads, WriteOp)
+from ._dialect import SQLITE
+from ._reads import SQLReads
+from .base import AuditOp, InsertVersion, LinkOp, PurgeOp, RowQuery, WriteOp
 
 __all__ = ["SQLiteStore"]
 
-_COLUMNS = ("v.seq, v.id, v.version, v.text, v.kind, v.user_id, v.agent_id, v.session_id, "
-            "v.cube_id, v.metadata, v.provenance, v.tags, v.created_at, v.event_time, "
-            "v.valid_from, v.valid_to, v.status, v.importance, v.expires_at, v.content_hash, "
-            "a.count, a.last_at")
 _MAX_IDLE_READERS = 8
-_ORDER = {"created_desc": "v.created_at DESC, v.seq DESC",
-          "created_asc": "v.created_at ASC, v.seq ASC",
-          "seq_asc": "v.seq ASC"}
 
 
 def _translate(exc: sqlite3.Error, what: str) -> Exception:
@@ -60,7 +52,11 @@ def _translate(exc: sqlite3.Error, what: str) -> Exception:
     return StorageError(f"{what}: {exc}")
 
 
-class SQLiteStore(StoreReads):
+class SQLiteStore(SQLReads):
+    """Reads shared with PostgreSQL come from :class:`SQLReads` (``_reads.py``)."""
+
+    dialect = SQLITE
+
     def __init__(self, path: str | Path, *, durability: str = "full",
                  busy_timeout: float = 30.0) -> None:
         if durability not in ("full", "normal"):
@@ -101,7 +97,7 @@ class SQLiteStore(StoreReads):
         return conn
 
     @contextmanager
-    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _reader(self, what: str) -> Iterator[sqlite3.Connection]:
         """Borrow a reader connection from a small pool (WAL lets readers run in parallel).
 
         A pool rather than one connection per thread: servers retire worker threads, and
@@ -129,7 +125,7 @@ class SQLiteStore(StoreReads):
         scripts = sorted(
             (p for p in resources.files("memvault.storage.migrations.sqlite").iterdir()
              if p.name.endswith(".sql")), key=lambda p: p.name)
-        with self._writing("migrating the schema"):
+        with self._writer("migrating the schema"):
             current = self._w.execute("PRAGMA user_version").fetchone()[0]
             if current > len(scripts):
                 raise StorageError(f"{self.path} has schema version {current}; this "
@@ -143,7 +139,7 @@ class SQLiteStore(StoreReads):
 
     # -- writes ------------------------------------------------------------------------
     @contextmanager
-    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _writer(self, what: str) -> Iterator[sqlite3.Connection]:
         """The one write transaction at a time: this process's writers take the thread
         lock, then every process's writers queue on the lock file, then BEGIN IMMEDIATE."""
         with self._lock:
@@ -157,7 +153,7 @@ class SQLiteStore(StoreReads):
                     raise _translate(exc, what) from exc
 
     def apply(self, ops: Sequence[WriteOp]) -> int:
-        with self._writing("write") as conn:
+        with self._writer("write") as conn:
             last = 0
             for op in ops:
                 last = max(last, self._apply_one(conn, op))
@@ -234,65 +230,18 @@ class SQLiteStore(StoreReads):
         if not counts:
             return
         rows = [(i, n, at, i) for i, (n, at) in counts.items()]
-        with self._writing("recording access") as conn:
+        with self._writer("recording access") as conn:
             conn.executemany(
                 "INSERT INTO access(id, count, last_at) SELECT ?, ?, ? WHERE EXISTS "
                 "(SELECT 1 FROM versions WHERE id=?) ON CONFLICT(id) DO UPDATE SET "
                 "count = count + excluded.count, "
                 "last_at = max(coalesce(last_at, 0), excluded.last_at)", rows)
 
-    def set_meta(self, key: str, value: str, *, only_if_absent: bool = False) -> None:
-        conflict = "DO NOTHING" if only_if_absent else "DO UPDATE SET value=excluded.value"
-        with self._writing("writing metadata") as conn:
-            conn.execute("INSERT INTO meta(key, value) VALUES (?,?) "
-                         f"ON CONFLICT(key) {conflict}", (key, value))
-
-    # -- reads -------------------------------------------------------------------------
-    def select(self, query: RowQuery) -> list[StoredRow]:
-        where, params = where_clause(query)
-        sql = (f"SELECT {_COLUMNS} FROM versions v LEFT JOIN access a ON a.id = v.id "
-               f"WHERE {where} ORDER BY {_ORDER[query.order]}")
-        if query.limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            params += [query.limit, query.offset]
-        with self._read("reading memories") as conn:
-            rows = conn.execute(sql, params).fetchall()
-            links = self._links(conn, {r[1] for r in rows}) if rows else {}
-        return [StoredRow(seq=r[0], item=row_to_item(r, links.get(r[1], ())),
-                          content_hash=r[19]) for r in rows]
-
-    def _links(self, conn: sqlite3.Connection, ids: set[str]) -> dict[str, list[tuple]]:
-        out: dict[str, list[tuple]] = {}
-        for src, dst, kind, weight in conn.execute(
-                "SELECT src, dst, kind, weight FROM links WHERE src IN "
-                "(SELECT value FROM json_each(?)) ORDER BY weight DESC", (json.dumps(list(ids)),)):
-            out.setdefault(src, []).append((dst, kind, weight))
-        return out
-
-    def links(self, ids: Sequence[str]) -> list[tuple[str, str]]:
-        """(src, dst) of every link touching ``ids``, in either direction."""
-        with self._read("reading links") as conn:
-            return conn.execute(
-                "SELECT src, dst FROM links WHERE src IN (SELECT value FROM json_each(?1)) "
-                "UNION SELECT src, dst FROM links WHERE dst IN (SELECT value FROM json_each(?1))",
-                (json.dumps(list(ids)),)).fetchall()
-
-    def count(self, query: RowQuery) -> int:
-        where, params = where_clause(query)
-        with self._read("counting memories") as conn:
-            return conn.execute(f"SELECT count(*) FROM versions v WHERE {where}",
-                                params).fetchone()[0]
-
-    def seqs(self, query: RowQuery) -> list[int]:
-        where, params = where_clause(query)
-        with self._read("filtering memories") as conn:
-            return [r[0] for r in conn.execute(f"SELECT v.seq FROM versions v WHERE {where}",
-                                               params)]
-
+    # -- reads of SQLite's own (the shared ones are in _reads.py) -----------------------
     def lexical(self, terms: Sequence[str], query: RowQuery, k: int) -> list[tuple[int, float]]:
         if not terms:
             return []
-        where, params = where_clause(query)
+        where, params = self._where(query)
         # Stage 1 ranks only inside FTS (fast: no join per match), stage 2 filters the
         # best few hundred. If the filter leaves too few, rank every match instead.
         inner = max(8 * k, 400)
@@ -303,73 +252,17 @@ class SQLiteStore(StoreReads):
         full = ("SELECT v.seq, -bm25(versions_fts, 1.0, 0.5) AS score FROM versions_fts "
                 "JOIN versions v ON v.seq = versions_fts.rowid "
                 f"WHERE versions_fts MATCH ? AND {where} ORDER BY score DESC, v.seq LIMIT ?")
-        with self._read("lexical search") as conn:
+        with self._reader("lexical search") as conn:
             match = _prune_common_terms(conn, list(terms), self.max_lexical_matches)
             rows = conn.execute(staged, [match, inner, *params, k]).fetchall()
             if len(rows) < k:
                 rows = conn.execute(full, [match, *params, k]).fetchall()
             return [(r[0], float(r[1])) for r in rows]
 
-    def embeddings(self, seqs: Sequence[int]) -> dict[int, np.ndarray]:
-        with self._read("reading embeddings") as conn:
-            rows = conn.execute(
-                "SELECT v.seq, x.embedding FROM versions v JOIN vectors x USING (content_hash) "
-                "WHERE v.seq IN (SELECT value FROM json_each(?))", (json.dumps(list(seqs)),))
-            return {seq: np.frombuffer(blob, dtype="<f4") for seq, blob in rows}
-
-    def changes(self, after: int) -> tuple[int, list[str]]:
-        with self._read("reading the change log") as conn:
-            rows = conn.execute("SELECT seq, item_id FROM audit WHERE seq > ? ORDER BY seq",
-                                (after,)).fetchall()
-        if not rows:
-            return after, []
-        return rows[-1][0], list(dict.fromkeys(r[1] for r in rows if r[1] is not None))
-
-    def last_change(self) -> int:
-        with self._read("reading the change log") as conn:
-            return conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
-
-    def scan_current(self, batch: int = 4096) -> Iterator[list[tuple[StoredRow, np.ndarray]]]:
-        last = 0
-        while True:
-            with self._read("scanning memories") as conn:
-                chunk = conn.execute(
-                    f"SELECT {_COLUMNS}, x.embedding FROM versions v "
-                    "LEFT JOIN access a ON a.id = v.id JOIN vectors x USING (content_hash) "
-                    "WHERE v.valid_to IS NULL AND v.status = 'active' AND v.seq > ? "
-                    "ORDER BY v.seq LIMIT ?", (last, batch)).fetchall()
-            if not chunk:
-                return
-            last = chunk[-1][0]
-            yield [(StoredRow(r[0], row_to_item(r, ()), r[19]), np.frombuffer(r[22], "<f4"))
-                   for r in chunk]
-
-    def audit_events(self, *, item_id: str | None = None, action: str | None = None,
-                     after: int = 0, limit: int = 100) -> list[AuditEvent]:
-        sql = "SELECT seq, at, actor, action, item_id, version, details FROM audit WHERE seq > ?"
-        params: list[Any] = [after]
-        if item_id is not None:
-            sql += " AND item_id = ?"
-            params.append(item_id)
-        if action is not None:
-            sql += " AND action = ?"
-            params.append(action)
-        sql += " ORDER BY seq LIMIT ?"
-        params.append(limit)
-        from .._time import from_epoch
-        with self._read("reading the audit log") as conn:
-            return [AuditEvent(seq=r[0], at=from_epoch(r[1]), actor=r[2], action=r[3],  # type: ignore[arg-type]
-                               item_id=r[4], version=r[5], details=json.loads(r[6]))
-                    for r in conn.execute(sql, params)]
-
-    def meta(self) -> dict[str, str]:
-        with self._read("reading metadata") as conn:
-            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
-
     def check(self) -> dict[str, Any]:
         """Run SQLite's own checks plus memvault's invariants; never raises on findings."""
         report: dict[str, Any] = {}
-        with self._read("checking integrity") as conn:
+        with self._reader("checking integrity") as conn:
             report["sqlite"] = [r[0] for r in conn.execute("PRAGMA integrity_check")]
             report["foreign_keys"] = len(conn.execute("PRAGMA foreign_key_check").fetchall())
             try:
