@@ -81,3 +81,23 @@ def test_rrf_fuses_by_rank_and_weight() -> None:
     order = [key for key, _, _ in fused]
     assert order == [2, 3, 1]
     assert fused[0][2] == {"a": 5.0, "b": 0.9}
+
+
+def test_length_prior_prefers_a_turn_that_says_something(tmp_path: Path) -> None:
+    chat = [{"name": "Ann", "content": "Wow, pottery! Nice."},
+            {"name": "Ann", "content": "I took a pottery class last week and made a bowl for my "
+                                       "kids; we glazed it blue and it came out of the kiln today."}]
+    plain = {"retrievers": ("lexical",), "link_beta": 0.0, "speaker_gamma": 0.0}
+    (tmp_path / "off").mkdir()
+    (tmp_path / "on").mkdir()
+    with make(tmp_path / "off", "speaker", length_beta=0.0, **plain) as v:
+        v.add_messages(chat, user_id="u", session_id="s")
+        assert v.search("pottery", user_id="u", k=2)[0].item.text.startswith("Wow")  # BM25
+    with make(tmp_path / "on", "speaker", length_beta=0.6, **plain) as v:
+        v.add_messages(chat, user_id="u", session_id="s")
+        assert v.search("pottery", user_id="u", k=2)[0].item.text.startswith("I took")
+        # memories that are not chat turns keep their first-stage order
+        v.add("pottery", user_id="n")
+        v.add("pottery is a craft that people have practised for thousands of years, "
+              "from coiled pots to wheel-thrown stoneware", user_id="n")
+        assert v.search("pottery", user_id="n", k=2)[0].item.text == "pottery"

@@ -33,7 +33,7 @@ class Variant:
 
 
 _PLAIN = SearchConfig(rrf_k=60, weights={"dense": 1.0, "lexical": 1.0}, link_beta=0.0,
-                      speaker_gamma=0.0)
+                      speaker_gamma=0.0, length_beta=0.0)
 
 #: Baselines first, then one row per improvement, each adding to the row above; the last
 #: row is the product default (``SearchConfig()`` with ``index_context="thread"``).
@@ -49,8 +49,10 @@ VARIANTS: list[Variant] = [
     Variant("+weights", "fusion k=30, dense weight 0.5",
             replace(_PLAIN, rrf_k=30, weights={"dense": 0.5, "lexical": 1.0}), "thread"),
     Variant("+links", "link expansion: 0.2 of a candidate's score to turns <= 2 links away",
-            replace(SearchConfig(), speaker_gamma=0.0), "thread"),
-    Variant("memvault", "+ speaker cue (x1.2 for turns by a person the query names): "
+            replace(SearchConfig(), speaker_gamma=0.0, length_beta=0.0), "thread"),
+    Variant("+speaker cue", "x1.5 for turns by a person the query names",
+            replace(SearchConfig(), length_beta=0.0), "thread"),
+    Variant("memvault", "+ length prior for chat turns (x1 to x1.6 up to 200 characters): "
             "the product default", SearchConfig(), "thread"),
 ]
 

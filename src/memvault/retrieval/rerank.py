@@ -5,6 +5,9 @@
   often holds the actual answer, enters the ranking even when it shares no words with
   the query.
 * Speaker cue: when the query names a person, what that person said is preferred.
+* Length prior: among chat turns, one that says something outranks "Wow, great!" at an
+  equal first-stage score (BM25 normalises length away, and short acknowledgements share
+  the names and topic words of the turns around them).
 
 Both run on the top candidates only, with one or two small store reads.
 """
@@ -76,6 +79,20 @@ def speaker_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow
             named[speaker] = re.search(pattern, lowered) is not None
         if named[speaker]:
             out[seq] = score * (1.0 + gamma)
+    return out
+
+
+def length_prior(scores: dict[int, float], rows: dict[int, StoredRow], *, beta: float,
+                 chars: int) -> dict[int, float]:
+    """Multiply a turn's score by ``1 + beta * min(len(text) / chars, 1)``; other kinds of
+    memory (facts, notes, summaries) are left alone: their length says nothing."""
+    if beta <= 0 or chars <= 0:
+        return scores
+    out = dict(scores)
+    for seq, score in scores.items():
+        row = rows.get(seq)
+        if row is not None and row.item.kind == "turn":
+            out[seq] = score * (1.0 + beta * min(len(row.item.text) / chars, 1.0))
     return out
 
 

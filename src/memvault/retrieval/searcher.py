@@ -23,7 +23,7 @@ from ..index.vector import ATTRS, VectorIndex, top_k
 from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .fusion import rrf
-from .rerank import expand_links, ranked, speaker_boost
+from .rerank import expand_links, length_prior, ranked, speaker_boost
 from .text import terms
 
 log = logging.getLogger("memvault.retrieval")
@@ -48,7 +48,11 @@ class SearchConfig:
     link_beta: float = 0.2
     link_hops: int = 2
     #: Boost for memories whose speaker the query names (0 disables).
-    speaker_gamma: float = 0.2
+    speaker_gamma: float = 0.5
+    #: Length prior for chat turns: x (1 + length_beta * min(chars / length_chars, 1)), so
+    #: "Thanks, that's great!" yields to a turn that says something (0 disables).
+    length_beta: float = 0.6
+    length_chars: int = 200
     query_cache: int = 1024
 
 
@@ -219,6 +223,7 @@ class Searcher:
         for seq, s in boosted.items():
             if s != scores[seq]:
                 sources.setdefault(seq, {})["speaker"] = 1.0
+        boosted = length_prior(boosted, rows, beta=c.length_beta, chars=c.length_chars)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
 
