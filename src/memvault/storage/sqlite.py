@@ -79,7 +79,11 @@ class SQLiteStore(SQLReads):
             except OSError as exc:
                 raise StorageError(f"cannot open {self.path}-writelock: {exc}") from exc
         try:
-            self._w = self._connect()
+            # Switching a new file to WAL needs an exclusive lock, and SQLite can answer
+            # SQLITE_BUSY at once (no busy handler) when several processes race to do it:
+            # they take turns on the write lock instead.
+            with self._wlock.hold() if self._wlock else nullcontext():
+                self._w = self._connect()
             self._migrate()
         except sqlite3.Error as exc:
             raise _translate(exc, f"opening {self.path}") from exc
