@@ -23,3 +23,14 @@ def write(out: str | Path, name: str, result: dict[str, Any],
     text = markdown(result)
     (out / f"{name}.md").write_text(text)
     print(text)
+
+
+def measure_table(title: str, rows: list[tuple[str, str, str]], env: dict[str, Any],
+                  setup: str) -> str:
+    """Markdown for the benchmarks that report one "measure | value | vs baseline" table,
+    followed by the machine line (``setup`` says what was done before timing)."""
+    out = [f"# {title}", "", "| measure | value | vs baseline |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    out += ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, load "
+            f"{env['load_start']} -> {env['load_end']}; {setup}.", ""]
+    return "\n".join(out)

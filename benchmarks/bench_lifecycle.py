@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import machine, write  # noqa: E402
+from _results import machine, measure_table, write  # noqa: E402
 from bench_core import Corpus  # noqa: E402  (the shared synthetic corpus)
 
 from memvault import Vault  # noqa: E402
@@ -138,13 +137,8 @@ def markdown(r: dict[str, Any]) -> str:
          f"{r['scheduler_idle_pass_s']} s", f"{r['idle_vs_first_ratio']}x the first pass"),
         ("forget plan (full scan)", f"{r['forget_plan_s']} s", ""),
     ]
-    out = [f"# Lifecycle benchmark ({r['size']} memories, embedder {r['embedder']})", "",
-           "| measure | value | vs baseline |", "|---|---|---|"]
-    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    out += ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, load "
-            f"{r['env']['load_start']} -> {r['env']['load_end']}; "
-            f"ingest of the base vault {r['base_ingest_s']} s.", ""]
-    return "\n".join(out)
+    return measure_table(f"Lifecycle benchmark ({r['size']} memories, embedder {r['embedder']})",
+                         rows, r["env"], f"ingest of the base vault {r['base_ingest_s']} s")
 
 
 def main() -> None:

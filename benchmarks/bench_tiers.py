@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _results import machine, write
+from _results import machine, measure_table, write
 from memvault import Vault
 from memvault.scheduler import PlacementConfig, Scheduler, SchedulerConfig, for_vault
 
@@ -126,13 +125,8 @@ def markdown(r: dict[str, Any]) -> str:
          f"{r['plaintext_vs_block_only']}x; {r['chat_plaintext']['prompt_tokens']} prompt "
          "tokens, none cached"),
     ]
-    out = [f"# Memory tiers benchmark ({r['facts']} hot facts, SmolLM2, 1 thread)", "",
-           "| measure | value | vs baseline |", "|---|---|---|"]
-    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    out += ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, load "
-            f"{r['env']['load_start']} -> {r['env']['load_end']}; model load "
-            f"{r['model_load_s']} s.", ""]
-    return "\n".join(out)
+    return measure_table(f"Memory tiers benchmark ({r['facts']} hot facts, SmolLM2, 1 thread)",
+                         rows, r["env"], f"model load {r['model_load_s']} s")
 
 
 def main() -> None:

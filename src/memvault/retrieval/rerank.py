@@ -9,7 +9,7 @@
   equal first-stage score (BM25 normalises length away, and short acknowledgements share
   the names and topic words of the turns around them).
 
-Both run on the top candidates only, with one or two small store reads.
+All three run on the top candidates only, with one or two small store reads.
 """
 
 from __future__ import annotations
