@@ -70,3 +70,17 @@ def test_bench_command_writes_reports(tmp_path: Path) -> None:
     assert single["recall@5"] == 1.0  # the greyhound turn is found
     assert "| memvault |" in (out / "locomo.md").read_text()
     assert (out / "locomo.png").stat().st_size > 1000
+
+
+def test_a_row_can_use_another_embedder_and_rows_sharing_one_share_the_ingest(
+        tmp_path: Path) -> None:
+    from memvault.evaluation.runner import Variant, run
+
+    rows = [Variant("a", "run's embedder"), Variant("b", "own embedder", embedder="hash-64"),
+            Variant("c", "names the run's embedder", embedder="hash")]
+    report = run(sample(tmp_path), tmp_path / "out", embedder="hash", variants=rows,
+                 progress=False)
+    ids = {n: v["embedder"] for n, v in report["variants"].items()}
+    assert ids["a"] == ids["c"] != ids["b"]
+    assert sorted(report["ingest_turns_per_s"]) == ["thread", f"thread, {ids['b']}"]
+    assert report["variants"]["c"]["metrics"] == report["variants"]["a"]["metrics"]

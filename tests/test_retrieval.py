@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from memvault import Settings, Vault
-from memvault.retrieval.fusion import rrf
+from memvault.retrieval.fusion import minmax, rrf
 from memvault.retrieval.searcher import SearchConfig
 
 
@@ -83,11 +85,34 @@ def test_rrf_fuses_by_rank_and_weight() -> None:
     assert fused[0][2] == {"a": 5.0, "b": 0.9}
 
 
+def test_minmax_fuses_rescaled_scores_and_keeps_the_last_candidate_above_absent_keys(
+        ) -> None:
+    fused = minmax({"dense": [(1, 0.9), (2, 0.5), (3, 0.1)], "lexical": [(3, 12.0), (4, 2.0)]},
+                   weights={"dense": 1.0, "lexical": 0.5})
+    scores = {key: round(score, 4) for key, score, _ in fused}
+    # dense: floor 0.1 - 0.4 = -0.3, span 1.2; lexical: floor 2 - 10 = -8, span 20
+    assert scores == {1: 1.0, 2: round(0.8 / 1.2, 4), 3: round(0.4 / 1.2 + 0.5, 4),
+                      4: round(0.5 * 10 / 20, 4)}
+    assert [key for key, _, _ in fused] == [1, 3, 2, 4]
+    assert fused[1][2] == {"dense": 0.1, "lexical": 12.0}
+    assert [s for _, s, _ in minmax({"a": [(7, 3.0)], "b": [(8, 1.0), (9, 1.0)]})] == [1.0] * 3
+    assert minmax({"a": []}) == []
+
+
+def test_fusion_method_is_validated() -> None:
+    from memvault.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        SearchConfig(fusion="borda")
+
+
 def test_length_prior_prefers_a_turn_that_says_something(tmp_path: Path) -> None:
     chat = [{"name": "Ann", "content": "Wow, pottery! Nice."},
             {"name": "Ann", "content": "I took a pottery class last week and made a bowl for my "
                                        "kids; we glazed it blue and it came out of the kiln today."}]
-    plain = {"retrievers": ("lexical",), "link_beta": 0.0, "speaker_gamma": 0.0}
+    # rank fusion, so the two turns' first-stage scores differ by one rank step only
+    plain = {"retrievers": ("lexical",), "link_beta": 0.0, "speaker_gamma": 0.0,
+             "fusion": "rrf"}
     (tmp_path / "off").mkdir()
     (tmp_path / "on").mkdir()
     with make(tmp_path / "off", "speaker", length_beta=0.0, **plain) as v:

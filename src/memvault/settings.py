@@ -37,7 +37,8 @@ class Settings:
     path: Path = field(default_factory=lambda: Path.home() / ".memvault" / "vault.db")
     #: A ``postgresql://`` DSN: use PostgreSQL + pgvector instead of the SQLite file.
     store: str | None = None
-    #: "minilm" (bundled all-MiniLM-L6-v2) or "hash[-dim]" (deterministic fake, for tests).
+    #: "minilm" (bundled all-MiniLM-L6-v2), "mpnet" (all-mpnet-base-v2: better recall, ~5x
+    #: the compute; memvault[mpnet]) or "hash[-dim]" (deterministic fake, for tests).
     embedder: str = "minilm"
     #: "full" fsyncs every commit (survives power loss); "normal" survives process crashes.
     durability: str = "full"

@@ -30,13 +30,20 @@ class Variant:
     description: str
     search: SearchConfig = field(default_factory=SearchConfig)
     index_context: str = "thread"  # write-time option; variants sharing it share one ingest
+    #: Embedder name for this row; None: the run's embedder (``--embedder``).
+    embedder: str | None = None
 
 
-_PLAIN = SearchConfig(rrf_k=60, weights={"dense": 1.0, "lexical": 1.0}, link_beta=0.0,
-                      speaker_gamma=0.0, length_beta=0.0)
+_PLAIN = SearchConfig(fusion="rrf", rrf_k=60, weights={"dense": 1.0, "lexical": 1.0},
+                      link_beta=0.0, speaker_gamma=0.0, length_beta=0.0)
+#: Reciprocal-rank fusion with the second stage as it was tuned for it (the default
+#: before min-max fusion): the base of the ablation rows up to "+length prior".
+_RRF = replace(SearchConfig(), fusion="rrf", rrf_k=30, weights={"dense": 0.5, "lexical": 1.0},
+               link_beta=0.2, speaker_gamma=0.5, length_beta=0.6)
 
-#: Baselines first, then one row per improvement, each adding to the row above; the last
-#: row is the product default (``SearchConfig()`` with ``index_context="thread"``).
+#: Baselines first, then one row per improvement, each adding to the row above; "memvault"
+#: is the product default (``SearchConfig()`` with ``index_context="thread"``) and the
+#: last row the same with the accurate embedder (``Settings(embedder="mpnet")``).
 VARIANTS: list[Variant] = [
     Variant("bm25", "BM25 (FTS5, porter stemming) over the turn text",
             replace(_PLAIN, retrievers=("lexical",)), "off"),
@@ -49,11 +56,16 @@ VARIANTS: list[Variant] = [
     Variant("+weights", "fusion k=30, dense weight 0.5",
             replace(_PLAIN, rrf_k=30, weights={"dense": 0.5, "lexical": 1.0}), "thread"),
     Variant("+links", "link expansion: 0.2 of a candidate's score to turns <= 2 links away",
-            replace(SearchConfig(), speaker_gamma=0.0, length_beta=0.0), "thread"),
+            replace(_RRF, speaker_gamma=0.0, length_beta=0.0), "thread"),
     Variant("+speaker cue", "x1.5 for turns by a person the query names",
-            replace(SearchConfig(), length_beta=0.0), "thread"),
-    Variant("memvault", "+ length prior for chat turns (x1 to x1.6 up to 200 characters): "
-            "the product default", SearchConfig(), "thread"),
+            replace(_RRF, length_beta=0.0), "thread"),
+    Variant("+length prior", "x1 to x1.6 for chat turns up to 200 characters", _RRF, "thread"),
+    Variant("+score fusion", "min-max score fusion instead of RRF, equal weights",
+            replace(SearchConfig(), link_beta=0.2, speaker_gamma=0.5), "thread"),
+    Variant("memvault", "speaker cue x2, links 0.3: the product default", SearchConfig(),
+            "thread"),
+    Variant("memvault, mpnet", "the product default with the accurate embedder "
+            "(all-mpnet-base-v2, `--embedder mpnet`)", SearchConfig(), "thread", "mpnet"),
 ]
 
 
@@ -75,20 +87,28 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
     n_questions = sum(len(c.questions) for c in convs)
     results: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
     latencies: dict[str, list[float]] = {v.name: [] for v in variants}
-    ingest_seconds: dict[bool, float] = {}
+    embedders: dict[str | None, Embedder] = {None: emb}
+    for name in {v.embedder for v in variants if v.embedder}:
+        other = get_embedder(name)  # cheap: weights load on first use
+        embedders[name] = emb if other.id == emb.id else other
+    ingest_seconds: dict[str, float] = {}
     turns = sum(len(c.turns) for c in convs)
     bar = tqdm(total=n_questions * len(variants), unit=" q", disable=not progress,
                desc="locomo", mininterval=2.0)
     with tempfile.TemporaryDirectory(prefix="memvault-locomo-") as tmp:
         for ci, conv in enumerate(convs):
-            for context in sorted({v.index_context for v in variants}):
-                db = Path(tmp) / f"{ci}-{context}.db"
-                base = Settings(path=db, embedder=emb.id, index_context=context)
-                with Vault(settings=base, embedder=emb) as vault:
-                    ingest_seconds[context] = ingest_seconds.get(context, 0.0) + \
-                        locomo.ingest(vault, conv)
-                for v in (v for v in variants if v.index_context == context):
-                    with Vault(settings=base.replace(search=v.search), embedder=emb) as vault:
+            for context, eid in sorted({(v.index_context, embedders[v.embedder].id)
+                                        for v in variants}):
+                group = [v for v in variants if (v.index_context, embedders[v.embedder].id)
+                         == (context, eid)]
+                e = embedders[group[0].embedder]
+                db = Path(tmp) / f"{ci}-{context}-{eid}.db"
+                base = Settings(path=db, embedder=eid, index_context=context)
+                key = context if e is emb else f"{context}, {eid}"  # ingest speed per model
+                with Vault(settings=base, embedder=e) as vault:
+                    ingest_seconds[key] = ingest_seconds.get(key, 0.0) + locomo.ingest(vault, conv)
+                for v in group:
+                    with Vault(settings=base.replace(search=v.search), embedder=e) as vault:
                         res, lat = locomo.run_conversation(vault, conv, k, bar.update)
                     results[v.name] += res
                     latencies[v.name] += lat
@@ -104,6 +124,7 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
         lat = latencies[v.name]
         report["variants"][v.name] = {
             "description": v.description, "index_context": v.index_context,
+            "embedder": embedders[v.embedder].id,
             "search": asdict(v.search), "metrics": locomo.summarize(results[v.name]),
             "latency_ms": {"p50": round(1000 * _percentile(lat, 0.5), 2),
                            "p95": round(1000 * _percentile(lat, 0.95), 2),
@@ -124,7 +145,9 @@ def markdown(report: dict[str, Any], baseline: str = "hybrid") -> str:
     lines = [
         f"LoCoMo evidence retrieval: {report['conversations']} conversations, "
         f"{report['questions']} questions (categories 1-4), {report['turns']} turns, "
-        f"embedder {report['embedder']}.",
+        f"embedder {report['embedder']}"
+        + "".join(f"; row {n!r}: {v['embedder']}" for n, v in report["variants"].items()
+                  if v.get("embedder", report["embedder"]) != report["embedder"]) + ".",
         "",
         "| variant | R@5 | R@10 | R@20 | all@10 | MRR | multi-hop R@10 | temporal R@10 | "
         f"open-domain R@10 | single-hop R@10 | R@10 vs {baseline} | p50 ms | p95 ms |",

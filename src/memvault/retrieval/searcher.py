@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IntegrityError, StorageError
+from ..errors import ConfigurationError, IntegrityError, StorageError
 from ..index.vector import ATTRS, VectorIndex, top_k
 from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery, StoredRow
-from .fusion import rrf
+from .fusion import METHODS, fuse
 from .rerank import expand_links, length_prior, ranked, speaker_boost
 from .text import terms
 
@@ -37,23 +37,29 @@ class SearchConfig:
     ef_search: int = 256  # 128 gave recall@10 0.976 at 100k MiniLM rows; 256 aims at 0.99
     ef_construction: int = 80
     exact_below: int = 2_000
-    rrf_k: int = 30
+    #: "minmax" (scores rescaled per retriever, then summed) or "rrf" (ranks only).
+    fusion: str = "minmax"
+    rrf_k: int = 30  # used by fusion="rrf" only
     #: Which retrievers run: any of "dense", "lexical" (ablations and baselines use subsets).
     retrievers: tuple[str, ...] = ("dense", "lexical")
-    weights: dict[str, float] = field(default_factory=lambda: {"dense": 0.5, "lexical": 1.0})
+    weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
     candidates: int = 50
     #: How many fused candidates the second stage (rows, links, speaker cue) looks at.
     rerank_depth: int = 40
     #: Link expansion: share of a candidate's score given to memories ``link_hops`` away.
-    link_beta: float = 0.2
+    link_beta: float = 0.3
     link_hops: int = 2
-    #: Boost for memories whose speaker the query names (0 disables).
-    speaker_gamma: float = 0.5
+    #: Boost for memories whose speaker the query names: x (1 + speaker_gamma); 0 disables.
+    speaker_gamma: float = 1.0
     #: Length prior for chat turns: x (1 + length_beta * min(chars / length_chars, 1)), so
     #: "Thanks, that's great!" yields to a turn that says something (0 disables).
     length_beta: float = 0.6
     length_chars: int = 200
     query_cache: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.fusion not in METHODS:
+            raise ConfigurationError(f"fusion must be one of {METHODS}", fusion=self.fusion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +213,8 @@ class Searcher:
             rankings["dense"] = self.dense(self.embed_query(text), query, n)
         if lexical is not None:
             rankings["lexical"] = lexical.result()
-        fused = rrf(rankings, k=c.rrf_k, weights=c.weights)[:max(c.rerank_depth, 2 * k)]
+        fused = fuse(c.fusion, rankings, k=c.rrf_k, weights=c.weights)
+        fused = fused[:max(c.rerank_depth, 2 * k)]
         sources = {seq: src for seq, _, src in fused}
         scores = {seq: score for seq, score, _ in fused}
         rows = self.store.by_seqs(list(scores), query)
