@@ -4,8 +4,8 @@ Two methods. Reciprocal-rank fusion (``rrf``) uses ranks only, so it needs no ca
 between cosine similarities and BM25 scores, which live on unrelated scales; but it
 throws away *how much* better the first hit is than the tenth. Min-max fusion
 (``minmax``, the default) keeps that: each list's scores are rescaled to [0, 1] over its
-own candidates and summed with weights. On LoCoMo it ranks the evidence higher with both
-bundled embedders (``make bench-locomo``, rows "+score fusion" and "memvault").
+own candidates and summed with weights. On LoCoMo it ranks the evidence higher
+(``make bench-locomo``, row "+score fusion": R@10 0.759 -> 0.768, MRR 0.562 -> 0.594).
 """
 
 from __future__ import annotations
