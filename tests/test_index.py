@@ -93,3 +93,38 @@ def test_snapshot_roundtrip_and_corruption(tmp_path) -> None:
         VectorIndex(vecs.shape[1]).load(tmp_path / "snap")
     with pytest.raises(IntegrityError):
         VectorIndex(32).load(tmp_path / "snap")
+
+
+def test_a_memory_with_several_rows_scores_by_its_best_and_comes_back_once(tmp_path) -> None:
+    """Sentence vectors: each memory owns a few rows; search returns it once, at its best."""
+    rng = np.random.default_rng(1)
+    n, parts, dim = 900, 3, 32
+    vecs = unit(rng, n * parts, dim)
+    rows = [(f"id{i}", i + 1, {"user_id": "u"}) for i in range(n) for _ in range(parts)]
+    q = unit(rng, 1, dim)[0]
+    best = (vecs @ q).reshape(n, parts).max(axis=1)
+    expected = [int(i) + 1 for i in np.argsort(-best)[:10]]
+    for exact_below in (10**6, 0):  # exact path, then HNSW
+        idx = VectorIndex(dim, exact_below=exact_below, ef_search=512)
+        idx.upsert(rows, vecs)
+        assert len(idx) == n and idx.dead == 0
+        hits = idx.search(q, 10)
+        assert len({s for s, _ in hits}) == 10
+        if exact_below:
+            assert [s for s, _ in hits] == expected
+            assert np.allclose([sc for _, sc in hits], best[np.array(expected) - 1], atol=1e-5)
+        else:
+            assert len(set(s for s, _ in hits) & set(expected)) >= 9
+    idx.remove("id0")  # every row of the memory dies with it
+    assert idx.dead == parts and all(s != 1 for s, _ in idx.search(vecs[0], 20))
+    idx.upsert([("id1", 5000, {"user_id": "u"})], vecs[3:4])  # a new version: one row
+    assert idx.dead == 2 * parts and len(idx) == n - 1
+    idx.save(tmp_path / "snap", watermark=7)
+    other = VectorIndex(dim, exact_below=10**6)
+    other.load(tmp_path / "snap")
+    idx.exact_below = 10**6
+    assert other.search(q, 10) == idx.search(q, 10) and other.dead == idx.dead
+    for i in range(2, 400):
+        other.remove(f"id{i}")
+    assert other.maybe_compact() and other.dead == 0 and len(other) == n - 400 + 1
+    assert other.search(q, 10) == [h for h in idx.search(q, 500) if h[0] == 5000 or h[0] > 400][:10]

@@ -9,6 +9,8 @@ import pytest
 from memvault import Settings, Vault
 from memvault.retrieval.fusion import minmax, rrf
 from memvault.retrieval.searcher import SearchConfig
+from memvault.retrieval.text import sentences
+from memvault.storage.base import RowQuery
 
 
 def make(tmp_path: Path, context: str = "thread", **search: object) -> Vault:
@@ -126,3 +128,40 @@ def test_length_prior_prefers_a_turn_that_says_something(tmp_path: Path) -> None
         v.add("pottery is a craft that people have practised for thousands of years, "
               "from coiled pots to wheel-thrown stoneware", user_id="n")
         assert v.search("pottery", user_id="n", k=2)[0].item.text == "pottery"
+
+
+def test_sentences_split_turns_and_asides() -> None:
+    text = "Hey Ben! I just finished Dune. [shares a photo of a book] What about you?"
+    assert sentences(text) == ["Hey Ben!", "I just finished Dune.", "[shares a photo of a book]",
+                               "What about you?"]
+    assert sentences("ok") == ["ok"] and sentences("One plain sentence") == ["One plain sentence"]
+
+
+BURIED = ("Hey Ben, so good to hear from you! The weather has been lovely and the kids are "
+          "back at school. I finally finished reading Dune by Frank Herbert. Anyway, how is "
+          "your family doing these days?")
+
+
+def test_a_turn_scores_by_its_best_sentence(tmp_path: Path) -> None:
+    """Through the real MiniLM: the buried sentence, not the blurred whole, scores the turn."""
+    query = "What book did Ann read?"
+    with Vault(settings=Settings(path=tmp_path / "v.db", embedder="minilm",
+                                 index_context="speaker")) as v:
+        turn = v.add_messages([{"name": "Ann", "content": BURIED},
+                               {"name": "Ann", "content": "I like lazy weekends with coffee."}],
+                              user_id="u", session_id="s")[0]
+        emb = v.embedder
+        q = v.searcher.embed_query(query)
+        whole = float(emb.embed([f"Ann: {BURIED}"])[0] @ q)
+        best = float(max(emb.embed([f"Ann: {s}" for s in sentences(BURIED)]) @ q))
+        seq = v.store.select(RowQuery(ids=[turn.id]))[0].seq
+        assert best > whole + 0.05
+        assert dict(v.searcher.dense(q, RowQuery(), 5))[seq] == pytest.approx(best, abs=1e-5)
+        assert v.search(query, user_id="u", k=1)[0].item.id == turn.id
+    # opening with other part settings rebuilds the snapshot instead of trusting it
+    with Vault(settings=Settings(path=tmp_path / "v.db", embedder="minilm",
+                                 index_context="speaker",
+                                 search=SearchConfig(part_kinds=()))) as v:
+        assert v.searcher.report["index"].startswith("rebuilt")
+        dense = dict(v.searcher.dense(v.searcher.embed_query(query), RowQuery(), 5))
+        assert dense[seq] == pytest.approx(whole, abs=1e-5)

@@ -101,7 +101,8 @@ class Vault:
             self._check_identity()
             self.searcher = Searcher(self.store, embedder, config=settings.search,
                                      index_dir=index_dir,
-                                     store_tag=self.store.meta()["vault_id"])
+                                     store_tag=self.store.meta()["vault_id"],
+                                     context=settings.index_context)
         except BaseException:
             self.store.close()  # a vault that failed to open holds no connections
             raise

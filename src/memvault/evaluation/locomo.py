@@ -105,7 +105,8 @@ def load(path: str | Path) -> list[Conversation]:
 
 
 def ingest(vault: Vault, conv: Conversation) -> float:
-    """Store every turn through ``Vault.add_messages``, one call per session; return seconds."""
+    """Store every turn through ``Vault.add_messages``, one call per session, and bring the
+    search index up to date (it embeds sentence vectors then); return seconds."""
     started = time.perf_counter()
     by_session: dict[int, list[Turn]] = {}
     for t in conv.turns:
@@ -115,6 +116,7 @@ def ingest(vault: Vault, conv: Conversation) -> float:
             [{"role": "user", "name": t.speaker, "content": t.text, "timestamp": t.date,
               "metadata": {"dia_id": t.dia_id}} for t in turns],
             user_id=conv.sample_id, session_id=f"{conv.sample_id}/session_{n}")
+    vault.searcher.sync()
     return time.perf_counter() - started
 
 

@@ -10,6 +10,9 @@ rebuilt from it. Two search paths, chosen per query:
 
 HNSW cannot delete, so superseded rows are marked dead and skipped; once more than a
 quarter of the rows are dead the graph is rebuilt from the live ones.
+
+A memory may own several rows (its whole text and its sentences, see
+``SearchConfig.part_kinds``): search scores a memory by its best row and returns it once.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ __all__ = ["VectorIndex", "ATTRS"]
 
 #: Row attributes kept beside each vector so that scope/kind filters cost no SQL.
 ATTRS: tuple[str, ...] = ("user_id", "agent_id", "session_id", "cube_id", "kind")
-_FORMAT = 1
+_FORMAT = 2  # 2: a memory may own several rows
 
 
 class VectorIndex:
@@ -52,8 +55,9 @@ class VectorIndex:
         self._alive = np.zeros(0, dtype=bool)
         self._codes = {a: np.zeros(0, dtype=np.int32) for a in ATTRS}
         self._vocab: dict[str, dict[str | None, int]] = {a: {None: 0} for a in ATTRS}
-        self._pos_of_item: dict[str, int] = {}
+        self._pos_of_item: dict[str, list[int]] = {}
         self._item_at: list[str] = []
+        self._live = 0  # alive rows; more than len(self) when memories own several
 
     # -- maintenance -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -61,16 +65,18 @@ class VectorIndex:
 
     @property
     def dead(self) -> int:
-        return len(self._seq) - len(self._pos_of_item)
+        return len(self._seq) - self._live
 
     def upsert(self, rows: Sequence[tuple[str, int, Mapping[str, str | None]]],
                vectors: np.ndarray) -> None:
-        """Add ``(item_id, seq, attrs)`` rows; an item's previous row becomes dead."""
+        """Add ``(item_id, seq, attrs)`` rows; an item's previous rows become dead.
+
+        Rows repeating an item id in one call all belong to that item (its parts)."""
         if not rows:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
         start = len(self._seq)
-        for item_id, _seq, _attrs in rows:
+        for item_id in {r[0] for r in rows}:
             self.remove(item_id)
         self._hnsw.add(vectors)
         self._seq = np.concatenate([self._seq, np.array([r[1] for r in rows], np.int64)])
@@ -80,13 +86,15 @@ class VectorIndex:
             codes = [vocab.setdefault(r[2].get(a), len(vocab)) for r in rows]
             self._codes[a] = np.concatenate([self._codes[a], np.array(codes, np.int32)])
         for offset, (item_id, _seq, _attrs) in enumerate(rows):
-            self._pos_of_item[item_id] = start + offset
+            self._pos_of_item.setdefault(item_id, []).append(start + offset)
             self._item_at.append(item_id)
+        self._live += len(rows)
 
     def remove(self, item_id: str) -> None:
-        pos = self._pos_of_item.pop(item_id, None)
-        if pos is not None:
-            self._alive[pos] = False
+        positions = self._pos_of_item.pop(item_id, None)
+        if positions is not None:
+            self._alive[positions] = False
+            self._live -= len(positions)
 
     def maybe_compact(self) -> bool:
         """Rebuild the graph without dead rows once they are a quarter of it."""
@@ -139,15 +147,26 @@ class VectorIndex:
         if selected <= self.exact_below or selected < 0.02 * len(mask):
             positions = np.flatnonzero(mask)
             scores = self._vectors()[positions] @ q[0]  # gathers only the selected rows
-            top = top_k(scores, k, self._seq[positions])
-            return [(int(self._seq[positions[i]]), float(scores[i])) for i in top]
+            seqs = self._seq[positions]
+            if self._live > len(self._pos_of_item):  # best row per memory
+                order = np.lexsort((-scores, seqs))
+                first = order[np.flatnonzero(np.r_[True, np.diff(seqs[order]) != 0])]
+                scores, seqs = scores[first], seqs[first]
+            top = top_k(scores, k, seqs)
+            return [(int(seqs[i]), float(scores[i])) for i in top]
+        # a memory's extra rows can crowd the top k: ask for as many more as there are
+        extra = min(self._live - len(self._pos_of_item), 3 * k)
         params = faiss.SearchParametersHNSW()
-        params.efSearch = max(self.ef_search, k)
+        params.efSearch = max(self.ef_search, k + extra)
         if selected < len(mask):
             bits = np.packbits(mask, bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
-        distances, labels = self._hnsw.search(q, k, params=params)
-        return [(int(self._seq[p]), float(d)) for p, d in zip(labels[0], distances[0]) if p >= 0]
+        distances, labels = self._hnsw.search(q, k + extra, params=params)
+        best: dict[int, float] = {}
+        for p, d in zip(labels[0], distances[0]):  # best first, so the first row counts
+            if p >= 0:
+                best.setdefault(int(self._seq[p]), float(d))
+        return list(best.items())[:k]
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path, watermark: int, tag: str = "") -> None:
@@ -220,7 +239,10 @@ class VectorIndex:
         self._seq, self._alive, self._codes = seq.astype(np.int64), alive.astype(bool), codes
         self._vocab = {a: {k: v for k, v in meta["vocab"][a]} for a in ATTRS}
         self._item_at = list(meta["items"])
-        self._pos_of_item = {self._item_at[p]: int(p) for p in np.flatnonzero(self._alive)}
+        self._pos_of_item = {}
+        for p in np.flatnonzero(self._alive):
+            self._pos_of_item.setdefault(self._item_at[p], []).append(int(p))
+        self._live = int(self._alive.sum())
         return int(meta["watermark"]), str(meta.get("tag", ""))
 
 

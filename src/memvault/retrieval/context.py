@@ -4,6 +4,12 @@ A chat turn such as "I painted that last summer" carries neither who said it nor
 "that" is. Indexing the speaker's name, and the turn it answers, lets a question that
 names the person or the thing find it. The stored text itself is never changed.
 
+The dense index also gets each sentence of a multi-sentence memory, as a vector of its
+own (``part_texts``): a mean-pooled vector of "Thanks! I'm reading Dune. What about
+you?" is a blur of three things, and the question "What books has John read?" is close
+to one of them. On LoCoMo this raised recall@10 0.776 -> 0.788 and multi-hop 0.479 ->
+0.507 (MiniLM; throw-away harness, see the bench table for the repo's figures).
+
 The lexical index gets the thread (the previous turn too); the embedder gets only
 "Speaker: text": on LoCoMo the dense side ranked no better with the thread in its input,
 and the longer input doubled the embedding cost of every turn.
@@ -11,7 +17,10 @@ and the longer input doubled the embedding cost of every turn.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..types import MemoryItem
+from .text import sentences
 
 #: "off": text only; "speaker": "Name: text" for turns; "thread": also the previous turn.
 MODES = ("off", "speaker", "thread")
@@ -37,3 +46,12 @@ def search_text(item: MemoryItem, previous: MemoryItem | None, mode: str) -> str
 def embed_text(item: MemoryItem, mode: str) -> str:
     """The embedder's input: the speaker context, never the thread."""
     return search_text(item, None, "speaker" if mode == "thread" else mode)
+
+
+def part_texts(item: MemoryItem, mode: str) -> list[str]:
+    """The embedder's inputs for a memory's sentences, each in the same speaker context as
+    the whole; empty for a single sentence (the whole-text vector already is that)."""
+    pieces = sentences(item.text)
+    if len(pieces) < 2:
+        return []
+    return [embed_text(replace(item, text=piece), mode) for piece in pieces]

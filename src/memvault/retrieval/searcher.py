@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (vector index) + lexical (store BM25), fused by RRF.
+"""Hybrid retrieval: dense (vector index) + lexical (store BM25), fused (min-max or RRF).
 
 The searcher keeps the in-memory vector index in step with the record store by reading
 the store's change feed (the audit log) before each search, so writes made by other
@@ -23,6 +23,7 @@ from ..index.vector import ATTRS, VectorIndex, top_k
 from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .fusion import METHODS, fuse
+from .context import part_texts
 from .rerank import expand_links, length_prior, ranked, speaker_boost
 from .text import terms
 
@@ -56,6 +57,10 @@ class SearchConfig:
     length_beta: float = 0.6
     length_chars: int = 200
     query_cache: int = 1024
+    #: Kinds of memory whose sentences get vectors of their own in the dense index (a
+    #: memory scores by its best vector). They are derived state, embedded when the index
+    #: takes a memory in: a rebuild re-embeds them. () keeps one vector per memory.
+    part_kinds: tuple[str, ...] = ("turn",)
 
     def __post_init__(self) -> None:
         if self.fusion not in METHODS:
@@ -73,11 +78,14 @@ class Candidate:
 class Searcher:
     def __init__(self, store: RecordStore, embedder: Embedder, *,
                  index_dir: Path | None = None, config: SearchConfig | None = None,
-                 store_tag: str = "") -> None:
+                 store_tag: str = "", context: str = "speaker") -> None:
         self.store, self.embedder = store, embedder
         self.config = config or SearchConfig()
         self.index_dir = index_dir
-        self._tag = store_tag
+        self.context = context  # the vault's index_context: how part vectors are embedded
+        parts = ",".join(sorted(self.config.part_kinds))
+        # a snapshot built with other part settings holds other rows: the tag tells
+        self._tag = f"{store_tag}|parts={parts}|{context}" if parts else store_tag
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._index = self._new_index()
@@ -124,8 +132,7 @@ class Searcher:
             mark = self.store.last_change()
             index = self._new_index()
             for batch in self.store.scan_current():
-                index.upsert([(r.item.id, r.seq, _attrs(r.item)) for r, _ in batch],
-                             np.stack([v for _, v in batch]))
+                self._upsert(index, [r for r, _ in batch], [v for _, v in batch])
             self._index, self._watermark = index, mark
             self.sync()
             return len(index)
@@ -144,11 +151,25 @@ class Searcher:
                         self._index.remove(item_id)
                 if rows:
                     vecs = self.store.embeddings([r.seq for r in rows])
-                    self._index.upsert([(r.item.id, r.seq, _attrs(r.item)) for r in rows],
-                                       np.stack([vecs[r.seq] for r in rows]))
+                    self._upsert(self._index, rows, [vecs[r.seq] for r in rows])
                 self._index.maybe_compact()
             self._watermark = mark
             return len(ids)
+
+    def _upsert(self, index: VectorIndex, rows: list[StoredRow],
+                vectors: list[np.ndarray]) -> None:
+        """Index each memory's stored vector, and its sentences' vectors if it has parts."""
+        entries = [(r.item.id, r.seq, _attrs(r.item)) for r in rows]
+        kinds = self.config.part_kinds
+        texts: list[str] = []
+        for r in rows:
+            if r.item.kind in kinds:
+                pieces = part_texts(r.item, self.context)
+                entries += [(r.item.id, r.seq, _attrs(r.item))] * len(pieces)
+                texts += pieces
+        if texts:
+            vectors = vectors + list(self.embedder.embed(texts))
+        index.upsert(entries, np.stack(vectors))
 
     def save(self) -> bool:
         """Snapshot the index so the next open skips the rebuild; False if it failed.

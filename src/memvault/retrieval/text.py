@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# a sentence ends at . ! ? followed by space; a bracketed aside ("[shares a photo of ...]")
+# is one of its own
+_SENTENCE = re.compile(r"(?<=[.!?\]])\s+|\s+(?=\[)")
 
 STOPWORDS = frozenset("""
 a about above after again against all am an and any are aren't as at be because been before
@@ -23,3 +26,9 @@ def terms(query: str, *, max_terms: int = 32) -> list[str]:
     words = [w.lower() for w in _WORD.findall(query)]
     kept = [w for w in words if w not in STOPWORDS] or words
     return list(dict.fromkeys(kept))[:max_terms]
+
+
+def sentences(text: str) -> list[str]:
+    """The text cut into sentences (pieces under 3 characters dropped; never empty)."""
+    parts = [p.strip() for p in _SENTENCE.split(text)]
+    return [p for p in parts if len(p) >= 3] or [text]
