@@ -17,8 +17,6 @@ and the longer input doubled the embedding cost of every turn.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..types import MemoryItem
 from .text import sentences
 
@@ -31,15 +29,18 @@ def speaker_of(item: MemoryItem) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def _spoken(item: MemoryItem, text: str) -> str:
+    """``text`` (the item's, or a piece of it) as "Speaker: text" when the item has one."""
+    who = speaker_of(item)
+    return f"{who}: {text}" if who else text
+
+
 def search_text(item: MemoryItem, previous: MemoryItem | None, mode: str) -> str:
     if mode == "off" or item.kind != "turn":
         return item.text
-    who = speaker_of(item)
-    text = f"{who}: {item.text}" if who else item.text
+    text = _spoken(item, item.text)
     if mode == "thread" and previous is not None:
-        prev_who = speaker_of(previous)
-        prev = f"{prev_who}: {previous.text}" if prev_who else previous.text
-        text = f"{text}\n(in reply to {prev})"
+        text = f"{text}\n(in reply to {_spoken(previous, previous.text)})"
     return text
 
 
@@ -54,4 +55,6 @@ def part_texts(item: MemoryItem, mode: str) -> list[str]:
     pieces = sentences(item.text)
     if len(pieces) < 2:
         return []
-    return [embed_text(replace(item, text=piece), mode) for piece in pieces]
+    if mode == "off" or item.kind != "turn":
+        return pieces
+    return [_spoken(item, piece) for piece in pieces]

@@ -162,10 +162,10 @@ class Searcher:
         entries = [(r.item.id, r.seq, _attrs(r.item)) for r in rows]
         kinds = self.config.part_kinds
         texts: list[str] = []
-        for r in rows:
+        for entry, r in zip(list(entries), rows):
             if r.item.kind in kinds:
                 pieces = part_texts(r.item, self.context)
-                entries += [(r.item.id, r.seq, _attrs(r.item))] * len(pieces)
+                entries += [entry] * len(pieces)
                 texts += pieces
         if texts:
             vectors = vectors + list(self.embedder.embed(texts))
