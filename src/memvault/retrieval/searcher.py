@@ -26,6 +26,7 @@ from .fusion import METHODS, fuse
 from .context import part_texts
 from .rerank import expand_links, length_prior, ranked, speaker_boost
 from .text import terms
+from .when import time_window
 
 log = logging.getLogger("memvault.retrieval")
 
@@ -61,6 +62,11 @@ class SearchConfig:
     #: memory scores by its best vector). They are derived state, embedded when the index
     #: takes a memory in: a rebuild re-embeds them. () keeps one vector per memory.
     part_kinds: tuple[str, ...] = ("turn",)
+    #: A query that names a date ("on 25 May, 2022", "in April 2022") also runs a dense
+    #: search restricted to that window of event time, fused with this weight (0 disables);
+    #: the window runs ``time_slack_days`` past the named date (see ``when.py``).
+    time_weight: float = 1.0
+    time_slack_days: float = 7.0
 
     def __post_init__(self) -> None:
         if self.fusion not in METHODS:
@@ -231,10 +237,15 @@ class Searcher:
             # (both release the GIL), so a search costs max(embed + dense, BM25), not the sum
             lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
         if "dense" in c.retrievers:
-            rankings["dense"] = self.dense(self.embed_query(text), query, n)
+            qvec = self.embed_query(text)
+            rankings["dense"] = self.dense(qvec, query, n)
+            dated = self._dated(text, query) if c.time_weight > 0 else None
+            if dated is not None:
+                rankings["when"] = self.dense(qvec, dated, n)
         if lexical is not None:
             rankings["lexical"] = lexical.result()
-        fused = fuse(c.fusion, rankings, k=c.rrf_k, weights=c.weights)
+        weights = {"when": c.time_weight, **c.weights}
+        fused = fuse(c.fusion, rankings, k=c.rrf_k, weights=weights)
         fused = fused[:max(c.rerank_depth, 2 * k)]
         sources = {seq: src for seq, _, src in fused}
         scores = {seq: score for seq, score, _ in fused}
@@ -254,6 +265,20 @@ class Searcher:
         boosted = length_prior(boosted, rows, beta=c.length_beta, chars=c.length_chars)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
+
+    def _dated(self, text: str, query: RowQuery) -> RowQuery | None:
+        """``query`` narrowed to the window of event time ``text`` names, if it names one
+        and the window overlaps the query's own bounds."""
+        window = time_window(text, slack_days=self.config.time_slack_days)
+        if window is None:
+            return None
+        after = max((t for t in (window.after, query.event_after) if t is not None),
+                    default=None)
+        before = min((t for t in (window.before, query.event_before) if t is not None),
+                     default=None)
+        if after is not None and before is not None and after >= before:
+            return None
+        return replace(query, event_after=after, event_before=before)
 
     def dense(self, qvec: np.ndarray, query: RowQuery, n: int) -> list[tuple[int, float]]:
         if query.as_of is not None or tuple(query.statuses or ()) != ("active",):

@@ -1,0 +1,112 @@
+"""The time a question is about: "What did Nate do on 25 May, 2022?" -> a window of event time.
+
+An agent's memories carry the time they happened (``event_time``); a question that names a
+date says where to look, but neither retriever can use it: BM25 sees the token "May" and
+the embedder sees a date string, while the turn that answers says "I got this new pup for
+you!" in a session dated 25 May 2022. The searcher runs one more dense search restricted
+to the window this module reads from the query, and fuses it with the others, so memories
+from that time rise and memories from that time the first stage missed enter the ranking.
+
+English only, and only absolute dates with a year: "on 25 May, 2022", "May 25th, 2022",
+"2022-05-25", "in April 2022", "in 2023", with "before/by/as of/until", "after/since",
+"the week before/after" and "between ... and ...". A date without a year ("in June") or a
+relative one ("last week") gives no window: which June is ambiguous, and "now" is the
+caller's business, not the index's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+__all__ = ["Window", "time_window"]
+
+_MONTHS = {name: i + 1 for i, names in enumerate((
+    "january jan", "february feb", "march mar", "april apr", "may", "june jun",
+    "july jul", "august aug", "september sep sept", "october oct", "november nov",
+    "december dec")) for name in names.split()}
+_MONTH = r"(?P<{}>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?P<{}>[0-3]?\d)(?:st|nd|rd|th)?"
+_YEAR = r"(?P<{}>(?:19|20)\d\d)"
+_YEAR_CUES = "in during of by before after since until summer winter spring fall autumn"
+# most specific first: a day-month-year is not also read as a month-year or a year
+_FORMS = (
+    ("day", r"{d}\s+(?:of\s+)?{m},?\s+{y}"),
+    ("day", r"{m}\s+{d},?\s*{y}"),
+    ("day", r"(?P<y{i}>(?:19|20)\d\d)-(?P<m{i}>[01]\d)-(?P<d{i}>[0-3]\d)"),
+    ("month", r"{m},?\s+(?:of\s+)?{y}"),
+    # a bare number is a year only after a word that takes a time: "in 2023", not "2000 apples"
+    ("year", "(?:" + "|".join(f"(?<={w} )" for w in _YEAR_CUES.split()) + "){y}"),
+)
+
+
+def _form(i: int, rx: str) -> str:
+    names = {"d": _DAY.format(f"d{i}"), "m": _MONTH.format(f"m{i}"),
+             "y": _YEAR.format(f"y{i}"), "i": str(i)}
+    return rf"(?P<f{i}>\b{rx.format(**names)}\b)"
+
+
+_DATE = re.compile("|".join(_form(i, rx) for i, (_, rx) in enumerate(_FORMS)), re.IGNORECASE)
+_BEFORE = re.compile(r"\b(?:before|by|as of|until|till|up to|prior to)\s*$", re.I)
+_AFTER = re.compile(r"\b(?:after|since)\s*$", re.I)
+_NEAR = re.compile(r"\b(?:week|weekend|days?|saturday|sunday|monday|tuesday|wednesday|"
+                   r"thursday|friday)\s+(?:before|after)\s*$", re.I)
+_BETWEEN = re.compile(r"\bbetween\s*$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Epoch seconds; ``None`` leaves that side open. ``after`` inclusive, ``before`` not."""
+
+    after: float | None
+    before: float | None
+
+
+def _span(match: re.Match[str]) -> tuple[datetime, datetime] | None:
+    """The [start, end) of the date the match names, or None if it is not a real date."""
+    for i, (form, _) in enumerate(_FORMS):
+        if match.group(f"f{i}") is None:
+            continue
+        year = int(match.group(f"y{i}"))
+        try:
+            if form == "year":
+                start = datetime(year, 1, 1, tzinfo=timezone.utc)
+                return start, start.replace(year=year + 1)
+            m = match.group(f"m{i}")
+            month = int(m) if m.isdigit() else _MONTHS[m.lower()]
+            if form == "month":
+                start = datetime(year, month, 1, tzinfo=timezone.utc)
+                nxt = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
+                return start, nxt
+            start = datetime(year, month, int(match.group(f"d{i}")), tzinfo=timezone.utc)
+            return start, start + timedelta(days=1)
+        except ValueError:  # "31 February, 2023", month 13
+            return None
+    return None
+
+
+def time_window(text: str, *, slack_days: float = 7.0) -> Window | None:
+    """The window of event time ``text`` asks about, or None if it names no dated time.
+
+    A plain date ("on 25 May, 2022", "in April 2022") covers that day, month or year plus
+    ``slack_days`` after it: people tell of an event in the days after it happened, and a
+    memory's event time is when it was told unless the writer knew better."""
+    found = [(m, s) for m in _DATE.finditer(text) if (s := _span(m)) is not None]
+    if not found:
+        return None
+    match, (start, end) = found[0]
+    slack = timedelta(days=slack_days)
+    lead = text[:match.start()]
+    if _BETWEEN.search(lead) and len(found) > 1:
+        return Window(start.timestamp(), (found[1][1][1] + slack).timestamp())
+    near = _NEAR.search(lead)
+    if near:
+        before = near.group(0).lower().split()[-1] == "before"
+        return (Window((start - slack).timestamp(), end.timestamp()) if before else
+                Window(start.timestamp(), (end + slack).timestamp()))
+    if _BEFORE.search(lead):
+        return Window(None, end.timestamp())
+    if _AFTER.search(lead):
+        return Window(start.timestamp(), None)
+    return Window(start.timestamp(), (end + slack).timestamp())
