@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,11 @@ from memvault.retrieval.searcher import SearchConfig
 from memvault.retrieval.when import time_window
 
 
+NOW = datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc).timestamp()  # a Monday
+
+
 def span(query: str) -> tuple[str | None, str | None] | None:
-    window = time_window(query, slack_days=7)
+    window = time_window(query, now=NOW, slack_days=7)
     if window is None:
         return None
     as_date = lambda t: None if t is None else (  # noqa: E731
@@ -33,6 +36,15 @@ def span(query: str) -> tuple[str | None, str | None] | None:
     ("What did she do the weekend before 4th October, 2023?", ("2023-09-27", "2023-10-05")),
     ("What did they plan for the Saturday after October 28, 2023?", ("2023-10-28", "2023-11-05")),
     ("Where was John between 11 August 2023 and 15 August 2023?", ("2023-08-11", "2023-08-23")),
+    # relative to now: whole UTC days up to the end of today
+    ("what did I eat yesterday?", ("2026-11-22", "2026-11-24")),
+    ("What did we decide today", ("2026-11-23", "2026-11-24")),
+    ("What happened last week?", ("2026-11-09", "2026-11-24")),
+    ("anything in the past 3 days", ("2026-11-20", "2026-11-24")),
+    ("the bug two weeks ago", ("2026-11-02", "2026-11-17")),
+    # an absolute date wins over a relative phrase around it
+    ("What was Tim's issue last week, as mentioned on November 6, 2023?",
+     ("2023-11-06", "2023-11-14")),
 ])
 def test_dates_named_in_a_question_become_a_window(query: str, expected: tuple) -> None:
     assert span(query) == expected
@@ -40,13 +52,18 @@ def test_dates_named_in_a_question_become_a_window(query: str, expected: tuple) 
 
 @pytest.mark.parametrize("query", [
     "When did Melanie go camping in June?",  # which June: no year, no window
-    "What did we talk about last week?",  # relative to a "now" the index does not know
+    "What did we talk about recently?",  # too vague to bound
     "I have 2000 apples",  # a number, not a year
     "what happened on 2023-02-30",  # not a date
     "What is the May queen's name?",
 ])
 def test_no_window_without_a_dated_time(query: str) -> None:
-    assert time_window(query) is None
+    assert time_window(query, now=NOW) is None
+
+
+def test_relative_times_need_a_clock() -> None:
+    assert time_window("what did I eat yesterday?") is None
+    assert time_window("what did I eat yesterday?", now=NOW) is not None
 
 
 WALKS = ["walked the dog in the park this morning", "walked the dog in the park at noon",
@@ -98,3 +115,21 @@ def test_the_window_respects_the_callers_own_time_filter(tmp_path: Path) -> None
         assert all(h.item.event_time < datetime(2022, 1, 1, tzinfo=timezone.utc)
                    for h in hits)
         assert not any("when" in h.sources for h in hits)
+
+
+def test_yesterday_is_read_against_the_wall_clock(tmp_path: Path) -> None:
+    """The searcher resolves "yesterday" with the real clock: the memory written with
+    yesterday's event time outranks the same story from last year."""
+    now = datetime.now(timezone.utc)
+    with Vault(settings=Settings(path=tmp_path / "v.db", embedder="hash")) as v:
+        old = v.add("had pasta with the team at the new place", user_id="u",
+                    event_time=now - timedelta(days=400))
+        for i, text in enumerate(WALKS):
+            v.add(f"had pasta, {text}", user_id="u", event_time=now - timedelta(days=30 + i))
+        recent = v.add("had pasta with the team at the place by the station", user_id="u",
+                       event_time=now - timedelta(days=1))
+        plain = [h.item.id for h in v.search("had pasta with the team at the new place",
+                                             user_id="u", k=10)]
+        dated = [h.item.id for h in v.search("had pasta with the team at the new place "
+                                             "yesterday", user_id="u", k=10)]
+    assert plain[0] == old.id and dated[0] == recent.id

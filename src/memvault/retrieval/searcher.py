@@ -62,7 +62,8 @@ class SearchConfig:
     #: memory scores by its best vector). They are derived state, embedded when the index
     #: takes a memory in: a rebuild re-embeds them. () keeps one vector per memory.
     part_kinds: tuple[str, ...] = ("turn",)
-    #: A query that names a date ("on 25 May, 2022", "in April 2022") also runs a dense
+    #: A query that names a time ("on 25 May, 2022", "in April 2022", "yesterday",
+    #: "two weeks ago", relative to the wall clock) also runs a dense
     #: search restricted to that window of event time, fused with this weight (0 disables);
     #: the window runs ``time_slack_days`` past the named date (see ``when.py``).
     time_weight: float = 1.0
@@ -269,7 +270,7 @@ class Searcher:
     def _dated(self, text: str, query: RowQuery) -> RowQuery | None:
         """``query`` narrowed to the window of event time ``text`` names, if it names one
         and the window overlaps the query's own bounds."""
-        window = time_window(text, slack_days=self.config.time_slack_days)
+        window = time_window(text, now=time.time(), slack_days=self.config.time_slack_days)
         if window is None:
             return None
         after = max((t for t in (window.after, query.event_after) if t is not None),

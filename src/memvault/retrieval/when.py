@@ -7,11 +7,12 @@ you!" in a session dated 25 May 2022. The searcher runs one more dense search re
 to the window this module reads from the query, and fuses it with the others, so memories
 from that time rise and memories from that time the first stage missed enter the ranking.
 
-English only, and only absolute dates with a year: "on 25 May, 2022", "May 25th, 2022",
+English only. Absolute dates with a year: "on 25 May, 2022", "May 25th, 2022",
 "2022-05-25", "in April 2022", "in 2023", with "before/by/as of/until", "after/since",
-"the week before/after" and "between ... and ...". A date without a year ("in June") or a
-relative one ("last week") gives no window: which June is ambiguous, and "now" is the
-caller's business, not the index's.
+"the week before/after" and "between ... and ...". Failing those, times relative to
+``now`` (the caller's clock): "yesterday", "today", "last week/month/year", "this week",
+"in the past 3 days", "two weeks ago". A date without a year ("in June") gives no window:
+which June is ambiguous, and guessing wrong would bury the right memories.
 """
 
 from __future__ import annotations
@@ -55,6 +56,33 @@ _NEAR = re.compile(r"\b(?:week|weekend|days?|saturday|sunday|monday|tuesday|wedn
 _BETWEEN = re.compile(r"\bbetween\s*$", re.I)
 
 
+_DAY_S = 86_400.0
+_UNIT = {"day": 1, "week": 7, "weekend": 7, "month": 31, "year": 366}
+_COUNT = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+          "few": 3, "couple of": 2, "several": 5}
+_N = r"(\d{1,3}|a|an|one|two|three|four|five|six|few|couple of|several)"
+_UNITS = r"(day|week|weekend|month|year)s?"
+#: (pattern, how to turn the match into (days back from now, days back it ends))
+_RELATIVE: tuple[tuple[re.Pattern[str], object], ...] = (
+    (re.compile(r"\byesterday\b", re.I), lambda m: (1, 0)),
+    (re.compile(r"\b(?:today|tonight|this morning|this afternoon|this evening)\b", re.I),
+     lambda m: (0, 0)),
+    (re.compile(rf"\b(?:last|past|previous)\s+{_N}\s+{_UNITS}\b", re.I),
+     lambda m: (_count(m.group(1)) * _UNIT[m.group(2).lower()], 0)),
+    (re.compile(rf"\b{_N}\s+{_UNITS}\s+ago\b", re.I),
+     lambda m: ((_count(m.group(1)) + 1) * _UNIT[m.group(2).lower()],
+                max(_count(m.group(1)) - 1, 0) * _UNIT[m.group(2).lower()])),
+    (re.compile(r"\b(?:last|past|previous)\s+(week|weekend|month|year)\b", re.I),
+     lambda m: (2 * _UNIT[m.group(1).lower()], 0)),
+    (re.compile(r"\bthis\s+(week|weekend|month|year)\b", re.I),
+     lambda m: (_UNIT[m.group(1).lower()], 0)),
+)
+
+
+def _count(word: str) -> int:
+    return int(word) if word.isdigit() else _COUNT[word.lower()]
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """Epoch seconds; ``None`` leaves that side open. ``after`` inclusive, ``before`` not."""
@@ -86,15 +114,17 @@ def _span(match: re.Match[str]) -> tuple[datetime, datetime] | None:
     return None
 
 
-def time_window(text: str, *, slack_days: float = 7.0) -> Window | None:
-    """The window of event time ``text`` asks about, or None if it names no dated time.
+def time_window(text: str, *, now: float | None = None,
+                slack_days: float = 7.0) -> Window | None:
+    """The window of event time ``text`` asks about, or None if it names no time.
 
     A plain date ("on 25 May, 2022", "in April 2022") covers that day, month or year plus
     ``slack_days`` after it: people tell of an event in the days after it happened, and a
-    memory's event time is when it was told unless the writer knew better."""
+    memory's event time is when it was told unless the writer knew better. A relative time
+    needs ``now`` (epoch seconds); whole UTC days, up to the end of today."""
     found = [(m, s) for m in _DATE.finditer(text) if (s := _span(m)) is not None]
     if not found:
-        return None
+        return None if now is None else _relative(text, now)
     match, (start, end) = found[0]
     slack = timedelta(days=slack_days)
     lead = text[:match.start()]
@@ -110,3 +140,13 @@ def time_window(text: str, *, slack_days: float = 7.0) -> Window | None:
     if _AFTER.search(lead):
         return Window(start.timestamp(), None)
     return Window(start.timestamp(), (end + slack).timestamp())
+
+
+def _relative(text: str, now: float) -> Window | None:
+    today = now - now % _DAY_S  # 00:00 UTC
+    for pattern, days_back in _RELATIVE:
+        match = pattern.search(text)
+        if match:
+            start, end = days_back(match)  # type: ignore[operator]
+            return Window(today - start * _DAY_S, today + (1 - end) * _DAY_S)
+    return None
