@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 __all__ = ["Window", "time_window"]
 
@@ -57,15 +58,14 @@ _NEAR = re.compile(r"\b(?:week|weekend|days?|saturday|sunday|monday|tuesday|wedn
                    r"thursday|friday)\s+(?:before|after)\s*$", re.I)
 _BETWEEN = re.compile(r"\bbetween\s*$", re.I)
 
-
 _DAY_S = 86_400.0
 _UNIT = {"day": 1, "week": 7, "weekend": 7, "month": 31, "year": 366}
 _COUNT = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
           "few": 3, "couple of": 2, "several": 5}
 _N = r"(\d{1,3}|a|an|one|two|three|four|five|six|few|couple of|several)"
 _UNITS = r"(day|week|weekend|month|year)s?"
-#: (pattern, how to turn the match into (days back from now, days back it ends))
-_RELATIVE: tuple[tuple[re.Pattern[str], object], ...] = (
+#: (pattern, match -> (days back from today it starts, days back it ends))
+_RELATIVE: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], tuple[int, int]]], ...] = (
     (re.compile(r"\byesterday\b", re.I), lambda m: (1, 0)),
     (re.compile(r"\b(?:today|tonight|this morning|this afternoon|this evening)\b", re.I),
      lambda m: (0, 0)),
@@ -149,6 +149,6 @@ def _relative(text: str, now: float) -> Window | None:
     for pattern, days_back in _RELATIVE:
         match = pattern.search(text)
         if match:
-            start, end = days_back(match)  # type: ignore[operator]
+            start, end = days_back(match)
             return Window(today - start * _DAY_S, today + (1 - end) * _DAY_S)
     return None
