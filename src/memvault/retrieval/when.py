@@ -7,7 +7,7 @@ you!" in a session dated 25 May 2022. The searcher runs one more dense search re
 to the window this module reads from the query, and fuses it with the others, so memories
 from that time rise and memories from that time the first stage missed enter the ranking.
 On LoCoMo (``make bench-locomo``, MiniLM) this raised recall@10 0.785 -> 0.800 (single-hop
-0.908 -> 0.925, temporal 0.805 -> 0.831); 136 of its 1,035 questions name a dated time.
+0.908 -> 0.925, temporal 0.805 -> 0.831).
 
 English only. Absolute dates with a year: "on 25 May, 2022", "May 25th, 2022",
 "2022-05-25", "in April 2022", "in 2023", with "before/by/as of/until", "after/since",
