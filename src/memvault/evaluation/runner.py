@@ -36,12 +36,14 @@ class Variant:
 
 _PLAIN = SearchConfig(fusion="rrf", rrf_k=60, weights={"dense": 1.0, "lexical": 1.0},
                       link_beta=0.0, speaker_gamma=0.0, length_beta=0.0, part_kinds=(),
-                      time_weight=0.0)
+                      time_weight=0.0, voice_weight=0.0)
 #: Reciprocal-rank fusion with the second stage as it was tuned for it (the default
 #: before min-max fusion): the base of the ablation rows up to "+length prior".
 _RRF = replace(SearchConfig(), fusion="rrf", rrf_k=30, weights={"dense": 0.5, "lexical": 1.0},
                link_beta=0.2, speaker_gamma=0.5, length_beta=0.6, part_kinds=(),
-               time_weight=0.0)
+               time_weight=0.0, voice_weight=0.0)
+#: The product default without the two query-side lists added last (dated search, voice).
+_NEW = replace(SearchConfig(), time_weight=0.0, voice_weight=0.0)
 
 #: Baselines first, then one row per improvement, each adding to the row above; "memvault"
 #: is the product default (``SearchConfig()`` with ``index_context="thread"``) and the
@@ -63,14 +65,15 @@ VARIANTS: list[Variant] = [
             replace(_RRF, length_beta=0.0), "thread"),
     Variant("+length prior", "x1 to x1.6 for chat turns up to 200 characters", _RRF, "thread"),
     Variant("+score fusion", "min-max score fusion instead of RRF, equal weights",
-            replace(SearchConfig(), link_beta=0.2, speaker_gamma=0.5, part_kinds=(),
-                    time_weight=0.0), "thread"),
+            replace(_NEW, link_beta=0.2, speaker_gamma=0.5, part_kinds=()), "thread"),
     Variant("+cue x2, links 0.3", "speaker cue x2, link share 0.3",
-            replace(SearchConfig(), part_kinds=(), time_weight=0.0), "thread"),
-    Variant("+sentence vectors", "a dense vector per sentence of a turn too",
-            replace(SearchConfig(), time_weight=0.0), "thread"),
-    Variant("memvault", "a question naming a date also searches that window of event "
-            "time: the product default", SearchConfig(), "thread"),
+            replace(_NEW, part_kinds=()), "thread"),
+    Variant("+sentence vectors", "a dense vector per sentence of a turn too", _NEW, "thread"),
+    Variant("+dated search", "a question naming a date also searches that window of event "
+            "time", replace(SearchConfig(), voice_weight=0.0), "thread"),
+    Variant("memvault", "a question naming a speaker also searches in that speaker's voice "
+            "(\"What did Caroline paint?\" as \"What did I paint?\"): the product default",
+            SearchConfig(), "thread"),
     Variant("memvault, mpnet", "the product default with the accurate embedder "
             "(all-mpnet-base-v2, `--embedder mpnet`)", SearchConfig(), "thread", "mpnet"),
 ]

@@ -34,9 +34,10 @@ from ..errors import IntegrityError, StorageError
 
 __all__ = ["VectorIndex", "ATTRS"]
 
-#: Row attributes kept beside each vector so that scope/kind filters cost no SQL.
-ATTRS: tuple[str, ...] = ("user_id", "agent_id", "session_id", "cube_id", "kind")
-_FORMAT = 2  # 2: a memory may own several rows
+#: Row attributes kept beside each vector so that scope/kind filters cost no SQL; the
+#: speaker (``metadata["speaker"]``) also tells the searcher whose names a query may use.
+ATTRS: tuple[str, ...] = ("user_id", "agent_id", "session_id", "cube_id", "kind", "speaker")
+_FORMAT = 3  # 2: a memory may own several rows; 3: the speaker is kept
 
 
 class VectorIndex:
@@ -134,6 +135,12 @@ class VectorIndex:
         if seqs is not None:
             mask &= np.isin(self._seq, np.fromiter(seqs, dtype=np.int64))
         return mask
+
+    def values(self, attr: str, mask: np.ndarray | None = None) -> list[str]:
+        """Distinct values of ``attr`` among the rows where ``mask`` is true (default: alive)."""
+        codes = np.unique(self._codes[attr][self._alive if mask is None else mask])
+        names = {c: v for v, c in self._vocab[attr].items()}
+        return [v for v in (names.get(int(c)) for c in codes) if v is not None]
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None
                ) -> list[tuple[int, float]]:

@@ -25,7 +25,7 @@ from ..storage.base import RecordStore, RowQuery, StoredRow
 from .fusion import METHODS, fuse
 from .context import part_texts
 from .rerank import expand_links, length_prior, ranked, speaker_boost
-from .text import terms
+from .text import in_voice, terms
 from .when import time_window
 
 log = logging.getLogger("memvault.retrieval")
@@ -68,6 +68,11 @@ class SearchConfig:
     #: the window runs ``time_slack_days`` past the named date (see ``when.py``).
     time_weight: float = 1.0
     time_slack_days: float = 7.0
+    #: A query that names a speaker ("What did Caroline paint?") also runs a dense search
+    #: for it in that speaker's voice ("What did I paint?"), fused with this weight (0
+    #: disables): chat turns are in the first person, and MiniLM matches "I painted a
+    #: sunset" to the first-person question far better than to the third-person one.
+    voice_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.fusion not in METHODS:
@@ -240,12 +245,15 @@ class Searcher:
         if "dense" in c.retrievers:
             qvec = self.embed_query(text)
             rankings["dense"] = self.dense(qvec, query, n)
+            voiced = self._voiced(text, query) if c.voice_weight > 0 else None
+            if voiced is not None:
+                rankings["voice"] = self.dense(self.embed_query(voiced), query, n)
             dated = self._dated(text, query) if c.time_weight > 0 else None
             if dated is not None:
                 rankings["when"] = self.dense(qvec, dated, n)
         if lexical is not None:
             rankings["lexical"] = lexical.result()
-        weights = {"when": c.time_weight, **c.weights}
+        weights = {"when": c.time_weight, "voice": c.voice_weight, **c.weights}
         fused = fuse(c.fusion, rankings, k=c.rrf_k, weights=weights)
         fused = fused[:max(c.rerank_depth, 2 * k)]
         sources = {seq: src for seq, _, src in fused}
@@ -266,6 +274,15 @@ class Searcher:
         boosted = length_prior(boosted, rows, beta=c.length_beta, chars=c.length_chars)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
+
+    def _voiced(self, text: str, query: RowQuery) -> str | None:
+        """``text`` in the first person of the speakers it names, if it names any whose
+        memories are in the query's scope."""
+        where: dict[str, Any] = dict(query.scope)
+        with self._lock:
+            self.sync()
+            speakers = self._index.values("speaker", self._index.mask(where))
+        return in_voice(text, speakers)
 
     def _dated(self, text: str, query: RowQuery) -> RowQuery | None:
         """``query`` narrowed to the window of event time ``text`` names, if it names one
@@ -307,4 +324,7 @@ class Searcher:
 
 
 def _attrs(item: Any) -> dict[str, str | None]:
-    return {a: getattr(item, a) for a in ATTRS}
+    out = {a: getattr(item, a) for a in ATTRS if a != "speaker"}
+    speaker = item.metadata.get("speaker")
+    out["speaker"] = speaker.strip() if isinstance(speaker, str) and speaker.strip() else None
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # a sentence ends at . ! ? followed by space; a bracketed aside ("[shares a photo of ...]")
@@ -32,3 +33,21 @@ def sentences(text: str) -> list[str]:
     """The text cut into sentences (pieces under 3 characters dropped; never empty)."""
     parts = [p.strip() for p in _SENTENCE.split(text)]
     return [p for p in parts if len(p) >= 3] or [text]
+
+
+def in_voice(query: str, names: Iterable[str]) -> str | None:
+    """The query as the person it names would say it, or None if it names none of ``names``.
+
+    "What did Caroline paint?" -> "What did I paint?", "Where is Jon's studio?" -> "Where is
+    my studio?". Memories of a conversation are what each speaker said, in the first person,
+    while questions about a speaker are in the third: the embedder matches "I painted a
+    sunset" to the first form far better. Only the names are replaced, so the grammar is
+    off ("What has I bought?"); the embedder does not mind, and rewriting verbs would need a
+    parser."""
+    wanted = sorted({n.strip() for n in names if n and n.strip()}, key=len, reverse=True)
+    if not wanted:
+        return None
+    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in wanted) + r")(['\u2019]s\b)?\b",
+                         re.IGNORECASE)
+    voiced, count = pattern.subn(lambda m: "my" if m.group(2) else "I", query)
+    return voiced if count else None

@@ -1,0 +1,105 @@
+"""A question naming a speaker also searches in that speaker's voice (``text.in_voice``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memvault import Settings, Vault
+from memvault.index.vector import VectorIndex
+from memvault.retrieval.searcher import SearchConfig
+from memvault.retrieval.text import in_voice
+
+
+@pytest.mark.parametrize("query, names, expected", [
+    ("What did Caroline paint?", ["Caroline", "Melanie"], "What did I paint?"),
+    ("What are the names of Andrew's dogs?", ["Andrew"], "What are the names of my dogs?"),
+    ("What are the names of Andrew’s dogs?", ["Andrew"], "What are the names of my dogs?"),
+    ("did jon and GINA both dance?", ["Jon", "Gina"], "did I and I both dance?"),
+    # the longer name wins where one contains the other
+    ("What does Mary Ann like?", ["Mary", "Mary Ann"], "What does I like?"),
+])
+def test_named_speakers_become_the_first_person(query: str, names: list[str],
+                                                expected: str) -> None:
+    assert in_voice(query, names) == expected
+
+
+@pytest.mark.parametrize("query, names", [
+    ("What did Jonathan say?", ["Jon"]),  # whole words only
+    ("What did she paint?", ["Caroline"]),
+    ("What did Caroline paint?", []),
+    ("What did Caroline paint?", ["", "  "]),
+])
+def test_no_voice_without_a_named_speaker(query: str, names: list[str]) -> None:
+    assert in_voice(query, names) is None
+
+
+def test_the_index_lists_the_speakers_in_a_scope() -> None:
+    index = VectorIndex(4)
+    vecs = np.eye(4, dtype=np.float32)
+    index.upsert([("a", 1, {"user_id": "u", "speaker": "Ann"}),
+                  ("b", 2, {"user_id": "u", "speaker": None}),
+                  ("c", 3, {"user_id": "v", "speaker": "Bob"}),
+                  ("d", 4, {"user_id": "u", "speaker": "Cy"})], vecs)
+    assert sorted(index.values("speaker")) == ["Ann", "Bob", "Cy"]
+    assert sorted(index.values("speaker", index.mask({"user_id": "u"}))) == ["Ann", "Cy"]
+    index.remove("d")
+    assert index.values("speaker", index.mask({"user_id": "u"})) == ["Ann"]
+
+
+CHAT = [
+    ("Andrew", "I went fishing at the lake with my girlfriend last weekend."),
+    ("Audrey", "Andrew is always outdoors, hiking and climbing with friends."),
+    ("Andrew", "I started a new job as a financial analyst."),
+    ("Audrey", "I bought new beds for my dogs yesterday."),
+    ("Andrew", "I have been baking bread to unwind after work."),
+    ("Audrey", "Andrew told me he loves his job and his outdoor hobbies."),
+]
+BREAD = "I have been baking bread to unwind after work."
+
+
+def add_chat(v: Vault, user: str = "u") -> None:
+    v.add_messages([{"role": "user", "name": s, "content": t} for s, t in CHAT], user_id=user)
+
+
+def test_the_speakers_voice_finds_what_they_said(tmp_path: Path) -> None:
+    """Real MiniLM. "What does Andrew do to relax?" is closest to what Audrey says *about*
+    Andrew; asked as Andrew would ("What does I do to relax?") it is closest to his own
+    "I have been baking bread to unwind". The speaker cue and links are off, so the
+    voice list alone decides."""
+    firsts = {}
+    for weight in (0.0, 1.0):
+        search = SearchConfig(voice_weight=weight, speaker_gamma=0.0, link_beta=0.0)
+        with Vault(settings=Settings(path=tmp_path / f"{weight}.db", embedder="minilm",
+                                     search=search)) as v:
+            add_chat(v)
+            hits = v.search("What does Andrew do to relax?", user_id="u", k=6)
+            firsts[weight] = hits[0].item.text
+            if weight:
+                best = {key: max(hits, key=lambda h: h.sources.get(key, -1.0)).item.text
+                        for key in ("dense", "voice")}
+                assert best == {"dense": CHAT[5][1], "voice": BREAD}
+    assert firsts == {0.0: CHAT[1][1], 1.0: BREAD}
+
+
+def test_only_speakers_in_the_callers_scope_are_voiced(tmp_path: Path) -> None:
+    with Vault(settings=Settings(path=tmp_path / "v.db", embedder="hash")) as v:
+        add_chat(v, user="u")
+        v.add("baking bread is relaxing", user_id="other")
+        mine = v.search("What does Andrew do to relax?", user_id="u", k=6)
+        theirs = v.search("What does Andrew do to relax?", user_id="other", k=6)
+    assert any("voice" in h.sources for h in mine)
+    assert theirs and not any("voice" in h.sources for h in theirs)
+
+
+def test_the_speaker_survives_an_index_snapshot(tmp_path: Path) -> None:
+    """The speaker is kept in the snapshot: a reopened vault still voices the question."""
+    settings = Settings(path=tmp_path / "v.db", embedder="hash")
+    with Vault(settings=settings) as v:
+        add_chat(v)
+    with Vault(settings=settings) as v:
+        assert v.searcher.report["index"] == "loaded snapshot"
+        hits = v.search("What does Andrew do to relax?", user_id="u", k=6)
+    assert any("voice" in h.sources for h in hits)
