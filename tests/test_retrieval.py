@@ -165,3 +165,18 @@ def test_a_turn_scores_by_its_best_sentence(tmp_path: Path) -> None:
         assert v.searcher.report["index"].startswith("rebuilt")
         dense = dict(v.searcher.dense(v.searcher.embed_query(query), RowQuery(), 5))
         assert dense[seq] == pytest.approx(whole, abs=1e-5)
+
+
+def test_the_first_hits_do_not_depend_on_k(tmp_path: Path) -> None:
+    """Up to k=20 every k ranks the same candidates: a page of 10 is the start of a page of
+    20 (what the LoCoMo bench relies on when it reads R@5 and R@10 off one search)."""
+    topics = ["hiking", "painting", "cooking", "chess", "guitar", "running", "gardening"]
+    with make(tmp_path) as v:
+        v.add_messages([{"role": "user", "name": "Ann" if i % 2 else "Bob",
+                         "content": f"I spent the weekend {topics[i % 7]} with friend {i}"}
+                        for i in range(150)], user_id="u")
+        lists = {k: [h.item.id for h in v.search("what did Ann do at the weekend with friends",
+                                                 user_id="u", k=k)] for k in (1, 5, 10, 20)}
+    assert len(lists[20]) == 20
+    for k in (1, 5, 10):
+        assert lists[k] == lists[20][:k]

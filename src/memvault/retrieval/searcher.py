@@ -45,6 +45,8 @@ class SearchConfig:
     #: Which retrievers run: any of "dense", "lexical" (ablations and baselines use subsets).
     retrievers: tuple[str, ...] = ("dense", "lexical")
     weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
+    #: How many hits each retriever returns (at least 2 x k). Like ``rerank_depth`` it does
+    #: not grow with k for k <= 20, so the first 10 of a search for 20 are the search for 10.
     candidates: int = 50
     #: How many fused candidates the second stage (rows, links, speaker cue) looks at.
     rerank_depth: int = 40
@@ -220,22 +222,29 @@ class Searcher:
             self._executor = None
 
     def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: list[str]) -> list[np.ndarray]:
+        """Vectors for ``texts``, cached; the ones not cached are embedded in one batch
+        (a question and its voiced form cost little more than one)."""
         with self._lock:
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return hit
-        vec = self.embedder.embed([text])[0]
-        with self._lock:
-            self._cache[text] = vec
-            if len(self._cache) > self.config.query_cache:
-                self._cache.popitem(last=False)
-        return vec
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in found:
+                self._cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            vecs = self.embedder.embed(missing)
+            with self._lock:
+                for t, vec in zip(missing, vecs):
+                    found[t] = self._cache[t] = vec
+                while len(self._cache) > self.config.query_cache:
+                    self._cache.popitem(last=False)
+        return [found[t] for t in texts]
 
     def search(self, text: str, query: RowQuery, k: int) -> list[Candidate]:
         """First stage (dense + lexical, fused), then link expansion and speaker cue."""
         c = self.config
-        n = max(c.candidates, 4 * k)
+        n = max(c.candidates, 2 * k)
         rankings: dict[str, list[tuple[int, float]]] = {}
         lexical = None
         if "lexical" in c.retrievers:
@@ -243,11 +252,11 @@ class Searcher:
             # (both release the GIL), so a search costs max(embed + dense, BM25), not the sum
             lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
         if "dense" in c.retrievers:
-            qvec = self.embed_query(text)
-            rankings["dense"] = self.dense(qvec, query, n)
             voiced = self._voiced(text, query) if c.voice_weight > 0 else None
-            if voiced is not None:
-                rankings["voice"] = self.dense(self.embed_query(voiced), query, n)
+            qvec, *voice = self.embed_queries([text] if voiced is None else [text, voiced])
+            rankings["dense"] = self.dense(qvec, query, n)
+            if voice:
+                rankings["voice"] = self.dense(voice[0], query, n)
             dated = self._dated(text, query) if c.time_weight > 0 else None
             if dated is not None:
                 rankings["when"] = self.dense(qvec, dated, n)
