@@ -280,6 +280,14 @@ def test_conflict_and_configuration_errors(mv, db: Path) -> None:
     assert wrong.exit_code == 2 and "error [configuration_error]" in wrong.stderr
 
 
+def test_a_vault_is_searched_with_its_own_embedder(mv, db: Path) -> None:
+    """Only the command that creates the vault names the embedder."""
+    add(mv, "the 256-d hash embedder made this vault")
+    result = CliRunner().invoke(cli, ["--db", str(db), "--json", "search", "hash embedder"])
+    assert result.exit_code == 0, result.output
+    assert "the 256-d hash embedder made this vault" in result.output
+
+
 def test_db_defaults_to_memvault_path(tmp_path: Path) -> None:
     target = tmp_path / "from-env" / "v.db"
     result = CliRunner(env={"MEMVAULT_PATH": str(target), "MEMVAULT_EMBEDDER": "hash"}).invoke(

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from memvault import Conflict, NotFound, Vault
+from memvault import Conflict, NotFound, Settings, Vault
 
 
 def test_add_get_roundtrip(vault: Vault) -> None:
@@ -251,6 +251,36 @@ def test_wrong_embedder_is_refused(db_path) -> None:
     Vault(db_path, embedder="hash").close()
     with pytest.raises(ConfigurationError):
         Vault(db_path, embedder="hash-128")
+
+
+def test_a_vault_opens_with_its_own_embedder(db_path) -> None:
+    """No embedder named: the one the vault was created with (MiniLM for a new one)."""
+    with Vault(db_path, embedder="hash-64") as v:
+        v.add("made with a 64-d hash embedder")
+    with Vault(db_path) as v:
+        assert v.embedder.id == "hash-64"
+        assert [h.item.text for h in v.search("made with", k=1)] == [
+            "made with a 64-d hash embedder"]
+    with Vault(settings=Settings(path=db_path.with_name("new.db"))) as fresh:
+        assert fresh.embedder.id == "all-minilm-l6-v2"
+
+
+def test_a_stored_embedder_that_cannot_be_loaded_by_name_is_a_clear_error(db_path) -> None:
+    from memvault import ConfigurationError
+    from memvault.models import HashEmbedder
+
+    class Custom(HashEmbedder):
+        def __init__(self) -> None:
+            super().__init__(32)
+            self.id = "my-own-model"
+
+    with Vault(db_path, embedder=Custom()) as v:
+        v.add("kept")
+    with pytest.raises(ConfigurationError) as err:
+        Vault(db_path)
+    assert err.value.details["vault_embedder"] == "my-own-model"
+    with Vault(db_path, embedder=Custom()) as v:  # the failed open left nothing locked
+        assert v.count() == 1
 
 
 def test_temporary_vault() -> None:

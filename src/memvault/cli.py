@@ -93,7 +93,7 @@ def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--json", "as_json", is_flag=True, expose_value=False, callback=_setter("as_json"),
                      help="Machine output: one JSON document (JSONL for streams).")(f)
     f = click.option("--embedder", metavar="NAME", expose_value=False, callback=_setter("embedder"),
-                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER or minilm.")(f)
+                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the vault's own (minilm for a new one).")(f)
     return click.option("--db", metavar="PATH", expose_value=False, callback=_setter("db"),
                         help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")(f)
 
@@ -390,7 +390,7 @@ def demo(app: App) -> None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="memvault-demo-"))
             settings = settings.replace(path=Path(tmp) / "vault.db", index_dir=None)
         if not app.as_json:
-            click.echo(f"loading the {settings.embedder} embedder ...", err=True)
+            click.echo(f"loading the {settings.embedder or 'minilm'} embedder ...", err=True)
         try:
             vault = Vault(settings=settings)
             stack.callback(vault.close)  # runs before the temporary directory is removed

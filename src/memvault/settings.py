@@ -39,7 +39,9 @@ class Settings:
     store: str | None = None
     #: "minilm" (bundled all-MiniLM-L6-v2), "mpnet" (all-mpnet-base-v2: better recall, ~5x
     #: the compute; memvault[mpnet]) or "hash[-dim]" (deterministic fake, for tests).
-    embedder: str = "minilm"
+    #: None: the one the vault was created with, and MiniLM for a new vault; so a vault made
+    #: with mpnet opens as itself without the caller having to remember.
+    embedder: str | None = None
     #: "full" fsyncs every commit (survives power loss); "normal" survives process crashes.
     durability: str = "full"
     #: Context indexed with chat turns: "off", "speaker" or "thread" (speaker + previous turn).

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from . import _validate as check
 from ._time import parse_time
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
-from .models import Embedder, get_embedder
+from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .retrieval import Searcher
 from .retrieval.context import MODES as CONTEXT_MODES
 from .retrieval.context import embed_text, search_text
@@ -87,12 +87,19 @@ class Vault:
         self._acting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
             f"memvault_actor_{id(self)}", default=None)
         if isinstance(embedder, str) or embedder is None:
-            embedder = get_embedder(embedder or settings.embedder)
-        self.embedder = embedder
+            name = embedder or settings.embedder
+            embedder = get_embedder(name) if name else None  # None: the vault's own
         if store is None and settings.store:
             store = open_store(settings.store)  # a DSN: its index dir is explicit or none
         self.store: RecordStore = store or SQLiteStore(settings.path,
                                                        durability=settings.durability)
+        if embedder is None:
+            try:
+                embedder = self._own_embedder()
+            except BaseException:
+                self.store.close()
+                raise
+        self.embedder = embedder
         # With a store passed in, only an explicit index_dir is used (the default one is
         # next to a SQLite file); the snapshot's tag and watermark make either safe.
         index_dir = settings.resolved_index_dir if store is None else settings.index_dir
@@ -128,6 +135,16 @@ class Vault:
             yield
         finally:
             self._acting.reset(token)
+
+    def _own_embedder(self) -> Embedder:
+        """The embedder this vault was created with (the default one for a new vault)."""
+        stored = self.store.meta().get("embedder")
+        try:
+            return get_embedder(stored or DEFAULT_EMBEDDER)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"this vault was embedded with {stored!r}, which memvault cannot load by "
+                "name; pass that embedder to Vault(embedder=...)", vault_embedder=stored) from exc
 
     def _check_identity(self) -> None:
         if "vault_id" not in self.store.meta():

@@ -17,7 +17,7 @@ from typing import Any
 from .base import Embedder, HashEmbedder, normalize_rows
 from .llm import LLM
 
-__all__ = ["Embedder", "HashEmbedder", "normalize_rows", "get_embedder", "LLM", "get_llm"]
+__all__ = ["DEFAULT_EMBEDDER", "Embedder", "HashEmbedder", "normalize_rows", "get_embedder", "LLM", "get_llm"]
 
 _NO_LLM = ("", "none", "rules")
 
@@ -61,6 +61,10 @@ def get_llm(spec: "str | LLM | None", *, api_key: str | None = None,
         return OpenAIChatLLM(url, model, **http)
     raise ConfigurationError(f"unknown LLM spec {spec!r}; known: none, local, smollm2, "
                              "local:<file.gguf>, openai:<base_url>#<model>, ollama:<model>")
+
+
+#: The embedder of a new vault when settings name none.
+DEFAULT_EMBEDDER = "minilm"
 
 
 def get_embedder(name: str) -> Embedder:
