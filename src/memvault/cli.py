@@ -93,7 +93,8 @@ def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--json", "as_json", is_flag=True, expose_value=False, callback=_setter("as_json"),
                      help="Machine output: one JSON document (JSONL for streams).")(f)
     f = click.option("--embedder", metavar="NAME", expose_value=False, callback=_setter("embedder"),
-                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the vault's own (minilm for a new one).")(f)
+                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the "
+                          "vault's own (minilm for a new one).")(f)
     return click.option("--db", metavar="PATH", expose_value=False, callback=_setter("db"),
                         help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")(f)
 

@@ -31,7 +31,8 @@ def _open_vault(ctx: click.Context, db: str | None, embedder: str | None) -> Any
 
 def _vault_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--embedder", metavar="NAME",
-                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the vault's own (minilm for a new one).")(f)
+                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the "
+                          "vault's own (minilm for a new one).")(f)
     return click.option("--db", metavar="PATH",
                         help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")(f)
 

@@ -17,7 +17,8 @@ from typing import Any
 from .base import Embedder, HashEmbedder, normalize_rows
 from .llm import LLM
 
-__all__ = ["DEFAULT_EMBEDDER", "Embedder", "HashEmbedder", "normalize_rows", "get_embedder", "LLM", "get_llm"]
+__all__ = ["DEFAULT_EMBEDDER", "Embedder", "HashEmbedder", "normalize_rows", "get_embedder",
+           "LLM", "get_llm"]
 
 _NO_LLM = ("", "none", "rules")
 

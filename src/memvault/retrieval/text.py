@@ -1,4 +1,5 @@
-"""Query text -> lexical terms. Stop words are dropped: they cost BM25 time and add noise."""
+"""Text helpers for retrieval: lexical terms (stop words dropped: they cost BM25 time and
+add noise), sentences, and a question put in the voice of the speaker it names."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ def in_voice(query: str, names: Iterable[str]) -> str | None:
     sunset" to the first form far better. Only the names are replaced, so the grammar is
     off ("What has I bought?"); the embedder does not mind, and rewriting verbs would need a
     parser."""
-    wanted = sorted({n.strip() for n in names if n and n.strip()}, key=len, reverse=True)
+    lowered = query.lower()  # a vault may hold many speakers: only those in the text count
+    wanted = sorted({n.strip() for n in names if n and n.strip() and n.strip().lower() in lowered},
+                    key=len, reverse=True)
     if not wanted:
         return None
     pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in wanted) + r")(['\u2019]s\b)?\b",

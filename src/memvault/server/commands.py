@@ -38,7 +38,8 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--json", "as_json", is_flag=True,
                      help="Machine output: one JSON document.")(f)
     f = click.option("--embedder", metavar="NAME",
-                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the vault's own (minilm for a new one).")(f)
+                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the "
+                          "vault's own (minilm for a new one).")(f)
     return click.option("--db", metavar="PATH",
                         help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")(f)
 

@@ -290,7 +290,8 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
 @click.option("--db", metavar="PATH",
               help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")
 @click.option("--embedder", metavar="NAME",
-              help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the vault's own (minilm for a new one).")
+              help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the "
+                   "vault's own (minilm for a new one).")
 @click.option("--llm", "llm_spec", metavar="SPEC",
               help="Model for memory_chat and fine memory_remember: local, "
                    "openai:<base_url>#<model>, ollama:<model>; default $MEMVAULT_LLM, else "
