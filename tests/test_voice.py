@@ -103,3 +103,44 @@ def test_the_speaker_survives_an_index_snapshot(tmp_path: Path) -> None:
         assert v.searcher.report["index"] == "loaded snapshot"
         hits = v.search("What does Andrew do to relax?", user_id="u", k=6)
     assert any("voice" in h.sources for h in hits)
+
+
+def _as_format_2(snapshot: Path) -> None:
+    """Rewrite a snapshot as memvault wrote it before it kept the speaker (format 2)."""
+    import hashlib
+    import json
+
+    meta = json.loads((snapshot / "meta.json").read_text())
+    with np.load(snapshot / "rows.npz", allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files if name != "code_speaker"}
+    np.savez(snapshot / "rows.npz", **arrays)
+    meta["format"] = 2
+    del meta["vocab"]["speaker"]
+    meta["sha256"]["rows.npz"] = hashlib.sha256((snapshot / "rows.npz").read_bytes()).hexdigest()
+    (snapshot / "meta.json").write_text(json.dumps(meta))
+
+
+def test_an_older_snapshot_gets_its_speakers_from_the_store(tmp_path: Path) -> None:
+    """Upgrading must not re-embed a vault: a format-2 snapshot loads, and the speakers it
+    lacks are read from the store."""
+    from memvault.models import HashEmbedder
+
+    class Counting(HashEmbedder):
+        texts = 0
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            Counting.texts += len(texts)
+            return super().embed(texts)
+
+    settings = Settings(path=tmp_path / "v.db")
+    with Vault(settings=settings, embedder=Counting(256)) as v:
+        add_chat(v)
+    _as_format_2(settings.resolved_index_dir)
+    Counting.texts = 0
+    with Vault(settings=settings, embedder=Counting(256)) as v:
+        assert v.searcher.report["index"] == "loaded snapshot (speakers read from the store)"
+        assert Counting.texts == 0  # nothing re-embedded
+        hits = v.search("What does Andrew do to relax?", user_id="u", k=6)
+    assert any("voice" in h.sources for h in hits)
+    with Vault(settings=settings, embedder=Counting(256)) as v:  # saved as format 3 on close
+        assert v.searcher.report["index"] == "loaded snapshot"

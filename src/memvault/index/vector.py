@@ -38,6 +38,8 @@ __all__ = ["VectorIndex", "ATTRS"]
 #: speaker (``metadata["speaker"]``) also tells the searcher whose names a query may use.
 ATTRS: tuple[str, ...] = ("user_id", "agent_id", "session_id", "cube_id", "kind", "speaker")
 _FORMAT = 3  # 2: a memory may own several rows; 3: the speaker is kept
+#: Attributes a format-2 snapshot lacks: it loads with them unset (see ``unset``).
+_ADDED_IN_3 = ("speaker",)
 
 
 class VectorIndex:
@@ -59,6 +61,8 @@ class VectorIndex:
         self._pos_of_item: dict[str, list[int]] = {}
         self._item_at: list[str] = []
         self._live = 0  # alive rows; more than len(self) when memories own several
+        #: Attributes an older snapshot did not keep: every row has None until ``fill``.
+        self.unset: tuple[str, ...] = ()
 
     # -- maintenance -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -135,6 +139,15 @@ class VectorIndex:
         if seqs is not None:
             mask &= np.isin(self._seq, np.fromiter(seqs, dtype=np.int64))
         return mask
+
+    def fill(self, attr: str, values: Mapping[str, str | None]) -> None:
+        """Set ``attr`` of each listed memory's rows (an older snapshot's missing one)."""
+        vocab, codes = self._vocab[attr], self._codes[attr]
+        for item_id, value in values.items():
+            positions = self._pos_of_item.get(item_id)
+            if positions is not None:
+                codes[positions] = vocab.setdefault(value, len(vocab))
+        self.unset = tuple(a for a in self.unset if a != attr)
 
     def values(self, attr: str, mask: np.ndarray | None = None) -> list[str]:
         """Distinct values of ``attr`` among the rows where ``mask`` is true (default: alive)."""
@@ -224,7 +237,7 @@ class VectorIndex:
     def _load(self, directory: Path) -> tuple[int, str]:
         try:
             meta = json.loads((directory / "meta.json").read_text())
-            if meta.get("format") != _FORMAT or meta.get("dim") != self.dim:
+            if meta.get("format") not in (2, _FORMAT) or meta.get("dim") != self.dim:
                 raise IntegrityError("index snapshot has another format or dimension")
             for name, digest in meta["sha256"].items():
                 if sha256_file(directory / name) != digest:
@@ -232,7 +245,11 @@ class VectorIndex:
             hnsw = faiss.read_index(str(directory / "hnsw.faiss"))
             with np.load(directory / "rows.npz", allow_pickle=False) as z:
                 seq, alive = z["seq"], z["alive"]
-                codes = {a: z[f"code_{a}"] for a in ATTRS}
+                unset = tuple(a for a in ATTRS if f"code_{a}" not in z.files)
+                if set(unset) - set(_ADDED_IN_3):
+                    raise IntegrityError(f"index snapshot lacks attributes {unset}")
+                codes = {a: z[f"code_{a}"] if a not in unset else
+                         np.zeros(len(seq), np.int32) for a in ATTRS}
         except IntegrityError:
             raise
         except Exception as exc:  # faiss raises RuntimeError, json ValueError, ...
@@ -244,7 +261,8 @@ class VectorIndex:
         self._hnsw = hnsw  # read_index returns the concrete class and owns it
         self._hnsw.hnsw.efSearch = self.ef_search
         self._seq, self._alive, self._codes = seq.astype(np.int64), alive.astype(bool), codes
-        self._vocab = {a: {k: v for k, v in meta["vocab"][a]} for a in ATTRS}
+        self._vocab = {a: {k: v for k, v in meta["vocab"].get(a, [[None, 0]])} for a in ATTRS}
+        self.unset = unset
         self._item_at = list(meta["items"])
         self._pos_of_item = {}
         for p in np.flatnonzero(self._alive):

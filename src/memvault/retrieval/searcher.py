@@ -129,6 +129,9 @@ class Searcher:
                     raise IntegrityError("index snapshot belongs to another store state")
                 self._watermark = mark
                 self.report["index"] = "loaded snapshot"
+                if self._index.unset:  # an older snapshot: read what it lacks, embed nothing
+                    self._fill_unset()
+                    self.report["index"] = "loaded snapshot (speakers read from the store)"
                 replayed = self.sync()
             except IntegrityError as exc:
                 log.warning("rebuilding vector index: %s", exc)
@@ -139,6 +142,18 @@ class Searcher:
             self.rebuild()
         self.report.update(replayed=replayed, indexed=len(self._index),
                            seconds=round(time.monotonic() - started, 3))
+
+    def _fill_unset(self) -> None:
+        """Give an older snapshot's rows the attributes it did not keep, from the store."""
+        for attr in self._index.unset:
+            offset, values = 0, {}
+            while True:
+                page = self.store.select(RowQuery(order="seq_asc", limit=5000, offset=offset))
+                values.update({r.item.id: _attrs(r.item)[attr] for r in page})
+                if len(page) < 5000:
+                    break
+                offset += len(page)
+            self._index.fill(attr, values)
 
     def rebuild(self) -> int:
         """Rebuild the index from the record store; returns the number of rows indexed."""
