@@ -468,3 +468,9 @@ def test_cli_dump_inspect_corrupt_load_compose_migrate(tmp_path: Path) -> None:
     out = runner.invoke(cli, ["--db", str(tmp_path / "e.db"), "--embedder", "hash-32",
                               "cube", "load", str(tmp_path / "m"), "--json"])
     assert out.exit_code == 0 and json.loads(out.output)["new"] == 1
+    # no embedder named: a new vault takes the cube's, and later commands the vault's
+    out = runner.invoke(cli, ["--db", str(tmp_path / "f.db"), "cube", "load",
+                              str(tmp_path / "m"), "--json"])
+    assert out.exit_code == 0 and json.loads(out.output)["new"] == 1, out.output
+    out = runner.invoke(cli, ["--db", str(tmp_path / "f.db"), "--json", "search", "Paris"])
+    assert out.exit_code == 0 and "Alice lives in Paris" in out.output, out.output

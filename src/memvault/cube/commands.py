@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -21,12 +22,17 @@ def _root(ctx: click.Context, name: str) -> Any:
     return getattr(ctx.find_root().obj, name, None)
 
 
-def _open_vault(ctx: click.Context, db: str | None, embedder: str | None) -> Any:
+def _settings(ctx: click.Context, db: str | None, embedder: str | None) -> Any:
     from ..settings import Settings
+
+    return Settings.from_env(os.environ, path=db or _root(ctx, "db"),
+                             embedder=embedder or _root(ctx, "embedder"))
+
+
+def _open_vault(ctx: click.Context, db: str | None, embedder: str | None) -> Any:
     from ..vault import Vault
 
-    return Vault(settings=Settings.from_env(os.environ, path=db or _root(ctx, "db"),
-                                            embedder=embedder or _root(ctx, "embedder")))
+    return Vault(settings=_settings(ctx, db, embedder))
 
 
 def _vault_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,9 +110,15 @@ def load_cmd(ctx: click.Context, path: str, on_conflict: str, activation_dir: st
              parametric_dir: str | None, db: str | None, embedder: str | None,
              as_json: bool) -> None:
     """Verify the cube at PATH (checksums, format, files) and import it into the vault."""
+    from ..vault import Vault
+    from .format import read_manifest
     from .transfer import load
 
-    with _open_vault(ctx, db, embedder) as vault:
+    settings = _settings(ctx, db, embedder)
+    if settings.embedder is None and not settings.store and not settings.path.exists():
+        # a vault made by this load takes the cube's embedder (an existing one keeps its own)
+        settings = settings.replace(embedder=read_manifest(Path(path))["embedder"]["id"])
+    with Vault(settings=settings) as vault:
         report = load(vault, path, on_conflict=on_conflict, activation_dir=activation_dir,
                       parametric_dir=parametric_dir)
     outcome = ", ".join(f"{k} {v}" for k, v in report.items()
