@@ -68,7 +68,12 @@ def test_bench_command_writes_reports(tmp_path: Path) -> None:
     assert set(report["variants"]) >= {"bm25", "dense", "hybrid", "memvault"}
     single = report["variants"]["memvault"]["metrics"]["single-hop"]
     assert single["recall@5"] == 1.0  # the greyhound turn is found
-    assert "| memvault |" in (out / "locomo.md").read_text()
+    md = (out / "locomo.md").read_text()
+    assert "| memvault |" in md
+    per = report["variants"]["memvault"]["recall@10_by_conversation"]
+    overall = report["variants"]["memvault"]["metrics"]["overall"]["recall@10"]
+    assert list(per) == ["conv-x"] and per["conv-x"] == overall
+    assert "Recall@10 per conversation" in md and "| conv-x |" in md
     assert (out / "locomo.png").stat().st_size > 1000
 
 

@@ -140,6 +140,11 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
             "description": v.description, "index_context": v.index_context,
             "embedder": embedders[v.embedder].id,
             "search": asdict(v.search), "metrics": locomo.summarize(results[v.name]),
+            # does a gain hold on every conversation, or ride on one?
+            "recall@10_by_conversation": {
+                c.sample_id: locomo.summarize([r for r in results[v.name]
+                                               if r["conv"] == c.sample_id])["overall"]
+                .get("recall@10", 0.0) for c in convs},
             "latency_ms": {"p50": round(1000 * _percentile(lat, 0.5), 2),
                            "p95": round(1000 * _percentile(lat, 0.95), 2),
                            "mean": round(1000 * statistics.fmean(lat), 2) if lat else 0.0},
@@ -177,11 +182,34 @@ def markdown(report: dict[str, Any], baseline: str = "hybrid") -> str:
             f"{m['temporal'].get('recall@10', 0):.3f} | {m['open-domain'].get('recall@10', 0):.3f} | "
             f"{m['single-hop'].get('recall@10', 0):.3f} | {o['recall@10'] / b10:.2f}x | "
             f"{v['latency_ms']['p50']:.1f} | {v['latency_ms']['p95']:.1f} |")
+    lines += _by_conversation(report, baseline)
     lines += ["", "Variants:", ""]
     lines += [f"- **{n}**: {report['variants'][n]['description']}" for n in names]
     lines += ["", "Ingest (turns/s, `Vault.add_messages` + index update, indexed as the last "
               f"row of each context indexes): {report['ingest_turns_per_s']}", ""]
     return "\n".join(lines)
+
+
+def _by_conversation(report: dict[str, Any], baseline: str) -> list[str]:
+    """R@10 per conversation for the baseline and the last three rows, and how many
+    conversations each of those rows improves over the row above it."""
+    names = list(report["variants"])
+    shown = [n for n in dict.fromkeys([baseline, *names[-3:]]) if n in report["variants"]]
+    per = {n: report["variants"][n].get("recall@10_by_conversation", {}) for n in names}
+    convs = list(per[shown[-1]]) if shown else []
+    if not convs:
+        return []
+    lines = ["", "Recall@10 per conversation:", "",
+             "| conversation | " + " | ".join(shown) + " |",
+             "|---" * (len(shown) + 1) + "|"]
+    lines += [f"| {c} | " + " | ".join(f"{per[n].get(c, 0):.3f}" for n in shown) + " |"
+              for c in convs]
+    wins = []
+    for n in shown[1:]:
+        above = names[names.index(n) - 1]
+        better = sum(per[n].get(c, 0) > per[above].get(c, 0) for c in convs)
+        wins.append(f"{n!r} beats {above!r} on {better} of {len(convs)}")
+    return lines + ["", "; ".join(wins) + "."]
 
 
 def plot(report: dict[str, Any], path: Path) -> bool:
