@@ -47,6 +47,7 @@ def test_the_index_lists_the_speakers_in_a_scope() -> None:
     assert sorted(index.values("speaker", index.mask({"user_id": "u"}))) == ["Ann", "Cy"]
     index.remove("d")
     assert index.values("speaker", index.mask({"user_id": "u"})) == ["Ann"]
+    assert sorted(index.known("speaker")) == ["Ann", "Bob", "Cy"]  # a superset, removed too
 
 
 CHAT = [

@@ -149,6 +149,10 @@ class VectorIndex:
                 codes[positions] = vocab.setdefault(value, len(vocab))
         self.unset = tuple(a for a in self.unset if a != attr)
 
+    def known(self, attr: str) -> list[str]:
+        """Every value ``attr`` has had in this index (removed rows' too): a cheap superset."""
+        return [v for v in self._vocab[attr] if v is not None]
+
     def values(self, attr: str, mask: np.ndarray | None = None) -> list[str]:
         """Distinct values of ``attr`` among the rows where ``mask`` is true (default: alive)."""
         codes = np.unique(self._codes[attr][self._alive if mask is None else mask])

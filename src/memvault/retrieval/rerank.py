@@ -14,11 +14,11 @@ All three run on the top candidates only, with one or two small store reads.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
+from .text import named_in
 
 
 def expand_links(store: RecordStore, query: RowQuery, scores: dict[int, float],
@@ -66,18 +66,12 @@ def speaker_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow
     """Multiply by ``1 + gamma`` the memories whose speaker is named in the query."""
     if gamma <= 0:
         return scores
-    lowered = text.lower()
-    named: dict[str, bool] = {}
+    speaker = {seq: r.item.metadata.get("speaker") for seq, r in rows.items()}
+    named = set(named_in(text, (s for s in speaker.values() if isinstance(s, str))))
     out = dict(scores)
     for seq, score in scores.items():
-        row = rows.get(seq)
-        speaker = row.item.metadata.get("speaker") if row else None
-        if not isinstance(speaker, str) or not speaker.strip():
-            continue
-        if speaker not in named:
-            pattern = r"\b" + re.escape(speaker.strip().lower()) + r"\b"
-            named[speaker] = re.search(pattern, lowered) is not None
-        if named[speaker]:
+        who = speaker.get(seq)
+        if isinstance(who, str) and who.strip() in named:
             out[seq] = score * (1.0 + gamma)
     return out
 

@@ -25,7 +25,7 @@ from ..storage.base import RecordStore, RowQuery, StoredRow
 from .fusion import METHODS, fuse
 from .context import part_texts
 from .rerank import expand_links, length_prior, ranked, speaker_boost
-from .text import in_voice, terms
+from .text import in_voice, named_in, terms
 from .when import time_window
 
 log = logging.getLogger("memvault.retrieval")
@@ -302,10 +302,11 @@ class Searcher:
     def _voiced(self, text: str, query: RowQuery) -> str | None:
         """``text`` in the first person of the speakers it names, if it names any whose
         memories are in the query's scope."""
-        where: dict[str, Any] = dict(query.scope)
         with self._lock:
             self.sync()
-            speakers = self._index.values("speaker", self._index.mask(where))
+            if not named_in(text, self._index.known("speaker")):
+                return None  # most queries: no mask over the whole index
+            speakers = self._index.values("speaker", self._index.mask(dict(query.scope)))
         return in_voice(text, speakers)
 
     def _dated(self, text: str, query: RowQuery) -> RowQuery | None:

@@ -36,6 +36,14 @@ def sentences(text: str) -> list[str]:
     return [p for p in parts if len(p) >= 3] or [text]
 
 
+def named_in(text: str, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that ``text`` mentions as whole words, any case (stripped)."""
+    lowered = text.lower()  # the substring test first: a vault may hold many names
+    return [n for n in dict.fromkeys(n.strip() for n in names if n and n.strip())
+            if n.lower() in lowered
+            and re.search(r"\b" + re.escape(n.lower()) + r"\b", lowered)]
+
+
 def in_voice(query: str, names: Iterable[str]) -> str | None:
     """The query as the person it names would say it, or None if it names none of ``names``.
 
@@ -45,9 +53,7 @@ def in_voice(query: str, names: Iterable[str]) -> str | None:
     sunset" to the first form far better. Only the names are replaced, so the grammar is
     off ("What has I bought?"); the embedder does not mind, and rewriting verbs would need a
     parser."""
-    lowered = query.lower()  # a vault may hold many speakers: only those in the text count
-    wanted = sorted({n.strip() for n in names if n and n.strip() and n.strip().lower() in lowered},
-                    key=len, reverse=True)
+    wanted = sorted(named_in(query, names), key=len, reverse=True)
     if not wanted:
         return None
     pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in wanted) + r")(['\u2019]s\b)?\b",
