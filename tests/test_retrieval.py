@@ -9,7 +9,7 @@ import pytest
 from memvault import Settings, Vault
 from memvault.retrieval.fusion import minmax, rrf
 from memvault.retrieval.searcher import SearchConfig
-from memvault.retrieval.text import sentences
+from memvault.retrieval.text import in_third, sentences
 from memvault.storage.base import RowQuery
 
 
@@ -153,7 +153,11 @@ def test_a_turn_scores_by_its_best_sentence(tmp_path: Path) -> None:
         emb = v.embedder
         q = v.searcher.embed_query(query)
         whole = float(emb.embed([f"Ann: {BURIED}"])[0] @ q)
-        best = float(max(emb.embed([f"Ann: {s}" for s in sentences(BURIED)]) @ q))
+        # each sentence as "Ann: ...", and in the third person where it says "I"/"my"
+        pieces = [f"Ann: {s}" for s in sentences(BURIED)]
+        pieces += [in_third(s, "Ann") for s in sentences(BURIED) if in_third(s, "Ann") != s]
+        assert "Ann finally finished reading Dune by Frank Herbert." in pieces
+        best = float(max(emb.embed(pieces) @ q))
         seq = v.store.select(RowQuery(ids=[turn.id]))[0].seq
         assert best > whole + 0.05
         assert dict(v.searcher.dense(q, RowQuery(), 5))[seq] == pytest.approx(best, abs=1e-5)

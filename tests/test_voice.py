@@ -1,4 +1,5 @@
-"""A question naming a speaker also searches in that speaker's voice (``text.in_voice``)."""
+"""A question naming a speaker also searches in that speaker's voice (``text.in_voice``),
+and what a named speaker said is also indexed in the third person (``text.in_third``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 from memvault import Settings, Vault
 from memvault.index.vector import VectorIndex
 from memvault.retrieval.searcher import SearchConfig
-from memvault.retrieval.text import in_voice
+from memvault.retrieval.context import part_texts
+from memvault.retrieval.text import in_third, in_voice
+from memvault.types import MemoryItem
 
 
 @pytest.mark.parametrize("query, names, expected", [
@@ -68,11 +71,12 @@ def add_chat(v: Vault, user: str = "u") -> None:
 def test_the_speakers_voice_finds_what_they_said(tmp_path: Path) -> None:
     """Real MiniLM. "What does Andrew do to relax?" is closest to what Audrey says *about*
     Andrew; asked as Andrew would ("What does I do to relax?") it is closest to his own
-    "I have been baking bread to unwind". The speaker cue and links are off, so the
-    voice list alone decides."""
+    "I have been baking bread to unwind". The speaker cue, links and third-person
+    sentences are off, so the voice list alone decides."""
     firsts = {}
     for weight in (0.0, 1.0):
-        search = SearchConfig(voice_weight=weight, speaker_gamma=0.0, link_beta=0.0)
+        search = SearchConfig(voice_weight=weight, speaker_gamma=0.0, link_beta=0.0,
+                              third_person=False)
         with Vault(settings=Settings(path=tmp_path / f"{weight}.db", embedder="minilm",
                                      search=search)) as v:
             add_chat(v)
@@ -83,6 +87,49 @@ def test_the_speakers_voice_finds_what_they_said(tmp_path: Path) -> None:
                         for key in ("dense", "voice")}
                 assert best == {"dense": CHAT[5][1], "voice": BREAD}
     assert firsts == {0.0: CHAT[1][1], 1.0: BREAD}
+
+
+def test_the_third_person_finds_what_they_said(tmp_path: Path) -> None:
+    """Real MiniLM, the document side of the test above: with no voiced query, indexing
+    Andrew's "I have been baking bread to unwind" also as "Andrew have been baking bread
+    to unwind" is what brings it first for the third-person question."""
+    firsts = {}
+    for third in (False, True):
+        search = SearchConfig(voice_weight=0.0, speaker_gamma=0.0, link_beta=0.0,
+                              third_person=third)
+        with Vault(settings=Settings(path=tmp_path / f"{third}.db", embedder="minilm",
+                                     search=search)) as v:
+            add_chat(v)
+            firsts[third] = v.search("What does Andrew do to relax?", user_id="u",
+                                     k=6)[0].item.text
+    assert firsts == {False: CHAT[1][1], True: BREAD}
+
+
+@pytest.mark.parametrize("text, said", [
+    ("I have been baking bread.", "Andrew have been baking bread."),  # verbs stay
+    ("I'm sure I'll go; I've been, I'd say.", "Andrew is sure Andrew will go; Andrew has been, "
+     "Andrew would say."),
+    ("My dog is mine, she loves me and myself.",
+     "Andrew's dog is Andrew's, she loves Andrew and Andrew."),
+    ("I\u2019m in Iowa, it is iconic", "Andrew is in Iowa, it is iconic"),
+    ("Sounds great, Maria!", "Sounds great, Maria!"),
+])
+def test_in_third(text: str, said: str) -> None:
+    assert in_third(text, " Andrew ") == said
+
+
+def test_third_person_parts_only_for_named_speakers() -> None:
+    named = MemoryItem(id="t", text="Great! I painted a lake. Do you paint?", kind="turn",
+                       metadata={"speaker": "Mel"})
+    assert part_texts(named, "speaker", third=True) == [
+        "Mel: Great!", "Mel: I painted a lake.", "Mel: Do you paint?", "Mel painted a lake."]
+    assert part_texts(named, "speaker", third=False) == [
+        "Mel: Great!", "Mel: I painted a lake.", "Mel: Do you paint?"]
+    # one sentence: no part but its third-person form; no name (a role only): none
+    one = MemoryItem(id="t", text="I painted a lake.", kind="turn", metadata={"speaker": "Mel"})
+    assert part_texts(one, "speaker", third=True) == ["Mel painted a lake."]
+    role = MemoryItem(id="t", text="I painted a lake.", kind="turn", metadata={"role": "user"})
+    assert part_texts(role, "speaker", third=True) == []
 
 
 def test_only_speakers_in_the_callers_scope_are_voiced(tmp_path: Path) -> None:

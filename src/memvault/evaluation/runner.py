@@ -40,10 +40,12 @@ _PLAIN = SearchConfig(fusion="rrf", rrf_k=60, weights={"dense": 1.0, "lexical": 
 #: Reciprocal-rank fusion with the second stage as it was tuned for it (the default
 #: before min-max fusion): the base of the ablation rows up to "+length prior".
 _RRF = replace(SearchConfig(), fusion="rrf", rrf_k=30, weights={"dense": 0.5, "lexical": 1.0},
-               link_beta=0.2, speaker_gamma=0.5, length_beta=0.6, part_kinds=(),
-               time_weight=0.0, voice_weight=0.0)
-#: The product default without the two query-side lists added last (dated search, voice).
-_NEW = replace(SearchConfig(), time_weight=0.0, voice_weight=0.0)
+               link_beta=0.2, speaker_gamma=0.5, length_beta=0.6, length_chars=200,
+               part_kinds=(), time_weight=0.0, voice_weight=0.0, third_person=False)
+#: The product default before the lists added last (dated search, voice), the
+#: third-person sentences and the shorter length scale.
+_NEW = replace(SearchConfig(), time_weight=0.0, voice_weight=0.0, third_person=False,
+               length_chars=200)
 
 #: Baselines first, then one row per improvement, each adding to the row above; "memvault"
 #: is the product default (``SearchConfig()`` with ``index_context="thread"``) and the
@@ -63,17 +65,23 @@ VARIANTS: list[Variant] = [
             replace(_RRF, speaker_gamma=0.0, length_beta=0.0), "thread"),
     Variant("+speaker cue", "x1.5 for turns by a person the query names",
             replace(_RRF, length_beta=0.0), "thread"),
-    Variant("+length prior", "x1 to x1.6 for chat turns up to 200 characters", _RRF, "thread"),
+    Variant("+length prior", "x1 to x1.6 for chat turns up to 200 characters (outside "
+            "questions)", _RRF, "thread"),
     Variant("+score fusion", "min-max score fusion instead of RRF, equal weights",
             replace(_NEW, link_beta=0.2, speaker_gamma=0.5, part_kinds=()), "thread"),
     Variant("+cue x2, links 0.3", "speaker cue x2, link share 0.3",
             replace(_NEW, part_kinds=()), "thread"),
     Variant("+sentence vectors", "a dense vector per sentence of a turn too", _NEW, "thread"),
     Variant("+dated search", "a question naming a date also searches that window of event "
-            "time", replace(SearchConfig(), voice_weight=0.0), "thread"),
-    Variant("memvault", "a question naming a speaker also searches in that speaker's voice "
-            "(\"What did Caroline paint?\" as \"What did I paint?\"): the product default",
-            SearchConfig(), "thread"),
+            "time", replace(_NEW, time_weight=SearchConfig().time_weight), "thread"),
+    Variant("+voice", "a question naming a speaker also searches in that speaker's voice "
+            "(\"What did Caroline paint?\" as \"What did I paint?\")",
+            replace(SearchConfig(), third_person=False, length_chars=200), "thread"),
+    Variant("+third person", "a named speaker's first-person sentences are also indexed in "
+            "the third person (\"I painted a lake\" as \"Melanie painted a lake\")",
+            replace(SearchConfig(), length_chars=200), "thread"),
+    Variant("memvault", "length prior scale 150 characters (of statements) instead of 200: "
+            "the product default", SearchConfig(), "thread"),
     Variant("memvault, mpnet", "the product default with the accurate embedder "
             "(all-mpnet-base-v2, `--embedder mpnet`)", SearchConfig(), "thread", "mpnet"),
 ]
@@ -191,10 +199,10 @@ def markdown(report: dict[str, Any], baseline: str = "hybrid") -> str:
 
 
 def _by_conversation(report: dict[str, Any], baseline: str) -> list[str]:
-    """R@10 per conversation for the baseline and the last three rows, and how many
+    """R@10 per conversation for the baseline and the last four rows, and how many
     conversations each of those rows improves over the row above it."""
     names = list(report["variants"])
-    shown = [n for n in dict.fromkeys([baseline, *names[-3:]]) if n in report["variants"]]
+    shown = [n for n in dict.fromkeys([baseline, *names[-4:]]) if n in report["variants"]]
     per = {n: report["variants"][n].get("recall@10_by_conversation", {}) for n in names}
     convs = list(per[shown[-1]]) if shown else []
     if not convs:

@@ -18,7 +18,7 @@ and the longer input doubled the embedding cost of every turn.
 from __future__ import annotations
 
 from ..types import MemoryItem
-from .text import sentences
+from .text import in_third, sentences
 
 #: "off": text only; "speaker": "Name: text" for turns; "thread": also the previous turn.
 MODES = ("off", "speaker", "thread")
@@ -49,12 +49,18 @@ def embed_text(item: MemoryItem, mode: str) -> str:
     return search_text(item, None, "speaker" if mode == "thread" else mode)
 
 
-def part_texts(item: MemoryItem, mode: str) -> list[str]:
+def part_texts(item: MemoryItem, mode: str, *, third: bool = False) -> list[str]:
     """The embedder's inputs for a memory's sentences, each in the same speaker context as
-    the whole; empty for a single sentence (the whole-text vector already is that)."""
+    the whole (none for a single sentence: the whole-text vector already is that).
+
+    With ``third``, a turn whose speaker has a name also gets each sentence that speaks in
+    the first person in the third ("I painted a sunset" -> "Melanie painted a sunset"),
+    a single sentence too: questions about a person name them."""
     pieces = sentences(item.text)
-    if len(pieces) < 2:
-        return []
     if mode == "off" or item.kind != "turn":
-        return pieces
-    return [_spoken(item, piece) for piece in pieces]
+        return pieces if len(pieces) > 1 else []
+    out = [_spoken(item, piece) for piece in pieces] if len(pieces) > 1 else []
+    name = item.metadata.get("speaker")
+    if third and isinstance(name, str) and name.strip():
+        out += [t for t, piece in ((in_third(p, name), p) for p in pieces) if t != piece]
+    return out

@@ -5,9 +5,10 @@
   often holds the actual answer, enters the ranking even when it shares no words with
   the query.
 * Speaker cue: when the query names a person, what that person said is preferred.
-* Length prior: among chat turns, one that says something outranks "Wow, great!" at an
-  equal first-stage score (BM25 normalises length away, and short acknowledgements share
-  the names and topic words of the turns around them).
+* Length prior: among chat turns, one that says something outranks "Wow, great!" or
+  "Cool! What kind of music do you play?" at an equal first-stage score (BM25 normalises
+  length away, and short acknowledgements and questions back share the names and topic
+  words of the turns around them, while what a person tells is in their statements).
 
 All three run on the top candidates only, with one or two small store reads.
 """
@@ -18,7 +19,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
-from .text import named_in
+from .text import named_in, sentences
 
 
 def expand_links(store: RecordStore, query: RowQuery, scores: dict[int, float],
@@ -78,16 +79,22 @@ def speaker_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow
 
 def length_prior(scores: dict[int, float], rows: dict[int, StoredRow], *, beta: float,
                  chars: int) -> dict[int, float]:
-    """Multiply a turn's score by ``1 + beta * min(len(text) / chars, 1)``; other kinds of
-    memory (facts, notes, summaries) are left alone: their length says nothing."""
+    """Multiply a turn's score by ``1 + beta * min(stated / chars, 1)``, ``stated`` the
+    length of its sentences that are not questions; other kinds of memory (facts, notes,
+    summaries) are left alone: their length says nothing."""
     if beta <= 0 or chars <= 0:
         return scores
     out = dict(scores)
     for seq, score in scores.items():
         row = rows.get(seq)
         if row is not None and row.item.kind == "turn":
-            out[seq] = score * (1.0 + beta * min(len(row.item.text) / chars, 1.0))
+            out[seq] = score * (1.0 + beta * min(stated(row.item.text) / chars, 1.0))
     return out
+
+
+def stated(text: str) -> int:
+    """Characters of ``text`` outside its questions: "Cool! What do you play?" states 5."""
+    return sum(len(s) for s in sentences(text) if not s.rstrip().endswith("?"))
 
 
 def ranked(scores: dict[int, float], k: int) -> Sequence[tuple[int, float]]:

@@ -55,15 +55,20 @@ class SearchConfig:
     link_hops: int = 2
     #: Boost for memories whose speaker the query names: x (1 + speaker_gamma); 0 disables.
     speaker_gamma: float = 1.0
-    #: Length prior for chat turns: x (1 + length_beta * min(chars / length_chars, 1)), so
-    #: "Thanks, that's great!" yields to a turn that says something (0 disables).
+    #: Length prior for chat turns: x (1 + length_beta * min(chars / length_chars, 1)),
+    #: counting the characters outside questions, so "Thanks, that's great!" and "Cool!
+    #: What do you play?" yield to a turn that says something (0 disables).
     length_beta: float = 0.6
-    length_chars: int = 200
+    length_chars: int = 150
     query_cache: int = 1024
     #: Kinds of memory whose sentences get vectors of their own in the dense index (a
     #: memory scores by its best vector). They are derived state, embedded when the index
     #: takes a memory in: a rebuild re-embeds them. () keeps one vector per memory.
     part_kinds: tuple[str, ...] = ("turn",)
+    #: Turns of a named speaker also get their first-person sentences in the third person
+    #: ("I painted a sunset" -> "Melanie painted a sunset"; ``text.in_third``), as part
+    #: vectors: the document side of the voice below. Derived state, like the parts.
+    third_person: bool = True
     #: A query that names a time ("on 25 May, 2022", "in April 2022", "yesterday",
     #: "two weeks ago", relative to the wall clock) also runs a dense
     #: search restricted to that window of event time, fused with this weight (0 disables);
@@ -98,6 +103,8 @@ class Searcher:
         self.index_dir = index_dir
         self.context = context  # the vault's index_context: how part vectors are embedded
         parts = ",".join(sorted(self.config.part_kinds))
+        if parts and self.config.third_person:
+            parts += "+third"
         # a snapshot built with other part settings holds other rows: the tag tells
         self._tag = f"{store_tag}|parts={parts}|{context}" if parts else store_tag
         self._lock = threading.RLock()
@@ -193,7 +200,7 @@ class Searcher:
         texts: list[str] = []
         for entry, r in zip(list(entries), rows):
             if r.item.kind in kinds:
-                pieces = part_texts(r.item, self.context)
+                pieces = part_texts(r.item, self.context, third=self.config.third_person)
                 entries += [entry] * len(pieces)
                 texts += pieces
         if texts:

@@ -1,5 +1,6 @@
 """Text helpers for retrieval: lexical terms (stop words dropped: they cost BM25 time and
-add noise), sentences, and a question put in the voice of the speaker it names."""
+add noise), sentences, a question put in the voice of the speaker it names, and what a
+speaker said put in the third person."""
 
 from __future__ import annotations
 
@@ -60,3 +61,27 @@ def in_voice(query: str, names: Iterable[str]) -> str | None:
                          re.IGNORECASE)
     voiced, count = pattern.subn(lambda m: "my" if m.group(2) else "I", query)
     return voiced if count else None
+
+
+# first-person forms and what they become in the third person, "{}" the speaker's name;
+# contractions before the bare pronoun, so "I'm" does not become "Name'm"
+_FIRST = [(re.compile(p, flags), r) for p, flags, r in (
+    (r"\bI['\u2019]m\b", re.I, "{} is"), (r"\bI['\u2019]ve\b", re.I, "{} has"),
+    (r"\bI['\u2019]d\b", re.I, "{} would"), (r"\bI['\u2019]ll\b", re.I, "{} will"),
+    (r"\b(?:my|mine)\b", re.I, "{}'s"), (r"\b(?:myself|me)\b", re.I, "{}"),
+    (r"\bI\b", 0, "{}"))]
+
+
+def in_third(text: str, name: str) -> str:
+    """What ``name`` said, with the first person replaced by the name.
+
+    "I painted my lake sunrise" -> "Caroline painted Caroline's lake sunrise". The document
+    side of ``in_voice``: the question "What has Caroline painted?" names her, the turn
+    says "I"; indexing both forms lets either form of a question find it. Verbs are left
+    as they are ("Caroline am"), as in ``in_voice``. A bare lower-case "i" is left alone:
+    it is too often something else."""
+    name = name.strip()
+    for pattern, form in _FIRST:
+        said = form.format(name)
+        text = pattern.sub(lambda _: said, text)
+    return text
