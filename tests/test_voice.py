@@ -153,6 +153,24 @@ def test_the_speaker_survives_an_index_snapshot(tmp_path: Path) -> None:
     assert any("voice" in h.sources for h in hits)
 
 
+def test_a_snapshot_without_third_person_rows_is_rebuilt(tmp_path: Path) -> None:
+    """The snapshot of a vault indexed without third-person sentences (an older memvault,
+    or ``third_person=False``) is not trusted by one that wants them, and vice versa."""
+    path = tmp_path / "v.db"
+    with Vault(settings=Settings(path=path, embedder="hash",
+                                 search=SearchConfig(third_person=False))) as v:
+        add_chat(v)
+    reports, rows = [], []
+    for third in (True, True, False):
+        settings = Settings(path=path, embedder="hash", search=SearchConfig(third_person=third))
+        with Vault(settings=settings) as v:
+            reports.append(v.searcher.report["index"].split(" (")[0])
+            rows.append(v.searcher._index._live)
+    assert reports == ["rebuilt", "loaded snapshot", "rebuilt"]
+    # six chat turns, five of them in the first person: one more row each
+    assert rows == [11, 11, 6]
+
+
 def _as_format_2(snapshot: Path) -> None:
     """Rewrite a snapshot as memvault wrote it before it kept the speaker (format 2)."""
     import hashlib
