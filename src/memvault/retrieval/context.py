@@ -34,6 +34,13 @@ def speaker_of(item: MemoryItem) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def name_of(item: MemoryItem) -> str | None:
+    """The speaker's name (``metadata["speaker"]``, stripped), never the role: "user" is
+    not a name to voice a question in or to put a turn in the third person with."""
+    value = item.metadata.get("speaker")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def _spoken(item: MemoryItem, text: str) -> str:
     """``text`` (the item's, or a piece of it) as "Speaker: text" when the item has one."""
     who = speaker_of(item)
@@ -65,7 +72,7 @@ def part_texts(item: MemoryItem, mode: str, *, third: bool = False) -> list[str]
     if mode == "off" or item.kind != "turn":
         return pieces if len(pieces) > 1 else []
     out = [_spoken(item, piece) for piece in pieces] if len(pieces) > 1 else []
-    name = item.metadata.get("speaker")
-    if third and isinstance(name, str) and name.strip():
+    name = name_of(item)
+    if third and name:
         out += [t for t, piece in ((in_third(p, name), p) for p in pieces) if t != piece]
     return out

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
+from .context import name_of
 from .text import named_in, sentences
 
 
@@ -67,12 +68,12 @@ def speaker_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow
     """Multiply by ``1 + gamma`` the memories whose speaker is named in the query."""
     if gamma <= 0:
         return scores
-    speaker = {seq: r.item.metadata.get("speaker") for seq, r in rows.items()}
-    named = set(named_in(text, (s for s in speaker.values() if isinstance(s, str))))
+    speaker = {seq: name_of(r.item) for seq, r in rows.items()}
+    named = set(named_in(text, (s for s in speaker.values() if s)))
     out = dict(scores)
     for seq, score in scores.items():
         who = speaker.get(seq)
-        if isinstance(who, str) and who.strip() in named:
+        if who and who in named:
             out[seq] = score * (1.0 + gamma)
     return out
 

@@ -23,7 +23,7 @@ from ..index.vector import ATTRS, VectorIndex, top_k
 from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .fusion import METHODS, fuse
-from .context import part_texts
+from .context import name_of, part_texts
 from .rerank import expand_links, length_prior, ranked, speaker_boost
 from .text import in_voice, named_in, terms
 from .when import time_window
@@ -274,14 +274,16 @@ class Searcher:
             # (both release the GIL), so a search costs max(embed + dense, BM25), not the sum
             lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
         if "dense" in c.retrievers:
+            self.sync()  # once: the voice reads the index's speakers, the lists its rows
             voiced = self._voiced(text, query) if c.voice_weight > 0 else None
             qvec, *voice = self.embed_queries([text] if voiced is None else [text, voiced])
-            rankings["dense"] = self.dense(qvec, query, n)
+            found = self._dense_many([qvec, *voice], query, n, sync=False)
+            rankings["dense"] = found[0]
             if voice:
-                rankings["voice"] = self.dense(voice[0], query, n)
+                rankings["voice"] = found[1]
             dated = self._dated(text, query) if c.time_weight > 0 else None
             if dated is not None:
-                rankings["when"] = self.dense(qvec, dated, n)
+                rankings["when"] = self._dense_many([qvec], dated, n, sync=False)[0]
         if lexical is not None:
             rankings["lexical"] = lexical.result()
         weights = {"when": c.time_weight, "voice": c.voice_weight, **c.weights}
@@ -308,9 +310,8 @@ class Searcher:
 
     def _voiced(self, text: str, query: RowQuery) -> str | None:
         """``text`` in the first person of the speakers it names, if it names any whose
-        memories are in the query's scope."""
+        memories are in the query's scope (read from the index: ``search`` synced it)."""
         with self._lock:
-            self.sync()
             if not named_in(text, self._index.known("speaker")):
                 return None  # most queries: no mask over the whole index
             speakers = self._index.values("speaker", self._index.mask(dict(query.scope)))
@@ -331,8 +332,15 @@ class Searcher:
         return replace(query, event_after=after, event_before=before)
 
     def dense(self, qvec: np.ndarray, query: RowQuery, n: int) -> list[tuple[int, float]]:
+        """Top ``n`` (seq, cosine) for ``qvec`` among the rows ``query`` selects."""
+        return self._dense_many([qvec], query, n)[0]
+
+    def _dense_many(self, qvecs: list[np.ndarray], query: RowQuery, n: int, *,
+                    sync: bool = True) -> list[list[tuple[int, float]]]:
+        """``dense`` for several query vectors over the same rows: one filter, one mask."""
         if query.as_of is not None or tuple(query.statuses or ()) != ("active",):
-            return self._exact(qvec, query, n)  # the index holds current active rows only
+            # the index holds current active rows only
+            return [self._exact(qvec, query, n) for qvec in qvecs]
         where: dict[str, Any] = dict(query.scope)
         if query.kinds is not None:
             where["kind"] = list(query.kinds)
@@ -341,8 +349,10 @@ class Searcher:
                                     query.created_after, query.created_before))
         seqs = self.store.seqs(replace(query, limit=None, offset=0)) if needs_sql else None
         with self._lock:
-            self.sync()
-            return self._index.search(qvec, n, self._index.mask(where, seqs))
+            if sync:
+                self.sync()
+            mask = self._index.mask(where, seqs)
+            return [self._index.search(qvec, n, mask) for qvec in qvecs]
 
     def _exact(self, qvec: np.ndarray, query: RowQuery, n: int) -> list[tuple[int, float]]:
         seqs = self.store.seqs(replace(query, limit=None, offset=0))
@@ -357,6 +367,5 @@ class Searcher:
 
 def _attrs(item: Any) -> dict[str, str | None]:
     out = {a: getattr(item, a) for a in ATTRS if a != "speaker"}
-    speaker = item.metadata.get("speaker")
-    out["speaker"] = speaker.strip() if isinstance(speaker, str) and speaker.strip() else None
+    out["speaker"] = name_of(item)
     return out
