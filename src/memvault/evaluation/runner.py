@@ -36,16 +36,19 @@ class Variant:
 
 _PLAIN = SearchConfig(fusion="rrf", rrf_k=60, weights={"dense": 1.0, "lexical": 1.0},
                       link_beta=0.0, speaker_gamma=0.0, length_beta=0.0, part_kinds=(),
-                      time_weight=0.0, voice_weight=0.0)
+                      time_weight=0.0, voice_weight=0.0, name_gamma=0.0)
 #: Reciprocal-rank fusion with the second stage as it was tuned for it (the default
 #: before min-max fusion): the base of the ablation rows up to "+length prior".
 _RRF = replace(SearchConfig(), fusion="rrf", rrf_k=30, weights={"dense": 0.5, "lexical": 1.0},
                link_beta=0.2, speaker_gamma=0.5, length_beta=0.6, length_chars=200,
-               part_kinds=(), time_weight=0.0, voice_weight=0.0, third_person=False)
+               part_kinds=(), time_weight=0.0, voice_weight=0.0, third_person=False,
+               name_gamma=0.0)
 #: The product default before the lists added last (dated search, voice), the
-#: third-person sentences and the shorter length scale.
+#: third-person sentences, the shorter length scale and the name cue.
 _NEW = replace(SearchConfig(), time_weight=0.0, voice_weight=0.0, third_person=False,
-               length_chars=200)
+               length_chars=200, name_gamma=0.0)
+#: The product default before the name cue.
+_LAST = replace(SearchConfig(), name_gamma=0.0)
 
 #: Baselines first, then one row per improvement, each adding to the row above; "memvault"
 #: is the product default (``SearchConfig()`` with ``index_context="thread"``) and the
@@ -76,12 +79,15 @@ VARIANTS: list[Variant] = [
             "time", replace(_NEW, time_weight=SearchConfig().time_weight), "thread"),
     Variant("+voice", "a question naming a speaker also searches in that speaker's voice "
             "(\"What did Caroline paint?\" as \"What did I paint?\")",
-            replace(SearchConfig(), third_person=False, length_chars=200), "thread"),
+            replace(_LAST, third_person=False, length_chars=200), "thread"),
     Variant("+third person", "a named speaker's first-person sentences are also indexed in "
             "the third person (\"I painted a lake\" as \"Melanie painted a lake\")",
-            replace(SearchConfig(), length_chars=200), "thread"),
-    Variant("memvault", "length prior scale 150 characters (of statements) instead of 200: "
-            "the product default", SearchConfig(), "thread"),
+            replace(_LAST, length_chars=200), "thread"),
+    Variant("+length 150", "length prior scale 150 characters (of statements) instead of 200",
+            _LAST, "thread"),
+    Variant("memvault", "name cue: x1.3 for memories naming something when the question "
+            "asks for named things (\"Which cities has John been to?\"): the product default",
+            SearchConfig(), "thread"),
     Variant("memvault, mpnet", "the product default with the accurate embedder "
             "(all-mpnet-base-v2, `--embedder mpnet`)", SearchConfig(), "thread", "mpnet"),
 ]

@@ -5,22 +5,26 @@
   often holds the actual answer, enters the ranking even when it shares no words with
   the query.
 * Speaker cue: when the query names a person, what that person said is preferred.
+* Name cue: when the query asks for things known by name ("Which books has Tim read?",
+  "What cities has John been to?"), memories that name something are preferred: the
+  first stage ranks "I love exploring new cities" above "I was in Chicago last week",
+  since only the first says "city".
 * Length prior: among chat turns, one that says something outranks "Wow, great!" or
   "Cool! What kind of music do you play?" at an equal first-stage score (BM25 normalises
   length away, and short acknowledgements and questions back share the names and topic
   words of the turns around them, while what a person tells is in their statements).
 
-All three run on the top candidates only, with one or two small store reads.
+All four run on the top candidates only, with one or two small store reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .context import name_of
-from .text import named_in, sentences
+from .text import asks_for_names, named_in, names_something, sentences
 
 
 def expand_links(store: RecordStore, query: RowQuery, scores: dict[int, float],
@@ -74,6 +78,21 @@ def speaker_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow
     for seq, score in scores.items():
         who = speaker.get(seq)
         if who and who in named:
+            out[seq] = score * (1.0 + gamma)
+    return out
+
+
+def name_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
+               *, gamma: float, known: Iterable[str] = ()) -> dict[int, float]:
+    """Multiply by ``1 + gamma`` the memories that name something, if the query asks for
+    named things (``text.asks_for_names``); ``known`` names (the speakers) do not count."""
+    if gamma <= 0 or not asks_for_names(text):
+        return scores
+    known = [*known, *(n for n in (name_of(r.item) for r in rows.values()) if n)]
+    out = dict(scores)
+    for seq, score in scores.items():
+        row = rows.get(seq)
+        if row is not None and names_something(row.item.text, known):
             out[seq] = score * (1.0 + gamma)
     return out
 

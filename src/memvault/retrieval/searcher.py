@@ -24,7 +24,7 @@ from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .fusion import METHODS, fuse
 from .context import name_of, part_texts
-from .rerank import expand_links, length_prior, ranked, speaker_boost
+from .rerank import expand_links, length_prior, name_boost, ranked, speaker_boost
 from .text import in_voice, named_in, terms
 from .when import time_window
 
@@ -55,6 +55,10 @@ class SearchConfig:
     link_hops: int = 2
     #: Boost for memories whose speaker the query names: x (1 + speaker_gamma); 0 disables.
     speaker_gamma: float = 1.0
+    #: Boost for memories that name something (a capitalised word inside a sentence, a
+    #: quoted title) when the query asks for named things ("Which books has Tim read?"):
+    #: x (1 + name_gamma); 0 disables. See ``text.asks_for_names``.
+    name_gamma: float = 0.3
     #: Length prior for chat turns: x (1 + length_beta * min(chars / length_chars, 1)),
     #: counting the characters outside questions, so "Thanks, that's great!" and "Cool!
     #: What do you play?" yield to a turn that says something (0 disables).
@@ -304,7 +308,13 @@ class Searcher:
         for seq, s in boosted.items():
             if s != scores[seq]:
                 sources.setdefault(seq, {})["speaker"] = 1.0
-        boosted = length_prior(boosted, rows, beta=c.length_beta, chars=c.length_chars)
+        with self._lock:  # the speakers' names are not names the query asks for
+            speakers = self._index.known("speaker") if c.name_gamma > 0 else []
+        named = name_boost(text, boosted, rows, gamma=c.name_gamma, known=speakers)
+        for seq, s in named.items():
+            if s != boosted[seq]:
+                sources.setdefault(seq, {})["name"] = 1.0
+        boosted = length_prior(named, rows, beta=c.length_beta, chars=c.length_chars)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
 

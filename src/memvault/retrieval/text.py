@@ -1,6 +1,7 @@
 """Text helpers for retrieval: lexical terms (stop words dropped: they cost BM25 time and
-add noise), sentences, a question put in the voice of the speaker it names, and what a
-speaker said put in the third person."""
+add noise), sentences, a question put in the voice of the speaker it names, what a
+speaker said put in the third person, and whether a question asks for named things and a
+text names any."""
 
 from __future__ import annotations
 
@@ -85,3 +86,48 @@ def in_third(text: str, name: str) -> str:
         said = form.format(name)
         text = pattern.sub(lambda _: said, text)
     return text
+
+
+#: Kinds of thing people know by name. A question asking for them ("Which books has Tim
+#: read?", "What are the names of Audrey's dogs?") wants the memories that name something.
+_NAMED_KINDS = re.compile(
+    r"\b(?:names?|cit(?:y|ies)|countr(?:y|ies)|places|states|locations?|destinations?"
+    r"|books?|novels?|authors?|movies?|films?|shows?|series|characters?|songs?|albums?"
+    r"|bands?|artists?|musicians?|singers?|games?|players?|teams?|brands?|compan(?:y|ies)"
+    r"|sponsors?|restaurants?|titles?|people)\b", re.IGNORECASE)
+_ASKS = re.compile(r"^\s*(?:what|which|who)\b", re.IGNORECASE)
+# capitalised mid-sentence, yet not a name of anything a question would ask for
+_NOT_NAMES = frozenset("""
+monday tuesday wednesday thursday friday saturday sunday january february march april may
+june july august september october november december mom dad thanks hey hi wow yeah yes no
+oh ok okay sure
+""".split())
+_ASIDE = re.compile(r"\[[^\]]*\]")
+_QUOTED_TITLE = re.compile(r"[\"\u201c'\u2018][^\W\d_]")
+
+
+def asks_for_names(query: str) -> bool:
+    """Whether ``query`` is a what/which/who question about a kind of thing that has names
+    (books, films, cities, bands, people, ...)."""
+    return bool(_ASKS.search(query) and _NAMED_KINDS.search(query))
+
+
+def names_something(text: str, known: Iterable[str] = ()) -> bool:
+    """Whether ``text`` names something: a quoted title, or a capitalised word inside a
+    sentence ("we went to Chicago"), other than ``known`` (the speakers' names).
+
+    Stricter than the linker's ``scheduler.entities``, which also takes a sentence's first
+    word when it is not a common one: that is right for telling whether two memories share
+    a name, but nearly every chat turn would then "name something" ("Congrats", "Awesome").
+    Bracketed asides ("[shares a photo of ...]") are not what the speaker named."""
+    skip = {k.strip().lower() for k in known} | _NOT_NAMES
+    for sentence in sentences(_ASIDE.sub(" ", text)):
+        for m in _QUOTED_TITLE.finditer(sentence):
+            if sentence[m.end() - 1].isupper():
+                return True
+        for word in _WORD.findall(sentence)[1:]:
+            # "McGee" is a name, "LGBTQ" an acronym for a kind of thing
+            if (len(word) > 1 and word[0].isupper() and word[1].islower()
+                    and word.lower() not in skip):
+                return True
+    return False
