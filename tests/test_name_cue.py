@@ -10,7 +10,7 @@ import pytest
 
 from memvault import Settings, Vault
 from memvault.retrieval.searcher import SearchConfig
-from memvault.retrieval.text import asks_for_names, names_something
+from memvault.retrieval.text import asks_for_names, name_words, names_something
 
 
 @pytest.mark.parametrize("query, asks", [
@@ -33,6 +33,7 @@ def test_asks_for_names(query: str, asks: bool) -> None:
     ("We ate at McGee's pub.", (), True),
     ("Thanks, Maria! That was fun.", ["Maria"], False),  # a speaker's name is not it
     ("Thanks, Maria! That was fun.", ["maria "], False),
+    ("Hi Mary, hi Ann!", ["Mary Ann"], False),
     ("Thanks, Maria! That was fun.", (), True),
     ("Chicago was great.", (), False),  # a sentence's first word may be any word
     ("Last Sunday in May was fun, Mom said.", (), False),  # days, months, family words
@@ -40,7 +41,7 @@ def test_asks_for_names(query: str, asks: bool) -> None:
     ("Nice! [shares a photo of the Eiffel Tower in Paris]", (), False),  # asides
 ])
 def test_names_something(text: str, known: tuple[str, ...], names: bool) -> None:
-    assert names_something(text, known) is names
+    assert names_something(text, name_words(known)) is names
 
 
 CHAT = [

@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .context import name_of
-from .text import asks_for_names, named_in, names_something, sentences
+from .text import asks_for_names, name_words, named_in, names_something, sentences
 
 
 def expand_links(store: RecordStore, query: RowQuery, scores: dict[int, float],
@@ -88,11 +88,11 @@ def name_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
     named things (``text.asks_for_names``); ``known`` names (the speakers) do not count."""
     if gamma <= 0 or not asks_for_names(text):
         return scores
-    known = [*known, *(n for n in (name_of(r.item) for r in rows.values()) if n)]
+    skip = name_words([*known, *(name_of(r.item) or "" for r in rows.values())])
     out = dict(scores)
     for seq, score in scores.items():
         row = rows.get(seq)
-        if row is not None and names_something(row.item.text, known):
+        if row is not None and names_something(row.item.text, skip):
             out[seq] = score * (1.0 + gamma)
     return out
 

@@ -6,7 +6,7 @@ text names any."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # a sentence ends at . ! ? followed by space; a bracketed aside ("[shares a photo of ...]")
@@ -112,22 +112,29 @@ def asks_for_names(query: str) -> bool:
     return bool(_ASKS.search(query) and _NAMED_KINDS.search(query))
 
 
-def names_something(text: str, known: Iterable[str] = ()) -> bool:
+def names_something(text: str, known: Container[str] = frozenset()) -> bool:
     """Whether ``text`` names something: a quoted title, or a capitalised word inside a
-    sentence ("we went to Chicago"), other than ``known`` (the speakers' names).
+    sentence ("we went to Chicago"), other than the lower-case words in ``known`` (the
+    speakers' names: see ``name_words``).
 
     Stricter than the linker's ``scheduler.entities``, which also takes a sentence's first
     word when it is not a common one: that is right for telling whether two memories share
     a name, but nearly every chat turn would then "name something" ("Congrats", "Awesome").
     Bracketed asides ("[shares a photo of ...]") are not what the speaker named."""
-    skip = {k.strip().lower() for k in known} | _NOT_NAMES
     for sentence in sentences(_ASIDE.sub(" ", text)):
         for m in _QUOTED_TITLE.finditer(sentence):
             if sentence[m.end() - 1].isupper():
                 return True
         for word in _WORD.findall(sentence)[1:]:
             # "McGee" is a name, "LGBTQ" an acronym for a kind of thing
-            if (len(word) > 1 and word[0].isupper() and word[1].islower()
-                    and word.lower() not in skip):
-                return True
+            if len(word) > 1 and word[0].isupper() and word[1].islower():
+                low = word.lower()
+                if low not in known and low not in _NOT_NAMES:
+                    return True
     return False
+
+
+def name_words(names: Iterable[str]) -> frozenset[str]:
+    """The lower-case words of ``names`` ("Mary Ann" -> {"mary", "ann"}), for
+    ``names_something``'s ``known``: built once per search, not once per memory."""
+    return frozenset(w for n in names if n for w in _WORD.findall(n.lower()))
