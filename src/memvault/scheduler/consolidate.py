@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models.llm import LLM
+from ..retrieval.context import speaker_of
 from ..storage.base import AuditOp, LinkOp, RowQuery
 from ..types import MemoryItem
 from ._scan import OWNER_FIELDS, iter_items, query_scope, same_scope, scope_key, scope_of
@@ -97,8 +98,8 @@ def digest(items: Sequence[MemoryItem]) -> str:
 
 
 def _line(item: MemoryItem) -> str:
-    who = item.metadata.get("speaker") or item.metadata.get("role")
-    return f"{who}: {item.text}" if isinstance(who, str) and who else item.text
+    who = speaker_of(item)
+    return f"{who}: {item.text}" if who else item.text
 
 
 def _existing(vault: "Vault", scope: dict[str, str | None], level: str,
