@@ -20,7 +20,7 @@ All four run on the top candidates only, with one or two small store reads.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .context import name_of
@@ -83,12 +83,13 @@ def speaker_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow
 
 
 def name_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
-               *, gamma: float, known: Iterable[str] = ()) -> dict[int, float]:
+               *, gamma: float) -> dict[int, float]:
     """Multiply by ``1 + gamma`` the memories that name something, if the query asks for
-    named things (``text.asks_for_names``); ``known`` names (the speakers) do not count."""
+    named things (``text.asks_for_names``). The candidates' speakers do not count: "Thanks,
+    Maria!" names the person being talked to, not a book or a city."""
     if gamma <= 0 or not asks_for_names(text):
         return scores
-    skip = name_words([*known, *(name_of(r.item) or "" for r in rows.values())])
+    skip = name_words(n for n in (name_of(r.item) for r in rows.values()) if n)
     out = dict(scores)
     for seq, score in scores.items():
         row = rows.get(seq)

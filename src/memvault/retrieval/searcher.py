@@ -308,9 +308,7 @@ class Searcher:
         for seq, s in boosted.items():
             if s != scores[seq]:
                 sources.setdefault(seq, {})["speaker"] = 1.0
-        with self._lock:  # the speakers' names are not names the query asks for
-            speakers = self._index.known("speaker") if c.name_gamma > 0 else []
-        named = name_boost(text, boosted, rows, gamma=c.name_gamma, known=speakers)
+        named = name_boost(text, boosted, rows, gamma=c.name_gamma)
         for seq, s in named.items():
             if s != boosted[seq]:
                 sources.setdefault(seq, {})["name"] = 1.0
