@@ -227,7 +227,9 @@ def _by_conversation(report: dict[str, Any], baseline: str) -> list[str]:
 
 
 def plot(report: dict[str, Any], path: Path) -> bool:
-    """Recall@k per category, one group of bars per variant; skipped without matplotlib."""
+    """Recall@5/10/20 per category for the baselines and the product rows (bars), and
+    recall@10 per category along the ablation, row by row (lines); skipped without
+    matplotlib. Bars for all ~20 rows were unreadable: colours repeat after ten."""
     try:
         import matplotlib
 
@@ -237,22 +239,39 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         return False
     cats = ["overall", *locomo.CATEGORIES.values()]
     names = list(report["variants"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
-    width = 0.8 / len(names)
-    for ax, k in zip(axes, (5, 10, 20)):
-        for i, name in enumerate(names):
+    shown = list(dict.fromkeys(names[:3] + [n for n in names if n.startswith("memvault")]))
+    fig = plt.figure(figsize=(15, 8.5))
+    grid = fig.add_gridspec(2, 3, height_ratios=(1, 1.1))
+    width = 0.8 / len(shown)
+    for col, k in enumerate((5, 10, 20)):
+        ax = fig.add_subplot(grid[0, col])
+        for i, name in enumerate(shown):
             m = report["variants"][name]["metrics"]
             ax.bar([c + i * width for c in range(len(cats))],
                    [m[c].get(f"recall@{k}", 0) for c in cats], width, label=name)
-        ax.set_xticks([c + width * (len(names) - 1) / 2 for c in range(len(cats))], cats,
-                      rotation=20)
+        ax.set_xticks([c + width * (len(shown) - 1) / 2 for c in range(len(cats))], cats,
+                      rotation=15)
         ax.set_title(f"evidence recall@{k}")
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=9, frameon=False)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(shown), fontsize=9,
+               frameon=False, bbox_to_anchor=(0.5, 0.955))
+    ax = fig.add_subplot(grid[1, :])
+    for cat in cats:
+        ax.plot(range(len(names)),
+                [report["variants"][n]["metrics"][cat].get("recall@10", 0) for n in names],
+                marker="o", label=cat, linewidth=2.5 if cat == "overall" else 1.2)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_title("recall@10 along the ablation (each row adds to the one before)")
+    for goal, colour in ((0.80, "C0"), (0.60, "C1")):  # issue 3: overall, multi-hop
+        ax.axhline(goal, linestyle="--", color=colour, alpha=0.5, linewidth=1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", ncol=len(cats), frameon=False,
+              title="dashed: goal R@10 0.80 overall, 0.60 multi-hop", title_fontsize=8)
     fig.suptitle(f"LoCoMo ({report['conversations']} conversations, {report['questions']} questions)")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
