@@ -72,6 +72,10 @@ bench-guard: install
 bench-locomo: install
 	$(VENV)/bin/memvault bench locomo $(LOCOMO) --out benchmarks/results
 
+.PHONY: bench-reindex
+bench-reindex: install
+	$(PY) benchmarks/bench_reindex.py --locomo $(LOCOMO) --out benchmarks/results
+
 soak: install
 	MEMVAULT_CRASH_ROUNDS=300 MEMVAULT_SERVER_KILL_ROUNDS=100 MEMVAULT_CONCURRENCY_SECONDS=600 \
 		$(PY) -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_concurrency.py

@@ -171,6 +171,49 @@ def test_a_snapshot_without_third_person_rows_is_rebuilt(tmp_path: Path) -> None
     assert rows == [11, 11, 6]
 
 
+STORY = [
+    ("Andrew", "I went fishing at the lake. It was great! My girlfriend caught two trout."),
+    ("Audrey", "Nice! I bought new beds for my dogs. They love them."),
+    ("Andrew", "Work has been stressful. I bake bread to unwind."),
+]
+
+
+def test_a_rebuild_for_other_settings_reuses_the_sentence_vectors(tmp_path: Path) -> None:
+    """Turning third-person sentences on rebuilds the index, but the sentence vectors the
+    old snapshot holds are taken from it, not embedded again: only the new third-person
+    texts are. The result searches exactly like an index built with the setting from the
+    start."""
+    def open_(path: Path, third: bool) -> Vault:
+        return Vault(settings=Settings(path=path, embedder="hash",
+                                       search=SearchConfig(third_person=third)))
+
+    def messages() -> list[dict[str, str]]:
+        return [{"role": "user", "name": s, "content": t} for s, t in STORY]
+
+    spoken = sum(len(part_texts(MemoryItem(id="t", text=t, kind="turn", metadata={"speaker": s}),
+                                "speaker")) for s, t in STORY)
+    third = sum(len(part_texts(MemoryItem(id="t", text=t, kind="turn", metadata={"speaker": s}),
+                               "speaker", third=True)) for s, t in STORY) - spoken
+    assert spoken == 8 and third == 4  # the sentences; the first-person ones again
+    path = tmp_path / "v.db"
+    with open_(path, False) as v:
+        v.add_messages(messages(), user_id="u")
+        assert (v.searcher.report["reused"], v.searcher.report["embedded"]) == (0, 0)
+    with open_(path, True) as v:
+        report = v.searcher.report
+        assert report["index"].startswith("rebuilt")
+        assert (report["reused"], report["embedded"]) == (spoken, third)
+        reopened = [(h.item.text, round(h.score, 6))
+                    for h in v.search("What does Andrew do to relax?", user_id="u", k=3)]
+    with open_(tmp_path / "fresh.db", True) as v:
+        v.add_messages(messages(), user_id="u")
+        fresh = [(h.item.text, round(h.score, 6))
+                 for h in v.search("What does Andrew do to relax?", user_id="u", k=3)]
+    assert reopened == fresh
+    with open_(path, False) as v:  # and back: every sentence vector is in the snapshot
+        assert (v.searcher.report["reused"], v.searcher.report["embedded"]) == (spoken, 0)
+
+
 def _as_format_2(snapshot: Path) -> None:
     """Rewrite a snapshot as memvault wrote it before it kept the speaker (format 2)."""
     import hashlib

@@ -13,6 +13,8 @@ quarter of the rows are dead the graph is rebuilt from the live ones.
 
 A memory may own several rows (its whole text and its sentences, see
 ``SearchConfig.part_kinds``): search scores a memory by its best row and returns it once.
+A row embedded by the index itself (a sentence) keeps a content key of what was embedded,
+so a rebuild can take its vector from the old snapshot instead of embedding it again.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class VectorIndex:
         self._hnsw.hnsw.efSearch = self.ef_search
         self._seq = np.zeros(0, dtype=np.int64)  # position -> store seq
         self._alive = np.zeros(0, dtype=bool)
+        self._key = np.zeros(0, dtype=np.int64)  # content key of an embedded part; 0: none
         self._codes = {a: np.zeros(0, dtype=np.int32) for a in ATTRS}
         self._vocab: dict[str, dict[str | None, int]] = {a: {None: 0} for a in ATTRS}
         self._pos_of_item: dict[str, list[int]] = {}
@@ -73,12 +76,16 @@ class VectorIndex:
         return len(self._seq) - self._live
 
     def upsert(self, rows: Sequence[tuple[str, int, Mapping[str, str | None]]],
-               vectors: np.ndarray) -> None:
+               vectors: np.ndarray, keys: Sequence[int] | np.ndarray | None = None) -> None:
         """Add ``(item_id, seq, attrs)`` rows; an item's previous rows become dead.
 
-        Rows repeating an item id in one call all belong to that item (its parts)."""
+        Rows repeating an item id in one call all belong to that item (its parts).
+        ``keys``: per row, the content key of the text its vector was embedded from (0 for
+        a vector that came from the store); see ``reusable``."""
         if not rows:
             return
+        key = (np.zeros(len(rows), np.int64) if keys is None
+               else np.asarray(keys, dtype=np.int64).reshape(len(rows)))
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
         start = len(self._seq)
         for item_id in {r[0] for r in rows}:
@@ -86,6 +93,7 @@ class VectorIndex:
         self._hnsw.add(vectors)
         self._seq = np.concatenate([self._seq, np.array([r[1] for r in rows], np.int64)])
         self._alive = np.concatenate([self._alive, np.ones(len(rows), bool)])
+        self._key = np.concatenate([self._key, key])
         for a in ATTRS:
             vocab = self._vocab[a]
             codes = [vocab.setdefault(r[2].get(a), len(vocab)) for r in rows]
@@ -107,11 +115,20 @@ class VectorIndex:
             return False
         live = np.flatnonzero(self._alive)
         vecs = self._vectors()[live].copy()
+        keys = self._key[live].copy()
         rows = [(self._item_at[p], int(self._seq[p]),
                  {a: self._decode(a, self._codes[a][p]) for a in ATTRS}) for p in live]
         self._reset()
-        self.upsert(rows, vecs)
+        self.upsert(rows, vecs, keys)
         return True
+
+    def reusable(self) -> dict[int, np.ndarray]:
+        """``{content key: vector}`` of the live rows the index embedded itself: what a
+        rebuild with other settings can take instead of embedding the same text again.
+        The vectors are rows of one copy, so the index can be dropped before the rebuild."""
+        live = np.flatnonzero(self._alive & (self._key != 0))
+        vecs = self._vectors()[live]  # fancy indexing: already a copy
+        return dict(zip(self._key[live].tolist(), vecs))
 
     def _decode(self, attr: str, code: int) -> str | None:
         for value, c in self._vocab[attr].items():
@@ -205,7 +222,7 @@ class VectorIndex:
         try:
             tmp.mkdir(parents=True)
             faiss.write_index(self._hnsw, str(tmp / "hnsw.faiss"))
-            np.savez(tmp / "rows.npz", seq=self._seq, alive=self._alive,
+            np.savez(tmp / "rows.npz", seq=self._seq, alive=self._alive, key=self._key,
                      **{f"code_{a}": self._codes[a] for a in ATTRS})
             meta = {"format": _FORMAT, "dim": self.dim, "m": self.m, "watermark": watermark,
                     "tag": tag, "rows": len(self._seq), "items": self._item_at,
@@ -249,6 +266,8 @@ class VectorIndex:
             hnsw = faiss.read_index(str(directory / "hnsw.faiss"))
             with np.load(directory / "rows.npz", allow_pickle=False) as z:
                 seq, alive = z["seq"], z["alive"]
+                # "key" is newer than format 3 and optional: readers that predate it skip it
+                key = z["key"] if "key" in z.files else np.zeros(len(seq), np.int64)
                 unset = tuple(a for a in ATTRS if f"code_{a}" not in z.files)
                 if set(unset) - set(_ADDED_IN_3):
                     raise IntegrityError(f"index snapshot lacks attributes {unset}")
@@ -259,12 +278,13 @@ class VectorIndex:
         except Exception as exc:  # faiss raises RuntimeError, json ValueError, ...
             raise IntegrityError(f"index snapshot at {directory} is unreadable: {exc}") from exc
         n = meta["rows"]
-        if not (hnsw.ntotal == n == len(seq) == len(alive) == len(meta["items"])
+        if not (hnsw.ntotal == n == len(seq) == len(alive) == len(key) == len(meta["items"])
                 and all(len(c) == n for c in codes.values())):
             raise IntegrityError(f"index snapshot at {directory} is inconsistent")
         self._hnsw = hnsw  # read_index returns the concrete class and owns it
         self._hnsw.hnsw.efSearch = self.ef_search
         self._seq, self._alive, self._codes = seq.astype(np.int64), alive.astype(bool), codes
+        self._key = key.astype(np.int64)
         self._vocab = {a: {k: v for k, v in meta["vocab"].get(a, [[None, 0]])} for a in ATTRS}
         self.unset = unset
         self._item_at = list(meta["items"])

@@ -7,6 +7,7 @@ processes sharing the same store are visible without any signalling between them
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -117,6 +118,8 @@ class Searcher:
         self._watermark = 0
         self._executor: ThreadPoolExecutor | None = None
         self.report: dict[str, Any] = {}
+        #: sentence vectors taken from an old snapshot / embedded, since the vault opened
+        self._parts = {"reused": 0, "embedded": 0}
         self._open()
 
     def _new_index(self) -> VectorIndex:
@@ -134,9 +137,14 @@ class Searcher:
         started = time.monotonic()
         replayed = 0
         if self.index_dir is not None and self.index_dir.exists():
+            reuse: dict[int, np.ndarray] = {}
             try:
                 mark, tag = self._index.load(self.index_dir)
                 if tag != self._tag or mark > self.store.last_change():
+                    # a sound snapshot of other settings or another state: its sentence
+                    # vectors are still those of the same texts
+                    reuse = self._index.reusable()
+                    self._index = self._new_index()  # free it before the rebuild
                     raise IntegrityError("index snapshot belongs to another store state")
                 self._watermark = mark
                 self.report["index"] = "loaded snapshot"
@@ -147,11 +155,11 @@ class Searcher:
             except IntegrityError as exc:
                 log.warning("rebuilding vector index: %s", exc)
                 self.report["index"] = f"rebuilt ({exc})"
-                self.rebuild()
+                self.rebuild(reuse=reuse)
         else:
             self.report["index"] = "built from store"
             self.rebuild()
-        self.report.update(replayed=replayed, indexed=len(self._index),
+        self.report.update(replayed=replayed, indexed=len(self._index), **self._parts,
                            seconds=round(time.monotonic() - started, 3))
 
     def _fill_unset(self) -> None:
@@ -166,13 +174,16 @@ class Searcher:
                 offset += len(page)
             self._index.fill(attr, values)
 
-    def rebuild(self) -> int:
-        """Rebuild the index from the record store; returns the number of rows indexed."""
+    def rebuild(self, reuse: Mapping[int, np.ndarray] | None = None) -> int:
+        """Rebuild the index from the record store; returns the number of memories indexed.
+
+        ``reuse``: sentence vectors by content key (``VectorIndex.reusable``) to take
+        instead of embedding those sentences again."""
         with self._lock:
             mark = self.store.last_change()
             index = self._new_index()
             for batch in self.store.scan_current():
-                self._upsert(index, [r for r, _ in batch], [v for _, v in batch])
+                self._upsert(index, [r for r, _ in batch], [v for _, v in batch], reuse)
             self._index, self._watermark = index, mark
             self.sync()
             return len(index)
@@ -196,9 +207,10 @@ class Searcher:
             self._watermark = mark
             return len(ids)
 
-    def _upsert(self, index: VectorIndex, rows: list[StoredRow],
-                vectors: list[np.ndarray]) -> None:
-        """Index each memory's stored vector, and its sentences' vectors if it has parts."""
+    def _upsert(self, index: VectorIndex, rows: list[StoredRow], vectors: list[np.ndarray],
+                reuse: Mapping[int, np.ndarray] | None = None) -> None:
+        """Index each memory's stored vector, and its sentences' vectors if it has parts
+        (embedded here, or taken from ``reuse`` by content key)."""
         entries = [(r.item.id, r.seq, _attrs(r.item)) for r in rows]
         kinds = self.config.part_kinds
         texts: list[str] = []
@@ -207,9 +219,19 @@ class Searcher:
                 pieces = part_texts(r.item, self.context, third=self.config.third_person)
                 entries += [entry] * len(pieces)
                 texts += pieces
+        keys = [0] * len(vectors)
         if texts:
-            vectors = vectors + list(self.embedder.embed(texts))
-        index.upsert(entries, np.stack(vectors))
+            text_keys = [_content_key(self.embedder.id, t) for t in texts]
+            found = [None if reuse is None else reuse.get(k) for k in text_keys]
+            todo = [i for i, v in enumerate(found) if v is None]
+            if todo:
+                for i, vec in zip(todo, self.embedder.embed([texts[i] for i in todo])):
+                    found[i] = vec
+            self._parts["reused"] += len(texts) - len(todo)
+            self._parts["embedded"] += len(todo)
+            vectors = vectors + found  # type: ignore[operator]
+            keys += text_keys
+        index.upsert(entries, np.stack(vectors), keys)
 
     def save(self) -> bool:
         """Snapshot the index so the next open skips the rebuild; False if it failed.
@@ -371,6 +393,12 @@ class Searcher:
         scores = np.stack(list(vecs.values())) @ qvec
         top = top_k(scores, n, keys)
         return [(int(keys[i]), float(scores[i])) for i in top]
+
+
+def _content_key(embedder_id: str, text: str) -> int:
+    """A 64-bit key of what was embedded, by which embedder (never 0: 0 means none)."""
+    digest = hashlib.blake2b(f"{embedder_id}\x00{text}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True) or 1
 
 
 def _attrs(item: Any) -> dict[str, str | None]:
