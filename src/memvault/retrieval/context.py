@@ -74,5 +74,5 @@ def part_texts(item: MemoryItem, mode: str, *, third: bool = False) -> list[str]
     out = [_spoken(item, piece) for piece in pieces] if len(pieces) > 1 else []
     name = name_of(item)
     if third and name:
-        out += [t for t, piece in ((in_third(p, name), p) for p in pieces) if t != piece]
+        out += [t for p in pieces if (t := in_third(p, name)) != p]
     return out

@@ -20,7 +20,7 @@ All four run on the top candidates only, with one or two small store reads.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .context import name_of
@@ -74,12 +74,7 @@ def speaker_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow
         return scores
     speaker = {seq: name_of(r.item) for seq, r in rows.items()}
     named = set(named_in(text, (s for s in speaker.values() if s)))
-    out = dict(scores)
-    for seq, score in scores.items():
-        who = speaker.get(seq)
-        if who and who in named:
-            out[seq] = score * (1.0 + gamma)
-    return out
+    return _boost(scores, 1.0 + gamma, lambda seq: speaker.get(seq) in named)
 
 
 def name_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
@@ -90,12 +85,14 @@ def name_boost(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
     if gamma <= 0 or not asks_for_names(text):
         return scores
     skip = name_words(n for n in (name_of(r.item) for r in rows.values()) if n)
-    out = dict(scores)
-    for seq, score in scores.items():
-        row = rows.get(seq)
-        if row is not None and names_something(row.item.text, skip):
-            out[seq] = score * (1.0 + gamma)
-    return out
+    return _boost(scores, 1.0 + gamma,
+                  lambda seq: seq in rows and names_something(rows[seq].item.text, skip))
+
+
+def _boost(scores: dict[int, float], factor: float,
+           chosen: Callable[[int], bool]) -> dict[int, float]:
+    """``scores`` with the chosen memories' scores multiplied by ``factor``."""
+    return {seq: score * factor if chosen(seq) else score for seq, score in scores.items()}
 
 
 def length_prior(scores: dict[int, float], rows: dict[int, StoredRow], *, beta: float,

@@ -326,15 +326,13 @@ class Searcher:
                 if s != scores.get(seq, 0.0):
                     sources.setdefault(seq, {})["links"] = round(s - scores.get(seq, 0.0), 6)
             scores = expanded
-        boosted = speaker_boost(text, scores, rows, gamma=c.speaker_gamma)
-        for seq, s in boosted.items():
-            if s != scores[seq]:
-                sources.setdefault(seq, {})["speaker"] = 1.0
-        named = name_boost(text, boosted, rows, gamma=c.name_gamma)
-        for seq, s in named.items():
-            if s != boosted[seq]:
-                sources.setdefault(seq, {})["name"] = 1.0
-        boosted = length_prior(named, rows, beta=c.length_beta, chars=c.length_chars)
+        for cue, boost, gamma in (("speaker", speaker_boost, c.speaker_gamma),
+                                  ("name", name_boost, c.name_gamma)):
+            boosted = boost(text, scores, rows, gamma=gamma)
+            for seq in (seq for seq, s in boosted.items() if s != scores[seq]):
+                sources.setdefault(seq, {})[cue] = 1.0
+            scores = boosted
+        boosted = length_prior(scores, rows, beta=c.length_beta, chars=c.length_chars)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
 
