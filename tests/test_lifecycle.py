@@ -111,18 +111,35 @@ def test_similar_and_session_links(vault: Vault) -> None:
     assert (turn.id, "session") in {(l.target, l.kind) for l in vault.get(fact.id).links}
 
 
-def test_links_feed_retrieval_expansion(vault: Vault) -> None:
-    vault.add_many([f"filler note number {i} about groceries" for i in range(30)], user_id=U)
-    a = vault.add("Maya adopted a greyhound called Pixel", user_id=U)
-    b = vault.add("Pixel hates thunderstorms", user_id=U)
-    query = "which dog did Maya adopt, the greyhound?"
-    before = {h.item.id: h for h in vault.search(query, user_id=U, k=10)}
-    assert a.id in before and "links" not in before.get(b.id, before[a.id]).sources
-    link_new(vault, LinkConfig(similar_k=0))  # the fillers are near-duplicates
-    after = {h.item.id: h for h in vault.search(query, user_id=U, k=10)}
-    assert b.id in after and "links" in after[b.id].sources
-    if b.id in before:
-        assert after[b.id].score > before[b.id].score
+@pytest.mark.parametrize("follow", [False, True])
+def test_entity_links_feed_expansion_only_when_search_follows_them(
+        tmp_path: Path, follow: bool) -> None:
+    """By default search does not spread relevance along the links the scheduler derives
+    (``SearchConfig.link_skip``: on LoCoMo they flood the top k); they are still stored,
+    shown on the memory, and followed by a vault configured to."""
+    from memvault.retrieval.searcher import SearchConfig
+
+    search = SearchConfig(link_skip=()) if follow else SearchConfig()
+    with Vault(settings=VaultSettings(path=tmp_path / "v.db", embedder="hash",
+                                      search=search)) as vault:
+        vault.add_many([f"filler note number {i} about groceries" for i in range(30)],
+                       user_id=U)
+        a = vault.add("Maya adopted a greyhound called Pixel", user_id=U)
+        b = vault.add("Pixel hates thunderstorms", user_id=U)
+        query = "which dog did Maya adopt, the greyhound?"
+        before = {h.item.id: h for h in vault.search(query, user_id=U, k=10)}
+        assert a.id in before and "links" not in before.get(b.id, before[a.id]).sources
+        link_new(vault, LinkConfig(similar_k=0))  # the fillers are near-duplicates
+        assert (a.id, "entity") in {(link.target, link.kind) for link in vault.get(b.id).links}
+        after = {h.item.id: h for h in vault.search(query, user_id=U, k=10)}
+        if follow:
+            assert b.id in after and "links" in after[b.id].sources
+            if b.id in before:
+                assert after[b.id].score > before[b.id].score
+        else:
+            assert all("links" not in h.sources for h in after.values())
+            assert {i: h.score for i, h in after.items()} == \
+                {i: h.score for i, h in before.items()}
 
 
 def test_evolution_adds_entities_to_neighbours_as_audited_versions(vault: Vault) -> None:

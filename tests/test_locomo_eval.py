@@ -89,3 +89,17 @@ def test_a_row_can_use_another_embedder_and_rows_sharing_one_share_the_ingest(
     assert ids["a"] == ids["c"] != ids["b"]
     assert sorted(report["ingest_turns_per_s"]) == ["thread", f"thread, {ids['b']}"]
     assert report["variants"]["c"]["metrics"] == report["variants"]["a"]["metrics"]
+
+
+def test_a_lifecycle_row_searches_after_a_scheduler_pass(tmp_path: Path) -> None:
+    """The row ingests into a vault of its own (the pass writes links and summaries),
+    times the pass, and its ingest does not count twice in the ingest speed."""
+    from memvault.evaluation.runner import Variant, run
+
+    rows = [Variant("plain", "no pass"), Variant("after", "one pass", lifecycle=True)]
+    report = run(sample(tmp_path), tmp_path / "out", embedder="hash", variants=rows,
+                 progress=False)
+    assert report["variants"]["after"]["lifecycle"] is True
+    assert report["lifecycle_seconds"] > 0
+    assert list(report["ingest_turns_per_s"]) == ["thread"]
+    assert "Scheduler passes" in (tmp_path / "out" / "locomo.md").read_text()

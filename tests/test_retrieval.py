@@ -50,6 +50,35 @@ def test_link_expansion_brings_in_the_neighbouring_answer(tmp_path: Path) -> Non
     assert "links" not in expanded[items[3].id].sources  # not linked to anything
 
 
+@pytest.mark.parametrize("kind", ["similar", "entity", "summarizes"])
+def test_expansion_skips_the_links_the_lifecycle_derives(tmp_path: Path, kind: str) -> None:
+    """The train turn is linked to the best hit: by the scheduler (similarity, a shared
+    entity, a summary's source) it gains nothing; by a person ("related") it does."""
+    with make(tmp_path, context="speaker", link_beta=0.5, link_hops=1) as v:
+        items = v.add_messages(CHAT, user_id="u", session_id="s")
+        train = items[3].id
+        v.link(items[0].id, train, kind=kind)
+        derived = {h.item.id: h for h in v.search("pottery workshop", user_id="u", k=4)}
+        assert "links" not in derived[train].sources
+        v.link(items[0].id, train, kind="related")
+        told = {h.item.id: h for h in v.search("pottery workshop", user_id="u", k=4)}
+        assert "links" in told[train].sources and told[train].score > derived[train].score
+    with make(tmp_path, context="speaker", link_beta=0.5, link_hops=1, link_skip=()) as v:
+        v.unlink(items[0].id, train, kind="related")
+        every = {h.item.id: h for h in v.search("pottery workshop", user_id="u", k=4)}
+        assert "links" in every[train].sources  # followed when nothing is skipped
+
+
+def test_link_skip_names_the_kinds_the_scheduler_derives() -> None:
+    """A kind renamed in the scheduler must not silently start flooding search."""
+    from memvault.scheduler.consolidate import LINK_KIND
+    from memvault.scheduler.links import ENTITY, SESSION, SIMILAR
+
+    skip = SearchConfig().link_skip
+    assert {ENTITY, SIMILAR, LINK_KIND} <= set(skip)
+    assert SESSION not in skip and "next" not in skip  # what lies around a hit is followed
+
+
 def test_expansion_respects_scope(tmp_path: Path) -> None:
     with make(tmp_path, link_beta=1.0) as v:
         a = v.add_messages(CHAT[:2], user_id="u1", session_id="s")

@@ -266,11 +266,16 @@ def test_links(vault: Vault) -> None:
         [(c.id, 0.9), (b.id, 0.8)]
     assert sorted(vault.store.links([b.id])) == [(a.id, b.id)]
     assert sorted(vault.store.links([a.id])) == sorted([(a.id, b.id), (a.id, c.id)])
+    vault.link(c.id, b.id, kind="next")
+    assert sorted(vault.store.links([b.id], skip=["entity"])) == [(c.id, b.id)]
+    assert sorted(vault.store.links([b.id], skip=["entity", "next"])) == []
+    assert sorted(vault.store.links([b.id], skip=["related"])) == [(a.id, b.id), (c.id, b.id)]
+    vault.unlink(c.id, b.id, kind="next")
     vault.unlink(a.id, b.id, kind="entity")
     assert [link.target for link in vault.get(a.id).links] == [c.id]
     with pytest.raises(NotFound):
         vault.link(a.id, "no-such-id")
-    assert [e.action for e in vault.audit(action="link")] == ["link", "link", "link"]
+    assert [e.action for e in vault.audit(action="link")] == ["link"] * 4
 
 
 def test_thread_links_and_context(vault: Vault) -> None:

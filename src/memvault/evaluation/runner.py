@@ -1,8 +1,9 @@
 """Run the LoCoMo evaluation for several retrieval variants side by side.
 
 Variants differ only in :class:`Settings` (write-time indexing options and the
-:class:`SearchConfig`), so every figure comes from the same ``Vault.search`` code path and
-baselines are measured in the same run as the product default.
+:class:`SearchConfig`) and in whether the lifecycle scheduler ran once after the ingest, as
+it does in a deployed vault, so every figure comes from the same ``Vault.search`` code path
+and baselines are measured in the same run as the product default.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import json
 import platform
 import statistics
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..models import Embedder, get_embedder
 from ..retrieval.searcher import SearchConfig
+from ..scheduler import Scheduler
 from ..settings import Settings
 from ..vault import Vault
 from . import locomo
@@ -32,6 +35,9 @@ class Variant:
     index_context: str = "thread"  # write-time option; variants sharing it share one ingest
     #: Embedder name for this row; None: the run's embedder (``--embedder``).
     embedder: str | None = None
+    #: Run one scheduler pass (forget, A-MEM links, session and topic summaries) after
+    #: the ingest and before the questions, as a deployed vault's scheduler would.
+    lifecycle: bool = False
 
 
 _PLAIN = SearchConfig(fusion="rrf", rrf_k=60, weights={"dense": 1.0, "lexical": 1.0},
@@ -90,6 +96,13 @@ VARIANTS: list[Variant] = [
             SearchConfig(), "thread"),
     Variant("memvault, mpnet", "the product default with the accurate embedder "
             "(all-mpnet-base-v2, `--embedder mpnet`)", SearchConfig(), "thread", "mpnet"),
+    Variant("+lifecycle, every link", "after one scheduler pass (`memvault scheduler "
+            "run-once`: A-MEM links, session and topic summaries), link expansion along "
+            "every link kind, as before `link_skip`", replace(SearchConfig(), link_skip=()),
+            "thread", lifecycle=True),
+    Variant("memvault, lifecycle", "the product default after one scheduler pass: "
+            "expansion skips the similar, entity and summary links the pass adds",
+            SearchConfig(), "thread", lifecycle=True),
 ]
 
 
@@ -115,26 +128,35 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
     for name in {v.embedder for v in variants if v.embedder}:
         other = get_embedder(name)  # cheap: weights load on first use
         embedders[name] = emb if other.id == emb.id else other
-    # rows that index the same way with the same model share one ingest per conversation
-    groups: dict[tuple[str, str], list[Variant]] = {}
+    # rows that index the same way with the same model (and the same scheduler pass)
+    # share one ingest per conversation
+    groups: dict[tuple[str, str, bool], list[Variant]] = {}
     for v in variants:
-        groups.setdefault((v.index_context, embedders[v.embedder].id), []).append(v)
+        groups.setdefault((v.index_context, embedders[v.embedder].id, v.lifecycle),
+                          []).append(v)
     ingest_seconds: dict[str, float] = {}
+    lifecycle_seconds = 0.0
     turns = sum(len(c.turns) for c in convs)
     bar = tqdm(total=n_questions * len(variants), unit=" q", disable=not progress,
                desc="locomo", mininterval=2.0)
     with tempfile.TemporaryDirectory(prefix="memvault-locomo-") as tmp:
         for ci, conv in enumerate(convs):
-            for (context, eid), group in groups.items():
+            for (context, eid, lifecycle), group in groups.items():
                 e = embedders[group[0].embedder]
-                db = Path(tmp) / f"{ci}-{context}-{eid}.db"
+                db = Path(tmp) / f"{ci}-{context}-{eid}{'-lifecycle' if lifecycle else ''}.db"
                 # ingest as the group's last row indexes (for "thread": the product default,
                 # sentence vectors included), so the ingest speed is the product's
                 base = Settings(path=db, embedder=eid, index_context=context,
                                 search=group[-1].search)
                 key = context if e is emb else f"{context}, {eid}"  # ingest speed per model
                 with Vault(settings=base, embedder=e) as vault:
-                    ingest_seconds[key] = ingest_seconds.get(key, 0.0) + locomo.ingest(vault, conv)
+                    seconds = locomo.ingest(vault, conv)
+                    if lifecycle:  # its ingest is another group's; time the pass instead
+                        started = time.perf_counter()
+                        Scheduler().run_once(vault)
+                        lifecycle_seconds += time.perf_counter() - started
+                    else:
+                        ingest_seconds[key] = ingest_seconds.get(key, 0.0) + seconds
                 for v in group:
                     with Vault(settings=base.replace(search=v.search), embedder=e) as vault:
                         res, lat = locomo.run_conversation(vault, conv, k, bar.update)
@@ -146,13 +168,14 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
         "turns": turns, "k": k, "embedder": emb.id,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "ingest_turns_per_s": {str(c): round(turns / s, 1) for c, s in ingest_seconds.items()},
+        "lifecycle_seconds": round(lifecycle_seconds, 3),
         "variants": {},
     }
     for v in variants:
         lat = latencies[v.name]
         report["variants"][v.name] = {
             "description": v.description, "index_context": v.index_context,
-            "embedder": embedders[v.embedder].id,
+            "embedder": embedders[v.embedder].id, "lifecycle": v.lifecycle,
             "search": asdict(v.search), "metrics": locomo.summarize(results[v.name]),
             # does a gain hold on every conversation, or ride on one?
             "recall@10_by_conversation": {
@@ -200,7 +223,11 @@ def markdown(report: dict[str, Any], baseline: str = "hybrid") -> str:
     lines += ["", "Variants:", ""]
     lines += [f"- **{n}**: {report['variants'][n]['description']}" for n in names]
     lines += ["", "Ingest (turns/s, `Vault.add_messages` + index update, indexed as the last "
-              f"row of each context indexes): {report['ingest_turns_per_s']}", ""]
+              f"row of each context indexes): {report['ingest_turns_per_s']}"]
+    if report.get("lifecycle_seconds"):
+        lines += [f"Scheduler passes (rows with a lifecycle, all conversations): "
+                  f"{report['lifecycle_seconds']} s"]
+    lines += [""]
     return "\n".join(lines)
 
 
@@ -221,9 +248,17 @@ def _by_conversation(report: dict[str, Any], baseline: str) -> list[str]:
     wins = []
     for n in shown[1:]:
         above = names[names.index(n) - 1]
+        if not _comparable(report["variants"][n], report["variants"][above]):
+            continue
         better = sum(per[n].get(c, 0) > per[above].get(c, 0) for c in convs)
         wins.append(f"{n!r} beats {above!r} on {better} of {len(convs)}")
-    return lines + ["", "; ".join(wins) + "."]
+    return lines + (["", "; ".join(wins) + "."] if wins else [])
+
+
+def _comparable(row: dict[str, Any], above: dict[str, Any]) -> bool:
+    """Whether ``row`` is one change from ``above`` (a model, a scheduler pass, settings):
+    "memvault, mpnet" is, "+lifecycle, every link" under it is not."""
+    return sum(row.get(f) != above.get(f) for f in ("embedder", "lifecycle")) < 2
 
 
 def plot(report: dict[str, Any], path: Path) -> bool:

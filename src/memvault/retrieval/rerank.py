@@ -1,9 +1,10 @@
 """Second stage: re-score the fused candidates with what the first stage cannot see.
 
 * Link expansion: relevance flows along memory links (consecutive turns of a
-  conversation, links added by the lifecycle), so the turn *around* a strong match, which
+  conversation, links people or agents add), so the turn *around* a strong match, which
   often holds the actual answer, enters the ranking even when it shares no words with
-  the query.
+  the query. Not along the links the lifecycle derives in bulk (similar, shared entity,
+  summary-to-source): see ``SearchConfig.link_skip``.
 * Speaker cue: when the query names a person, what that person said is preferred.
 * Name cue: when the query asks for things known by name ("Which books has Tim read?",
   "What cities has John been to?"), memories that name something are preferred: the
@@ -28,9 +29,10 @@ from .text import asks_for_names, name_words, named_in, names_something, sentenc
 
 
 def expand_links(store: RecordStore, query: RowQuery, scores: dict[int, float],
-                 rows: dict[int, StoredRow], *, beta: float, hops: int,
-                 top: int) -> dict[int, float]:
-    """Add ``beta`` x a candidate's score to every memory within ``hops`` links of it."""
+                 rows: dict[int, StoredRow], *, beta: float, hops: int, top: int,
+                 skip: Sequence[str] = ()) -> dict[int, float]:
+    """Add ``beta`` x a candidate's score to every memory within ``hops`` links of it,
+    along links of any kind but those in ``skip`` (``SearchConfig.link_skip`` says why)."""
     if beta <= 0 or hops <= 0 or not rows:
         return scores
     seq_of = {r.item.id: seq for seq, r in rows.items()}
@@ -40,7 +42,7 @@ def expand_links(store: RecordStore, query: RowQuery, scores: dict[int, float],
     frontier, fetched = set(seeds), set()
     for _ in range(hops):  # one store read per hop, for the whole frontier
         todo = frontier - fetched
-        for src, dst in store.links(list(todo)) if todo else ():
+        for src, dst in store.links(list(todo), skip) if todo else ():
             adjacency.setdefault(src, set()).add(dst)
             adjacency.setdefault(dst, set()).add(src)
         fetched |= todo

@@ -39,6 +39,9 @@ __all__ = ["LinkConfig", "LinkReport", "link_items", "link_new", "link_after_wri
 log = logging.getLogger("memvault.scheduler")
 
 WATERMARK_KEY = "lifecycle.link_watermark"
+#: The link kinds written here. Search does not spread relevance along the first two
+#: (``SearchConfig.link_skip``): they restate what its first stage already scores.
+ENTITY, SIMILAR, SESSION = "entity", "similar", "session"
 _SKIP_KINDS = ("summary",)  # summaries are linked by consolidation ("summarizes")
 
 
@@ -137,14 +140,14 @@ def _link_one(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig) -> Li
     ents = entities(item.text)
     proposals: dict[str, tuple[str, float, str]] = {}  # dst -> (kind, weight, why)
     for other, shared in _shared_entities(vault, item, ents, cfg):
-        proposals.setdefault(other.id, ("entity", float(len(shared)),
+        proposals.setdefault(other.id, (ENTITY, float(len(shared)),
                                         "shares " + ", ".join(sorted(shared)[:5])))
     for other, score in _similar(vault, item, seq, cfg):
-        proposals.setdefault(other.id, ("similar", round(score, 4), f"cosine {score:.3f}"))
+        proposals.setdefault(other.id, (SIMILAR, round(score, 4), f"cosine {score:.3f}"))
     if cfg.same_session:
         prev = _session_previous(vault, item)
         if prev is not None:
-            proposals.setdefault(prev.id, ("session", 1.0, "same session"))
+            proposals.setdefault(prev.id, (SESSION, 1.0, "same session"))
     proposals = {dst: p for dst, p in proposals.items() if dst not in linked}
     if not proposals:
         return report
@@ -157,7 +160,7 @@ def _link_one(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig) -> Li
     vault.store.apply(ops)
     if cfg.evolve and ents:
         report.evolved = _evolve(vault, item, [d for d, p in proposals.items()
-                                               if p[0] != "session"], ents, cfg)
+                                               if p[0] != SESSION], ents, cfg)
     return report
 
 

@@ -104,15 +104,20 @@ class SQLReads(StoreReads):
             out.setdefault(src, []).append((dst, kind, weight))
         return out
 
-    def links(self, ids: Sequence[str]) -> list[tuple[str, str]]:
-        """(src, dst) of every link touching ``ids``, in either direction."""
+    def links(self, ids: Sequence[str], skip: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """(src, dst) of every link touching ``ids``, in either direction, except links
+        of the kinds in ``skip``."""
         d, ids = self.dialect, list(ids)
         by_src, p_src = d.in_list("src", ids, "text")
         by_dst, p_dst = d.in_list("dst", ids, "text")
+        not_kind, p_kind = ("", []) if not skip else d.in_list("kind", list(skip), "text")
+        if not_kind:
+            not_kind = f" AND NOT ({not_kind})"
         with self._reader("reading links") as conn:
             return [(r[0], r[1]) for r in conn.execute(
-                f"SELECT src, dst FROM links WHERE {by_src} "
-                f"UNION SELECT src, dst FROM links WHERE {by_dst}", p_src + p_dst)]
+                f"SELECT src, dst FROM links WHERE {by_src}{not_kind} "
+                f"UNION SELECT src, dst FROM links WHERE {by_dst}{not_kind}",
+                p_src + p_kind + p_dst + p_kind)]
 
     # -- the change feed and the audit log -----------------------------------------------
     def changes(self, after: int) -> tuple[int, list[str]]:

@@ -118,8 +118,9 @@ class RecordStore(Protocol):
 
     def embeddings(self, seqs: Sequence[int]) -> dict[int, np.ndarray]: ...
 
-    def links(self, ids: Sequence[str]) -> list[tuple[str, str]]:
-        """(src, dst) pairs of every link that touches one of ``ids``."""
+    def links(self, ids: Sequence[str], skip: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """(src, dst) pairs of every link that touches one of ``ids``, except links of
+        the kinds in ``skip``."""
         ...
 
     def last_change(self) -> int:
