@@ -59,9 +59,9 @@ class SearchConfig:
     #: (embedding similarity, shared words), and a summary's "summarizes" links join it
     #: to every turn it covers, so two hops through one reach a whole session; a score
     #: spread along them floods the top k with one topic. On LoCoMo after a scheduler
-    #: pass (``make bench-locomo``, rows "+lifecycle"), following them cut recall@10 from
-    #: 0.83 to ~0.72. Thread links ("next"), "session" links and links people or agents
-    #: add (any other kind) are followed.
+    #: pass (``make bench-locomo``, the rows with "lifecycle"), following them cut
+    #: recall@10 from 0.834 to 0.717 and slowed search 2.3x. Thread links ("next"),
+    #: "session" links and links people or agents add (any other kind) are followed.
     link_skip: tuple[str, ...] = ("similar", "entity", "summarizes")
     #: Boost for memories whose speaker the query names: x (1 + speaker_gamma); 0 disables.
     speaker_gamma: float = 1.0

@@ -11,7 +11,11 @@ them apart:
   between consecutive turns already says so).
 
 Links only connect memories of the same owner (user, agent, cube), never across owners.
-Retrieval's link expansion then lets relevance flow along them. Optional *evolution*
+They are for people and agents to navigate (``Vault.get(id).links``, the browser) and
+for retrieval's link expansion along ``session`` links; search does not spread relevance
+along ``entity`` and ``similar`` links, which restate what its first stage scores (on
+LoCoMo after a scheduler pass, following them cut recall@10 from 0.834 to 0.717: see
+``SearchConfig.link_skip``). Optional *evolution*
 (A-MEM's memory update) adds the new memory's entities to its linked neighbours' tags,
 which the lexical index sees, as a new audited version of each neighbour.
 """
