@@ -2,7 +2,7 @@
 
 Why offer it next to MiniLM: on LoCoMo (conversational memory, real questions) the same
 search pipeline finds more evidence with it (``make bench-locomo``: R@10 0.840 vs 0.836,
-multi-hop 0.595 vs 0.577), with twice MiniLM's layers and twice its width (4.8x the search
+multi-hop 0.595 vs 0.577), with twice MiniLM's layers and twice its width (4.2x the search
 latency and 1/6 the ingest speed in that run, on 2 cores). MiniLM stays the default
 because it keeps ingest and search fast on small machines; pick this one with
 ``Settings(embedder="mpnet")`` or ``memvault --embedder mpnet``.

@@ -110,13 +110,12 @@ class SQLReads(StoreReads):
         d, ids = self.dialect, list(ids)
         by_src, p_src = d.in_list("src", ids, "text")
         by_dst, p_dst = d.in_list("dst", ids, "text")
-        not_kind, p_kind = ("", []) if not skip else d.in_list("kind", list(skip), "text")
-        if not_kind:
-            not_kind = f" AND NOT ({not_kind})"
+        kinds, p_kind = d.in_list("kind", list(skip), "text") if skip else ("", [])
+        keep = f" AND NOT ({kinds})" if skip else ""
         with self._reader("reading links") as conn:
             return [(r[0], r[1]) for r in conn.execute(
-                f"SELECT src, dst FROM links WHERE {by_src}{not_kind} "
-                f"UNION SELECT src, dst FROM links WHERE {by_dst}{not_kind}",
+                f"SELECT src, dst FROM links WHERE {by_src}{keep} "
+                f"UNION SELECT src, dst FROM links WHERE {by_dst}{keep}",
                 p_src + p_kind + p_dst + p_kind)]
 
     # -- the change feed and the audit log -----------------------------------------------
