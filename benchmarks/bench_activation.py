@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from memvault.chat import system_messages, user_message
-from memvault.cube.activation import ActivationStore, build_block
+from memvault.activation.blocks import ActivationStore, build_block
 from memvault.types import MemoryItem
 
 PEOPLE = "Alice Bob Carmen Dmitri Emeka Farah Goran Hana Ivan Jun Keiko Liam Maya".split()

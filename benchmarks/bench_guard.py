@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from memvault import Vault
-from memvault.governance.guard import FAMILIES, InjectionGuard
+from memvault.guard.screen import FAMILIES, InjectionGuard
 from memvault.settings import Settings
 
 HERE = Path(__file__).parent

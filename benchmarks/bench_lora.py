@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from memvault import Vault
-    from memvault.cube import lora_runtime
-    from memvault.cube.parametric import AdapterStore, DistilledAdapter, llm_adapter_state
+    from memvault.parametric import runtime as lora_runtime
+    from memvault.parametric.adapters import AdapterStore, DistilledAdapter, llm_adapter_state
     from memvault.models.local import load_local_llm
 
     torch.set_num_threads(args.threads)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     base_recall, base_ids, base_replies = recall(llm, cases, args.max_tokens)
     store = AdapterStore(work / "adapters")
-    job = store.start_distill(llm, items, "bench", steps=args.steps, lr=args.lr,
+    job = start_distill(store, llm, items, "bench", steps=args.steps, lr=args.lr,
                               rank=args.rank, batch_size=args.batch_size,
                               progress="tqdm" if sys.stderr.isatty() else None)
     trained = job.result()

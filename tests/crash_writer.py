@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from memvault import Vault
-from memvault.vault import new_id
+from memvault.ids import new_id
 
 _NAMES = ["Alice", "Bob", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hana", "Ivan", "Jun"]
 _VERBS = ["likes", "visited", "booked", "cancelled", "prefers", "forgot", "planned", "met"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from memvault.cube.activation import (ActivationBlock, ActivationStore, block_hash,
+from memvault.activation.blocks import (ActivationBlock, ActivationStore, block_hash,
                                       build_block, entries_for, stale_ids)
 from memvault.errors import IntegrityError, ModelError
 from memvault.models.local import LocalLLM, ModelFingerprint
@@ -55,7 +55,7 @@ def test_block_goes_stale_when_a_memory_changes_or_goes(vault) -> None:
 def test_prune_deletes_only_blocks_whose_memories_changed(vault, tmp_path) -> None:
     import torch
 
-    from memvault.cube.activation import LoadedBlock
+    from memvault.activation.blocks import LoadedBlock
 
     a, b = vault.add("likes tea", kind="fact", user_id="u"), vault.add("has a cat", kind="fact",
                                                                        user_id="u")

@@ -368,8 +368,8 @@ def test_scheduler_panel_shows_blocks_and_adapters(page: Page, srv: Served,
                                                    local_llm: Any) -> None:
     """Real state from GET /v1/scheduler: a KV block and a LoRA adapter the bundled model
     built from the key's facts; the block turns stale when one of them changes."""
-    from memvault.cube.distill import distill
-    from memvault.cube.parametric import AdapterStore
+    from memvault.parametric.distill import distill
+    from memvault.parametric.adapters import AdapterStore
 
     facts = [srv.add(t, kind="fact") for t in ("Tess plays the cello",
                                                  "Tess lives in Ghent")]

@@ -170,7 +170,7 @@ def test_scheduler_promotion_is_the_block_chat_uses(local_llm, vault: Vault) -> 
 @pytest.mark.slow
 def test_a_lora_switched_on_outside_chat_keys_the_block(local_llm, vault: Vault) -> None:
     """The real LoRA runtime: a block is never reused across base model and adapter."""
-    from memvault.cube import lora_runtime
+    from memvault.parametric import runtime as lora_runtime
 
     mem = _alice(vault)
     key = "test:chat-lora"

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from memvault import ModelError, Vault
-from memvault._format import table, truncate
+from memvault.cli._tables import table, truncate
 from memvault.cli import cli
 
 

@@ -19,7 +19,7 @@ from memvault import Vault
 from memvault.cli import cli
 from memvault.errors import ConfigurationError, Conflict, NotFound
 from memvault.governance import KeyStore
-from memvault.governance.guard import InjectionGuard
+from memvault.guard.screen import InjectionGuard
 from memvault.server.app import create_app
 from memvault.server.serve import BackgroundServer
 from memvault.settings import Settings

@@ -16,8 +16,8 @@ import pytest
 
 from memvault import Vault
 from memvault.chat import block_name, default_activation_store, default_adapter_store
-from memvault.cube.adapter_tier import adapter_name
-from memvault.cube import lora_runtime
+from memvault.parametric.tier import adapter_name
+from memvault.parametric import runtime as lora_runtime
 from memvault.scheduler import PlacementConfig, SchedulerConfig, for_vault
 
 SCOPE = {"user_id": "zoe"}
@@ -147,7 +147,7 @@ def _run(vault: Vault, llm) -> None:
 @pytest.mark.slow
 def test_a_newer_distillation_supersedes_a_running_one_and_keeps_its_items(
         local_llm, vault: Vault) -> None:
-    from memvault.cube.adapter_tier import AdapterTier
+    from memvault.parametric.tier import AdapterTier
 
     first, second, gone = (vault.add(t, kind="fact", **SCOPE) for t in FACTS)
     tier = AdapterTier(default_adapter_store(vault), local_llm, vault=vault, steps=3,

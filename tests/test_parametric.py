@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from memvault import Vault
-from memvault.cube import lora_runtime
-from memvault.cube.distill import DistillJob, build_examples, distill
-from memvault.cube.parametric import (AdapterStore, DistilledAdapter, llm_adapter_state,
+from memvault.parametric import runtime as lora_runtime
+from memvault.parametric.distill import DistillJob, build_examples, distill
+from memvault.parametric.adapters import (AdapterStore, DistilledAdapter, llm_adapter_state,
                                       validate_name)
 from memvault.errors import Conflict, IntegrityError, InvalidInput, ModelError, NotFound
 from memvault.types import MemoryItem
@@ -124,7 +124,7 @@ def trained(local_llm, tmp_path_factory):
     vault.close()
     base = {q: _ask(local_llm, q) for _, q, _ in FACTS}
     seen = []
-    job = AdapterStore(root / "store").start_distill(local_llm, items, "u1", steps=8,
+    job = start_distill(AdapterStore(root / "store"), local_llm, items, "u1", steps=8,
                                                      batch_size=3, lr=3e-3, progress=seen.append)
     adapter = job.result(timeout=900)
     return {"adapter": adapter, "base": base, "items": items, "progress": seen,
@@ -226,7 +226,7 @@ def test_cancelled_job_saves_nothing_and_cleans_the_model(local_llm, trained,
     store = AdapterStore(tmp_path)
     before = lora_runtime.loaded_keys(local_llm)
     started = threading.Event()
-    job = store.start_distill(local_llm, trained["items"], "cancelled", steps=500,
+    job = start_distill(store, local_llm, trained["items"], "cancelled", steps=500,
                               batch_size=1, progress=lambda p: started.set())
     assert started.wait(300)
     job.cancel()
@@ -245,7 +245,7 @@ def test_cancelled_job_saves_nothing_and_cleans_the_model(local_llm, trained,
 
 # -- the scheduler's parametric tier ---------------------------------------------------------
 def test_adapter_names_for_scopes() -> None:
-    from memvault.cube.adapter_tier import adapter_name
+    from memvault.parametric.tier import adapter_name
 
     assert adapter_name({"user_id": "alice", "agent_id": None}) == "user-alice"
     assert adapter_name({"user_id": "a", "agent_id": "bot"}) == "user-a_agent-bot"
@@ -257,7 +257,7 @@ def test_adapter_names_for_scopes() -> None:
 
 @pytest.mark.slow
 def test_redistilling_keeps_active_sources_and_drops_forgotten_ones(local_llm, tmp_path):
-    from memvault.cube.adapter_tier import AdapterTier
+    from memvault.parametric.tier import AdapterTier
     from memvault.scheduler.tiers import ParametricTier
 
     vault = Vault(tmp_path / "v.db", embedder="hash")

@@ -417,7 +417,7 @@ def _cli_group() -> Any:
     import click
 
     from memvault.cli import App, Group, global_options
-    from memvault.server.commands import keys, serve
+    from memvault.cli.server import keys, serve
 
     @click.group(cls=Group)
     @global_options
@@ -465,7 +465,7 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     script = ("import sys; from memvault.cli import cli; "
-              "from memvault.server.commands import serve, keys; "
+              "from memvault.cli.server import serve, keys; "
               "cli.add_command(serve); cli.add_command(keys); "
               "cli.main(args=sys.argv[1:], prog_name='memvault')")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMVAULT_")}

@@ -133,8 +133,8 @@ def test_chat_is_scoped_and_runs_on_the_model_pool(tmp_path: Path,
 
 @pytest.mark.slow
 def test_scheduler_shows_the_callers_blocks_and_adapters(tmp_path: Path, local_llm: Any) -> None:
-    from memvault.cube.distill import distill
-    from memvault.cube.parametric import AdapterStore
+    from memvault.parametric.distill import distill
+    from memvault.parametric.adapters import AdapterStore
 
     s = Served(tmp_path / "vault.db")
     try:

@@ -13,6 +13,9 @@ from .errors import (Conflict, ConfigurationError, IntegrityError, InvalidInput,
 from .settings import Limits, Settings
 from .types import AuditEvent, Link, MemoryItem, Page, SearchHit
 from .vault import Vault
+# The features built on the vault register the hooks its methods call (see memvault.hooks).
+from . import chat as _chat, reader as _reader  # noqa: E402,F401
+from .scheduler import links as _links  # noqa: E402,F401
 
 if TYPE_CHECKING:
     from .client import RemoteVault

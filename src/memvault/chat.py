@@ -3,7 +3,7 @@
 * plaintext: the scope's memories most relevant to the query are retrieved and written
   into the user message;
 * activation: the scope's profile and hottest facts are rendered as the system message,
-  whose KV cache (:mod:`memvault.cube.activation`) is injected as ``past_key_values`` so
+  whose KV cache (:mod:`memvault.activation`) is injected as ``past_key_values`` so
   that block is not prefilled again;
 * parametric: the scope's LoRA adapter, if any, is enabled while generating.
 
@@ -20,49 +20,30 @@ the result says so in ``activation``.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Sequence
 
 from . import _validate as check
-from .cube.activation import (ActivationStore, LoadedBlock, build_block, live_adapter,
-                               stale_ids)
-from .cube.parametric import AdapterStore
-from .errors import InvalidInput, NotFound
+from . import hooks
+from .activation.blocks import ActivationStore, LoadedBlock
+from .activation.tier import (INSTRUCTIONS, ActivationTierEngine, block_name,
+                              default_activation_store, model_state, scope_block,
+                              select_block_items, system_messages)
+from .parametric.adapters import AdapterStore
+from .parametric.tier import AdapterHandle, default_adapter_store, scope_adapter
+from .errors import ConfigurationError, InvalidInput
+from .models import get_llm
 from .models.llm import LLM, Message
 from .models.local import LocalLLM
-from .types import MemoryItem, SearchHit
+from .types import SearchHit
 
 __all__ = ["ActivationTierEngine", "AdapterHandle", "ChatResult", "chat", "default_activation_store",
            "default_adapter_store", "scope_adapter", "select_block_items", "block_name",
            "system_messages"]
 
 log = logging.getLogger("memvault.chat")
-
-INSTRUCTIONS = ("You are a helpful assistant with a long-term memory of the user. "
-                "Answer the user's question using what you remember when it is relevant. "
-                "Be brief.")
-#: Kinds that make up a scope's activation block (the stable core of what we know).
-BLOCK_KINDS = ("profile", "preference", "fact", "summary")
-
-
-@runtime_checkable
-class AdapterHandle(Protocol):
-    """A LoRA adapter that can be switched on for the duration of a generation.
-
-    ``id`` must change when the adapter's weights change: an activation block computed
-    with an adapter on is only valid with that same adapter.
-    """
-
-    id: str
-
-    def active(self, llm: Any) -> ContextManager[Any]:
-        ...
-
 
 @dataclass(slots=True)
 class ChatResult:
@@ -88,82 +69,6 @@ class ChatResult:
                 "activation": self.activation, "remembered": list(self.remembered)}
 
 
-_STORES: "weakref.WeakKeyDictionary[Any, ActivationStore]" = weakref.WeakKeyDictionary()
-_STORES_LOCK = threading.Lock()
-
-
-def default_activation_store(vault: Any) -> ActivationStore | None:
-    """A vault's blocks live in ``<db>.activation/`` next to its SQLite file (a throw-away
-    vault's in its temporary directory, removed with it); a store without a file (e.g.
-    PostgreSQL) has none unless one is passed explicitly. One store object per vault,
-    so blocks stay loaded in memory between calls."""
-    from .cube.transfer import default_dirs  # where ``cube dump`` looks for them too
-
-    with _STORES_LOCK:
-        store = _STORES.get(vault)
-        if store is None:
-            root = default_dirs(vault)["activation"]
-            if root is None:
-                return None
-            store = _STORES[vault] = ActivationStore(root)
-        return store
-
-
-def default_adapter_store(vault: Any) -> AdapterStore | None:
-    """A vault's adapters: ``<db>.adapters/`` next to its SQLite file, where
-    ``memvault adapter distill`` and the scheduler's :class:`~.cube.adapter_tier.AdapterTier`
-    write them (None for a store without a file)."""
-    from .cube.transfer import default_dirs
-
-    root = default_dirs(vault)["parametric"]
-    return None if root is None else AdapterStore(root)
-
-
-def scope_adapter(store: AdapterStore | None, scope: Mapping[str, str | None],
-                  llm: Any) -> Any:
-    """The owner scope's distilled adapter in ``store`` (named by
-    :func:`~.cube.adapter_tier.adapter_name`, the scheduler's naming), or None: no store,
-    not a local model, a scope without user/agent/cube, no adapter yet, or one trained on
-    another model (a LoRA delta is meaningless on other weights). Chat and the activation
-    tier both call this, so a promoted block is computed under the adapter chat will use."""
-    from .cube.adapter_tier import adapter_name
-
-    if store is None or not isinstance(llm, LocalLLM):
-        return None
-    owner = {f: v for f, v in scope.items() if f != "session_id" and v is not None}
-    if not owner:
-        return None
-    try:
-        handle = store.get(adapter_name(owner))
-    except NotFound:
-        return None
-    if handle.fingerprint != llm.fingerprint:
-        log.warning("adapter %s was trained on model %s, not %s: not used", handle.name,
-                    handle.fingerprint.key, llm.fingerprint.key)
-        return None
-    return handle
-
-
-def block_name(scope: Mapping[str, str], state: str | None = None) -> str:
-    """The name a scope's block is saved under: one current block per scope, model and
-    adapter (``state``, see :func:`model_state`)."""
-    name = "scope:" + json.dumps(dict(sorted(scope.items())), separators=(",", ":"))
-    return name if state is None else f"{name}|adapter:{state}"
-
-
-def render_items(items: Sequence[MemoryItem]) -> str:
-    return "\n".join(f"- {' '.join(item.text.split())}" for item in items)
-
-
-def system_messages(block_items: Sequence[MemoryItem],
-                    instructions: str = INSTRUCTIONS) -> list[dict[str, str]]:
-    """The prompt's prefix: the instructions and, when there are any, the block's facts."""
-    content = instructions
-    if block_items:
-        content += "\n\nWhat you know about the user:\n" + render_items(block_items)
-    return [{"role": "system", "content": content}]
-
-
 def user_message(query: str, hits: Sequence[SearchHit]) -> dict[str, str]:
     if not hits:
         return {"role": "user", "content": query}
@@ -174,114 +79,6 @@ def user_message(query: str, hits: Sequence[SearchHit]) -> dict[str, str]:
         lines.append(f"- {date}{' '.join(hit.item.text.split())}")
     return {"role": "user",
             "content": "Memories that may help:\n" + "\n".join(lines) + "\n\n" + query}
-
-
-def select_block_items(vault: Any, scope: Mapping[str, str], llm: LocalLLM, *,
-                       budget_tokens: int = 1024, candidates: int = 500) -> list[MemoryItem]:
-    """The scope's profile first, then its hottest facts, until ``budget_tokens`` is full.
-
-    Heat is the access count (ties: importance, then recency). The order is fixed when the
-    block is built; later changes of heat do not rebuild it (only changed memories do).
-    """
-    q = check.row_query(scope, None)
-    q.kinds, q.limit = list(BLOCK_KINDS), candidates
-    items = [r.item for r in vault.store.select(q)]
-    items.sort(key=lambda i: (i.kind != "profile", -i.access_count, -i.importance,
-                              -(i.created_at.timestamp() if i.created_at else 0.0)))
-    chosen, used = [], 0
-    for item in items:
-        cost = len(llm.tokenizer.encode(render_items([item]), add_special_tokens=False)) + 1
-        if used + cost > budget_tokens:
-            continue
-        chosen.append(item)
-        used += cost
-    return chosen
-
-
-def model_state(llm: LocalLLM, adapter: AdapterHandle | None) -> str | None:
-    """What, besides the base weights, a KV cache computed right now depends on: the
-    adapter switched on in the model (``lora_runtime``), else the handle's id, else None.
-    Call it inside the adapter's ``active`` block."""
-    return live_adapter(llm) or (adapter.id if adapter is not None else None)
-
-
-def _scope_block(vault: Any, llm: LocalLLM, store: ActivationStore, scope: Mapping[str, str],
-                 state: str | None, budget_tokens: int,
-                 instructions: str) -> tuple[LoadedBlock | None, str]:
-    """The scope's current block, rebuilt when missing or stale. (block, how)."""
-    name = block_name(scope, state)
-    block = store.get(llm.fingerprint, name)
-    if block is not None and not stale_ids(block, vault.store):
-        return store.load(llm, block), "used"
-    items = select_block_items(vault, scope, llm, budget_tokens=budget_tokens)
-    if not items:
-        if block is not None:
-            store.delete(block)  # stale, and nothing left to rebuild it from
-        return None, "off: no profile or fact memories in this scope"
-    loaded = build_block(llm, system_messages(items, instructions), items=items, adapter=state)
-    saved = store.save(loaded, name=name)
-    if block is not None and block.hash != saved.hash:
-        store.delete(block)  # the stale one
-    return store.load(llm, saved), "built"
-
-
-class ActivationTierEngine:
-    """The scheduler's :class:`~memvault.scheduler.tiers.ActivationTier` for ``llm``:
-    ``promote`` builds the scope's block from the items it chose (rendered exactly as
-    :func:`chat` renders it, and saved under the name :func:`chat` looks up), ``demote``
-    deletes a block. The block is computed under the adapter chat will use: ``adapter``
-    (a fixed handle) or else the scope's own adapter in ``adapters`` (see
-    :func:`scope_adapter`); ``current`` tells the scheduler when that adapter changed."""
-
-    def __init__(self, llm: LocalLLM, store: ActivationStore, *,
-                 adapter: AdapterHandle | None = None, adapters: AdapterStore | None = None,
-                 instructions: str = INSTRUCTIONS) -> None:
-        self.llm, self.store, self.adapter, self.instructions = llm, store, adapter, instructions
-        self.adapters = adapters
-
-    def _owner_and_adapter(self, scope: Mapping[str, str | None]
-                           ) -> tuple[dict[str, str], AdapterHandle | None]:
-        owner = {f: v for f, v in check.scope(scope).items() if f != "session_id"}
-        adapter = (self.adapter if self.adapter is not None
-                   else scope_adapter(self.adapters, owner, self.llm))
-        return owner, adapter
-
-    def promote(self, scope: Mapping[str, str | None], items: Sequence[MemoryItem]) -> str:
-        owner, adapter = self._owner_and_adapter(scope)
-        with adapter.active(self.llm) if adapter is not None else nullcontext():
-            state = model_state(self.llm, adapter)
-            loaded = build_block(self.llm, system_messages(items, self.instructions),
-                                 items=items, adapter=state)
-        name = block_name(owner, state)
-        saved = self.store.save(loaded, name=name)
-        self._drop_replaced(owner, name, saved.hash)
-        return saved.hash
-
-    def _drop_replaced(self, owner: Mapping[str, str], name: str, keep: str) -> None:
-        """Delete the scope's blocks this one replaces: a chat's rebuild under the same
-        name, and blocks under the scope's earlier adapters (no chat looks for those any
-        more). A base-model block (``adapter=False`` chats) stays until it goes stale."""
-        fp, prefix = self.llm.fingerprint, block_name(owner) + "|adapter:"
-        for other, block_hash in self.store.names(fp).items():
-            if block_hash != keep and (other == name or other.startswith(prefix)):
-                try:
-                    self.store.delete(self.store.entry(fp, block_hash))
-                except NotFound:
-                    pass
-
-    def current(self, scope: Mapping[str, str | None], block_id: str) -> bool:
-        """Is ``block_id`` still the block chat would use for the scope (same adapter,
-        still on disk)? False after the scope's adapter was (re)distilled."""
-        owner, adapter = self._owner_and_adapter(scope)
-        block = self.store.get(self.llm.fingerprint,
-                               block_name(owner, adapter.id if adapter is not None else None))
-        return block is not None and block.hash == block_id
-
-    def demote(self, block_id: str) -> None:
-        try:
-            self.store.delete(self.store.entry(self.llm.fingerprint, block_id))
-        except NotFound:
-            pass  # already gone: demoting is idempotent
 
 
 def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | None = None,
@@ -316,7 +113,7 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
         result.adapter = state
         if local and activation is not None:  # the block belongs to the owner, not a session
             owner = {f: v for f, v in scope_.items() if f != "session_id"}
-            loaded, result.activation = _scope_block(vault, llm, activation, owner,
+            loaded, result.activation = scope_block(vault, llm, activation, owner,
                                                      state, block_budget, instructions)
         block_items = set(loaded.block.item_ids) if loaded is not None else set()
         want = min(k + len(block_items), vault.limits.max_k)
@@ -338,6 +135,25 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
                                    metadata={"chat_model": llm.id}, **scope_)
         result.remembered = [t.id for t in turns]
     return result
+
+
+@hooks.provide("chat")
+def vault_chat(vault: Any, query: str, *, llm: Any = None, user_id: str | None = None,
+               agent_id: str | None = None, session_id: str | None = None,
+               cube_id: str | None = None, k: int = 5, activation: Any = True,
+               adapter: Any = None, remember: bool = False, max_tokens: int = 256) -> ChatResult:
+    """:meth:`Vault.chat`: the vault's settings and sidecar stores resolved into a
+    :func:`chat` call (see the method's docstring for the arguments)."""
+    model = get_llm(llm if llm is not None else (vault.settings.llm or "local"))
+    if model is None:
+        raise ConfigurationError("chat needs an LLM; llm='none' was given")
+    store = default_activation_store(vault) if activation is True else activation or None
+    adapters = default_adapter_store(vault) if adapter is None else None
+    return chat(vault, query, llm=model, k=k, activation=store,
+                adapter=None if adapter is False else adapter, adapters=adapters,
+                remember=remember, max_tokens=max_tokens,
+                scope={"user_id": user_id, "agent_id": agent_id,
+                       "session_id": session_id, "cube_id": cube_id})
 
 
 def _generate_local(llm: LocalLLM, messages: Sequence[Message], loaded: LoadedBlock | None,

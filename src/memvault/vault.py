@@ -11,18 +11,19 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import hashlib
 import shutil
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import _validate as check
 from ._time import parse_time
+from .ids import content_hash, new_id
+from . import hooks
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
+from .guard import quarantine
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .retrieval import Searcher
 from .retrieval.context import MODES as CONTEXT_MODES
@@ -39,18 +40,6 @@ Record = str | Mapping[str, Any]
 _RECORD_KEYS = frozenset({"text", "kind", "user_id", "agent_id", "session_id", "cube_id",
                           "metadata", "provenance", "tags", "event_time", "importance",
                           "expires_at", "id"})
-
-
-def new_id() -> str:
-    """A UUIDv7-layout id: time-ordered, so ids sort roughly by creation."""
-    ms = int(time.time() * 1000)
-    rand = int.from_bytes(uuid.uuid4().bytes[6:], "big") & ((1 << 74) - 1)
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class Vault:
@@ -78,8 +67,6 @@ class Vault:
         self.settings = settings
         self.limits = settings.limits
         self.actor = actor
-        from .governance import quarantine  # here: governance imports this module
-
         self._quarantine = quarantine
         self.guard = quarantine.guard_for(settings.guard)  # flagged writes are quarantined
         # who the current call acts for, set per call by acting_as (a shared vault serves
@@ -226,11 +213,9 @@ class Vault:
         ADD/UPDATE/DELETE/NOOP for each. ``llm``: an LLM, a spec, or None for
         ``settings.llm`` (unset: rule-based). Returns a ``RememberResult``.
         """
-        from .reader import remember
-
-        return remember(self, messages, mode=mode, llm=llm, user_id=user_id,
-                        agent_id=agent_id, session_id=session_id, cube_id=cube_id,
-                        event_time=event_time)
+        return hooks.get("remember")(self, messages, mode=mode, llm=llm, user_id=user_id,
+                                     agent_id=agent_id, session_id=session_id,
+                                     cube_id=cube_id, event_time=event_time)
 
     def chat(self, query: str, *, llm: Any = None, user_id: str | None = None,
              agent_id: str | None = None, session_id: str | None = None,
@@ -243,19 +228,10 @@ class Vault:
         ``ActivationStore``, or False. ``adapter``: None = the scope's own adapter in
         ``<db>.adapters/`` if it has one (local model only), a handle, or False.
         Returns a ``ChatResult`` (its ``adapter`` says which adapter was on)."""
-        from .chat import chat, default_activation_store, default_adapter_store
-        from .models import get_llm
-
-        model = get_llm(llm if llm is not None else (self.settings.llm or "local"))
-        if model is None:
-            raise ConfigurationError("chat needs an LLM; llm='none' was given")
-        store = default_activation_store(self) if activation is True else activation or None
-        adapters = default_adapter_store(self) if adapter is None else None
-        return chat(self, query, llm=model, k=k, activation=store,
-                    adapter=None if adapter is False else adapter, adapters=adapters,
-                    remember=remember, max_tokens=max_tokens,
-                    scope={"user_id": user_id, "agent_id": agent_id,
-                           "session_id": session_id, "cube_id": cube_id})
+        return hooks.get("chat")(self, query, llm=llm, user_id=user_id, agent_id=agent_id,
+                                 session_id=session_id, cube_id=cube_id, k=k,
+                                 activation=activation, adapter=adapter, remember=remember,
+                                 max_tokens=max_tokens)
 
     def add_many(self, records: Iterable[Record], *, batch_size: int = 256,
                  progress: Callable[[int], None] | None = None, **defaults: Any) -> list[MemoryItem]:
@@ -330,8 +306,7 @@ class Vault:
         ops += [LinkOp(prev, nxt, "next") for prev, nxt in thread_links]
         self.store.apply(ops)
         if self.settings.auto_link:
-            from .scheduler.links import link_after_write
-            link_after_write(self, items)
+            hooks.get("after_write")(self, items)
         return items
 
     def _search_texts(self, items: Sequence[MemoryItem]

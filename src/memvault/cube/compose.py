@@ -35,7 +35,7 @@ from ..models import Embedder, get_embedder
 from ..storage.migrate import store_digest
 from ..storage.sqlite import SQLiteStore
 from ..types import utcnow
-from ..vault import new_id
+from ..ids import new_id
 from .format import PLAINTEXT, SUBDIRS, sha256_file, verify
 from .merge import _relation, derived_id, import_plaintext
 from .plaintext import Plaintext, raw_item, write_plaintext

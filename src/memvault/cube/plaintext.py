@@ -32,7 +32,7 @@ from ..storage._rows import row_to_item
 from ..storage.migrate import copy_store, raw_rows
 from ..storage.sqlite import SQLiteStore
 from ..types import STATUSES, MemoryItem
-from ..vault import content_hash
+from ..ids import content_hash
 
 __all__ = ["Plaintext", "write_plaintext", "read_plaintext", "raw_item", "scope_of",
            "VERSIONS_FIRST"]

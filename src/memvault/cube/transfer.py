@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, Conflict, IntegrityError, InvalidInput
-from ..storage.sqlite import SQLiteStore
 from ..types import utcnow
-from ..vault import Vault, new_id
+from .._sidecars import default_dirs
+from ..ids import new_id
+from ..vault import Vault
 from .format import (PLAINTEXT, copy_tree, fingerprints, sha256_file, verify,
                      write_manifest)
 from .merge import POLICIES, import_plaintext
@@ -39,17 +40,6 @@ from .plaintext import read_plaintext, scope_of, write_plaintext
 __all__ = ["dump", "load", "inspect", "default_dirs", "build_cube", "open_plaintext"]
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_SIDECARS = {"activation": ".activation", "parametric": ".adapters"}
-
-
-def default_dirs(vault: Vault) -> dict[str, Path | None]:
-    """``<db>.activation`` and ``<db>.adapters`` next to a SQLite vault (None otherwise)."""
-    if not isinstance(vault.store, SQLiteStore):
-        return {k: None for k in _SIDECARS}
-    db = Path(vault.store.path)
-    return {k: db.with_name(db.name + suffix) for k, suffix in _SIDECARS.items()}
-
-
 def build_cube(out: str | Path, fill: Any, manifest: dict[str, Any],
                trees: dict[str, Path | None]) -> dict[str, Any]:
     """Create the cube ``out`` atomically: ``fill(tmpdir)`` writes the plaintext and

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
+from .. import hooks
 from ..errors import InvalidInput, MemvaultError
 from ..models import get_llm
 from ..models.llm import LLM
@@ -95,6 +96,7 @@ def read_turns(vault: "Vault", turns: Sequence[MemoryItem], llm: LLM | None, *,
     return result
 
 
+@hooks.provide("remember")
 def remember(vault: "Vault", messages: Sequence[Mapping[str, Any]], *, mode: str = "fast",
              llm: "LLM | str | None" = None, user_id: str | None = None,
              agent_id: str | None = None, session_id: str | None = None,

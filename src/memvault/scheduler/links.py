@@ -27,6 +27,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .. import hooks
 from ..errors import Conflict, InvalidInput, MemvaultError, NotFound
 from ..retrieval.text import terms
 from ..storage.base import AuditOp, LinkOp, RowQuery
@@ -219,6 +220,7 @@ def link_new(vault: "Vault", config: LinkConfig = LinkConfig(), *,
     return report
 
 
+@hooks.provide("after_write")
 def link_after_write(vault: "Vault", items: Sequence[MemoryItem]) -> None:
     """Auto-linking on add (``Settings.auto_link``): the write is already durable, so a
     failure here is logged, not raised; ``link_new`` links the memories on its next pass."""

@@ -4,7 +4,7 @@ The tiers must write exactly where :meth:`memvault.Vault.chat` reads, or promoti
 distillation happen for nobody: blocks go to the vault's activation store
 (:func:`~memvault.chat.default_activation_store`, ``<db>.activation/``) under the names
 chat looks up, adapters to ``<db>.adapters/`` under
-:func:`~memvault.cube.adapter_tier.adapter_name`, and each block is computed under the
+:func:`~memvault.parametric.tier.adapter_name`, and each block is computed under the
 adapter chat will switch on for that scope. Both tiers need the model's weights, so they
 are attached for a :class:`~memvault.models.local.LocalLLM` only; with another LLM (or
 none) the scheduler still runs heat, forgetting, links and consolidation.
@@ -31,7 +31,7 @@ def for_vault(vault: "Vault", llm: LLM | None = None, config: SchedulerConfig | 
     scheduler queues; distillation runs in background threads (``run_once(wait=True)``
     waits for it)."""
     from ..chat import ActivationTierEngine, default_activation_store, default_adapter_store
-    from ..cube.adapter_tier import AdapterTier
+    from ..parametric.tier import AdapterTier
     from ..models.local import LocalLLM
 
     activation = parametric = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from . import models as m
-from .app import _ERRORS, RT, SV, _ok
+from .runtime import _ERRORS, RT, SV, _ok
 from .scheduler_view import scheduler_state
 from .wire import remember_doc
 

@@ -37,7 +37,7 @@ from ..errors import MemvaultError, Unauthorized
 from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
-from .commands import _errors, _settings
+from ..cli.server import _errors, _settings
 from .model_slot import ModelSlot
 from .wire import remember_doc
 from .serve import _stop_on_sigterm, _Stopped

@@ -24,9 +24,9 @@ def _mine(sv: "ScopedVault", ids: Sequence[str]) -> bool:
 
 def scheduler_state(sv: "ScopedVault") -> dict[str, Any]:
     from ..chat import default_activation_store
-    from ..cube.activation import stale_ids
-    from ..cube.parametric import AdapterStore
-    from ..cube.transfer import default_dirs
+    from ..activation.blocks import stale_ids
+    from ..parametric.adapters import AdapterStore
+    from .._sidecars import default_dirs
 
     dirs = default_dirs(sv.vault)
     out: dict[str, Any] = {

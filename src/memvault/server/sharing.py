@@ -13,7 +13,7 @@ from fastapi import APIRouter, Response
 
 from ..errors import InvalidInput
 from . import models as m
-from .app import _ERRORS, RT, SV, _ok
+from .runtime import _ERRORS, RT, SV, _ok
 
 __all__ = ["sharing_router"]
 

@@ -21,13 +21,13 @@ from typing import Any, Callable, Iterable
 
 import click
 
-from . import __version__
-from ._format import (audit_table, history_table, hits_table, item_detail, items_table, kv,
+from .. import __version__
+from ._tables import (audit_table, history_table, hits_table, item_detail, items_table, kv,
                       one_line, parse_pairs, read_import, short_time, terminal_width, truncate)
-from .errors import InvalidInput, MemvaultError, ModelError
-from .settings import Settings
-from .types import STATUSES, utcnow
-from .vault import Vault
+from ..errors import InvalidInput, MemvaultError, ModelError
+from ..settings import Settings
+from ..types import STATUSES, utcnow
+from ..vault import Vault
 
 __all__ = ["cli", "main"]
 
@@ -344,7 +344,7 @@ def export(app: App, file: str, with_history: bool) -> None:
 def audit(app: App, item_id: str | None, action: str | None, actor: str | None,
           since: str | None, after: int, limit: int) -> None:
     """The audit log, oldest first."""
-    from .governance.auditlog import query_audit
+    from ..governance.auditlog import query_audit
 
     events = query_audit(app.vault, item_id=item_id, action=action, actor=actor, since=since,
                          after=after, limit=limit)
@@ -462,12 +462,12 @@ def _run_demo(vault: Vault, sample: dict[str, Any], echo: Callable[..., None],
 
 def _register_faces() -> None:
     """Command groups that live beside the modules they drive."""
-    from .cube.adapter_commands import adapter
-    from .cube.commands import cube
-    from .evaluation.commands import bench
-    from .server.commands import keys, serve
-    from .server.mcp import mcp_command
-    from .storage.commands import migrate_store
+    from .adapter import adapter
+    from .cube import cube
+    from .bench import bench
+    from .server import keys, serve
+    from ..server.mcp import mcp_command
+    from .storage import migrate_store
 
     cli.add_command(bench)
     cli.add_command(adapter)
@@ -476,22 +476,22 @@ def _register_faces() -> None:
     cli.add_command(serve)
     cli.add_command(keys)
     cli.add_command(mcp_command)
-    from .governance.commands import commands as governance_commands
+    from .governance import commands as governance_commands
 
     for command_ in governance_commands():  # share, unshare, grants, team
         cli.add_command(command_)
-    from .scheduler.commands import consolidate_command, forget_command, scheduler
+    from .scheduler import consolidate_command, forget_command, scheduler
 
     for command_ in (forget_command, consolidate_command, scheduler):
         cli.add_command(command_)
-    from .governance.guard_commands import quarantine
+    from .quarantine import quarantine
 
     cli.add_command(quarantine)
-    from .reader.commands import extract as extract_command, ingest
+    from .reader import extract as extract_command, ingest
 
     cli.add_command(ingest)
     cli.add_command(extract_command)
-    from .chat_commands import chat_command
+    from .chat import chat_command
 
     cli.add_command(chat_command)
 

@@ -1,7 +1,7 @@
 """The injection guard's rules: what each family of attack looks like, and its weight.
 
 Each rule is ``(family, name, weight, regex, case_sensitive)`` and runs on normalised text
-(see :mod:`.guard_text`). A weight is how sure one match makes us: >= 0.5 flags alone
+(see :mod:`.text`). A weight is how sure one match makes us: >= 0.5 flags alone
 (the default threshold), below that a rule only counts together with another. Each rule
 also has trigger substrings: its regex runs only if one of them is in the lower-cased
 text, which is what keeps benign text cheap. Add a rule here with its triggers; the

@@ -15,12 +15,12 @@ another base model (:class:`ModelError`): a LoRA delta is meaningless on other w
 Use::
 
     store = AdapterStore(root)
-    job = store.start_distill(llm, items, "alice", steps=60, progress="tqdm")
+    job = start_distill(store, llm, items, "alice", steps=60, progress="tqdm")  # .distill
     adapter = job.result()                 # an Adapter handle (or the training error)
     with adapter.active(llm):              # hot-swapped in, base model restored after
         reply = llm.complete(messages)
 
-Training and adapter switching live in :mod:`.distill` and :mod:`.lora_runtime`.
+Training and adapter switching live in :mod:`.distill` and :mod:`.runtime`.
 """
 
 from __future__ import annotations
@@ -39,13 +39,11 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from .._files import load_safetensors
 from ..errors import Conflict, IntegrityError, InvalidInput, ModelError, NotFound, StorageError
 from ..models.local import LocalLLM, ModelFingerprint
-from . import lora_runtime
-from .lora_runtime import adapter_state, detach
+from . import runtime as lora_runtime
+from .runtime import adapter_state, detach
 
 if TYPE_CHECKING:
     import torch
-
-    from .distill import DistillJob
 
 __all__ = ["Adapter", "AdapterStore", "DistilledAdapter", "adapter_state", "detach",
            "llm_adapter_state", "validate_name"]
@@ -247,18 +245,6 @@ class AdapterStore:
             shutil.rmtree(path)
         except OSError as exc:
             raise StorageError(f"cannot delete adapter {name}: {exc}") from exc
-
-    def start_distill(self, llm: LocalLLM, items: Any, name: str, *, overwrite: bool = False,
-                      **options: Any) -> "DistillJob":
-        """Train in a background thread and save the result here; see :func:`.distill`."""
-        from .distill import DistillJob
-
-        validate_name(name)
-        if (self.root / name).exists() and not overwrite:
-            raise Conflict(f"adapter {name!r} exists; pass overwrite=True to replace it",
-                           adapter=name)
-        return DistillJob.start(llm, items, name, save=lambda a: self.save(a, overwrite=overwrite),
-                                **options)
 
 
 def _write(path: Path, data: bytes) -> None:

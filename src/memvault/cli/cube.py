@@ -85,7 +85,7 @@ def cube() -> None:
 def dump_cmd(ctx: click.Context, out: str, db: str | None, embedder: str | None,
              as_json: bool, **options: Any) -> None:
     """Write the memories of one scope (default: all) to the new cube directory OUT."""
-    from .transfer import dump
+    from ..cube.transfer import dump
 
     with _open_vault(ctx, db, embedder) as vault:
         manifest = dump(vault, out, **options)
@@ -111,8 +111,8 @@ def load_cmd(ctx: click.Context, path: str, on_conflict: str, activation_dir: st
              as_json: bool) -> None:
     """Verify the cube at PATH (checksums, format, files) and import it into the vault."""
     from ..vault import Vault
-    from .format import read_manifest
-    from .transfer import load
+    from ..cube.format import read_manifest
+    from ..cube.transfer import load
 
     settings = _settings(ctx, db, embedder)
     if settings.embedder is None and not settings.store and not settings.path.exists():
@@ -134,7 +134,7 @@ def load_cmd(ctx: click.Context, path: str, on_conflict: str, activation_dir: st
 @click.pass_context
 def inspect_cmd(ctx: click.Context, path: str, no_verify: bool, as_json: bool) -> None:
     """Show a cube's manifest summary; verifies every file unless --no-verify."""
-    from .transfer import inspect
+    from ..cube.transfer import inspect
 
     info = inspect(path, check=not no_verify)
     emb = info["embedder"]
@@ -159,7 +159,7 @@ def inspect_cmd(ctx: click.Context, path: str, no_verify: bool, as_json: bool) -
 def compose_cmd(ctx: click.Context, a: str, b: str, out: str, name: str | None,
                 owner: str | None, as_json: bool) -> None:
     """Write the union of cubes A and B to OUT (diverged ids: the later writer wins)."""
-    from .compose import compose
+    from ..cube.compose import compose
 
     manifest = compose(a, b, out, cube_id=name, owner=owner)
     conflicts = len(manifest["provenance"]["conflicts"])
@@ -176,7 +176,7 @@ def compose_cmd(ctx: click.Context, a: str, b: str, out: str, name: str | None,
 @click.pass_context
 def migrate_cmd(ctx: click.Context, path: str, out: str, to: str, as_json: bool) -> None:
     """Re-embed the cube at PATH with another embedder into OUT; verified, nothing lost."""
-    from .compose import migrate
+    from ..cube.compose import migrate
 
     manifest = migrate(path, out, to)
     _out(ctx, as_json, f"wrote cube {manifest['cube_id']} to {out} embedded with "

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import click
 
-from .._format import kv, short_time, table
+from ._tables import kv, short_time, table
 from ..errors import ConfigurationError, MemvaultError
 from ..governance.principals import KeyStore
 from ..settings import Settings
@@ -100,7 +100,7 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, max_body_bytes
     after in-flight requests finish.
     """
     try:
-        from .serve import serve as run
+        from ..server.serve import serve as run
     except ImportError as exc:
         raise ConfigurationError(f"the server needs fastapi and uvicorn ({exc}): "
                                  "pip install 'memvault[server]'") from exc

@@ -1,6 +1,6 @@
 """``memvault adapter distill|list|ask|delete``: parametric memory on the command line.
 
-A thin face over :mod:`memvault.cube.parametric`. Adapters live in ``<db>.adapters/``
+A thin face over :mod:`memvault.parametric`. Adapters live in ``<db>.adapters/``
 next to a SQLite vault (what ``memvault cube dump`` ships as ``parametric/``) unless
 ``--dir`` says otherwise. ``distill`` trains on the bundled local model in a background
 job with a progress bar; Ctrl-C cancels it and saves nothing.
@@ -14,14 +14,14 @@ from typing import Any
 import click
 
 from ..errors import InvalidInput
-from .commands import _json_option, _open_vault, _out, _vault_options
+from .cube import _json_option, _open_vault, _out, _vault_options
 
 __all__ = ["adapter"]
 
 
 def _store(vault: Any, directory: str | None) -> Any:
-    from .parametric import AdapterStore
-    from .transfer import default_dirs
+    from ..parametric.adapters import AdapterStore
+    from .._sidecars import default_dirs
 
     root = Path(directory) if directory else default_dirs(vault)["parametric"]
     if root is None:
@@ -70,14 +70,15 @@ def distill_cmd(ctx: click.Context, name: str, kinds: tuple[str, ...], limit: in
                 cube_id: str | None, **options: Any) -> None:
     """Train adapter NAME on the active memories of a scope and save it."""
     from ..models.local import load_local_llm
+    from ..parametric.distill import start_distill
 
     with _open_vault(ctx, db, embedder) as vault:
         store = _store(vault, directory)
         page = vault.list(user_id=user_id, agent_id=agent_id, cube_id=cube_id, limit=limit,
                           filters={"kind": list(kinds)} if kinds else None)
         llm = load_local_llm()
-        job = store.start_distill(llm, page.items, name, overwrite=overwrite,
-                                  progress=None if as_json else "tqdm", **options)
+        job = start_distill(store, llm, page.items, name, overwrite=overwrite,
+                            progress=None if as_json else "tqdm", **options)
         try:
             saved = job.result()
         except KeyboardInterrupt:

@@ -185,7 +185,7 @@ def build_block(llm: LocalLLM, messages: Sequence[Message], *,
 def live_adapter(llm: LocalLLM) -> str | None:
     """Key of the LoRA adapter switched on in ``llm`` right now (None: the base model).
     A KV cache depends on it as much as on the base weights."""
-    from .lora_runtime import adapter_state
+    from ..parametric.runtime import adapter_state
 
     return adapter_state(llm)
 

@@ -23,8 +23,8 @@ def migrate_store(src: str, dst: str, as_json: bool) -> None:
     """
     from tqdm import tqdm
 
-    from . import open_store
-    from .migrate import copy_store
+    from ..storage import open_store
+    from ..storage.migrate import copy_store
 
     try:
         source, target = open_store(src), open_store(dst)

@@ -12,24 +12,28 @@ atomically on disk. Chat code finds the scope's adapter with :meth:`adapter_for`
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Mapping, Protocol, Sequence, runtime_checkable
 
+from .._sidecars import default_dirs
 from ..errors import InvalidInput, MemvaultError, ModelError, NotFound
 from ..models.local import LocalLLM
 from ..storage.base import RowQuery
 from ..types import MemoryItem
-from . import lora_runtime
-from .parametric import Adapter, AdapterStore, validate_name
+from . import runtime as lora_runtime
+from .adapters import Adapter, AdapterStore, validate_name
+from .distill import DistillJob, start_distill
 
 if TYPE_CHECKING:
     from ..vault import Vault
-    from .distill import DistillJob
 
-__all__ = ["AdapterTier", "adapter_name"]
+__all__ = ["AdapterHandle", "AdapterTier", "adapter_name", "default_adapter_store", "scope_adapter"]
+
+log = logging.getLogger("memvault.parametric")
 
 _FIELDS = ("user_id", "agent_id", "cube_id", "session_id")
 
@@ -106,7 +110,7 @@ class AdapterTier:
             pending = self._supersede(name)  # its items join this job
             for item in self._earlier_sources(name, set(chosen), pending):
                 chosen[item.id] = item
-            job = self.store.start_distill(self.llm, list(chosen.values()), name,
+            job = start_distill(self.store, self.llm, list(chosen.values()), name,
                                            overwrite=True, **self.options)
             job_id = f"distill:{name}:{uuid.uuid4().hex[:8]}"
             self.jobs[job_id] = job
@@ -174,3 +178,48 @@ class AdapterTier:
                     del self._running[name]
             out.append(doc)
         return out
+
+
+@runtime_checkable
+class AdapterHandle(Protocol):
+    """A LoRA adapter that can be switched on for the duration of a generation.
+
+    ``id`` must change when the adapter's weights change: an activation block computed
+    with an adapter on is only valid with that same adapter.
+    """
+
+    id: str
+
+    def active(self, llm: Any) -> ContextManager[Any]:
+        ...
+
+
+def default_adapter_store(vault: Any) -> AdapterStore | None:
+    """A vault's adapters: ``<db>.adapters/`` next to its SQLite file, where
+    ``memvault adapter distill`` and the scheduler's :class:`memvault.parametric.tier.AdapterTier`
+    write them (None for a store without a file)."""
+    root = default_dirs(vault)["parametric"]
+    return None if root is None else AdapterStore(root)
+
+
+def scope_adapter(store: AdapterStore | None, scope: Mapping[str, str | None],
+                  llm: Any) -> Any:
+    """The owner scope's distilled adapter in ``store`` (named by
+    :func:`memvault.parametric.tier.adapter_name`, the scheduler's naming), or None: no store,
+    not a local model, a scope without user/agent/cube, no adapter yet, or one trained on
+    another model (a LoRA delta is meaningless on other weights). Chat and the activation
+    tier both call this, so a promoted block is computed under the adapter chat will use."""
+    if store is None or not isinstance(llm, LocalLLM):
+        return None
+    owner = {f: v for f, v in scope.items() if f != "session_id" and v is not None}
+    if not owner:
+        return None
+    try:
+        handle = store.get(adapter_name(owner))
+    except NotFound:
+        return None
+    if handle.fingerprint != llm.fingerprint:
+        log.warning("adapter %s was trained on model %s, not %s: not used", handle.name,
+                    handle.fingerprint.key, llm.fingerprint.key)
+        return None
+    return handle

@@ -14,11 +14,11 @@ from typing import Any, Iterator
 
 import click
 
-from .._format import item_detail, kv, short_time, table, truncate
-from ..server.commands import _errors, _options, _out, _settings
+from ._tables import item_detail, kv, short_time, table, truncate
+from .server import _errors, _options, _out, _settings
 from ..vault import Vault
-from .guard import InjectionGuard, Verdict
-from .quarantine import verdict_of
+from ..guard.screen import InjectionGuard, Verdict
+from ..guard.quarantine import verdict_of
 
 __all__ = ["quarantine"]
 

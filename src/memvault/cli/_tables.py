@@ -14,8 +14,8 @@ import shutil
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
-from .errors import InvalidInput
-from .types import AuditEvent, MemoryItem, SearchHit
+from ..errors import InvalidInput
+from ..types import AuditEvent, MemoryItem, SearchHit
 
 __all__ = ["parse_pairs", "read_import", "JsonlRecords",
            "ELLIPSIS", "terminal_width", "short_time", "one_line", "truncate", "table", "kv",

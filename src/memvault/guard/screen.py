@@ -18,7 +18,7 @@ accents are stripped, common Cyrillic/Greek homoglyphs map to Latin, letter-spac
 ("i g n o r e") and leetspeak ("1gn0re") are rejoined, and payloads hidden in Unicode
 tag characters or base64/hex are decoded and scanned too.
 
-The rules live in :mod:`.guard_rules`, the normalisation in :mod:`.guard_text`; this module
+The rules live in :mod:`.rules`, the normalisation in :mod:`.text`; this module
 combines them into verdicts.
 """
 
@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
-from .guard_rules import RULES
-from .guard_text import LEETISH, SPACED, WS, decoded, deleet, despace, fold, hidden, rewritten
+from .rules import RULES
+from .text import LEETISH, SPACED, WS, decoded, deleet, despace, fold, hidden, rewritten
 
 __all__ = ["InjectionGuard", "Verdict", "Reason", "Screen", "FAMILIES"]
 

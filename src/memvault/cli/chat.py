@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from .cli import App, global_options, pass_app, scope_options
-from .errors import InvalidInput
-from .reader.commands import _llm_options
+from . import App, global_options, pass_app, scope_options
+from ..errors import InvalidInput
+from .reader import _llm_options
 
 __all__ = ["chat_command"]
 
@@ -36,7 +36,7 @@ def chat_command(app: App, question: str, k: int, adapter_name: str | None,
     """Answer QUESTION with the scope's memories (retrieved, KV-cached, adapter).
 
     The LLM: --llm, else $MEMVAULT_LLM, else the bundled SmolLM2."""
-    from .models import get_llm
+    from ..models import get_llm
 
     vault = app.vault
     llm = get_llm(llm_spec or vault.settings.llm or "local", api_key=api_key, timeout=timeout)
@@ -44,7 +44,7 @@ def chat_command(app: App, question: str, k: int, adapter_name: str | None,
         raise InvalidInput("chat needs an LLM: --llm local, openai:<base_url>#<model>, ...")
     adapter = None
     if adapter_name:
-        from .cube.adapter_commands import _store
+        from .adapter import _store
 
         adapter = _store(vault, None).get(adapter_name)
     result = vault.chat(question, llm=llm, k=k, activation=not no_activation,

@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from ..cli import App, _open, global_options, pass_app, scope_options
+from . import App, _open, global_options, pass_app, scope_options
 from ..models import get_llm
-from .pipeline import MODES, ExtractionJob, RememberResult, remember
+from ..reader.pipeline import MODES, ExtractionJob, RememberResult, remember
 
 __all__ = ["ingest", "extract"]
 
@@ -79,7 +79,7 @@ def ingest(app: App, file: str, mode: str, llm_spec: str | None, api_key: str | 
     {"messages": [...]}), memvault's sample conversation, a LoCoMo-like file or a ChatGPT
     export. Each session of the export becomes a session scope unless --session is given.
     """
-    from .formats import loads_chat
+    from ..reader.formats import loads_chat
 
     with _open(file, "r") as stream:
         sessions = loads_chat(stream.read())

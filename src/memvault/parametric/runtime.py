@@ -16,7 +16,7 @@ those callers get, so adapters are handled like this:
   generation must never reuse a base-model KV cache, nor the other way round.
 
 Each loaded adapter gets an internal peft name (``mv<n>``); the public identity is the
-adapter *key* (name + weights digest) chosen by :mod:`memvault.cube.parametric`.
+adapter *key* (name + weights digest) chosen by :mod:`memvault.parametric`.
 Up to ``MAX_LOADED`` adapters stay loaded per model (least recently used is dropped); when
 the last one goes, the LoRA layers are removed and the original modules put back.
 """

@@ -23,7 +23,7 @@ def bench() -> None:
 def locomo_cmd(path: str, out: str, embedder: str, limit: int | None,
                variants: tuple[str, ...]) -> None:
     """Evidence recall@k on a LoCoMo file (the data is not shipped: pass its path)."""
-    from .runner import VARIANTS, markdown, run
+    from ..evaluation.runner import VARIANTS, markdown, run
 
     chosen = [v for v in VARIANTS if not variants or v.name in variants]
     if not chosen:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..server.commands import _errors, _options, _out, _settings
+from .server import _errors, _options, _out, _settings
 
 __all__ = ["forget_command", "consolidate_command", "scheduler"]
 
@@ -56,7 +56,7 @@ def _forget_line(doc: dict[str, Any]) -> str:
 def forget_command(ctx: click.Context, dry_run: bool, grace_days: float, no_purge: bool,
                    no_cold: bool, db: str | None, embedder: str | None, as_json: bool) -> None:
     """Archive expired and cold memories; purge what forget archived GRACE-DAYS ago."""
-    from .forget import ForgetPolicy, forget
+    from ..scheduler.forget import ForgetPolicy, forget
 
     policy = ForgetPolicy(purge_after_days=None if no_purge else grace_days,
                           cold_heat_below=None if no_cold else ForgetPolicy().cold_heat_below)
@@ -83,7 +83,7 @@ def _consolidate_line(doc: dict[str, Any]) -> str:
 def consolidate_command(ctx: click.Context, full: bool, no_topics: bool, llm: str,
                         db: str | None, embedder: str | None, as_json: bool) -> None:
     """Summarise sessions that changed into summary memories (and topics above them)."""
-    from .consolidate import ConsolidateConfig, consolidate
+    from ..scheduler.consolidate import ConsolidateConfig, consolidate
 
     config = ConsolidateConfig(topics=not no_topics)
     with _vault(ctx, db, embedder) as vault:
@@ -106,8 +106,8 @@ _STEPS_OPTION = click.option("--distill-steps", type=click.IntRange(1, 100_000),
 
 
 def _scheduler(llm: str, tiers: bool, steps: int, config: Any, vault: Any) -> Any:
-    from .scheduler import Scheduler
-    from .wiring import for_vault
+    from ..scheduler.scheduler import Scheduler
+    from ..scheduler.wiring import for_vault
 
     if tiers:
         return for_vault(vault, _llm("local"), config, steps=steps)
@@ -151,7 +151,7 @@ def run_once_command(ctx: click.Context, no_forget: bool, tiers: bool, distill_s
 
     Without --tiers no activation or LoRA engine is attached, so placement only reports
     heat. With --tiers the pass waits for the distillations it queued."""
-    from .scheduler import SchedulerConfig
+    from ..scheduler.scheduler import SchedulerConfig
 
     config = SchedulerConfig(forget=None) if no_forget else SchedulerConfig()
     with _vault(ctx, db, embedder) as vault:
@@ -181,7 +181,7 @@ def start_command(ctx: click.Context, interval: float, passes: int | None, no_fo
     finished."""
     import dataclasses
 
-    from .scheduler import SchedulerConfig
+    from ..scheduler.scheduler import SchedulerConfig
 
     config = SchedulerConfig(interval=interval)
     if no_forget:

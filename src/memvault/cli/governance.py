@@ -13,13 +13,13 @@ from typing import Any, Iterator
 
 import click
 
-from .._format import short_time, table
+from ._tables import short_time, table
 from ..errors import InvalidInput
-from ..server.commands import _errors, _options, _out, _settings
+from .server import _errors, _options, _out, _settings
 from ..vault import Vault
-from .acl import Grant
-from .grants import GrantStore
-from .principals import KeyStore
+from ..governance.acl import Grant
+from ..governance.grants import GrantStore
+from ..governance.principals import KeyStore
 
 __all__ = ["share", "unshare", "grants", "team"]
 

@@ -11,24 +11,21 @@ survives updates and a release records who let the memory through. A released me
 that is later deleted and restored comes back active; an unreleased one comes back
 quarantined.
 
-The functions here are what :class:`~memvault.Vault` calls on its write path, plus the
-scope-confined review calls the REST face uses for a principal's own memories.
+The functions here are what :class:`~memvault.Vault` calls on its write path, the review
+calls (list, release) are the vault's and a ScopedVault's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from ..errors import ConfigurationError, NotFound
-from ..types import MemoryItem, Page, utcnow
-from .guard import InjectionGuard, Screen
-
-if TYPE_CHECKING:
-    from .scope import ScopedVault
+from ..errors import ConfigurationError
+from ..types import MemoryItem, utcnow
+from .screen import InjectionGuard, Screen
 
 __all__ = ["GUARD_MODES", "guard_for", "screen_new", "screen_text", "restored_status",
-           "released_provenance", "verdict_of", "scoped_quarantined", "scoped_release"]
+           "released_provenance", "verdict_of"]
 
 GUARD_MODES = ("on", "off")
 KEY = "guard"
@@ -100,24 +97,6 @@ def released_provenance(item: MemoryItem, actor: str | None,
     if reason:
         verdict["release_reason"] = reason
     return {**item.provenance, KEY: verdict}
-
-
-# -- the review calls, confined to one principal (REST) ----------------------------------
-def scoped_quarantined(sv: "ScopedVault", *, session_id: str | None = None,
-                       cube_id: str | None = None, limit: int = 50, offset: int = 0) -> Page:
-    """The principal's own quarantined memories, newest first (not ones shared with it:
-    reviewing a memory is its owner's business)."""
-    return sv.list(user_id=sv.principal.user_id, session_id=session_id, cube_id=cube_id,
-                   status="quarantined", limit=limit, offset=offset)
-
-
-def scoped_release(sv: "ScopedVault", id: str, *, reason: str | None = None) -> MemoryItem:
-    """Release one of the principal's own memories; anyone else's is NotFound, as for
-    every call naming a memory outside the caller's scope. The principal is the actor."""
-    page = sv.list(user_id=sv.principal.user_id, filters={"ids": [id]}, status="any", limit=1)
-    if not page.items:
-        raise NotFound(f"no memory {id}", id=id)
-    return sv.vault.release(id, actor=sv.principal.name, reason=reason)
 
 
 def audit_note(item: MemoryItem) -> dict[str, Any]:

@@ -30,13 +30,13 @@ from .._validate import bounded_int, finite
 from ..errors import Conflict, InvalidInput, MemvaultError, ModelError
 from ..models.local import LocalLLM
 from ..types import MemoryItem, utcnow
-from . import lora_runtime
-from .parametric import Adapter, DistilledAdapter, validate_name
+from . import runtime as lora_runtime
+from .adapters import Adapter, AdapterStore, DistilledAdapter, validate_name
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DistillJob", "DistillProgress", "Example", "build_examples", "distill"]
+__all__ = ["DistillJob", "DistillProgress", "Example", "build_examples", "distill", "start_distill"]
 
 MAX_ITEMS = 2000
 _POSSESSIVE = re.compile(r"^(?P<subj>[^.?!]+?)'s (?P<attr>[^.?!]+?) (?P<verb>is|are|was|were) "
@@ -340,3 +340,14 @@ class DistillJob:
         if self._error is not None:
             raise self._error
         return self._result
+
+
+def start_distill(store: AdapterStore, llm: LocalLLM, items: Any, name: str, *,
+                  overwrite: bool = False, **options: Any) -> "DistillJob":
+    """Train in a background thread and save the result in ``store``; see :func:`distill`."""
+    validate_name(name)
+    if (store.root / name).exists() and not overwrite:
+        raise Conflict(f"adapter {name!r} exists; pass overwrite=True to replace it",
+                       adapter=name)
+    return DistillJob.start(llm, items, name, save=lambda a: store.save(a, overwrite=overwrite),
+                            **options)
