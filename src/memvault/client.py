@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from . import _validate as check
+from .api import Record, VaultAPI
 from .errors import (Conflict, ConfigurationError, IntegrityError, InvalidInput, MemvaultError,
                      ModelError, ModelUnavailable, NotFound, PayloadTooLarge,
                      PermissionDenied, StorageError, Unauthorized)
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["connect", "RemoteVault", "RemoteError"]
 
-Record = str | Mapping[str, Any]
 
 _BY_CODE: dict[str, type[MemvaultError]] = {cls.code: cls for cls in (
     InvalidInput, NotFound, Conflict, PermissionDenied, StorageError, IntegrityError,
@@ -89,7 +89,7 @@ def _param(value: Any) -> Any:
     return value
 
 
-class RemoteVault:
+class RemoteVault(VaultAPI):
     """A vault on a memvault server, with the local Vault's interface."""
 
     def __init__(self, client: httpx.Client) -> None:

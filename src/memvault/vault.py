@@ -22,6 +22,7 @@ from . import _validate as check
 from ._time import parse_time
 from .ids import content_hash, new_id
 from . import hooks
+from .api import Record, VaultAPI
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from .guard import quarantine
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
@@ -36,13 +37,12 @@ from .types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
 
 __all__ = ["Vault"]
 
-Record = str | Mapping[str, Any]
 _RECORD_KEYS = frozenset({"text", "kind", "user_id", "agent_id", "session_id", "cube_id",
                           "metadata", "provenance", "tags", "event_time", "importance",
                           "expires_at", "id"})
 
 
-class Vault:
+class Vault(VaultAPI):
     """Versioned, searchable memory for one store.
 
     ``Vault()`` with no path is a throw-away vault in a temporary directory;

@@ -34,7 +34,8 @@ from .. import _validate as check
 from ..errors import InvalidInput, NotFound, PermissionDenied
 from ..storage.base import AuditOp
 from ..types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
-from ..vault import Record, Vault
+from ..api import Record, VaultAPI
+from ..vault import Vault
 from .acl import Access, Policy, redacted
 from .allowlist import scope_ids
 from .sharing import Sharing
@@ -48,7 +49,7 @@ __all__ = ["ScopedVault", "READ_IDS_LOGGED"]
 READ_IDS_LOGGED = 100
 
 
-class ScopedVault(Sharing, ModelCalls):
+class ScopedVault(Sharing, ModelCalls, VaultAPI):
     """``vault`` confined to ``principal``; does not own (or close) the vault."""
 
     def __init__(self, vault: Vault, principal: Principal, *,
