@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from memvault import InvalidInput, Vault
+from memvault import InvalidInput, NotFound, Vault
 from memvault.cli import cli
 from memvault.models.scripted import Reply, ScriptedLLMServer
 from memvault.reader import FACT_KINDS, DecideConfig, ExtractionJob, remember
@@ -84,7 +84,10 @@ def test_llm_decisions_add_update_delete_noop(vault: Vault, scripted: ScriptedLL
     versions = vault.history(lisbon.id)
     assert [v.text for v in versions] == ["Maya lives in Lisbon.", "Maya lives in Porto."]
     assert versions[0].valid_to is not None and versions[1].valid_to is None
-    assert vault.get(lisbon.id, as_of=t_lisbon).text == "Maya lives in Lisbon."
+    assert vault.get(lisbon.id, known_at=t_lisbon).text == "Maya lives in Lisbon."
+    # valid time follows the chat's dates, not when the vault heard of them
+    assert vault.get(lisbon.id, as_of="2024-03-01").text == "Maya lives in Lisbon."
+    assert vault.get(lisbon.id, as_of="2024-06-01").text == "Maya lives in Porto."
     decide_prompt = scripted.requests[-1]["messages"][-1]["content"]
     assert "1. Maya lives in Lisbon." in decide_prompt and "NEW: Maya moved to Porto." in decide_prompt
     assert scripted.requests[-1]["response_format"]["type"] == "json_schema"
@@ -211,9 +214,17 @@ def test_rules_track_a_fact_that_changes_twice(vault: Vault) -> None:
                                           "Maya moved to Porto in the week of 2024-03-03.",
                                           "Maya lives in Berlin now."]
     for when, version in zip(stamps, versions):
-        assert vault.get(versions[0].id, as_of=when).text == version.text
-    then = vault.search("Where does Maya live?", user_id="u", filters=FACTS, as_of=stamps[0])
+        assert vault.get(versions[0].id, known_at=when).text == version.text
+    then = vault.search("Where does Maya live?", user_id="u", filters=FACTS, known_at=stamps[0])
     assert then[0].item.text == "Maya lives in Lisbon."
+    for day, text in (("2023-06-01", "Maya lives in Lisbon."),
+                      ("2024-04-01", "Maya moved to Porto in the week of 2024-03-03."),
+                      ("2025-07-01", "Maya lives in Berlin now.")):
+        assert vault.get(versions[0].id, as_of=day).text == text
+        hit = vault.search("Where does Maya live?", user_id="u", filters=FACTS, as_of=day)[0]
+        assert hit.item.text == text
+    with pytest.raises(NotFound):  # nothing was said about it before the first chat
+        vault.get(versions[0].id, as_of="2022-01-01")
 
 
 def test_rules_negation_deletes_and_unrelated_facts_are_added(vault: Vault) -> None:

@@ -147,10 +147,12 @@ def statuses(value: Any) -> tuple[str, ...] | None:
 
 
 def row_query(scope_values: Mapping[str, Any], filters: Mapping[str, Any] | None,
-              *, as_of: Any = None, status: Any = "active") -> RowQuery:
-    """Turn the public (scope, filters, as_of, status) arguments into a RowQuery."""
+              *, as_of: Any = None, known_at: Any = None,
+              status: Any = "active") -> RowQuery:
+    """Turn the public (scope, filters, as_of, known_at, status) arguments into a RowQuery."""
     q = RowQuery(scope=scope(scope_values), statuses=statuses(status),
-                 as_of=to_epoch(as_of, field="as_of"))
+                 as_of=to_epoch(as_of, field="as_of"),
+                 known_at=to_epoch(known_at, field="known_at"))
     if filters is None:
         return q
     if not isinstance(filters, Mapping):

@@ -33,9 +33,16 @@ class Link:
 class MemoryItem:
     """One version of one plaintext memory.
 
-    ``valid_from``/``valid_to`` bound the time during which this version was the memory's
-    current state: an update closes the old version instead of overwriting it, which is
-    what makes ``history`` and ``as_of`` possible.
+    Two times, kept apart (bi-temporal, as Zep/Graphiti do):
+
+    * **transaction time**: ``valid_from``/``valid_to`` bound when this version was the
+      memory's current record in the vault. An update closes the old version instead of
+      overwriting it; ``known_at`` reads by this time ("what did the vault know then").
+    * **valid time**: ``valid_at``/``invalid_at`` bound when what the version states held
+      in the world: from the message timestamp, an explicit ``event_time`` or a date the
+      text states; ``invalid_at`` is set when a later statement about the same subject and
+      attribute supersedes it (a new version, never a deletion). ``as_of`` reads by this
+      time ("what was true then"); ``invalid_at`` None means it still holds.
     """
 
     id: str
@@ -59,6 +66,8 @@ class MemoryItem:
     access_count: int = 0
     last_accessed_at: datetime | None = None
     links: tuple[Link, ...] = ()
+    valid_at: datetime | None = None
+    invalid_at: datetime | None = None
 
     @property
     def scope(self) -> dict[str, str | None]:
@@ -66,7 +75,14 @@ class MemoryItem:
 
     @property
     def is_current(self) -> bool:
+        """The vault's current record of the memory (transaction time)."""
         return self.valid_to is None
+
+    def holds_at(self, when: datetime) -> bool:
+        """Did what this version states hold in the world at ``when`` (valid time)?"""
+        start = self.valid_at or self.valid_from
+        return ((start is None or start <= when)
+                and (self.invalid_at is None or when < self.invalid_at))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (ISO-8601 times); the wire format of every face."""
@@ -88,7 +104,7 @@ class MemoryItem:
 
         kwargs = dict(data)
         for name in ("created_at", "event_time", "valid_from", "valid_to", "expires_at",
-                     "last_accessed_at"):
+                     "last_accessed_at", "valid_at", "invalid_at"):
             if kwargs.get(name) is not None:
                 kwargs[name] = parse_time(kwargs[name], field=name)
         kwargs["tags"] = tuple(kwargs.get("tags") or ())

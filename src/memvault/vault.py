@@ -274,6 +274,8 @@ class Vault(VaultAPI):
             raise InvalidInput(f"unknown field(s) {sorted(unknown)}", fields=sorted(unknown))
         r = {**defaults, **{k: v for k, v in record.items() if v is not None}}
         now = utcnow()
+        event_time = (parse_time(r["event_time"], field="event_time")
+                      if r.get("event_time") is not None else None)
         lim = self.limits
         return MemoryItem(
             id=check.item_id(r["id"]) if r.get("id") else new_id(),
@@ -284,8 +286,8 @@ class Vault(VaultAPI):
             provenance={**check.json_object(r.get("provenance"), lim, field="provenance"),
                         "actor": self.actor},  # the caller cannot claim another actor
             tags=check.tags(r.get("tags"), lim),
-            created_at=now, valid_from=now,
-            event_time=parse_time(r["event_time"], field="event_time") if r.get("event_time") is not None else None,
+            created_at=now, valid_from=now, valid_at=event_time or now,
+            event_time=event_time,
             importance=check.unit_float(r.get("importance", 0.5), field="importance"),
             expires_at=parse_time(r["expires_at"], field="expires_at") if r.get("expires_at") is not None else None,
         )
@@ -424,9 +426,12 @@ class Vault(VaultAPI):
     def _new_version(self, current: MemoryItem, changes: dict[str, Any], action: str,
                      details: dict[str, Any]) -> MemoryItem:
         now = max(utcnow(), current.valid_from or utcnow())
+        # valid time: a new statement holds from when it was made (or the event time the
+        # caller gives); a validity change passes valid_at itself (see temporal/)
+        valid_at = changes.pop("valid_at", changes.get("event_time", now))
         item = dataclasses.replace(current, **changes, version=current.version + 1,
                                    valid_from=now, valid_to=None, access_count=0,
-                                   last_accessed_at=None, links=())
+                                   last_accessed_at=None, links=(), valid_at=valid_at)
         text, vec, digest = None, None, None
         if "text" in changes:
             text = self._search_texts([item])[0][0]
@@ -455,27 +460,36 @@ class Vault(VaultAPI):
                           AuditOp("unlink", src, None, self.actor, {"dst": dst, "kind": kind})])
 
     # -- reads -------------------------------------------------------------------------
-    def _current(self, id: str, as_of: Any = None) -> MemoryItem:
+    def _current(self, id: str, as_of: Any = None, known_at: Any = None) -> MemoryItem:
         check.item_id(id)
-        q = check.row_query({}, None, as_of=as_of, status=None)
+        q = check.row_query({}, None, as_of=as_of, known_at=known_at, status=None)
         q.ids, q.limit = [id], 1
         rows = self.store.select(q)
         if not rows:
-            when = f" at {parse_time(as_of).isoformat()}" if as_of is not None else ""
+            when = "".join(f" {label} {parse_time(t).isoformat()}" for label, t in
+                           (("as of", as_of), ("known at", known_at)) if t is not None)
             raise NotFound(f"no memory {id}{when}", id=id)
         return rows[0].item
 
-    def get(self, id: str, *, as_of: Any = None) -> MemoryItem:
-        """The current version (any status, so tombstones show), or the one valid at ``as_of``."""
-        item = self._current(id, as_of)
+    def get(self, id: str, *, as_of: Any = None, known_at: Any = None) -> MemoryItem:
+        """The current version (any status, so tombstones show); with ``as_of``, the one
+        whose statement held in the world then (valid time); with ``known_at``, the one the
+        vault had recorded then (transaction time). Both: what the vault, as it stood at
+        ``known_at``, believed held at ``as_of``."""
+        item = self._current(id, as_of, known_at)
         self._record_access([item.id])
         return item
 
-    def history(self, id: str) -> list[MemoryItem]:
-        """Every version, oldest first."""
+    def history(self, id: str, *, known_at: Any = None) -> list[MemoryItem]:
+        """Every version, oldest first (with ``known_at``: those recorded by then). Each
+        version carries both times: ``valid_from``/``valid_to`` (recorded) and
+        ``valid_at``/``invalid_at`` (held in the world)."""
         check.item_id(id)
         rows = self.store.select(RowQuery(ids=[id], statuses=None, all_versions=True,
                                           order="seq_asc"))
+        cutoff = check.to_epoch(known_at, field="known_at")
+        if cutoff is not None:
+            rows = [r for r in rows if r.item.valid_from.timestamp() <= cutoff]  # type: ignore[union-attr]
         if not rows:
             raise NotFound(f"no memory {id}", id=id)
         return [r.item for r in rows]
@@ -484,10 +498,10 @@ class Vault(VaultAPI):
              session_id: str | None = None, cube_id: str | None = None,
              filters: Mapping[str, Any] | None = None, status: Any = "active",
              as_of: Any = None, limit: int = 50, offset: int = 0,
-             order: str = "created_desc") -> Page:
+             order: str = "created_desc", known_at: Any = None) -> Page:
         q = check.row_query({"user_id": user_id, "agent_id": agent_id,
                              "session_id": session_id, "cube_id": cube_id}, filters,
-                            as_of=as_of, status=status)
+                            as_of=as_of, known_at=known_at, status=status)
         q.limit = check.bounded_int(limit, field="limit", low=1, high=self.limits.max_page)
         q.offset = check.bounded_int(offset, field="offset", low=0, high=2**62)
         if order not in ("created_desc", "created_asc"):
@@ -501,13 +515,14 @@ class Vault(VaultAPI):
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None, cube_id: str | None = None,
                filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
-               status: Any = "active") -> list[SearchHit]:
-        """Hybrid search (dense + BM25, fused); ``as_of`` searches the memory as it was then."""
+               status: Any = "active", known_at: Any = None) -> list[SearchHit]:
+        """Hybrid search (dense + BM25, fused). ``as_of``: among what held in the world
+        then (valid time); ``known_at``: the vault as it was recorded then (see :meth:`get`)."""
         query = check.text(query, self.limits, field="query")
         k = check.bounded_int(k, field="k", low=1, high=self.limits.max_k)
         q = check.row_query({"user_id": user_id, "agent_id": agent_id,
                              "session_id": session_id, "cube_id": cube_id}, filters,
-                            as_of=as_of, status=status)
+                            as_of=as_of, known_at=known_at, status=status)
         candidates = self.searcher.search(query, q, k)
         hits = [SearchHit(item=c.row.item, score=c.score, rank=i + 1, sources=c.sources)
                 for i, c in enumerate(candidates)]

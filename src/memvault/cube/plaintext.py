@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -30,7 +30,7 @@ from ..models import Embedder
 from ..retrieval.context import embed_text
 from ..storage._rows import row_to_item
 from ..storage.migrate import copy_store, raw_rows
-from ..storage.sqlite import SQLiteStore
+from ..storage.sqlite import SQLiteStore, sql_statements
 from ..types import STATUSES, MemoryItem
 from ..ids import content_hash
 
@@ -46,7 +46,7 @@ _HASH = 20  # content_hash column of a raw version row
 
 def raw_item(raw: tuple) -> MemoryItem:
     """A raw version row (``RAW_COLUMNS["versions"]``) as a MemoryItem (no links/heat)."""
-    return row_to_item(tuple(raw[:4]) + tuple(raw[5:]) + (None, None), ())
+    return row_to_item(tuple(raw[:4]) + tuple(raw[5:21]) + (None, None) + tuple(raw[21:23]), ())
 
 
 @dataclass
@@ -166,7 +166,7 @@ def _finalize(path: Path) -> None:
         conn.close()
 
 
-_SCHEMA: list[tuple] | None = None
+_SCHEMAS: list[list[tuple]] | None = None
 
 
 def _schema(conn: sqlite3.Connection) -> list[tuple]:
@@ -174,17 +174,24 @@ def _schema(conn: sqlite3.Connection) -> list[tuple]:
                         "ORDER BY type, name").fetchall()
 
 
-def _expected_schema() -> list[tuple]:
-    global _SCHEMA
-    if _SCHEMA is None:
-        with tempfile.TemporaryDirectory(prefix="memvault-schema-") as tmp:
-            SQLiteStore(Path(tmp) / "s.db").close()
-            conn = sqlite3.connect(str(Path(tmp) / "s.db"))
-            try:
-                _SCHEMA = _schema(conn)
-            finally:
-                conn.close()
-    return _SCHEMA
+def _expected_schemas() -> list[list[tuple]]:
+    """memvault's schema after each migration, oldest first: a cube written by an older
+    memvault has one of them, and its private copy is upgraded like a vault file."""
+    global _SCHEMAS
+    if _SCHEMAS is None:
+        scripts = sorted((p for p in resources.files("memvault.storage.migrations.sqlite")
+                          .iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+        conn = sqlite3.connect(":memory:")
+        try:
+            schemas = []
+            for script in scripts:
+                for stmt in sql_statements(script.read_text()):
+                    conn.execute(stmt)
+                schemas.append(_schema(conn))
+            _SCHEMAS = schemas
+        finally:
+            conn.close()
+    return _SCHEMAS
 
 
 def read_plaintext(path: Path, dim: int) -> Plaintext:
@@ -202,7 +209,7 @@ def read_plaintext(path: Path, dim: int) -> Plaintext:
             from exc
     if ok != [("ok",)]:
         raise IntegrityError(f"the cube's plaintext failed SQLite's integrity check: {ok[:3]}")
-    if schema != _expected_schema():
+    if schema not in _expected_schemas():
         raise IntegrityError("the cube's plaintext does not have memvault's schema "
                              "(made by another version, or tampered with)")
     store = SQLiteStore(path)
@@ -259,8 +266,11 @@ def _validate(p: Plaintext, dim: int) -> None:
             raise bad(f"memory {item_id}'s latest version is closed")
         for r in rows:
             if r[17] not in STATUSES or r[_HASH] not in p.vectors or \
-                    not isinstance(r[18], (int, float)) or not math.isfinite(r[18]):
-                raise bad(f"memory {item_id} v{r[2]} has a bad status, importance or vector")
+                    not isinstance(r[18], (int, float)) or not math.isfinite(r[18]) or \
+                    any(t is not None and (not isinstance(t, (int, float)) or
+                                           not math.isfinite(t)) for t in r[21:23]):
+                raise bad(f"memory {item_id} v{r[2]} has a bad status, importance, valid "
+                          "time or vector")
     for src, dst, kind, weight, _ in p.links:
         if src not in p.versions or dst not in p.versions:
             raise bad(f"link {src} -> {dst} points outside the cube")

@@ -175,7 +175,9 @@ def extract_rules(turns: list[Mapping[str, Any]]) -> list[Fact]:
             text, when = resolve_dates(rewrite_first_person(sentence.rstrip("!."), name),
                                        turn.get("event_time"))
             text = text[:MAX_FACT_CHARS].rstrip() + "."
-            facts.append(Fact(text=text, kind=kind_of(text), event_time=when,
+            # valid time: the date the sentence states, else when it was said
+            facts.append(Fact(text=text, kind=kind_of(text),
+                              event_time=when or turn.get("event_time"),
                               speaker=name, source_ids=(turn["id"],) if turn.get("id") else (),
                               extractor="rules"))
     return facts

@@ -375,7 +375,8 @@ class Searcher:
     def _dense_many(self, qvecs: list[np.ndarray], query: RowQuery, n: int, *,
                     sync: bool = True) -> list[list[tuple[int, float]]]:
         """``dense`` for several query vectors over the same rows: one filter, one mask."""
-        if query.as_of is not None or tuple(query.statuses or ()) != ("active",):
+        if query.as_of is not None or query.known_at is not None or \
+                tuple(query.statuses or ()) != ("active",):
             # the index holds current active rows only
             return [self._exact(qvec, query, n) for qvec in qvecs]
         where: dict[str, Any] = dict(query.scope)

@@ -123,6 +123,33 @@ _TIME_BOUNDS = (("event_time", ">=", "event_after"), ("event_time", "<", "event_
                 ("created_at", ">=", "created_after"), ("created_at", "<", "created_before"))
 
 
+def _time_travel(as_of: float | None, known_at: float | None, p: str) -> Fragment:
+    """Which version of each memory a read sees.
+
+    * neither: the current record (``valid_to IS NULL``);
+    * ``known_at`` K only: the version that was the record at K (transaction time);
+    * ``as_of`` t (and K, default: everything recorded): among the versions recorded by K,
+      the latest one whose statement had begun to hold by t, if it still held at t.
+      A later version that only closes the valid time (a superseded statement) or
+      corrects the value therefore wins over the earlier one, and a version whose
+      ``invalid_at`` is past t hides the memory at t.
+    """
+    if as_of is None:
+        if known_at is None:
+            return "v.valid_to IS NULL", []
+        return f"v.valid_from <= {p} AND (v.valid_to IS NULL OR v.valid_to > {p})", \
+            [known_at, known_at]
+    recorded = "" if known_at is None else f" AND w.valid_from <= {p}"
+    own = "" if known_at is None else f"v.valid_from <= {p} AND "
+    params: list[Any] = [] if known_at is None else [known_at]
+    params += [as_of, as_of]
+    params += ([] if known_at is None else [known_at]) + [as_of]
+    return (f"{own}coalesce(v.valid_at, v.valid_from) <= {p} "
+            f"AND (v.invalid_at IS NULL OR v.invalid_at > {p}) "
+            f"AND v.version = (SELECT max(w.version) FROM versions w WHERE w.id = v.id"
+            f"{recorded} AND coalesce(w.valid_at, w.valid_from) <= {p})"), params
+
+
 def where_clause(q: RowQuery, d: Dialect) -> Fragment:
     """``RowQuery`` -> (WHERE condition over ``versions v``, bound values) for ``d``."""
     p = d.ph
@@ -134,11 +161,7 @@ def where_clause(q: RowQuery, d: Dialect) -> Fragment:
         params.extend(fragment[1])
 
     if not q.all_versions:
-        if q.as_of is None:
-            parts.append("v.valid_to IS NULL")
-        else:
-            add((f"v.valid_from <= {p} AND (v.valid_to IS NULL OR v.valid_to > {p})",
-                 [q.as_of, q.as_of]))
+        add(_time_travel(q.as_of, q.known_at, p))
     if q.statuses is not None:
         add(d.in_list("v.status", q.statuses, "text"))
     if q.ids is not None:

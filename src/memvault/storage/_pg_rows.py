@@ -19,7 +19,7 @@ RAW_COLUMNS: dict[str, tuple[str, ...]] = {
     "versions": ("seq", "id", "version", "text", "search_text", "kind", "user_id", "agent_id",
                  "session_id", "cube_id", "metadata", "provenance", "tags", "created_at",
                  "event_time", "valid_from", "valid_to", "status", "importance", "expires_at",
-                 "content_hash"),
+                 "content_hash", "valid_at", "invalid_at"),
     "links": ("src", "dst", "kind", "weight", "created_at"),
     "access": ("id", "count", "last_at"),
     "audit": ("seq", "at", "actor", "action", "item_id", "version", "details"),

@@ -90,7 +90,7 @@ class SQLReads(StoreReads):
             if not chunk:
                 return
             last = chunk[-1][0]
-            yield [(StoredRow(r[0], row_to_item(r, (), d.json), r[19]), d.embedding(r[22]))
+            yield [(StoredRow(r[0], row_to_item(r, (), d.json), r[19]), d.embedding(r[24]))
                    for r in chunk]
 
     # -- links ---------------------------------------------------------------------------

@@ -10,12 +10,13 @@ from ..types import Link, MemoryItem
 
 __all__ = ["COLUMNS", "ORDER", "row_to_item"]
 
-#: What ``select``/``scan_current`` read, in this order (seq first, access stats last);
-#: ``row_to_item`` and the ``r[19]`` (content hash) / ``r[22]`` (embedding) reads rely on it.
+#: What ``select``/``scan_current`` read, in this order (seq first, access stats, then
+#: valid time); ``row_to_item`` and the ``r[19]`` (content hash) / ``r[24]`` (embedding)
+#: reads rely on it.
 COLUMNS = ("v.seq, v.id, v.version, v.text, v.kind, v.user_id, v.agent_id, v.session_id, "
            "v.cube_id, v.metadata, v.provenance, v.tags, v.created_at, v.event_time, "
            "v.valid_from, v.valid_to, v.status, v.importance, v.expires_at, v.content_hash, "
-           "a.count, a.last_at")
+           "a.count, a.last_at, v.valid_at, v.invalid_at")
 ORDER = {"created_desc": "v.created_at DESC, v.seq DESC",
          "created_asc": "v.created_at ASC, v.seq ASC",
          "seq_asc": "v.seq ASC"}
@@ -33,5 +34,6 @@ def row_to_item(r: Sequence[Any], links: Sequence[tuple[str, str, float]],
         created_at=from_epoch(r[12]), event_time=from_epoch(r[13]),
         valid_from=from_epoch(r[14]), valid_to=from_epoch(r[15]), status=r[16],
         importance=r[17], expires_at=from_epoch(r[18]), access_count=r[20] or 0,
-        last_accessed_at=from_epoch(r[21]),
+        last_accessed_at=from_epoch(r[21]), valid_at=from_epoch(r[22]),
+        invalid_at=from_epoch(r[23]),
         links=tuple(Link(target=d, kind=k, weight=w) for d, k, w in links))

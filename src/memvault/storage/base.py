@@ -39,8 +39,11 @@ class RowQuery:
     created_after: float | None = None
     created_before: float | None = None
     statuses: Sequence[str] | None = ("active",)
+    #: Valid time: the version whose statement held in the world then (see MemoryItem).
     as_of: float | None = None
-    all_versions: bool = False  # history: ignore currency and as_of
+    #: Transaction time: the version that was the vault's record then.
+    known_at: float | None = None
+    all_versions: bool = False  # history: ignore currency, as_of and known_at
     limit: int | None = None
     offset: int = 0
     order: str = "created_desc"  # created_desc | created_asc | seq_asc
@@ -159,8 +162,10 @@ class StoreReads:
     def select(self, query: RowQuery) -> list[StoredRow]:  # pragma: no cover - protocol
         raise NotImplementedError
 
-    def current(self, item_id: str, *, as_of: float | None = None) -> StoredRow | None:
-        rows = self.select(RowQuery(ids=[item_id], statuses=None, as_of=as_of, limit=1))
+    def current(self, item_id: str, *, as_of: float | None = None,
+                known_at: float | None = None) -> StoredRow | None:
+        rows = self.select(RowQuery(ids=[item_id], statuses=None, as_of=as_of,
+                                    known_at=known_at, limit=1))
         return rows[0] if rows else None
 
     def history(self, item_id: str) -> list[StoredRow]:

@@ -385,13 +385,15 @@ class PostgresStore(SQLReads):
         conn.execute(
             "INSERT INTO versions(id, version, text, search_text, kind, user_id, agent_id, "
             "session_id, cube_id, metadata, provenance, tags, created_at, event_time, "
-            "valid_from, valid_to, status, importance, expires_at, content_hash) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,NULL,%s,%s,%s,%s)",
+            "valid_from, valid_to, status, importance, expires_at, content_hash, valid_at, "
+            "invalid_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,NULL,%s,%s,%s,%s,"
+            "%s,%s)",
             (item.id, item.version, item.text, search_text, item.kind, item.user_id,
              item.agent_id, item.session_id, item.cube_id, Jsonb(item.metadata),
              Jsonb(item.provenance), Jsonb(list(item.tags)), ts(item.created_at),
              ts(item.event_time), valid_from, item.status, item.importance,
-             ts(item.expires_at), op.content_hash))
+             ts(item.expires_at), op.content_hash, ts(item.valid_at or item.valid_from),
+             ts(item.invalid_at)))
 
     def touch(self, counts: dict[str, tuple[int, float]]) -> None:
         if not counts:

@@ -137,7 +137,7 @@ class SQLiteStore(SQLReads):
             for number, script in enumerate(scripts, start=1):
                 if number <= current:
                     continue
-                for stmt in _statements(script.read_text()):
+                for stmt in sql_statements(script.read_text()):
                     self._w.execute(stmt)
                 self._w.execute(f"PRAGMA user_version={number}")
 
@@ -222,13 +222,14 @@ class SQLiteStore(SQLReads):
         conn.execute(
             "INSERT INTO versions(id, version, text, search_text, kind, user_id, agent_id, "
             "session_id, cube_id, metadata, provenance, tags, created_at, event_time, "
-            "valid_from, valid_to, status, importance, expires_at, content_hash) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?)",
+            "valid_from, valid_to, status, importance, expires_at, content_hash, valid_at, "
+            "invalid_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?)",
             (item.id, item.version, item.text, search_text, item.kind, item.user_id, item.agent_id,
              item.session_id, item.cube_id, json.dumps(item.metadata, sort_keys=True),
              json.dumps(item.provenance, sort_keys=True), json.dumps(list(item.tags)),
              ts(item.created_at), ts(item.event_time), valid_from, item.status,
-             item.importance, ts(item.expires_at), op.content_hash))
+             item.importance, ts(item.expires_at), op.content_hash,
+             ts(item.valid_at or item.valid_from), ts(item.invalid_at)))
 
     def touch(self, counts: dict[str, tuple[int, float]]) -> None:
         if not counts:
@@ -338,7 +339,7 @@ def _prune_common_terms(conn: sqlite3.Connection, terms: list[str], limit: int) 
     return _fts_or(kept)
 
 
-def _statements(script: str) -> Iterator[str]:
+def sql_statements(script: str) -> Iterator[str]:
     """Split a migration into statements; trigger bodies contain ';' so use SQLite's parser."""
     buf = ""
     for line in script.splitlines(keepends=True):
