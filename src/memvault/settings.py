@@ -56,6 +56,10 @@ class Settings:
     #: it costs a lexical and a dense search per memory (~40 ms at 5k memories, against
     #: ~8 ms for the add itself); ``memvault scheduler run-once`` links new memories later.
     auto_link: bool = False
+    #: Current truth on write: a statement that changes a person's state ("I moved to
+    #: Porto") closes the valid time of the earlier one about the same attribute (a new
+    #: version with ``invalid_at``, and a ``supersedes`` link; see memvault.temporal).
+    supersede: bool = True
     limits: Limits = field(default_factory=Limits)
     search: SearchConfig = field(default_factory=SearchConfig)
 

@@ -25,6 +25,7 @@ from . import hooks
 from .api import Record, VaultAPI
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from .guard import quarantine
+from .temporal import supersede
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .retrieval import Searcher
 from .retrieval.context import MODES as CONTEXT_MODES
@@ -296,6 +297,9 @@ class Vault(VaultAPI):
         if len({i.id for i in items}) != len(items):
             raise InvalidInput("duplicate ids in one batch")
         items = self._quarantine.screen_new(self.guard, items)
+        closing: list[Any] = []
+        if self.settings.supersede:  # current truth: what these statements end
+            items, closing = supersede.plan(self.store, items, actor=self.actor, now=utcnow())
         texts, thread_links = self._search_texts(items)
         inputs = [embed_text(item, self.settings.index_context) for item in items]
         vectors = self.embedder.embed(inputs)
@@ -306,7 +310,7 @@ class Vault(VaultAPI):
             ops.append(AuditOp("add", item.id, 1, self.actor,
                                {"kind": item.kind, **self._quarantine.audit_note(item)}))
         ops += [LinkOp(prev, nxt, "next") for prev, nxt in thread_links]
-        self.store.apply(ops)
+        self.store.apply(ops + closing)
         if self.settings.auto_link:
             hooks.get("after_write")(self, items)
         return items

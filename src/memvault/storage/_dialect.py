@@ -178,6 +178,13 @@ def where_clause(q: RowQuery, d: Dialect) -> Fragment:
         add(d.tags_any(q.tags_any))
     for key, value in q.metadata.items():
         add(d.metadata_eq(key, value))
+    if q.truth_any:
+        if d.name == "postgres":
+            add(("v.provenance -> 'truth_keys' ?| %s::text[]", [list(q.truth_any)]))
+        else:
+            marks = ",".join("?" * len(q.truth_any))
+            add((f"EXISTS (SELECT 1 FROM json_each(v.provenance, '$.truth_keys') j "
+                 f"WHERE j.value IN ({marks}))", list(q.truth_any)))
     for column, op, attr in _TIME_BOUNDS:
         value = getattr(q, attr)
         if value is not None:

@@ -34,6 +34,9 @@ class RowQuery:
     kinds: Sequence[str] | None = None
     tags_any: Sequence[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Rows whose statements carry any of these keys (``provenance.truth_keys``, see
+    #: :mod:`memvault.temporal.supersede`).
+    truth_any: Sequence[str] | None = None
     event_after: float | None = None
     event_before: float | None = None
     created_after: float | None = None
