@@ -38,23 +38,29 @@ class Variant:
     #: Run one scheduler pass (forget, A-MEM links, session and topic summaries) after
     #: the ingest and before the questions, as a deployed vault's scheduler would.
     lifecycle: bool = False
+    #: Write-time current truth (``Settings.supersede``): statements close the ones they
+    #: replace, and handles get the names their speakers introduce.
+    supersede: bool = True
 
 
 _PLAIN = SearchConfig(fusion="rrf", rrf_k=60, weights={"dense": 1.0, "lexical": 1.0},
                       link_beta=0.0, speaker_gamma=0.0, length_beta=0.0, part_kinds=(),
-                      time_weight=0.0, voice_weight=0.0, name_gamma=0.0)
+                      time_weight=0.0, voice_weight=0.0, name_gamma=0.0, stale_penalty=0.0,
+                      truth_gamma=0.0)
 #: Reciprocal-rank fusion with the second stage as it was tuned for it (the default
 #: before min-max fusion): the base of the ablation rows up to "+length prior".
 _RRF = replace(SearchConfig(), fusion="rrf", rrf_k=30, weights={"dense": 0.5, "lexical": 1.0},
                link_beta=0.2, speaker_gamma=0.5, length_beta=0.6, length_chars=200,
                part_kinds=(), time_weight=0.0, voice_weight=0.0, third_person=False,
-               name_gamma=0.0)
+               name_gamma=0.0, stale_penalty=0.0, truth_gamma=0.0)
 #: The product default before the lists added last (dated search, voice), the
 #: third-person sentences, the shorter length scale and the name cue.
 _NEW = replace(SearchConfig(), time_weight=0.0, voice_weight=0.0, third_person=False,
-               length_chars=200, name_gamma=0.0)
+               length_chars=200, name_gamma=0.0, stale_penalty=0.0, truth_gamma=0.0)
+#: The product default before current truth (validity prior, supersession on write).
+_NOTRUTH = replace(SearchConfig(), stale_penalty=0.0, truth_gamma=0.0)
 #: The product default before the name cue.
-_LAST = replace(SearchConfig(), name_gamma=0.0)
+_LAST = replace(_NOTRUTH, name_gamma=0.0)
 
 #: Baselines first, then one row per improvement, each adding to the row above; "memvault"
 #: is the product default (``SearchConfig()`` with ``index_context="thread"``) and the
@@ -91,8 +97,12 @@ VARIANTS: list[Variant] = [
             replace(_LAST, length_chars=200), "thread"),
     Variant("+length 150", "length prior scale 150 characters (of statements) instead of 200",
             _LAST, "thread"),
-    Variant("memvault", "name cue: x1.3 for memories naming something when the question "
-            "asks for named things (\"Which cities has John been to?\"): the product default",
+    Variant("+name cue", "name cue: x1.3 for memories naming something when the question "
+            "asks for named things (\"Which cities has John been to?\")",
+            _NOTRUTH, "thread", supersede=False),
+    Variant("memvault", "current truth: statements close the ones they replace on write "
+            "(valid time), handles take the names people introduce; superseded memories "
+            "x0.5 unless the question names another time: the product default",
             SearchConfig(), "thread"),
     Variant("memvault, mpnet", "the product default with the accurate embedder "
             "(all-mpnet-base-v2, `--embedder mpnet`)", SearchConfig(), "thread", "mpnet"),
@@ -130,10 +140,10 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
         embedders[name] = emb if other.id == emb.id else other
     # rows that index the same way with the same model (and the same scheduler pass)
     # share one ingest per conversation
-    groups: dict[tuple[str, str, bool], list[Variant]] = {}
+    groups: dict[tuple[str, str, bool, bool], list[Variant]] = {}
     for v in variants:
-        groups.setdefault((v.index_context, embedders[v.embedder].id, v.lifecycle),
-                          []).append(v)
+        groups.setdefault((v.index_context, embedders[v.embedder].id, v.lifecycle,
+                           v.supersede), []).append(v)
     ingest_seconds: dict[str, float] = {}
     lifecycle_seconds = 0.0
     turns = sum(len(c.turns) for c in convs)
@@ -141,14 +151,16 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
                desc="locomo", mininterval=2.0)
     with tempfile.TemporaryDirectory(prefix="memvault-locomo-") as tmp:
         for ci, conv in enumerate(convs):
-            for (context, eid, lifecycle), group in groups.items():
+            for (context, eid, lifecycle, truth), group in groups.items():
                 e = embedders[group[0].embedder]
-                db = Path(tmp) / f"{ci}-{context}-{eid}{'-lifecycle' if lifecycle else ''}.db"
+                db = Path(tmp) / (f"{ci}-{context}-{eid}{'-lifecycle' if lifecycle else ''}"
+                                  f"{'' if truth else '-notruth'}.db")
                 # ingest as the group's last row indexes (for "thread": the product default,
                 # sentence vectors included), so the ingest speed is the product's
                 base = Settings(path=db, embedder=eid, index_context=context,
-                                search=group[-1].search)
+                                search=group[-1].search, supersede=truth)
                 key = context if e is emb else f"{context}, {eid}"  # ingest speed per model
+                key += "" if truth else ", no current truth"
                 with Vault(settings=base, embedder=e) as vault:
                     seconds = locomo.ingest(vault, conv)
                     if lifecycle:  # its ingest is another group's; time the pass instead

@@ -36,8 +36,10 @@ def speaker_of(item: MemoryItem) -> str | None:
 
 def name_of(item: MemoryItem) -> str | None:
     """The speaker's name (``metadata["speaker"]``, stripped), never the role: "user" is
-    not a name to voice a question in or to put a turn in the third person with."""
-    value = item.metadata.get("speaker")
+    not a name to voice a question in or to put a turn in the third person with. When the
+    speaker is a handle ("mk_92") and introduced themself ("I'm Maya"), the write path
+    recorded the name people use (``provenance["speaker_name"]``, memvault.temporal)."""
+    value = item.provenance.get("speaker_name") or item.metadata.get("speaker")
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 

@@ -20,6 +20,7 @@ All four run on the top candidates only, with one or two small store reads.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Callable, Sequence
 
@@ -109,6 +110,58 @@ def length_prior(scores: dict[int, float], rows: dict[int, StoredRow], *, beta: 
         row = rows.get(seq)
         if row is not None and row.item.kind == "turn":
             out[seq] = score * (1.0 + beta * min(stated(row.item.text) / chars, 1.0))
+    return out
+
+
+_NOW = re.compile(r"\b(?:now|currently|current|these days|nowadays|at the moment|right now|"
+                  r"still|latest|most recent|recently|new|newest|present|today|anymore|any more|"
+                  r"presently|lately)\b", re.IGNORECASE)
+_PAST = re.compile(r"\b(?:used to|previously|formerly|former|originally|at first|before|"
+                   r"earlier|old|past|back then|once|initially|first)\b", re.IGNORECASE)
+
+
+def intent(text: str, window: tuple[float | None, float | None] | None) -> str:
+    """What time a question asks about: "then" (it names a time, or says "used to",
+    "before", "previously"), "now" ("now", "currently", "these days", "latest", ...) or
+    "" (no cue: the present is assumed, mildly)."""
+    if window is not None or _PAST.search(text):
+        return "then"
+    return "now" if _NOW.search(text) else ""
+
+
+def validity_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow], *,
+                   now: float, window: tuple[float | None, float | None] | None,
+                   penalty: float, gamma: float) -> dict[int, float]:
+    """Current truth first. A memory whose statement was superseded (``invalid_at`` in
+    the past) yields to what holds now, unless the question asks about another time: it
+    is multiplied by ``1 - penalty``, and a
+    state statement that still holds gains ``1 + gamma`` on a "now" question. A question
+    naming a time ("where did she live in March 2023?") prefers the state statements
+    that held during it and pushes back the ones that did not; memories that state no
+    change are left alone either way (their validity says nothing about the question)."""
+    if penalty <= 0 and gamma <= 0:
+        return scores
+    cue = intent(text, window)
+    out = dict(scores)
+    for seq, score in scores.items():
+        row = rows.get(seq)
+        if row is None:
+            continue
+        item = row.item
+        stateful = bool(item.provenance.get("truth_keys"))
+        start = (item.valid_at or item.valid_from).timestamp()  # type: ignore[union-attr]
+        end = item.invalid_at.timestamp() if item.invalid_at is not None else None
+        if cue == "then":
+            if window is None or not stateful:
+                continue
+            after, before = window
+            held = (before is None or start < before) and (end is None or after is None
+                                                          or end > after)
+            out[seq] = score * ((1.0 + gamma) if held else (1.0 - penalty))
+        elif end is not None and end <= now:
+            out[seq] = score * (1.0 - penalty)
+        elif cue == "now" and stateful:
+            out[seq] = score * (1.0 + gamma)
     return out
 
 

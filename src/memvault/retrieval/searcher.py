@@ -25,7 +25,8 @@ from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .fusion import METHODS, fuse
 from .context import name_of, part_texts
-from .rerank import expand_links, length_prior, name_boost, ranked, speaker_boost
+from .rerank import (expand_links, length_prior, name_boost, ranked, speaker_boost,
+                     validity_prior)
 from .text import in_voice, named_in, terms
 from .when import time_window
 
@@ -73,6 +74,12 @@ class SearchConfig:
     #: counting the characters outside questions, so "Thanks, that's great!" and "Cool!
     #: What do you play?" yield to a turn that says something (0 disables).
     length_beta: float = 0.6
+    #: Current truth (see ``rerank.validity_prior``): a superseded statement's score is
+    #: multiplied by 1 - stale_penalty on a "now" question (half that without a time cue);
+    #: a state that still holds gains 1 + truth_gamma on a "now" question, and on a
+    #: question naming a time the states that held then gain it. 0 and 0 disable.
+    stale_penalty: float = 0.5
+    truth_gamma: float = 0.3
     length_chars: int = 150
     query_cache: int = 1024
     #: Kinds of memory whose sentences get vectors of their own in the dense index (a
@@ -342,6 +349,12 @@ class Searcher:
                 sources.setdefault(seq, {})[cue] = 1.0
             scores = boosted
         boosted = length_prior(scores, rows, beta=c.length_beta, chars=c.length_chars)
+        if query.as_of is None and query.known_at is None:  # time travel already chose
+            window = time_window(text, now=time.time(), slack_days=0.0)
+            boosted = validity_prior(text, boosted, rows, now=time.time(),
+                                     window=None if window is None else
+                                     (window.after, window.before),
+                                     penalty=c.stale_penalty, gamma=c.truth_gamma)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
 

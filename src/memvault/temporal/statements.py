@@ -53,7 +53,8 @@ def key(subject: str, attribute: str) -> str:
 
 # -- clauses ---------------------------------------------------------------------------
 _SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*;\s*|\s+(?:but|though|whereas)\s+|,\s*(?:and|so|also)\s+"
-                    r"|\s+and\s+(?=(?:i|i'm|i've|my|we)\b)|\s+-+\s+|\n+", re.IGNORECASE)
+                    r"|\s+and\s+(?=(?:i|i'm|i've|my|we)\b)(?!i\s+(?:broke|split|separated|divorced|called|"
+                    r"are|were|have|got|just))|\s+-+\s+|\n+", re.IGNORECASE)
 # "I got a job at Google and moved to Zurich": the second verb keeps the first's subject
 _VERB_SPLIT = re.compile(r"\s+(?:and|then|and then|,)\s+(?=(?:just\s+|then\s+|also\s+)?"
                          r"(?:moved|relocated|started|joined|quit|left|got|bought|adopted|"

@@ -38,6 +38,7 @@ _OWNER = ("user_id", "agent_id", "cube_id")
 
 
 def _speaker(item: MemoryItem) -> str:
+    """The first person of ``item``: its speaker's handle, else its owner."""
     name = item.metadata.get("speaker")
     if isinstance(name, str) and name.strip():
         return name.strip().lower()
@@ -80,6 +81,11 @@ def annotate(item: MemoryItem, names: _Names) -> MemoryItem:
     intro = self_name(item.text) if item.kind == "turn" else None
     if intro:
         names.learn(speaker, intro)
+    if item.kind == "turn" and isinstance(item.metadata.get("speaker"), str):
+        known = sorted(names.lookup(speaker) - {speaker})
+        if len(known) == 1:  # the speaker is a handle with one known name
+            item = dataclasses.replace(
+                item, provenance={**item.provenance, "speaker_name": known[0].title()})
     found = statements(item.text, said=said)
     if not found and not intro:
         return item
