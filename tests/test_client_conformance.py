@@ -150,6 +150,32 @@ def test_update_history_and_as_of(mv: Face, user: str) -> None:
     assert events[1].details["reason"] == "moved"
 
 
+def test_valid_time_and_transaction_time(mv: Face, user: str) -> None:
+    """as_of reads what held in the world then; known_at what the vault had recorded;
+    a statement that changes a state closes the earlier one's valid time (a new version),
+    the same through the local scoped vault and over REST."""
+    lisbon, = mv.add_messages([{"role": "user", "name": "ana", "content": "I live in Lisbon.",
+                                "timestamp": "2023-01-05T00:00:00Z"}], session_id="t")
+    heard = mv.get(lisbon.id).valid_from
+    time.sleep(0.01)
+    porto, = mv.add_messages([{"role": "user", "name": "ana", "content": "I moved to Porto!",
+                               "timestamp": "2023-06-10T00:00:00Z"}], session_id="t")
+    now = mv.get(lisbon.id)
+    assert now.version == 2 and now.status == "active"
+    assert now.valid_at == datetime.fromisoformat("2023-01-05T00:00:00+00:00")
+    assert now.invalid_at == datetime.fromisoformat("2023-06-10T00:00:00+00:00")
+    assert mv.get(lisbon.id, as_of="2023-03-01T00:00:00Z").text == "I live in Lisbon."
+    with pytest.raises(NotFound):
+        mv.get(lisbon.id, as_of="2023-07-01T00:00:00Z")
+    assert mv.get(lisbon.id, known_at=heard).invalid_at is None
+    assert [v.version for v in mv.history(lisbon.id, known_at=heard)] == [1]
+    then = mv.search("where does ana live", session_id="t", as_of="2023-03-01T00:00:00Z")
+    assert [h.item.id for h in then] == [lisbon.id]
+    listed = mv.list(session_id="t", as_of="2023-07-01T00:00:00Z").items
+    assert [i.id for i in listed] == [porto.id]
+    assert {i.id for i in mv.list(session_id="t", known_at=heard).items} == {lisbon.id}
+
+
 def test_delete_restore_archive(mv: Face) -> None:
     a = mv.add("Carol is allergic to peanuts")
     before = mv.get(a.id).valid_from

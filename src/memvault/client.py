@@ -288,22 +288,24 @@ class RemoteVault(VaultAPI):
         return [Grant.from_dict(g) for g in doc["grants"]]
 
     # -- reads -------------------------------------------------------------------------
-    def get(self, id: str, *, as_of: Any = None) -> MemoryItem:
+    def get(self, id: str, *, as_of: Any = None, known_at: Any = None) -> MemoryItem:
         return MemoryItem.from_dict(self._request("GET", f"/v1/memories/{_seg(id)}",
-                                                  params={"as_of": as_of}))
+                                                  params={"as_of": as_of,
+                                                          "known_at": known_at}))
 
-    def history(self, id: str) -> list[MemoryItem]:
-        doc = self._request("GET", f"/v1/memories/{_seg(id)}/history")
+    def history(self, id: str, *, known_at: Any = None) -> list[MemoryItem]:
+        doc = self._request("GET", f"/v1/memories/{_seg(id)}/history",
+                            params={"known_at": known_at})
         return _item_list(doc["versions"])
 
     def list(self, *, user_id: str | None = None, agent_id: str | None = None,
              session_id: str | None = None, cube_id: str | None = None,
              filters: Mapping[str, Any] | None = None, status: Any = "active",
              as_of: Any = None, limit: int = 50, offset: int = 0,
-             order: str = "created_desc") -> Page:
+             order: str = "created_desc", known_at: Any = None) -> Page:
         params = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id,
                   "cube_id": cube_id, "status": _status_param(status), "as_of": as_of,
-                  "limit": limit, "offset": offset, "order": order}
+                  "limit": limit, "offset": offset, "order": order, "known_at": known_at}
         if filters is not None:
             try:
                 params["filters"] = json.dumps(_jsonable(filters))
@@ -314,7 +316,7 @@ class RemoteVault(VaultAPI):
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None, cube_id: str | None = None,
                filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
-               status: Any = "active") -> list[SearchHit]:
+               status: Any = "active", known_at: Any = None) -> list[SearchHit]:
         body = {k_: v for k_, v in locals().items()
                 if k_ not in ("self", "status") and v is not None}
         body["status"] = list(status) if isinstance(status, (tuple, set, frozenset)) else status

@@ -258,32 +258,41 @@ def restore(app: App, id: str) -> None:
 @click.option("--kind", "kinds", multiple=True, help="Only these kinds (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Only memories with any of these tags.")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata must match (repeatable).")
-@click.option("--as-of", metavar="ISO", help="Search the memory as it was at this time.")
+@click.option("--as-of", metavar="ISO", help="Search what held in the world then (valid time).")
+@click.option("--known-at", metavar="ISO", help="As the vault had recorded it then "
+              "(transaction time).")
 @pass_app
 def search(app: App, query: str, k: int, kinds: tuple[str, ...], tags: tuple[str, ...],
-           meta: tuple[str, ...], as_of: str | None, **scope: str | None) -> None:
+           meta: tuple[str, ...], as_of: str | None, known_at: str | None,
+           **scope: str | None) -> None:
     """Hybrid (semantic + keyword) search."""
-    hits = app.vault.search(query, k=k, filters=_filters(kinds, tags, meta), as_of=as_of, **scope)
+    hits = app.vault.search(query, k=k, filters=_filters(kinds, tags, meta), as_of=as_of,
+                            known_at=known_at, **scope)
     app.out(lambda: hits_table(hits) if hits else "no matches",
             {"query": query, "hits": [h.to_dict() for h in hits]})
 
 
 @command()
 @click.argument("id")
-@click.option("--as-of", metavar="ISO", help="The version that was current at this time.")
+@click.option("--as-of", metavar="ISO", help="The version whose statement held then "
+              "(valid time).")
+@click.option("--known-at", metavar="ISO", help="As the vault had recorded it then "
+              "(transaction time).")
 @pass_app
-def get(app: App, id: str, as_of: str | None) -> None:
-    """Show memory ID (its current version, or the one valid --as-of)."""
-    item = app.vault.get(id, as_of=as_of)
+def get(app: App, id: str, as_of: str | None, known_at: str | None) -> None:
+    """Show memory ID (its current version, the one that held --as-of, or the one the
+    vault had recorded --known-at)."""
+    item = app.vault.get(id, as_of=as_of, known_at=known_at)
     app.out(lambda: item_detail(item), item.to_dict())
 
 
 @command()
 @click.argument("id")
+@click.option("--known-at", metavar="ISO", help="Only the versions recorded by then.")
 @pass_app
-def history(app: App, id: str) -> None:
+def history(app: App, id: str, known_at: str | None) -> None:
     """Every version of memory ID, oldest first."""
-    versions = app.vault.history(id)
+    versions = app.vault.history(id, known_at=known_at)
     app.out(lambda: history_table(versions),
             {"id": id, "versions": [v.to_dict() for v in versions]})
 
@@ -297,12 +306,15 @@ def history(app: App, id: str) -> None:
               type=click.Choice([*STATUSES, "any"]))
 @click.option("--limit", default=20, show_default=True)
 @click.option("--offset", default=0, show_default=True)
+@click.option("--as-of", metavar="ISO", help="What held in the world then (valid time).")
+@click.option("--known-at", metavar="ISO", help="As the vault had recorded it then.")
 @pass_app
 def list_(app: App, kinds: tuple[str, ...], tags: tuple[str, ...], meta: tuple[str, ...],
-          status: str, limit: int, offset: int, **scope: str | None) -> None:
+          status: str, limit: int, offset: int, as_of: str | None, known_at: str | None,
+          **scope: str | None) -> None:
     """List memories, newest first."""
     page = app.vault.list(filters=_filters(kinds, tags, meta), status=status, limit=limit,
-                          offset=offset, **scope)
+                          offset=offset, as_of=as_of, known_at=known_at, **scope)
 
     def human() -> str:
         if not page.items:

@@ -268,17 +268,18 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
             self.vault.unlink(src, dst, kind=kind)
 
     # -- reads -------------------------------------------------------------------------
-    def get(self, id: str, *, as_of: Any = None) -> MemoryItem:
+    def get(self, id: str, *, as_of: Any = None, known_at: Any = None) -> MemoryItem:
         policy = self._policy()
         access = self._access(id, policy=policy)
-        item = redacted(self.vault.get(id, as_of=as_of), access.redact)
+        item = redacted(self.vault.get(id, as_of=as_of, known_at=known_at), access.redact)
         self._log_read("get", [item.id])
         return self._pruned(policy, [item])[0]
 
-    def history(self, id: str) -> list[MemoryItem]:
+    def history(self, id: str, *, known_at: Any = None) -> list[MemoryItem]:
         policy = self._policy()
         access = self._access(id, policy=policy)
-        versions = [redacted(v, access.redact) for v in self.vault.history(id)]
+        versions = [redacted(v, access.redact)
+                    for v in self.vault.history(id, known_at=known_at)]
         self._log_read("history", [id], versions=len(versions))
         return self._pruned(policy, versions)
 
@@ -286,17 +287,19 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
              session_id: str | None = None, cube_id: str | None = None,
              filters: Mapping[str, Any] | None = None, status: Any = "active",
              as_of: Any = None, limit: int = 50, offset: int = 0,
-             order: str = "created_desc") -> Page:
+             order: str = "created_desc", known_at: Any = None) -> Page:
         policy = self._policy()
         if self._shared_scope(user_id, agent_id, policy):
             page = self.vault.list(session_id=session_id, cube_id=cube_id,
                                    filters=self._allowed_ids(policy, filters), status=status,
-                                   as_of=as_of, limit=limit, offset=offset, order=order)
+                                   as_of=as_of, limit=limit, offset=offset, order=order,
+                                   known_at=known_at)
             page = dataclasses.replace(page, items=policy.views(page.items))
         else:
             page = self.vault.list(**self._pin(user_id, agent_id), session_id=session_id,
                                    cube_id=cube_id, filters=filters, status=status,
-                                   as_of=as_of, limit=limit, offset=offset, order=order)
+                                   as_of=as_of, limit=limit, offset=offset, order=order,
+                                   known_at=known_at)
         page = dataclasses.replace(page, items=self._pruned(policy, page.items))
         self._log_read("list", [i.id for i in page.items])
         return page
@@ -304,12 +307,12 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None, cube_id: str | None = None,
                filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
-               status: Any = "active") -> list[SearchHit]:
+               status: Any = "active", known_at: Any = None) -> list[SearchHit]:
         policy = self._policy()
         if self._shared_scope(user_id, agent_id, policy):
             raw = self.vault.search(query, session_id=session_id, cube_id=cube_id,
                                     filters=self._allowed_ids(policy, filters), k=k,
-                                    as_of=as_of, status=status)
+                                    as_of=as_of, status=status, known_at=known_at)
             hits = []
             for h in raw:
                 item = policy.view(h.item)
@@ -318,7 +321,7 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
         else:
             hits = self.vault.search(query, **self._pin(user_id, agent_id),
                                      session_id=session_id, cube_id=cube_id, filters=filters,
-                                     k=k, as_of=as_of, status=status)
+                                     k=k, as_of=as_of, status=status, known_at=known_at)
         self._log_read("search", [h.item.id for h in hits])
         items = self._pruned(policy, [h.item for h in hits])
         return [dataclasses.replace(h, item=i) for h, i in zip(hits, items)]

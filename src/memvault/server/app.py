@@ -122,16 +122,20 @@ def _memories() -> APIRouter:
                     status: Annotated[list[str] | None, Query(
                         description="Repeatable; 'any' for every status")] = None,
                     as_of: str | None = None, limit: int = 50, offset: int = 0,
-                    order: str = "created_desc") -> Response:
+                    order: str = "created_desc", known_at: str | None = None) -> Response:
         page = await rt.run(sv.list, user_id=user_id, agent_id=agent_id, session_id=session_id,
                             cube_id=cube_id, filters=_filters(filters), status=_status(status),
-                            as_of=_time(as_of), limit=limit, offset=offset, order=order)
+                            as_of=_time(as_of), limit=limit, offset=offset, order=order,
+                            known_at=_time(known_at))
         return _ok(page.to_dict())
 
     @r.get("/memories/{id}", response_model=m.MemoryItemOut,
-           summary="The current version (any status), or the one valid at as_of")
-    async def get(id: str, sv: SV, rt: RT, as_of: str | None = None) -> Response:
-        return _ok((await rt.run(sv.get, id, as_of=_time(as_of))).to_dict())
+           summary="The current version (any status); as_of: the one that held in the world "
+                   "then (valid time); known_at: the one the vault had recorded then")
+    async def get(id: str, sv: SV, rt: RT, as_of: str | None = None,
+                  known_at: str | None = None) -> Response:
+        item = await rt.run(sv.get, id, as_of=_time(as_of), known_at=_time(known_at))
+        return _ok(item.to_dict())
 
     @r.patch("/memories/{id}", response_model=m.MemoryItemOut,
              summary="Write a new version (fields left out keep their value)")
@@ -180,8 +184,9 @@ def _memories() -> APIRouter:
 
     @r.get("/memories/{id}/history", response_model=m.HistoryOut,
            summary="Every version, oldest first")
-    async def history(id: str, sv: SV, rt: RT) -> Response:
-        return _ok({"id": id, "versions": _items(await rt.run(sv.history, id))})
+    async def history(id: str, sv: SV, rt: RT, known_at: str | None = None) -> Response:
+        versions = await rt.run(sv.history, id, known_at=_time(known_at))
+        return _ok({"id": id, "versions": _items(versions)})
 
     @r.post("/search", response_model=m.HitsOut, summary="Hybrid (dense + lexical) search")
     async def search(body: m.SearchIn, sv: SV, rt: RT) -> Response:

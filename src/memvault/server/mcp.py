@@ -156,24 +156,31 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                                 description="Only memories whose metadata has these "
                                             "key/value pairs (scalar values).")] = None,
                             as_of: Annotated[str | None, Field(
-                                description="Search the memory as it was at this ISO-8601 "
-                                            "time.")] = None,
+                                description="Search what held in the world at this ISO-8601 "
+                                            "time (valid time: 'where did she live in "
+                                            "March?').")] = None,
+                            known_at: Annotated[str | None, Field(
+                                description="Search the memory as the vault had recorded it "
+                                            "at this ISO-8601 time.")] = None,
                             agent_id: AgentId = None, session_id: SessionId = None,
                             cube_id: CubeId = None) -> Result:
         filters = {k_: v for k_, v in (("kind", kinds), ("tags", tags),
                                        ("metadata", metadata)) if v}
         hits = await call(scoped.search, query, k=k, filters=filters or None, as_of=as_of,
-                          agent_id=agent_id, session_id=session_id, cube_id=cube_id)
+                          known_at=known_at, agent_id=agent_id, session_id=session_id, cube_id=cube_id)
         if isinstance(hits, CallToolResult):
             return hits  # type: ignore[return-value]
         return {"query": query, "hits": [h.to_dict() for h in hits]}
 
-    @tool("Fetch one memory by id: its current version, or the version valid at as_of.",
+    @tool("Fetch one memory by id: its current version, the version that held in the world "
+          "at as_of, or the one the vault had recorded at known_at.",
           read_only=True, idempotent=True)
     async def memory_get(id: Id, as_of: Annotated[str | None, Field(
-            description="Return the version that was current at this ISO-8601 time.")] = None
+            description="The version whose statement held at this ISO-8601 time.")] = None,
+                         known_at: Annotated[str | None, Field(
+            description="The version the vault had recorded at this ISO-8601 time.")] = None
                          ) -> Result:
-        return item_result(await call(scoped.get, id, as_of=as_of))
+        return item_result(await call(scoped.get, id, as_of=as_of, known_at=known_at))
 
     @tool("Write a new version of a memory (the old one stays in its history). Only the "
           "fields given change; metadata and tags, when given, replace the old ones.")

@@ -157,7 +157,10 @@ class SearchIn(Scope):
     query: str
     filters: Filters | None = None
     k: int = 10
-    as_of: Time | None = None
+    as_of: Time | None = Field(default=None, description="Search what held in the world at "
+                                                         "this time (valid time).")
+    known_at: Time | None = Field(default=None, description="Search the vault as it was "
+                                                            "recorded at this time.")
     status: str | list[str] | None = Field(
         default="active", description="A status, a list of them, or null / \"any\" for all.")
 
@@ -208,6 +211,8 @@ class MemoryItemOut(BaseModel):
     event_time: str | None
     valid_from: str | None
     valid_to: str | None
+    valid_at: str | None = None
+    invalid_at: str | None = None
     version: int
     status: str
     importance: float
