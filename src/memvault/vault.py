@@ -433,9 +433,16 @@ class Vault(VaultAPI):
         # valid time: a new statement holds from when it was made (or the event time the
         # caller gives); a validity change passes valid_at itself (see temporal/)
         valid_at = changes.pop("valid_at", changes.get("event_time", now))
+        if "text" in changes:  # a new statement: it holds until something supersedes it
+            changes.setdefault("invalid_at", None)
+            changes["provenance"] = supersede.forget(changes.get("provenance",
+                                                                 current.provenance))
         item = dataclasses.replace(current, **changes, version=current.version + 1,
                                    valid_from=now, valid_to=None, access_count=0,
                                    last_accessed_at=None, links=(), valid_at=valid_at)
+        closing: list[Any] = []
+        if "text" in changes and self.settings.supersede:
+            (item,), closing = supersede.plan(self.store, [item], actor=self.actor, now=now)
         text, vec, digest = None, None, None
         if "text" in changes:
             text = self._search_texts([item])[0][0]
@@ -449,6 +456,7 @@ class Vault(VaultAPI):
                           expected_version=current.version, search_text=text),
             AuditOp(action, item.id, item.version, self.actor,
                     {k: v for k, v in details.items() if v is not None}),
+            *closing,
         ])
         return item
 

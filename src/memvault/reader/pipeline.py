@@ -65,7 +65,9 @@ def resolve_llm(vault: "Vault", llm: "LLM | str | None") -> LLM | None:
 
 
 def _turn_dict(item: MemoryItem) -> dict[str, Any]:
-    return {"id": item.id, "text": item.text, "speaker": item.metadata.get("speaker"),
+    # the name the speaker goes by when the write path learned it ("I'm Maya"), else the handle
+    speaker = item.provenance.get("speaker_name") or item.metadata.get("speaker")
+    return {"id": item.id, "text": item.text, "speaker": speaker,
             "role": item.metadata.get("role", "user"), "event_time": item.event_time}
 
 

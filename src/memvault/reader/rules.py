@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from .facts import MAX_FACT_CHARS, Fact, normalize
 
-__all__ = ["extract_rules", "rewrite_first_person", "resolve_dates", "slots", "subject", "is_negation", "kind_of"]
+__all__ = ["extract_rules", "rewrite_first_person", "resolve_dates", "slots", "subject",
+           "is_negation", "kind_of", "statement_facts", "is_junk"]
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _FIRST_PERSON = re.compile(r"^(i|i'm|i’m|i've|i’ve|i'd|i’d|i'll|i’ll|my)\b", re.IGNORECASE)
@@ -161,25 +162,38 @@ def speaker_name(turn: Mapping[str, Any]) -> str | None:
 
 
 def extract_rules(turns: list[Mapping[str, Any]]) -> list[Fact]:
-    """Facts from ``turns`` (``{"id", "text", "speaker", "role", "event_time"}``)."""
+    """Facts from ``turns`` (``{"id", "text", "speaker", "role", "event_time"}``).
+
+    Each clause of a turn is read on its own, wherever it stands ("Big news: I moved to
+    Porto", "Tom and I broke up; my new partner is Sam" is two facts). A clause that
+    changes a state becomes one canonical fact ("Maya lives in Porto."); another
+    first-person clause is kept in the third person, unless it says nothing without its
+    context ("I love it.")."""
+    from ..temporal.statements import clauses
+
     facts: list[Fact] = []
     for turn in turns:
         name = speaker_name(turn)
         if name is None:  # assistant/system turns say nothing about the user
             continue
-        for sentence in _SENTENCE.split(" ".join(str(turn.get("text", "")).split())):
-            sentence = sentence.strip()
-            if (not _FIRST_PERSON.match(sentence) or sentence.endswith("?")
-                    or _FILLER.match(sentence) or len(sentence.split()) < 3):
+        said = turn.get("event_time")
+        sources = (turn["id"],) if turn.get("id") else ()
+        for clause in clauses(str(turn.get("text", ""))):
+            stated = statement_facts(clause, name, said)
+            for text, when in stated:
+                facts.append(Fact(text=text[:MAX_FACT_CHARS], kind=kind_of(text),
+                                  event_time=when, speaker=name, source_ids=sources,
+                                  extractor="rules"))
+            sentence = clause.strip()
+            if (stated or not _FIRST_PERSON.match(sentence) or sentence.endswith("?")
+                    or _FILLER.match(sentence) or len(sentence.split()) < 3
+                    or is_junk(sentence)):
                 continue
-            text, when = resolve_dates(rewrite_first_person(sentence.rstrip("!."), name),
-                                       turn.get("event_time"))
+            text, when = resolve_dates(rewrite_first_person(sentence.rstrip("!."), name), said)
             text = text[:MAX_FACT_CHARS].rstrip() + "."
             # valid time: the date the sentence states, else when it was said
-            facts.append(Fact(text=text, kind=kind_of(text),
-                              event_time=when or turn.get("event_time"),
-                              speaker=name, source_ids=(turn["id"],) if turn.get("id") else (),
-                              extractor="rules"))
+            facts.append(Fact(text=text, kind=kind_of(text), event_time=when or said,
+                              speaker=name, source_ids=sources, extractor="rules"))
     return facts
 
 
@@ -221,3 +235,68 @@ def content_words(text: str) -> set[str]:
     stop = {"no", "longer", "not", "anymore", "any", "more", "does", "do", "is", "isn",
             "doesn", "t", "have", "has", "stopped", "quit", "gave", "up", "got", "rid", "of"}
     return {w for w in normalize(text).split() if w not in stop and len(w) > 2}
+
+
+# -- statements as facts ------------------------------------------------------------------
+_CANON = {  # (attribute, holds) -> how a fact states it; {s} the person, {v} the value
+    ("home", True): "{s} lives in {v}.", ("home", False): "{s} no longer lives in {v}.",
+    ("employer", True): "{s} works at {v}.", ("employer", False): "{s} no longer works at {v}.",
+    ("job", True): "{s} works as {a} {v}.", ("partner", True): "{s}'s partner is {v}.",
+    ("partner", False): "{s} broke up with {v}.", ("pet", True): "{s} has a pet named {v}.",
+    ("pet", False): "{s}'s pet {v} is gone.", ("car", True): "{s} drives {a} {v}.",
+    ("car", False): "{s} sold their {v}.", ("hobby", True): "{s} took up {v}.",
+    ("hobby", False): "{s} stopped {v}.", ("diet", True): "{s} is {v}.",
+    ("diet", False): "{s} is no longer {v}.", ("health", True): "{s} has a health issue: {v}.",
+}
+_ANIMAL = re.compile(r"\b(?:dog|puppy|cat|kitten|rabbit|bunny|parrot|hamster|turtle|horse|bird|"
+                     r"fish|lizard|snake)\b", re.IGNORECASE)
+_ENDED = {"employer": "{s} left their job.", "partner": "{s} is single."}
+_PRONOUNS = frozenset("""it its them they this that these those him her he she you your us we
+me my i one ones something anything everything nothing so too very really much lot lots
+""".split())
+_STOP = frozenset("""a an the and or but to of in on at for with is am are was were be been
+has have had do does did not no yes just also still now then there here what which who
+""".split())
+
+
+def _original(value: str, text: str) -> str:
+    """``value`` (lower-cased by the statement reader) as the turn wrote it."""
+    m = re.search(re.escape(value), text, re.IGNORECASE)
+    return m.group(0) if m else value
+
+
+def statement_facts(text: str, name: str, when: datetime | None) -> list[tuple[str, Any]]:
+    """One canonical fact per state statement in ``text``: "Maya lives in Porto.",
+    "Maya no longer works at Deloitte." (with the date the change held, if stated)."""
+    from ..temporal.statements import statements
+
+    out = []
+    for s in statements(text, said=when, names=None):
+        if s.subject:  # about someone else, by name: their fact, not the speaker's
+            who = s.subject.title()
+        else:
+            who = name
+        if s.value is None:
+            template = _ENDED.get(s.attribute)
+            if template is None:
+                continue
+            fact = template.format(s=who)
+        else:
+            value = _original(s.value, text)
+            article = "an" if value[:1].lower() in "aeiou" else "a"
+            fact = _CANON[(s.attribute, s.holds)].format(s=who, v=value, a=article)
+            animal = _ANIMAL.search(text) if s.attribute == "pet" else None
+            if animal:  # "Maya has a dog named Rex.", not "a pet"
+                fact = fact.replace(" pet ", f" {animal.group(0).lower()} ")
+        out.append((fact, s.when or when))
+    return out
+
+
+def is_junk(sentence: str) -> bool:
+    """A first-person sentence that says nothing on its own: "I love it.", "I did that!"
+    (its words past the subject and verb are pronouns or function words)."""
+    words = [w.strip(".,!?;:'\"").lower() for w in sentence.split()]
+    words = [w for w in words if w]
+    body = words[2:] if words and words[0] in ("i", "i'm", "i've", "my", "we") else words[1:]
+    return not [w for w in body if w not in _PRONOUNS and w not in _STOP and
+                w not in _ADVERBS and len(w) > 1]

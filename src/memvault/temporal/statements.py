@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
-__all__ = ["Statement", "statements", "SINGLE", "self_name", "key"]
+__all__ = ["Statement", "statements", "clauses", "SINGLE", "self_name", "key"]
 
 #: Attributes with one value at a time: a new value ends the old one.
 SINGLE = frozenset({"home", "employer", "job", "partner", "car", "diet", "phone"})
@@ -175,6 +175,13 @@ _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "augu
 _NUM = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 
 
+def clauses(text: str) -> Iterator[str]:
+    """The clauses of ``text`` that can each state one thing: split at sentence ends,
+    semicolons, "but", ", and", "and I ..."; lead-ins ("Big news:", "Also") dropped; a
+    second verb keeps the first clause's subject ("I got a job and moved to X")."""
+    return _clauses(text)
+
+
 def _clauses(text: str) -> Iterator[str]:
     for clause in _SPLIT.split(" ".join(text.split())):
         clause = _LEAD.sub("", clause.strip(" ,"))
@@ -227,10 +234,11 @@ def self_name(text: str) -> str | None:
 
 
 def statements(text: str, *, said: datetime | None = None,
-               names: Iterable[str] = ()) -> list[Statement]:
-    """The state statements in ``text`` (a turn or a fact); ``names`` are people the third
-    person may name (others are ignored: a stranger's move is no one's state here)."""
-    known = {n.lower() for n in names}
+               names: Iterable[str] | None = None) -> list[Statement]:
+    """The state statements in ``text`` (a turn or a fact). ``names``: the people the
+    third person may name (None: anyone; a statement about someone else only ever closes
+    statements about that same person, never the speaker's)."""
+    known = None if names is None else {n.lower() for n in names}
     out: list[Statement] = []
     for clause in _clauses(text):
         if clause.endswith("?") or _QUESTION.match(clause) or _HYPOTHETICAL.search(clause):
@@ -243,7 +251,7 @@ def statements(text: str, *, said: datetime | None = None,
         third = _THIRD.match(clause)
         if third:
             who = third.group("who").lower()
-            if who not in known:
+            if known is not None and who not in known:
                 continue
             subject, body = who, "I " + clause[third.end():]
             for verb, first in _VERB_3RD.items():

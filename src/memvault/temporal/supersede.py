@@ -29,7 +29,7 @@ from ..storage.base import AuditOp, InsertVersion, LinkOp, RecordStore, RowQuery
 from ..types import MemoryItem
 from .statements import Statement, self_name, statements
 
-__all__ = ["annotate", "plan", "LINK_KIND", "KEYS", "TRUTH"]
+__all__ = ["annotate", "forget", "plan", "LINK_KIND", "KEYS", "TRUTH"]
 
 LINK_KIND = "supersedes"
 KEYS = "truth_keys"
@@ -104,6 +104,11 @@ def annotate(item: MemoryItem, names: _Names) -> MemoryItem:
             valid_at = s.when
     provenance = {**item.provenance, TRUTH: truth, KEYS: sorted(keys)}
     return dataclasses.replace(item, provenance=provenance, valid_at=valid_at)
+
+
+def forget(provenance: dict[str, Any]) -> dict[str, Any]:
+    """``provenance`` without the statements of an older text (an update re-reads them)."""
+    return {k: v for k, v in provenance.items() if k not in (TRUTH, KEYS, "speaker_name")}
 
 
 def _closes(new: dict[str, Any], old: dict[str, Any]) -> bool:
