@@ -9,12 +9,12 @@ new embedder. copy_store then verifies counts and checksums of what arrived.
 Reading never opens the cube's own file: the caller copies it to a private directory and
 checks the copy's SHA-256 (no window between check and use). Its schema must then be
 exactly memvault's (no extra triggers or views: the file is untrusted), and every history
-must be well formed before anything is imported.
+must be well formed before anything is imported. Its JSON columns (metadata, provenance,
+tags, audit details) are bounded in nesting before they are parsed.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 import tempfile
@@ -27,6 +27,7 @@ import numpy as np
 from .. import _validate as check
 from ..errors import IntegrityError, InvalidInput, MemvaultError
 from ..models import Embedder
+from ..settings import Limits
 from ..retrieval.context import embed_text
 from ..storage._rows import row_to_item
 from ..storage.migrate import copy_store, raw_rows
@@ -187,7 +188,7 @@ def _expected_schema() -> list[tuple]:
     return _SCHEMA
 
 
-def read_plaintext(path: Path, dim: int) -> Plaintext:
+def read_plaintext(path: Path, dim: int, limits: Limits | None = None) -> Plaintext:
     """Read and validate a private copy of a cube's ``plaintext.sqlite``."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -224,11 +225,11 @@ def read_plaintext(path: Path, dim: int) -> Plaintext:
                 p.audit += rows
     finally:
         store.close()
-    _validate(p, dim)
+    _validate(p, dim, (limits or Limits()).max_json_depth)
     return p
 
 
-def _validate(p: Plaintext, dim: int) -> None:
+def _validate(p: Plaintext, dim: int, depth: int) -> None:
     """Refuse malformed histories or vectors before a single row is imported."""
     def bad(msg: str) -> IntegrityError:
         return IntegrityError(f"the cube's plaintext is inconsistent: {msg}")
@@ -245,8 +246,10 @@ def _validate(p: Plaintext, dim: int) -> None:
             for r in rows:
                 check.kind(r[5])
                 check.scope({f: r[c] for f, c in _SCOPE_COL.items()})
-                for c in (10, 11, 12):
-                    json.loads(r[c])
+                for c, name in ((10, "metadata"), (11, "provenance"), (12, "tags")):
+                    if not isinstance(r[c], str):
+                        raise InvalidInput(f"{name} is not JSON text")
+                    check.parse_json(r[c], max_depth=depth, what=name)
                 raw_item(r)
         except (MemvaultError, ValueError, TypeError) as exc:
             raise bad(f"memory {item_id!r}: {exc}") from exc
@@ -271,9 +274,11 @@ def _validate(p: Plaintext, dim: int) -> None:
             raise bad(f"link {src} -> {dst}: {exc}") from exc
     for r in p.audit:
         try:
-            json.loads(r[6])
-        except ValueError as exc:
-            raise bad(f"audit event {r[0]} has bad details") from exc
+            if not isinstance(r[6], str) or \
+                    not isinstance(check.parse_json(r[6], max_depth=depth, what="details"), dict):
+                raise InvalidInput("details must be a JSON object")
+        except InvalidInput as exc:
+            raise bad(f"audit event {r[0]} has bad details: {exc}") from exc
 
 
 def scope_of(values: Mapping[str, Any]) -> dict[str, str]:
