@@ -220,6 +220,8 @@ def test_bad_activation_entries_are_rejected_at_load_and_skipped_when_listed(
     side = tmp_path / "served.db.activation"
     assert (side / good).is_file() and (side / tensors).is_file()
     assert not (side / "x").exists() and not (side / FP.key / "deep.json").exists()
+    human = mv("--db", str(db), "--embedder", "hash", "cube", "load", str(tmp_path / "cube"))
+    assert human.returncode == 0 and "2 activation file(s) rejected" in human.stdout, human
 
     # files that got there some other way (an older memvault, a copy by hand)
     (side / "x").mkdir()
@@ -294,6 +296,14 @@ def test_deep_manifest_and_deep_plaintext_json_are_refused_cleanly(tmp_path: Pat
     reseal(tmp_path / "cube")
     refused(load_cli(db, tmp_path / "cube"), "integrity_error",
             "metadata nests 5001 levels deep")
+    conn = sqlite3.connect(tmp_path / "cube" / "plaintext.sqlite")  # a load is a write:
+    conn.execute("UPDATE versions SET metadata = '{}', text = ? WHERE id = ?",  # its bounds
+                 ("x" * 70_000, item.id))
+    conn.commit()
+    conn.close()
+    reseal(tmp_path / "cube")
+    refused(load_cli(db, tmp_path / "cube"), "integrity_error", "text is not a string of at "
+            "most 65536 bytes")
     assert snapshot(db) == before
 
 

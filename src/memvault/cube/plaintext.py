@@ -225,12 +225,14 @@ def read_plaintext(path: Path, dim: int, limits: Limits | None = None) -> Plaint
                 p.audit += rows
     finally:
         store.close()
-    _validate(p, dim, (limits or Limits()).max_json_depth)
+    _validate(p, dim, limits or Limits())
     return p
 
 
-def _validate(p: Plaintext, dim: int, depth: int) -> None:
-    """Refuse malformed histories or vectors before a single row is imported."""
+def _validate(p: Plaintext, dim: int, limits: Limits) -> None:
+    """Refuse malformed histories or vectors before a single row is imported; texts,
+    metadata and tags within the bounds a write has (a load is a write)."""
+    depth = limits.max_json_depth
     def bad(msg: str) -> IntegrityError:
         return IntegrityError(f"the cube's plaintext is inconsistent: {msg}")
 
@@ -246,11 +248,18 @@ def _validate(p: Plaintext, dim: int, depth: int) -> None:
             for r in rows:
                 check.kind(r[5])
                 check.scope({f: r[c] for f, c in _SCOPE_COL.items()})
+                if not isinstance(r[3], str) or \
+                        len(r[3].encode("utf-8", "surrogatepass")) > limits.max_text_bytes:
+                    raise InvalidInput(f"v{r[2]}: text is not a string of at most "
+                                       f"{limits.max_text_bytes} bytes")
+                if isinstance(r[10], str) and len(r[10].encode()) > limits.max_metadata_bytes:
+                    raise InvalidInput(f"v{r[2]}: metadata is larger than "
+                                       f"{limits.max_metadata_bytes} bytes")
                 for c, name in ((10, "metadata"), (11, "provenance"), (12, "tags")):
                     if not isinstance(r[c], str):
                         raise InvalidInput(f"{name} is not JSON text")
                     check.parse_json(r[c], max_depth=depth, what=name)
-                raw_item(r)
+                check.tags(raw_item(r).tags, limits)
         except (MemvaultError, ValueError, TypeError) as exc:
             raise bad(f"memory {item_id!r}: {exc}") from exc
         if [r[2] for r in rows] != list(range(1, len(rows) + 1)):
