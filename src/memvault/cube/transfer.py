@@ -25,6 +25,7 @@ its tensor file) and is reported under ``rejected_files``, the rest still load.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -180,9 +181,11 @@ def _check_activation(cube: Path, manifest: dict[str, Any], limits: Limits
         if len(parts) != 3 or parts[0] != "activation" or not parts[2].endswith(".json"):
             continue
         try:
-            doc = parse_index_file(read_file(cube / entry["path"], entry["path"],
-                                             min(MAX_INDEX_BYTES, limits.max_cube_file_bytes)),
-                                   entry["path"])
+            data = read_file(cube / entry["path"], entry["path"],
+                             min(MAX_INDEX_BYTES, limits.max_cube_file_bytes))
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:  # what is installed
+                raise IntegrityError(f"{entry['path']} changed while it was being read")
+            doc = parse_index_file(data, entry["path"])
             if parts[2] == NAMES:
                 check_names(doc)
             else:
