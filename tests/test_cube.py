@@ -13,19 +13,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from safetensors.numpy import save_file
 
 from memvault import ConfigurationError, Conflict, IntegrityError, InvalidInput, Vault
+from memvault.activation.blocks import block_hash
 from memvault.cli import cli
 from memvault.cube import compose, dump, inspect, load, migrate, verify
 from memvault.cube.format import write_manifest
 from memvault.cube.merge import derived_id
 from memvault.storage.migrate import store_digest
+from cube_fixtures import FP, write_block
 from pg_fixtures import pg_dsn, pg_server  # noqa: F401  (fixtures)
 
 QUERIES = ["where does alice live", "peanuts allergy", "lighthouse painting", "gardening"]
@@ -59,13 +59,16 @@ def _history(v: Vault) -> list[dict[str, Any]]:
     return [i.to_dict() for i in v.export(history=True)]
 
 
-def _activation(dirpath: Path) -> None:
-    """Files shaped like the activation/parametric writers' (safetensors + json sidecar)."""
-    (dirpath / "fp1").mkdir(parents=True)
-    save_file({"k": np.arange(12, dtype=np.float16).reshape(3, 4)},
-              str(dirpath / "fp1" / "block1.safetensors"))
-    (dirpath / "fp1" / "index.json").write_text(json.dumps({"fingerprint": "fp1",
-                                                            "blocks": ["block1"]}))
+def _activation(dirpath: Path) -> tuple[str, str]:
+    """One activation block as the ActivationStore writes it (json entry + safetensors);
+    its two paths as they appear in a cube."""
+    entry, tensors = write_block(dirpath)
+    return f"activation/{entry}", f"activation/{tensors}"
+
+
+#: The paths of _activation's block inside a cube (deterministic: same tokens, same model).
+ENTRY = f"activation/{FP.key}/{block_hash(FP, (1, 2, 3), None)}.json"
+TENSORS = ENTRY[:-len(".json")] + ".safetensors"
 
 
 @pytest.fixture
@@ -83,9 +86,8 @@ def test_round_trip_preserves_versions_links_as_of_and_audit(tmp_path: Path, sou
     manifest = dump(v, out)
     assert manifest["format_version"] == "1.0" and manifest["embedder"] == {"id": "hash-256",
                                                                              "dim": 256}
-    assert {e["path"] for e in manifest["files"]} == {
-        "plaintext.sqlite", "activation/fp1/block1.safetensors", "activation/fp1/index.json"}
-    assert manifest["models"]["activation"] == ["fp1"]
+    assert {e["path"] for e in manifest["files"]} == {"plaintext.sqlite", TENSORS, ENTRY}
+    assert manifest["models"]["activation"] == [FP.to_dict()]
     assert sorted(os.listdir(out)) == ["activation", "manifest.json", "plaintext.sqlite"]
     info = inspect(out)
     assert info["verified"] and info["bytes"]["activation"] > 0
@@ -107,8 +109,9 @@ def test_round_trip_preserves_versions_links_as_of_and_audit(tmp_path: Path, sou
         assert all(e.details["origin"]["cube"] == manifest["cube_id"]
                    for e in w.audit(limit=1000) if e.action != "cube_load")
         assert w.check()["ok"]
-        assert (tmp_path / "dst.db.activation" / "fp1" / "index.json").read_text() == \
-            (tmp_path / "src.db.activation" / "fp1" / "index.json").read_text()
+        rel = ENTRY.removeprefix("activation/")
+        assert (tmp_path / "dst.db.activation" / rel).read_text() == \
+            (tmp_path / "src.db.activation" / rel).read_text()
         again = load(w, out)  # idempotent
         assert again["identical"] == report["new"] and again["versions"] == 0
         assert _history(w) == _history(v)
@@ -195,8 +198,7 @@ def _flip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("rel", ["plaintext.sqlite", "activation/fp1/block1.safetensors",
-                                 "activation/fp1/index.json"])
+@pytest.mark.parametrize("rel", ["plaintext.sqlite", TENSORS, ENTRY])
 def test_a_flipped_byte_in_any_file_is_detected(tmp_path: Path, source, rel: str) -> None:
     v, _ = source
     dump(v, tmp_path / "cube")
@@ -223,10 +225,10 @@ def test_missing_extra_future_and_unsafe_entries_are_refused(tmp_path: Path, sou
     dump(v, cube)
     pristine = (cube / "manifest.json").read_text()
 
-    (cube / "activation" / "fp1" / "index.json").rename(tmp_path / "moved.json")
-    with pytest.raises(IntegrityError, match="missing.*index.json"):
+    (cube / ENTRY).rename(tmp_path / "moved.json")
+    with pytest.raises(IntegrityError, match="missing.*" + ENTRY):
         verify(cube)
-    (tmp_path / "moved.json").rename(cube / "activation" / "fp1" / "index.json")
+    (tmp_path / "moved.json").rename(cube / ENTRY)
 
     (cube / "activation" / "stowaway.bin").write_bytes(b"x")
     with pytest.raises(IntegrityError, match="does not list: activation/stowaway.bin"):
@@ -285,18 +287,18 @@ def test_a_resealed_but_tampered_plaintext_is_refused(tmp_path: Path, source) ->
 def test_opaque_file_clash_follows_the_policy(tmp_path: Path, source) -> None:
     v, _ = source
     dump(v, tmp_path / "cube")
-    mine = tmp_path / "dst.db.activation" / "fp1" / "index.json"
+    mine = tmp_path / "dst.db.activation" / ENTRY.removeprefix("activation/")
     mine.parent.mkdir(parents=True)
-    mine.write_text('{"fingerprint": "fp1", "blocks": ["other"]}')
+    mine.write_text(json.dumps({**json.loads((tmp_path / "cube" / ENTRY).read_text()),
+                                "created_at": "other"}))
     with Vault(tmp_path / "dst.db", embedder="hash") as w:
-        with pytest.raises(Conflict, match="activation/fp1/index.json"):
+        with pytest.raises(Conflict, match=ENTRY):
             load(w, tmp_path / "cube")
         assert w.count(status="any") == 0  # checked before the plaintext was imported
         assert load(w, tmp_path / "cube", on_conflict="ours")["files"] == 1  # the block only
         assert "other" in mine.read_text()
         assert load(w, tmp_path / "cube", on_conflict="theirs")["files"] == 1
-        assert mine.read_bytes() == (tmp_path / "cube" / "activation" / "fp1" /
-                                     "index.json").read_bytes()
+        assert mine.read_bytes() == (tmp_path / "cube" / ENTRY).read_bytes()
 
 
 def test_load_refuses_another_embedder_and_points_to_migrate(tmp_path: Path, source) -> None:
@@ -380,7 +382,7 @@ def test_compose_unions_with_provenance_and_keeps_both_sides_of_a_conflict(
     assert m["provenance"]["composed_from"] == ["cube-a", "cube-b"]
     assert m["provenance"]["conflicts"] == [{"id": shared.id, "winner": "cube-b",
                                              "kept_as": loser}]
-    assert m["plaintext"]["items"] == 6 and m["models"]["activation"] == ["fp1"]
+    assert m["plaintext"]["items"] == 6 and m["models"]["activation"] == [FP.to_dict()]
     assert ma["cube_id"] == "cube-a" and mb["cube_id"] == "cube-b"
     verify(tmp_path / "ab")
     with Vault(tmp_path / "dst.db", embedder="hash") as w:

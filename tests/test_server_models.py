@@ -140,8 +140,8 @@ def test_scheduler_shows_the_callers_blocks_and_adapters(tmp_path: Path, local_l
     try:
         with s.client("app-a", "alice") as alice, s.client("app-b", "bob") as bob:
             assert alice.get("/v1/scheduler").json() == {
-                "activation": {"available": True, "blocks": []},
-                "adapters": {"available": True, "adapters": []}}
+                "activation": {"available": True, "blocks": [], "skipped": 0},
+                "adapters": {"available": True, "adapters": [], "skipped": 0}}
             facts = [s.vault.add(t, kind="fact", user_id="alice") for t in
                      ("Alice's dog is called Pixel", "Alice lives in Oslo")]
             s.vault.add("Bob's dog is called Rex", kind="fact", user_id="bob")

@@ -2,6 +2,9 @@
 
 Everything here runs before storage is touched, so a refused request changes nothing.
 Text is NFC-normalised so that visually identical strings hash and match identically.
+JSON is bounded in depth as well as size, both as Python values (:func:`json_depth`) and
+as text (:func:`parse_json`, which measures the nesting before the parser sees it): the
+standard library recurses once per level, and a few thousand levels exhaust its stack.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import re
 import unicodedata
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from ._time import to_epoch
-from .errors import InvalidInput
+from .errors import InvalidInput, MemvaultError
 from .settings import Limits
 from .storage.base import RowQuery
 from .types import SCOPE_FIELDS, STATUSES
@@ -21,6 +26,8 @@ from .types import SCOPE_FIELDS, STATUSES
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 FILTER_KEYS = frozenset({"kind", "tags", "metadata", "event_after", "event_before",
                          "created_after", "created_before", "ids"})
 
@@ -85,12 +92,72 @@ def scope(values: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def json_depth(value: Any, limit: int, *, field: str, max_nodes: int | None = None) -> int:
+    """How deep ``value``'s dicts and lists nest (a scalar: 0); InvalidInput past ``limit``
+    levels or ``max_nodes`` values. Iterative, so a cycle or 100k levels cost no stack."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    deepest, nodes = 0, 0
+    while stack:
+        v, depth = stack.pop()
+        nodes += 1
+        if max_nodes is not None and nodes > max_nodes:
+            raise InvalidInput(f"{field} has more than {max_nodes} values", field=field)
+        if isinstance(v, Mapping):
+            children: Any = v.values()
+        elif isinstance(v, (list, tuple)):
+            children = v
+        else:
+            continue
+        depth += 1
+        if depth > limit:
+            raise InvalidInput(f"{field} nests deeper than {limit} levels", field=field,
+                               limit=limit)
+        deepest = max(deepest, depth)
+        stack.extend((c, depth) for c in children)
+    return deepest
+
+
+def nesting(text: str) -> int:
+    """How deep the arrays and objects of the JSON ``text`` nest, measured on the text
+    (strings skipped) so that it is known before a recursive parser runs."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return max(0, int(np.cumsum(steps).max()))
+
+
+def parse_json(text: str | bytes, *, max_depth: int, what: str, max_bytes: int | None = None,
+               error: type[MemvaultError] = InvalidInput) -> Any:
+    """``json.loads`` for untrusted text: size and nesting are checked first, and every
+    failure is ``error`` (a MemvaultError) naming ``what``, never RecursionError."""
+    if max_bytes is not None and len(text) > max_bytes:
+        raise error(f"{what} is larger than {max_bytes} bytes", limit=max_bytes)
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{what} is not valid JSON: {exc}") from None
+    depth = nesting(text)
+    if depth > max_depth:
+        raise error(f"{what} nests {depth} levels deep; the limit is {max_depth}",
+                    limit=max_depth)
+    try:
+        return json.loads(text)
+    except RecursionError:  # not reachable after the nesting check; kept as a last guard
+        raise error(f"{what} nests too deeply") from None
+    except ValueError as exc:
+        raise error(f"{what} is not valid JSON: {exc}") from None
+
+
 def json_object(value: Any, limits: Limits, *, field: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{field} must be a JSON object, not {type(value).__name__}",
                            field=field)
+    json_depth(value, limits.max_json_depth, field=field, max_nodes=limits.max_metadata_bytes)
     try:
         encoded = json.dumps(value, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:

@@ -29,6 +29,16 @@ class Limits:
     max_k: int = 1000
     max_page: int = 1000
     max_batch: int = 10_000
+    #: Nesting of any JSON we parse or store (metadata, manifests, sidecars): deep enough
+    #: for any real document, shallow enough that no parser or encoder runs out of stack.
+    max_json_depth: int = 32
+    #: A MemCube from elsewhere: each activation/parametric file (1 GiB: a 7B model's KV
+    #: cache over 4k tokens is ~0.5 GiB), the whole cube (plaintext included) and its file
+    #: count. Checked against the manifest and the disk before a byte is hashed or copied,
+    #: so a (sparse) giant file is refused, not read.
+    max_cube_file_bytes: int = 1024 * 1024 * 1024
+    max_cube_bytes: int = 8 * 1024 * 1024 * 1024
+    max_cube_files: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)

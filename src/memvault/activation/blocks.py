@@ -20,6 +20,12 @@ Rules: a block built for another fingerprint is refused (:class:`ModelError`); a
 checksum or shapes disagree with its entry is refused (:class:`IntegrityError`); every use
 gets its own copy (generation grows the cache in place); a block is stale as soon as one of
 its memories has a newer version or is no longer active (:func:`stale_ids`).
+
+Entries may arrive in a MemCube from elsewhere, so they are read bounded (size, nesting)
+and checked whole (:func:`check_entry`: every field, the content address, the directory it
+sits in). A MemCube load installs only entries that pass; listing (:meth:`ActivationStore.scan`)
+skips and reports one that does not, so a single bad file never breaks the listing for
+everyone.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from .. import _validate as check
 from .._files import load_safetensors
 from ..errors import IntegrityError, InvalidInput, ModelError, NotFound, StorageError
 from ..models.llm import Message
@@ -45,10 +52,17 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["ActivationBlock", "ActivationStore", "BlockEntry", "LoadedBlock", "build_block",
-           "entries_for", "live_adapter", "stale_ids"]
+           "entries_for", "live_adapter", "stale_ids", "check_entry", "check_names",
+           "parse_index_file", "NAMES", "MAX_INDEX_BYTES"]
 
 FORMAT_VERSION = 1
 _HASH_CHARS = 32
+NAMES = "names.json"
+#: An index file (entry or name map) is JSON of a few KB; anything this large is not one.
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+_MAX_DEPTH = 8  # entries nest 3 levels (object > items list > item object)
+_MAX_ITEMS = 10_000  # memories, messages or names in one index file
+_MAX_TOKENS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +111,14 @@ class ActivationBlock:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ActivationBlock":
+        if not isinstance(data, Mapping):
+            raise IntegrityError("bad activation block entry: not a JSON object")
         try:
+            if len(data.get("token_ids") or ()) > _MAX_TOKENS or \
+                    len(data.get("items") or ()) > _MAX_ITEMS or \
+                    len(data.get("messages") or ()) > _MAX_ITEMS:
+                raise IntegrityError("bad activation block entry: implausibly many tokens, "
+                                     "items or messages")
             if int(data["format"]) != FORMAT_VERSION:
                 raise IntegrityError(f"activation block format {data['format']} is not "
                                      f"supported (expected {FORMAT_VERSION})")
@@ -106,13 +127,15 @@ class ActivationBlock:
                 messages=tuple({"role": str(m["role"]), "content": str(m["content"])}
                                for m in data["messages"]),
                 token_ids=tuple(int(t) for t in data["token_ids"]),
-                entries=tuple(BlockEntry(str(e["id"]), int(e["version"]), str(e["content_sha256"]))
-                              for e in data["items"]),
+                entries=tuple(BlockEntry(check.item_id(e["id"]), int(e["version"]),
+                                         str(e["content_sha256"])) for e in data["items"]),
                 adapter=None if data.get("adapter") is None else str(data["adapter"]),
                 created_at=str(data.get("created_at", "")),
                 file_sha256=str(data.get("file_sha256", "")))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, ModelError) as exc:
             raise IntegrityError(f"bad activation block entry: {exc}") from exc
+        if len(block.hash) != _HASH_CHARS or not block.hash.isalnum() or not block.hash.isascii():
+            raise IntegrityError(f"bad activation block entry: hash {block.hash[:40]!r}")
         if block.hash != block_hash(block.fingerprint, block.token_ids, block.adapter):
             raise IntegrityError(f"activation block {block.hash}: hash does not match content")
         return block
@@ -123,6 +146,34 @@ def block_hash(fingerprint: ModelFingerprint, token_ids: Sequence[int],
     """Content address: the same tokens through the same model (and adapter) = same cache."""
     raw = json.dumps([fingerprint.key, adapter, list(token_ids)], separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()[:_HASH_CHARS]
+
+
+def parse_index_file(data: bytes, what: str) -> Any:
+    """An index file's JSON, bounded in size and nesting (IntegrityError otherwise)."""
+    return check.parse_json(data, max_depth=_MAX_DEPTH, max_bytes=MAX_INDEX_BYTES, what=what,
+                            error=IntegrityError)
+
+
+def check_entry(doc: Any, directory: str, filename: str) -> ActivationBlock:
+    """The block an index entry describes, if it may sit at ``<directory>/<filename>``:
+    well formed, its hash its content address, its model the directory's and its name
+    ``<hash>.json``. IntegrityError says what is wrong."""
+    block = ActivationBlock.from_dict(doc)
+    if block.fingerprint.key != directory or f"{block.hash}.json" != filename:
+        raise IntegrityError(f"activation block entry {directory}/{filename} does not belong "
+                             f"there (block {block.hash} of model {block.fingerprint.key})")
+    return block
+
+
+def check_names(doc: Any) -> dict[str, str]:
+    """A ``names.json`` map: ``{name: block hash}``, names short strings."""
+    if not isinstance(doc, dict) or len(doc) > _MAX_ITEMS:
+        raise IntegrityError("activation name map is not an object of names")
+    for name, value in doc.items():
+        if not 0 < len(name) <= 256 or not isinstance(value, str) or \
+                len(value) != _HASH_CHARS or not value.isalnum() or not value.isascii():
+            raise IntegrityError(f"activation name map: bad entry {name[:60]!r}")
+    return dict(doc)
 
 
 @dataclass(slots=True)
@@ -297,11 +348,8 @@ class ActivationStore:
 
     # -- reading -------------------------------------------------------------------------
     def _names(self, fingerprint: ModelFingerprint) -> dict[str, str]:
-        path = self._dir(fingerprint) / "names.json"
-        names = _read_json(path) if path.is_file() else {}
-        if not isinstance(names, dict):
-            raise IntegrityError(f"activation name map {path} is not an object")
-        return {str(k): str(v) for k, v in names.items()}
+        path = self._dir(fingerprint) / NAMES
+        return check_names(_read_json(path)) if path.is_file() else {}
 
     def names(self, fingerprint: ModelFingerprint) -> dict[str, str]:
         """``{block name: block hash}`` for one model (a copy)."""
@@ -332,18 +380,27 @@ class ActivationStore:
             return None
 
     def all_blocks(self) -> list[ActivationBlock]:
-        """Every block under the root, whatever model it was built for."""
+        """Every valid block under the root, whatever model it was built for (bad entries
+        are skipped: :meth:`scan` reports them)."""
+        return self.scan()[0]
+
+    def scan(self) -> tuple[list[ActivationBlock], list[dict[str, str]]]:
+        """Every valid block under the root, and ``{path, code, error}`` for each entry
+        that is not one (unreadable, malformed, or in the wrong place). One bad file,
+        e.g. loaded from a foreign cube, must not hide the others or fail the caller."""
         if not self.root.is_dir():
-            return []
-        out = []
+            return [], []
+        out, bad = [], []
         for directory in sorted(p for p in self.root.iterdir() if p.is_dir()):
             for path in sorted(directory.glob("*.json")):
-                if path.name == "names.json":
+                if path.name == NAMES:
                     continue
-                block = ActivationBlock.from_dict(_read_json(path))
-                if block.fingerprint.key == directory.name:
-                    out.append(block)
-        return out
+                try:
+                    out.append(check_entry(_read_json(path), directory.name, path.name))
+                except (IntegrityError, NotFound) as exc:
+                    bad.append({"path": f"{directory.name}/{path.name}", "code": exc.code,
+                                "error": exc.message})
+        return out, bad
 
     def prune(self, records: RecordStore) -> list[str]:
         """Delete every block one of whose memories changed or is gone (the scheduler's
@@ -382,9 +439,12 @@ class ActivationStore:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        if path.stat().st_size > MAX_INDEX_BYTES:
+            raise IntegrityError(f"activation index file {path} is implausibly large")
+        data = path.read_bytes()
+    except OSError as exc:
         raise IntegrityError(f"unreadable activation index file {path}: {exc}") from exc
+    return parse_index_file(data, f"activation index file {path}")
 
 
 def _check_tensors(llm: LocalLLM, block: ActivationBlock, tensors: Mapping[str, Any]

@@ -123,8 +123,10 @@ def load_cmd(ctx: click.Context, path: str, on_conflict: str, activation_dir: st
                       parametric_dir=parametric_dir)
     outcome = ", ".join(f"{k} {v}" for k, v in report.items()
                         if isinstance(v, int) and k not in ("items",) and v)
+    rejected = report.get("rejected_files") or []
+    note = f"; {len(rejected)} activation file(s) rejected (see --json)" if rejected else ""
     _out(ctx, as_json, f"loaded cube {report['cube_id']}: {report['items']} memories "
-                       f"({outcome or 'nothing new'})", report)
+                       f"({outcome or 'nothing new'}){note}", report)
 
 
 @cube.command("inspect")

@@ -32,11 +32,12 @@ from typing import Any
 
 from ..errors import ConfigurationError, IntegrityError, InvalidInput
 from ..models import Embedder, get_embedder
+from ..settings import Limits
 from ..storage.migrate import store_digest
 from ..storage.sqlite import SQLiteStore
 from ..types import utcnow
 from ..ids import new_id
-from .format import PLAINTEXT, SUBDIRS, sha256_file, verify
+from .format import PLAINTEXT, SUBDIRS, copy_file, verify
 from .merge import _relation, derived_id, import_plaintext
 from .plaintext import Plaintext, raw_item, write_plaintext
 from .transfer import _ID, _summary, build_cube, open_plaintext
@@ -52,7 +53,8 @@ def _winners(pa: Plaintext, pb: Plaintext, a_id: str, b_id: str
     conflicts = []
     for item_id in sorted(set(pa.versions) & set(pb.versions)):
         ra, rb = pa.versions[item_id], pb.versions[item_id]
-        if _relation([(raw_item(r), r[20]) for r in ra], rb) != "diverged":
+        if _relation([(raw_item(r), r[20]) for r in ra],
+                     [(raw_item(r), r[20]) for r in rb]) != "diverged":
             continue
         b_wins = rb[-1][15] >= ra[-1][15]  # valid_from of the current versions
         if b_wins:
@@ -64,8 +66,8 @@ def _winners(pa: Plaintext, pb: Plaintext, a_id: str, b_id: str
     return rename_a, rename_b, conflicts
 
 
-def _union_files(a: Path, ma: dict[str, Any], b: Path, mb: dict[str, Any], stage: Path
-                 ) -> list[dict[str, Any]]:
+def _union_files(a: Path, ma: dict[str, Any], b: Path, mb: dict[str, Any], stage: Path,
+                 limits: Limits) -> list[dict[str, Any]]:
     """Copy both cubes' opaque files into ``stage``; the later cube wins a clash."""
     b_later = str(mb.get("updated_at", "")) >= str(ma.get("updated_at", ""))
     order = [(a, ma), (b, mb)] if b_later else [(b, mb), (a, ma)]  # winner copied last
@@ -82,17 +84,17 @@ def _union_files(a: Path, ma: dict[str, Any], b: Path, mb: dict[str, Any], stage
     for path, (cube, e, _) in chosen.items():
         dest = stage / path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cube / path, dest)
-        if sha256_file(dest) != e["sha256"]:
-            raise IntegrityError(f"{path} changed while it was being composed")
+        copy_file(cube / path, dest, max_bytes=limits.max_cube_file_bytes, sha256=e["sha256"],
+                  rel=path)
     return dropped
 
 
 def compose(a: str | Path, b: str | Path, out: str | Path, *, cube_id: str | None = None,
-            owner: str | None = None) -> dict[str, Any]:
+            owner: str | None = None, limits: Limits | None = None) -> dict[str, Any]:
     """Write the union of cubes ``a`` and ``b`` to the new cube ``out``."""
+    limits = limits or Limits()
     a, b = Path(a), Path(b)
-    ma, mb = verify(a), verify(b)
+    ma, mb = verify(a, limits), verify(b, limits)
     if ma["embedder"] != mb["embedder"]:
         raise ConfigurationError(
             f"the cubes use different embedders ({ma['embedder']['id']} and "
@@ -103,7 +105,7 @@ def compose(a: str | Path, b: str | Path, out: str | Path, *, cube_id: str | Non
     with tempfile.TemporaryDirectory(prefix="memvault-compose-") as work:
         w = Path(work)
         (w / "a").mkdir(), (w / "b").mkdir()
-        pa, pb = open_plaintext(a, ma, w / "a"), open_plaintext(b, mb, w / "b")
+        pa, pb = open_plaintext(a, ma, w / "a", limits), open_plaintext(b, mb, w / "b", limits)
         rename_a, rename_b, conflicts = _winners(pa, pb, a_id, b_id)
         merged = SQLiteStore(w / "merged.sqlite")
         try:
@@ -114,7 +116,7 @@ def compose(a: str | Path, b: str | Path, out: str | Path, *, cube_id: str | Non
         finally:
             merged.close()
         stage = w / "files"
-        dropped = _union_files(a, ma, b, mb, stage)
+        dropped = _union_files(a, ma, b, mb, stage, limits)
         ident = cube_id or new_id()
         meta = {**pa.meta, "vault_id": ident, "cube_id": ident}
         source = SQLiteStore(w / "merged.sqlite")
@@ -134,20 +136,23 @@ def compose(a: str | Path, b: str | Path, out: str | Path, *, cube_id: str | Non
                 "provenance": {"composed_from": [a_id, b_id], "conflicts": conflicts,
                                "dropped_files": dropped,
                                "imported": {a_id: ra, b_id: rb}}},
-                {sub: (stage / sub if (stage / sub).is_dir() else None) for sub in SUBDIRS})
+                {sub: (stage / sub if (stage / sub).is_dir() else None) for sub in SUBDIRS},
+                limits)
         finally:
             source.close()
     return manifest
 
 
-def migrate(cube: str | Path, out: str | Path, embedder: Embedder | str) -> dict[str, Any]:
+def migrate(cube: str | Path, out: str | Path, embedder: Embedder | str, *,
+            limits: Limits | None = None) -> dict[str, Any]:
     """Write ``cube`` re-embedded with ``embedder`` to the new cube ``out``; verified."""
+    limits = limits or Limits()
     cube = Path(cube)
     if isinstance(embedder, str):
         embedder = get_embedder(embedder)
-    manifest = verify(cube)
+    manifest = verify(cube, limits)
     with tempfile.TemporaryDirectory(prefix="memvault-migrate-") as work:
-        p = open_plaintext(cube, manifest, Path(work))
+        p = open_plaintext(cube, manifest, Path(work), limits)
         source = SQLiteStore(Path(work) / PLAINTEXT)
         try:
             before = store_digest(source)
@@ -165,7 +170,8 @@ def migrate(cube: str | Path, out: str | Path, embedder: Embedder | str) -> dict
                 "embedder": {"id": embedder.id, "dim": embedder.dim},
                 "provenance": {**manifest.get("provenance", {}), "migrated_from": {
                     "embedder": manifest["embedder"], "at": utcnow().isoformat()}}},
-                {sub: (cube / sub if (cube / sub).is_dir() else None) for sub in SUBDIRS})
+                {sub: (cube / sub if (cube / sub).is_dir() else None) for sub in SUBDIRS},
+                limits)
         finally:
             source.close()
     try:

@@ -21,7 +21,19 @@ not provenance, which compose annotates, nor heat):
                    (deterministic, so loading twice is idempotent) with a
                    ``diverged_from`` link to the original.
 
-Every link of the cube is (re)applied, also between memories that were skipped: a load
+Screening (a load passes ``screen``, compose does not): every version the load *writes*
+goes through the target's injection guard like a write does
+(:func:`~memvault.guard.quarantine.screen_imported`): a cube's status never releases a
+memory. The comparison with the target uses the cube's rows as they are and as screened:
+if either is identical to (or a prefix of, or extended by) the target's history, that
+relation holds, so reloading a cube whose memories the guard held back stays idempotent.
+
+Every link of the cube is (re)applied, also between memories that were skipped, but only
+when both endpoints are the cube's memory in the target (new, copied under keep-both,
+fast-forwarded, replaced by ``theirs``, or with the same history). A link touching a
+memory the target kept under ``ours`` is dropped and reported: the cube's memory of that
+id was not taken, so its links would attach the cube's memories to the target's own
+(a stub carrying an existing id X plus a link X -> M would link the real X to M). A load
 adds links and updates their weights, it never removes one (unlink is not carried).
 Everything is written in ONE ``store.apply`` (one transaction): a refused cube changes
 nothing. The cube's audit events are replayed with their original seq/time kept in
@@ -35,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .._time import from_epoch
 from ..errors import Conflict, InvalidInput
@@ -44,6 +56,8 @@ from ..types import MemoryItem, utcnow
 from .plaintext import Plaintext, raw_item
 
 __all__ = ["POLICIES", "import_plaintext", "derived_id", "content_key"]
+
+Pairs = list[tuple[MemoryItem, str]]  # (version, content hash), oldest first
 
 POLICIES = ("fail", "ours", "theirs", "keep-both")
 _HASH = 20
@@ -74,9 +88,9 @@ def _target_histories(store: RecordStore, ids: Sequence[str]
     return out
 
 
-def _relation(ours: list[tuple[MemoryItem, str]], theirs: list[tuple]) -> str:
+def _relation(ours: Pairs, theirs: Pairs) -> str:
     a = [content_key(i, h) for i, h in ours]
-    b = [content_key(raw_item(r), r[_HASH]) for r in theirs]
+    b = [content_key(i, h) for i, h in theirs]
     if a == b:
         return "identical"
     if len(a) < len(b) and b[:len(a)] == a:
@@ -95,9 +109,11 @@ class _Plan:
         self.rename: dict[str, str] = {}
         self.written: dict[str, str] = {}  # id in target -> outcome
         self.since: dict[str, int] = {}  # id in target -> versions it already had
+        self.outcome: dict[str, str] = {}  # id in the cube -> relation/policy applied
+        self.dropped_links: list[list[str]] = []
+        self.held: set[str] = set()  # ids in target whose written versions were quarantined
 
-    def _item(self, raw: tuple, new_id: str | None) -> MemoryItem:
-        item = raw_item(raw)
+    def _item(self, item: MemoryItem, new_id: str | None) -> MemoryItem:
         changes: dict[str, Any] = {}
         if new_id:
             changes["id"] = new_id
@@ -105,19 +121,20 @@ class _Plan:
             changes["provenance"] = {**item.provenance, **self.provenance}
         return dataclasses.replace(item, **changes) if changes else item
 
-    def versions(self, rows: list[tuple], start: int, new_id: str | None = None) -> None:
-        for n, raw in enumerate(rows[start:], start=start):
+    def versions(self, rows: list[tuple], items: Pairs, start: int,
+                 new_id: str | None = None) -> None:
+        for n, (raw, (item, _)) in enumerate(zip(rows[start:], items[start:]), start=start):
             self.inserts.append((raw[0], InsertVersion(
-                self._item(raw, new_id), self.p.embedding(raw), raw[_HASH],
+                self._item(item, new_id), self.p.embedding(raw), raw[_HASH],
                 expected_version=n, search_text=raw[4])))
 
-    def on_top(self, rows: list[tuple], current: MemoryItem) -> None:
+    def on_top(self, rows: list[tuple], items: Pairs, current: MemoryItem) -> None:
         """The cube's current state as a new version above the target's current one."""
         raw = rows[-1]
         item = dataclasses.replace(
-            self._item(raw, None), version=current.version + 1, valid_to=None,
+            self._item(items[-1][0], None), version=current.version + 1, valid_to=None,
             valid_from=max(utcnow(), current.valid_from or utcnow()),
-            provenance={**raw_item(raw).provenance, **(self.provenance or {}),
+            provenance={**items[-1][0].provenance, **(self.provenance or {}),
                         "replaced_by_cube": self.cube_id})
         self.inserts.append((float("inf"), InsertVersion(
             item, self.p.embedding(raw), raw[_HASH], expected_version=current.version,
@@ -129,13 +146,17 @@ class _Plan:
         self.ops = [op for _, op in sorted(self.inserts, key=lambda t: t[0])] + self.ops
         target = lambda i: self.rename.get(i, i)  # noqa: E731
         for item_id, outcome in self.written.items():
+            note = {"quarantined": True} if item_id in self.held else {}
             self.ops.append(AuditOp("cube_load", item_id, None, self.actor,
-                                    {"cube": self.cube_id, "outcome": outcome}))
+                                    {"cube": self.cube_id, "outcome": outcome, **note}))
         originals = {v: k for k, v in self.rename.items()}
         for renamed, original in originals.items():
             self.ops.append(LinkOp(renamed, original, "diverged_from"))
         mine = {originals.get(i, i) for i in self.written}
         for src, dst, kind, weight, _ in self.p.links:  # upserts: new links on old memories too
+            if self.outcome.get(src) == "ours" or self.outcome.get(dst) == "ours":
+                self.dropped_links.append([src, dst, kind])  # an endpoint is not the cube's
+                continue
             self.ops.append(LinkOp(target(src), target(dst), kind, weight))
         for seq, at, actor, action, item_id, version, details in self.p.audit:
             tid = target(item_id) if item_id is not None else None
@@ -150,13 +171,30 @@ class _Plan:
             self.ops.append(AuditOp(action, tid, version, actor, d))
 
 
+def _screened(rows: list[tuple], screen: Callable[[MemoryItem], MemoryItem] | None
+              ) -> tuple[Pairs, Pairs]:
+    raw = [(raw_item(r), r[_HASH]) for r in rows]
+    if screen is None:
+        return raw, raw
+    return raw, [(screen(i), h) for i, h in raw]
+
+
+def _relation_either(have: Pairs, raw: Pairs, screened: Pairs) -> str:
+    """Not diverged if the cube's rows as they are, or as screened, fit the target's."""
+    rel = _relation(have, raw)
+    return _relation(have, screened) if rel == "diverged" and screened is not raw else rel
+
+
 def import_plaintext(store: RecordStore, p: Plaintext, *, cube_id: str, policy: str = "fail",
                      actor: str | None = None, provenance: dict[str, Any] | None = None,
-                     rename: dict[str, str] | None = None) -> dict[str, Any]:
+                     rename: dict[str, str] | None = None,
+                     screen: Callable[[MemoryItem], MemoryItem] | None = None
+                     ) -> dict[str, Any]:
     """Import ``p`` into ``store`` in one transaction; return counts per outcome.
 
     ``rename`` maps cube ids to the ids they must take (compose uses it for the losing
-    side of a conflict); ``provenance`` is merged into every imported version's.
+    side of a conflict); ``provenance`` is merged into every imported version's;
+    ``screen`` (a load: the target's guard) turns each version into what may be written.
     """
     if policy not in POLICIES:
         raise InvalidInput(f"on-conflict must be one of {', '.join(POLICIES)}")
@@ -170,7 +208,8 @@ def import_plaintext(store: RecordStore, p: Plaintext, *, cube_id: str, policy: 
     for item_id, rows in p.versions.items():
         tid = plan.rename.get(item_id, item_id)
         have = existing.get(tid)
-        rel = "new" if have is None else _relation(have, rows)
+        raw, items = _screened(rows, screen)
+        rel = "new" if have is None else _relation_either(have, raw, items)
         if rel == "diverged":
             if policy == "fail":
                 diverged.append(item_id)
@@ -178,26 +217,29 @@ def import_plaintext(store: RecordStore, p: Plaintext, *, cube_id: str, policy: 
             if policy == "keep-both":
                 tid = plan.rename[item_id] = derived_id(item_id, cube_id)
                 have = existing.get(tid)
-                rel = "new" if have is None else _relation(have, rows)
+                rel = "new" if have is None else _relation_either(have, raw, items)
                 if rel not in ("new", "identical", "fast-forward", "target-newer"):
                     raise Conflict(f"memory {item_id}: its keep-both copy {tid} exists "
                                    "and differs", id=item_id)
                 rel = "keep-both" if rel == "new" else rel
-            elif policy == "theirs" and have[-1][0].scope != raw_item(rows[-1]).scope:  # type: ignore[index]
+            elif policy == "theirs" and have[-1][0].scope != raw[-1][0].scope:  # type: ignore[index]
                 raise Conflict(f"memory {item_id} belongs to another scope in the target; "
                                "'theirs' would move it: use keep-both", id=item_id)
             else:
                 rel = policy
         counts[rel] += 1
-        if rel in ("new", "keep-both"):
-            plan.versions(rows, 0, tid if tid != item_id else None)
-        elif rel == "fast-forward":
-            plan.versions(rows, len(have), tid if tid != item_id else None)  # type: ignore[arg-type]
-            plan.since[tid] = len(have)  # type: ignore[arg-type]
+        plan.outcome[item_id] = rel
+        start = {"new": 0, "keep-both": 0, "fast-forward": len(have or ())}.get(rel)
+        if start is not None:
+            plan.versions(rows, items, start, tid if tid != item_id else None)
+            plan.since[tid] = start
         elif rel == "theirs":
-            plan.on_top(rows, have[-1][0])  # type: ignore[index]
+            plan.on_top(rows, items, have[-1][0])  # type: ignore[index]
         if rel in ("new", "keep-both", "fast-forward", "theirs"):
             plan.written[tid] = rel
+            first = len(items) - 1 if start is None else start
+            if any(i.status != r.status for (i, _), (r, _) in zip(items[first:], raw[first:])):
+                plan.held.add(tid)  # the guard held back what the cube said was servable
     if diverged:
         raise Conflict(f"{len(diverged)} memory id(s) exist in the target with a different "
                        f"history (e.g. {', '.join(diverged[:3])}); nothing was loaded. "
@@ -210,4 +252,6 @@ def import_plaintext(store: RecordStore, p: Plaintext, *, cube_id: str, policy: 
     if heat:
         store.touch(heat)
     return {"items": len(p.versions), **counts,
-            "versions": sum(isinstance(op, InsertVersion) for op in plan.ops)}
+            "versions": sum(isinstance(op, InsertVersion) for op in plan.ops),
+            "quarantined": len(plan.held), "dropped_links": len(plan.dropped_links),
+            "dropped_link_list": plan.dropped_links[:100]}

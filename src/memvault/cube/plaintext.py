@@ -9,12 +9,12 @@ new embedder. copy_store then verifies counts and checksums of what arrived.
 Reading never opens the cube's own file: the caller copies it to a private directory and
 checks the copy's SHA-256 (no window between check and use). Its schema must then be
 exactly memvault's (no extra triggers or views: the file is untrusted), and every history
-must be well formed before anything is imported.
+must be well formed before anything is imported. Its JSON columns (metadata, provenance,
+tags, audit details) are bounded in nesting before they are parsed.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ import numpy as np
 from .. import _validate as check
 from ..errors import IntegrityError, InvalidInput, MemvaultError
 from ..models import Embedder
+from ..settings import Limits
 from ..retrieval.context import embed_text
 from ..storage._rows import row_to_item
 from ..storage.migrate import copy_store, raw_rows
@@ -194,7 +195,7 @@ def _expected_schemas() -> list[list[tuple]]:
     return _SCHEMAS
 
 
-def read_plaintext(path: Path, dim: int) -> Plaintext:
+def read_plaintext(path: Path, dim: int, limits: Limits | None = None) -> Plaintext:
     """Read and validate a private copy of a cube's ``plaintext.sqlite``."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -231,12 +232,14 @@ def read_plaintext(path: Path, dim: int) -> Plaintext:
                 p.audit += rows
     finally:
         store.close()
-    _validate(p, dim)
+    _validate(p, dim, limits or Limits())
     return p
 
 
-def _validate(p: Plaintext, dim: int) -> None:
-    """Refuse malformed histories or vectors before a single row is imported."""
+def _validate(p: Plaintext, dim: int, limits: Limits) -> None:
+    """Refuse malformed histories or vectors before a single row is imported; texts,
+    metadata and tags within the bounds a write has (a load is a write)."""
+    depth = limits.max_json_depth
     def bad(msg: str) -> IntegrityError:
         return IntegrityError(f"the cube's plaintext is inconsistent: {msg}")
 
@@ -252,9 +255,18 @@ def _validate(p: Plaintext, dim: int) -> None:
             for r in rows:
                 check.kind(r[5])
                 check.scope({f: r[c] for f, c in _SCOPE_COL.items()})
-                for c in (10, 11, 12):
-                    json.loads(r[c])
-                raw_item(r)
+                if not isinstance(r[3], str) or \
+                        len(r[3].encode("utf-8", "surrogatepass")) > limits.max_text_bytes:
+                    raise InvalidInput(f"v{r[2]}: text is not a string of at most "
+                                       f"{limits.max_text_bytes} bytes")
+                if isinstance(r[10], str) and len(r[10].encode()) > limits.max_metadata_bytes:
+                    raise InvalidInput(f"v{r[2]}: metadata is larger than "
+                                       f"{limits.max_metadata_bytes} bytes")
+                for c, name in ((10, "metadata"), (11, "provenance"), (12, "tags")):
+                    if not isinstance(r[c], str):
+                        raise InvalidInput(f"{name} is not JSON text")
+                    check.parse_json(r[c], max_depth=depth, what=name)
+                check.tags(raw_item(r).tags, limits)
         except (MemvaultError, ValueError, TypeError) as exc:
             raise bad(f"memory {item_id!r}: {exc}") from exc
         if [r[2] for r in rows] != list(range(1, len(rows) + 1)):
@@ -281,9 +293,11 @@ def _validate(p: Plaintext, dim: int) -> None:
             raise bad(f"link {src} -> {dst}: {exc}") from exc
     for r in p.audit:
         try:
-            json.loads(r[6])
-        except ValueError as exc:
-            raise bad(f"audit event {r[0]} has bad details") from exc
+            if not isinstance(r[6], str) or \
+                    not isinstance(check.parse_json(r[6], max_depth=depth, what="details"), dict):
+                raise InvalidInput("details must be a JSON object")
+        except InvalidInput as exc:
+            raise bad(f"audit event {r[0]} has bad details: {exc}") from exc
 
 
 def scope_of(values: Mapping[str, Any]) -> dict[str, str]:

@@ -24,8 +24,8 @@ from ..errors import ConfigurationError
 from ..types import MemoryItem, utcnow
 from .screen import InjectionGuard, Screen
 
-__all__ = ["GUARD_MODES", "guard_for", "screen_new", "screen_text", "restored_status",
-           "released_provenance", "verdict_of"]
+__all__ = ["GUARD_MODES", "guard_for", "screen_new", "screen_text", "screen_imported",
+           "restored_status", "released_provenance", "verdict_of"]
 
 GUARD_MODES = ("on", "off")
 KEY = "guard"
@@ -62,6 +62,27 @@ def screen_new(guard: Screen | None, items: Sequence[MemoryItem]) -> list[Memory
             out.append(dataclasses.replace(item, status="quarantined",
                                            provenance={**provenance, KEY: verdict}))
     return out
+
+
+def screen_imported(guard: Screen | None, item: MemoryItem) -> MemoryItem:
+    """A version arriving from elsewhere (a MemCube load), screened like a write.
+
+    Its status is never trusted to *release*: the source may have had the guard off, may
+    have released the memory by its own review, or may have flipped ``quarantined`` to
+    ``active`` by hand. So flagged text is quarantined whatever the source said (with a
+    fresh verdict: a release recorded elsewhere is not a release here), and a version that
+    carries a verdict nobody released goes back to quarantine even when this guard is off
+    or passes it. A source's ``quarantined`` always stays. Deleted and archived versions
+    keep their status but get the verdict, so a later restore brings them back held.
+    """
+    verdict = _record(guard, item.text) if guard is not None else None
+    if verdict is not None:
+        return dataclasses.replace(
+            item, status="quarantined" if item.status == "active" else item.status,
+            provenance={**_without_verdict(item.provenance), KEY: verdict})
+    if item.status == "active" and restored_status(item) == "quarantined":
+        return dataclasses.replace(item, status="quarantined")
+    return item
 
 
 def screen_text(guard: Screen | None, current: MemoryItem, text: str) -> dict[str, Any]:

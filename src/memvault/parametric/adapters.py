@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from .. import _validate as check
 from .._files import load_safetensors
 from ..errors import Conflict, IntegrityError, InvalidInput, ModelError, NotFound, StorageError
 from ..models.local import LocalLLM, ModelFingerprint
@@ -52,6 +53,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
 META = "memvault.json"
+_MAX_JSON_BYTES = 16 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 #: What chat code calls to key model-state caches: None means the plain base model.
@@ -100,12 +102,17 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A small JSON sidecar (it may come from a foreign MemCube): bounded size and depth."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > _MAX_JSON_BYTES:
+            raise IntegrityError(f"{path} is implausibly large")
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise NotFound(f"{path} is missing") from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise IntegrityError(f"unreadable {path}: {exc}") from exc
+    data = check.parse_json(raw, max_depth=16, what=f"adapter file {path}",
+                            error=IntegrityError)
     if not isinstance(data, dict):
         raise IntegrityError(f"{path} is not a JSON object")
     return data

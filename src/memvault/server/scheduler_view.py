@@ -5,11 +5,18 @@ A block or adapter belongs to a principal when it was made from the principal's 
 at least one of its source memories is the principal's and none is someone else's. (Purged
 sources no longer exist and count for no one.) Read-only, and no model is loaded: this is
 index JSON, not tensors.
+
+The files may have come from a MemCube made elsewhere: an entry or adapter that cannot be
+read is skipped and counted under ``skipped`` (how many, not which: the files are not the
+caller's), never a 500 for every principal.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
+
+from .. import _validate as check
+from ..errors import IntegrityError, InvalidInput, ModelError, NotFound
 
 if TYPE_CHECKING:
     from ..governance import ScopedVault
@@ -30,10 +37,12 @@ def scheduler_state(sv: "ScopedVault") -> dict[str, Any]:
 
     dirs = default_dirs(sv.vault)
     out: dict[str, Any] = {
-        "activation": {"available": dirs["activation"] is not None, "blocks": []},
-        "adapters": {"available": dirs["parametric"] is not None, "adapters": []}}
+        "activation": {"available": dirs["activation"] is not None, "blocks": [], "skipped": 0},
+        "adapters": {"available": dirs["parametric"] is not None, "adapters": [], "skipped": 0}}
     store = default_activation_store(sv.vault) if dirs["activation"] is not None else None
-    for block in store.all_blocks() if store is not None else []:
+    blocks, bad = store.scan() if store is not None else ([], [])
+    out["activation"]["skipped"] = len(bad)
+    for block in blocks:
         if not _mine(sv, block.item_ids):
             continue
         stale = stale_ids(block, sv.vault.store)
@@ -42,13 +51,21 @@ def scheduler_state(sv: "ScopedVault") -> dict[str, Any]:
             "item_ids": block.item_ids, "stale": bool(stale), "stale_ids": stale,
             "adapter": block.adapter, "created_at": block.created_at or None})
     adapters = AdapterStore(dirs["parametric"]) if dirs["parametric"] is not None else None
-    for adapter in adapters.list() if adapters is not None else []:
-        ids = [str(s.get("id")) for s in adapter.sources if isinstance(s, dict)]
+    for name in adapters.names() if adapters is not None else []:
+        try:
+            adapter = adapters.get(name)  # type: ignore[union-attr]
+            sources = adapter.meta.get("sources")
+            ids = [check.item_id(s.get("id")) for s in
+                   (sources if isinstance(sources, list) else ()) if isinstance(s, dict)]
+            size = adapter.size_bytes
+        except (InvalidInput, IntegrityError, NotFound, ModelError, OSError):
+            out["adapters"]["skipped"] += 1
+            continue
         if not _mine(sv, ids):
             continue
         out["adapters"]["adapters"].append({
             "name": adapter.name, "key": adapter.key, "model": adapter.fingerprint.key,
             "sources": len(ids), "created_at": adapter.meta.get("created_at"),
-            "size_bytes": adapter.size_bytes})
+            "size_bytes": size})
     out["activation"]["blocks"].sort(key=lambda b: b["created_at"] or "", reverse=True)
     return out
