@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from guard_corpus import Row, load
 
-from memvault.guard.learned import Head, features, fit
+from memvault.guard.learned import Head, features, fit_calibrated
 from memvault.guard.screen import InjectionGuard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def train(rows: Sequence[Row], cache: dict[str, object] | None = None) -> Head:
             if cache is not None:
                 cache[r.text] = f
             feats.append(f)
-    return fit(feats, [r.label for r in rows])  # type: ignore[arg-type]
+    return fit_calibrated(feats, [r.label for r in rows])  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     rows = load()
     head = train(rows)
-    head.info = {"trained_on": f"{len(rows)} texts of benchmarks/data/guard "
+    head.info = {"alone": f"{head.alone:.4f}", "trained_on": f"{len(rows)} texts of benchmarks/data/guard "
                                f"({sum(r.label for r in rows)} injections)",
                  "script": "benchmarks/train_guard_head.py"}
     head.save(args.out)

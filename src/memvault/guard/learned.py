@@ -8,9 +8,11 @@ sets and from harmless texts written to look like attacks, so it sees "configura
 regression on feature hashing: no vocabulary file, a few microseconds per word, and the
 weights are a plain ``.npz`` (indices and values; never a pickle).
 
-Its probability becomes a rule-like reason with a weight that reaches the flag
-threshold alone only when the model is very sure (p >= 0.92), so weak rule evidence and
-a fairly sure head flag together, and the head alone rarely flags.
+Its probability becomes a rule-like reason whose weight reaches the flag threshold
+alone only above ``alone``: the probability that only 1 % of harmless training texts
+reach when scored by a head that did not see them (two-fold, inside the training data;
+see :func:`fit_calibrated`). Below that, a fairly sure head and weak rule evidence flag
+together.
 
 Training lives in ``benchmarks/train_guard_head.py`` (the data split is recorded next to
 the weights); the benchmark refits it per fold for leave-one-source-out evaluation.
@@ -27,7 +29,7 @@ from typing import BinaryIO, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["DIM", "Head", "features", "fit", "bundled_head"]
+__all__ = ["DIM", "Head", "features", "fit", "fit_calibrated", "bundled_head"]
 
 DIM = 1 << 18
 _TOKEN = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]|[^\W\d_]+|\d+", re.U)
@@ -58,11 +60,19 @@ class Head:
     """Linear weights over the hashed features; ``prob`` is the injection probability."""
 
     def __init__(self, index: np.ndarray, value: np.ndarray, bias: float,
-                 info: dict[str, str] | None = None) -> None:
+                 info: dict[str, str] | None = None, alone: float = 0.92) -> None:
         self.weights = np.zeros(DIM, dtype=np.float32)
         self.weights[index] = value
         self.bias = float(bias)
         self.info = dict(info or {})
+        self.alone = float(alone)
+
+    def weight(self, p: float) -> float:
+        """The rule weight a probability is worth: 0 up to 0.5, 0.5 (flags alone) at
+        ``alone``, at most 0.6."""
+        if p <= 0.5:
+            return 0.0
+        return min(0.6, 0.5 * (p - 0.5) / max(self.alone - 0.5, 1e-6))
 
     def prob_of(self, feats: np.ndarray) -> float:
         if feats.size == 0:
@@ -78,13 +88,15 @@ class Head:
         nz = np.flatnonzero(self.weights)
         np.savez_compressed(path, index=nz.astype(np.int32), value=self.weights[nz],
                             bias=np.array([self.bias], dtype=np.float64),
+                            alone=np.array([self.alone], dtype=np.float64),
                             info=np.array([f"{k}={v}" for k, v in sorted(self.info.items())]))
 
     @classmethod
     def load(cls, path: Path | str | BinaryIO) -> "Head":
         with np.load(path, allow_pickle=False) as z:
             info = dict(s.split("=", 1) for s in z["info"].tolist()) if "info" in z else {}
-            return cls(z["index"].astype(np.int64), z["value"], float(z["bias"][0]), info)
+            return cls(z["index"].astype(np.int64), z["value"], float(z["bias"][0]), info,
+                       float(z["alone"][0]))
 
 
 def fit(feats: Sequence[np.ndarray], labels: Sequence[int], *, l2: float = 1e-4,
@@ -121,10 +133,26 @@ def fit(feats: Sequence[np.ndarray], labels: Sequence[int], *, l2: float = 1e-4,
     return Head(used, w.astype(np.float32), b)
 
 
-def weight_of(p: float) -> float:
-    """The rule weight a head probability is worth: 0 below 0.5, 0.5 (flags alone) at
-    p = 0.92, 0.6 at certainty."""
-    return 0.6 * max(0.0, 2.0 * p - 1.0)
+def fit_calibrated(feats: Sequence[np.ndarray], labels: Sequence[int], *,
+                   false_positives: float = 0.01) -> Head:
+    """:func:`fit` on everything, with ``alone`` set from held-out scores: each half of
+    the data (split by a hash of its features) is scored by a head fitted on the other
+    half, and ``alone`` is the probability that ``false_positives`` of the harmless texts
+    exceed. No text outside ``feats`` is looked at."""
+    halves = np.array([zlib.crc32(f.tobytes()) % 2 for f in feats])
+    y = np.asarray(labels)
+    neg_scores: list[float] = []
+    for h in (0, 1):
+        train = np.flatnonzero(halves != h)
+        test = np.flatnonzero((halves == h) & (y == 0))
+        if len(set(y[train].tolist())) < 2 or test.size == 0:
+            continue
+        part = fit([feats[i] for i in train], y[train].tolist())
+        neg_scores += [part.prob_of(feats[i]) for i in test]
+    head = fit(feats, labels)
+    if neg_scores:
+        head.alone = float(min(0.99, max(0.6, np.quantile(neg_scores, 1 - false_positives))))
+    return head
 
 
 _BUNDLED: list[Head | None] = []

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Protocol
 
 from .languages import LANG_RULES, LANGUAGES, languages_in
-from .learned import Head, bundled_head, features, weight_of
+from .learned import Head, bundled_head, features
 from .rules import RULES
 from .text import LEETISH, SPACED, WS, decoded, deleet, despace, fold, hidden, rewritten
 
@@ -217,9 +217,9 @@ class InjectionGuard:
                                   f"talks about attacks ({_snippet(folded, cue)}): rules count less"))
         if self.head is not None:
             p = self.head.prob_of(features(" ".join(low for _, _, low in lowered)))
-            if weight_of(p) > 0:
-                reasons.append(Reason("learned", "head", round(weight_of(p), 4),
-                                      f"learned head p={p:.2f}"))
+            weight = round(self.head.weight(p), 4)
+            if weight > 0:
+                reasons.append(Reason("learned", "head", weight, f"learned head p={p:.2f}"))
         score = 1.0
         for r in reasons:
             score *= 1.0 - r.weight
