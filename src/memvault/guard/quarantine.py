@@ -70,9 +70,24 @@ def with_context(guard: Screen, text: str, context: Sequence[str]) -> tuple[Verd
         return verdict, False
     before = "\n".join(tail)
     joint = guard.check(before + "\n" + text)
-    if not joint.flagged or guard.check(before).flagged:
+    # the joint text must be flagged by its rules (the learned head reads a longer text
+    # as more instruction-like; alone it does not decide a split instruction)
+    if not joint.flagged or _rules_score(joint) < _threshold(guard) \
+            or guard.check(before).flagged:
         return verdict, False
     return joint, True
+
+
+def _rules_score(verdict: Verdict) -> float:
+    score = 1.0
+    for r in verdict.reasons:
+        if r.family != "learned":
+            score *= 1.0 - r.weight
+    return 1.0 - score
+
+
+def _threshold(guard: Screen) -> float:
+    return float(getattr(guard, "threshold", 0.5))
 
 
 def _record(guard: Screen, text: str, context: Sequence[MemoryItem] = ()
