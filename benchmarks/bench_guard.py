@@ -309,7 +309,7 @@ def markdown(rep: dict[str, Any]) -> str:
             L.append(f"| {k} | {pct(v['guard'])} | {pct(v['rules_only'])} |")
     L += ["", "## Regexes against adversarial inputs (whole guard, one check)", "",
           f"Text limit {rep['limit_bytes']} bytes. *Growth* is time ratio / size ratio between "
-          "the two sizes: 1 is linear, 4x size giving 4x more per char would be quadratic.", "",
+          "the two sizes (4x apart): 1 is linear, 4 would be quadratic.", "",
           "| input | chars | ms | chars | ms | growth |", "|---|---|---|---|---|---|"]
     for r in rep["regex_safety"]:
         L.append(f"| {r['input']} | {r['chars_small']} | {r['ms_small']:.1f} | {r['chars_large']} | "

@@ -6,11 +6,14 @@ a jailbreak persona, smuggle a tool call, plant a standing order "from now on ..
 or hide any of that in invisible characters or base64) is the attack described for
 A-MemGuard / AgentSys. The guard flags such text so the vault can quarantine it.
 
-It is deliberately pure Python and rule based: sub-millisecond per turn, no model, and
-every verdict is explainable (which rule, which family, the matching words). Rules have
-weights; independent evidence combines as ``1 - prod(1 - w)`` and the text is flagged
-at ``score >= threshold``. Strong rules (``ignore previous instructions``) flag alone,
-weak cues (``you are now``) only together.
+It is pure Python: rules (English in :mod:`.rules`, ten more languages in
+:mod:`.languages`) plus a small learned head over hashed words (:mod:`.learned`, a
+``.npz`` shipped with the package), sub-millisecond per chat turn, and every verdict is
+explainable (which rule, which family, the matching words, the head's probability).
+Rules have weights; independent evidence combines as ``1 - prod(1 - w)`` and the text
+is flagged at ``score >= threshold``. Strong rules (``ignore previous instructions``)
+flag alone, weak cues (``you are now``) only together; prose *about* attacks (a talk, a
+red-team note) discounts the instruction rules.
 
 Before matching, text is normalised so cheap obfuscation does not help: invisible
 characters are removed (and reported), NFKC folds full-width and compatibility forms,
