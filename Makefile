@@ -69,6 +69,11 @@ LOCOMO ?= ../shared/data/locomo-dev.json
 bench-guard: install
 	$(PY) benchmarks/bench_guard.py --locomo $(LOCOMO) --out benchmarks/results
 
+# Rebuild the guard's learned head (src/memvault/guard/head.npz) from benchmarks/data/guard.
+.PHONY: train-guard-head
+train-guard-head: install
+	cd benchmarks && ../$(PY) train_guard_head.py
+
 bench-locomo: install
 	$(VENV)/bin/memvault bench locomo $(LOCOMO) --out benchmarks/results
 

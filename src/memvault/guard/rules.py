@@ -90,7 +90,7 @@ _RULES: tuple[tuple[str, str, float, str, bool], ...] = (
      r"with\b", False),
     ("exfiltration", "what_were_you_told", 0.7,
      r"\bwhat\s+(?:were|are|have)\s+you\s+(?:been\s+)?(?:told|instructed|programmed|"
-     r"configured|given)\b", False),
+     r"configured|given)\b(?!\s+(?:about|regarding|for)\b)", False),
     ("exfiltration", "system_prompt_mention", 0.35,
      r"\bsystem\s*(?:prompt|message|instructions)\b", False),
     ("exfiltration", "send_secrets", 0.55,
@@ -99,7 +99,11 @@ _RULES: tuple[tuple[str, str, float, str, bool], ...] = (
      r"conversation\s+history|chat\s+history|user\s+data)\b", False),
     # role-play / jailbreak personas
     ("jailbreak", "do_anything_now", 0.9, r"\bdo\s+anything\s+now\b", False),
-    ("jailbreak", "jailbreak_word", 0.55, r"\bjail\s*-?\s*br(?:eak|oken)\w*", False),
+    # the bare word is talk *about* jailbreaks as often as one (a blog post, a talk)
+    ("jailbreak", "jailbreak_word", 0.35, r"\bjail\s*-?\s*br(?:eak|oken)\w*", False),
+    ("jailbreak", "you_are_jailbroken", 0.7,
+     r"\b(?:you\s+are|you're|you\s+have\s+been|you\s+will\s+be|act\s+as|now)\s+(?:a\s+|an\s+|now\s+)?"
+     r"jail\s*-?\s*br(?:oken|eak)\w*", False),
     ("jailbreak", "bad_mode", 0.7,
      r"\b(?:dan|jailbreak|unrestricted|unfiltered|uncensored|evil|opposite|chaos|anarchy|"
      r"no-?limits?|dude|stan)\s+mode\b", False),
@@ -173,8 +177,8 @@ _RULES: tuple[tuple[str, str, float, str, bool], ...] = (
     ("tool", "html_img_exfil", 0.6,
      r"<\s*img\b[^>]{0,100}src\s*=\s*[\"']?https?://[^\s\"'>]{0,300}[?&][\w%-]{1,40}=", False),
     ("tool", "exfil_placeholder", 0.5,
-     r"https?://[^\s)]{0,200}(?:\{|\[|%7b|\$)(?:data|secret|conversation|history|info|"
-     r"password|\w*query\w*|summary|text|message)", False),
+     r"https?://[^\s)]{0,200}(?:\{|\[|%7b|%5b|%3c|\$|<)\s*(?:data|secret|conversation|history|info|"
+     r"password|\w*query\w*|summary|text|message|transcript|chat|context|email)", False),
     ("tool", "role_line", 0.45,
      r"(?:^|\n)\s*(?:#{1,4}\s*)?(?:system|assistant|developer)\s*(?:prompt\s*)?:\s*\S", False),
     ("tool", "call_tool", 0.4,
@@ -186,12 +190,16 @@ _RULES: tuple[tuple[str, str, float, str, bool], ...] = (
     ("tool", "pipe_to_shell", 0.6, r"\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b", False),
     # memory poisoning: standing orders planted for later sessions
     ("poisoning", "from_now_on", 0.55,
-     r"\bfrom\s+now\s+on\s*,?\s+(?:you\b|always\s+(?:respond|reply|answer|say|use|recommend|"
+     r"\b(?:from\s+(?:now|here|this\s+point|today)\s+(?:on(?:wards?)?|out|forward)|from\s+here\s+"
+     r"on\s+out|starting\s+(?:now|today|immediately)|hereafter|henceforth|going\s+forward)"
+     r"\s*,?\s+(?:you\b|always\s+(?:respond|reply|answer|say|use|recommend|"
      r"refer|call|treat|tell|include|start|end|add)|never\s+(?:mention|say|tell|reveal|"
      r"respond|refuse|warn)|(?:respond|reply|answer|act|ignore|refer|call|treat|recommend|"
      r"only\s+respond|address)\b)", False),
     ("poisoning", "from_now_on_any", 0.3,
-     r"\bfrom\s+now\s+on\b|\bhenceforth\b|\bgoing\s+forward\b", False),
+     r"\bfrom\s+(?:now|here|this\s+point|today)\s+(?:on(?:wards?)?|out|forward)\b|\bfrom\s+here\s+"
+     r"on\s+out\b|\bstarting\s+(?:now|today|immediately)\b|\bhereafter\b|\bhenceforth\b|"
+     r"\bgoing\s+forward\b", False),
     ("poisoning", "remember_you_must", 0.6,
      r"\b(?:remember|note|keep\s+in\s+mind|memori[sz]e|never\s+forget|don'?t\s+forget|"
      r"do\s+not\s+forget|store|save|record|add)\b(?:\s+[\w'-]+){0,4}?\s+(?:that\s+)?"
@@ -224,6 +232,69 @@ _RULES: tuple[tuple[str, str, float, str, bool], ...] = (
     ("poisoning", "user_authorised", 0.35,
      r"\b(?:the\s+user|user)\s+(?:has\s+)?(?:already\s+)?(?:asked|wants|instructed|"
      r"authori[sz]ed|approved|requested)\s+(?:you\s+)?(?:to|that)\b", False),
+    # issue 22 failure classes (written from the classes named in the issue, not fitted
+    # to a data set): stop obeying the rules, covert actions, leaking configuration,
+    # chat transcripts pushed into links, fake authority notices, emotional role-play,
+    # and standing orders that hand third parties someone's contact details
+    ("override", "cease_safety", 0.6,
+     r"\b(?:stop|quit|cease|no\s+longer|don'?t|do\s+not|never\s+again)\s+(?:applying|following|"
+     r"obeying|using|enforcing|honou?ring|respecting|adhering\s+to|abiding\s+by|apply|follow|obey|"
+     r"enforce|honou?r|respect|adhere\s+to|abide\s+by)\b(?:\s+[\w'-]+){0,3}?\s+(?:safety|security|"
+     r"content|moderation|system|ethical|usage)\s+(?:notes|rules|guidelines|instructions|polic(?:y|ies)|"
+     r"restrictions|filters|guardrails|safeguards|constraints|warnings|checks|measures|protocols)\b",
+     False),
+    ("override", "cease_rules", 0.35,
+     r"\b(?:stop|quit|cease|no\s+longer)\s+(?:applying|following|obeying|enforcing|honou?ring|"
+     r"respecting|adhering\s+to|abiding\s+by)\s+(?:the\s+|your\s+|any\s+|all\s+)?(?:\w+\s+)?"
+     r"(?:rules|guidelines|instructions|polic(?:y|ies)|restrictions|filters|guardrails|"
+     r"safeguards|constraints)\b", False),
+    ("exfiltration", "covert_action", 0.3,
+     r"\b(?:quietly|secretly|silently|discreetly|covertly|surreptitiously|without\s+(?:telling|"
+     r"informing|alerting|notifying|asking)\s+(?:the\s+user|anyone|them|the\s+human|the\s+owner)|"
+     r"(?:do\s+not|don'?t|never)\s+(?:tell|inform|mention\s+(?:it|this)\s+to)\s+the\s+user)\b",
+     False),
+    ("exfiltration", "leak_configuration", 0.45,
+     r"\b(?:include|insert|append|attach|embed|add|put|paste|reveal|share|print|output|dump|"
+     r"list|repeat|copy|send)\b.{0,40}?\b(?:(?:your|the\s+(?:assistant|ai|model|agent|bot)'?s?)\s+"
+     r"(?:own\s+|full\s+|entire\s+|current\s+)?(?:configuration|config|setup|guidance|instructions|"
+     r"directives|hidden\s+\w+|system\s+\w+|context\s+window|initial\s+\w+)|(?:earlier|prior|"
+     r"previous|initial|original|hidden|internal)\s+(?:guidance|instructions|directives|"
+     r"configuration))\b", False),
+    ("tool", "transcript_to_link", 0.6,
+     r"\b(?:insert|append|add|put|include|embed|encode|place|attach|paste|send)\b.{0,60}?"
+     r"\b(?:transcript|conversation|chat\s+(?:log|history)|messages|context|history|dialogue|"
+     r"user'?s\s+(?:data|details|messages))\b.{0,60}?\b(?:url|link|query\s+string|query|"
+     r"parameter|param|href|endpoint|image\s+(?:url|link|source))\b", False),
+    ("tool", "dangling_url_param", 0.35,
+     r"https?://[^\s<>\"']{1,200}[?&][\w%-]{1,30}=(?=$|[\s\"')\]>])", False),
+    ("override", "authority_notice", 0.4,
+     r"[\[(【]\s*(?:(?:urgent|important|official|mandatory|critical)\s+)?(?:system|admin(?:istrator)?|"
+     r"security|trust\s*(?:&|and)\s*safety|safety|moderation|developer|openai|anthropic|"
+     r"compliance|policy|platform)\b[^\]\n)】]{0,60}?\b(?:update|notice|override|message|alert|"
+     r"directive|instruction|announcement|bulletin|memo|change)s?\b", False),
+    ("override", "rules_revoked", 0.55,
+     r"\b(?:previous|prior|old|earlier|former|existing|all|your)\s+(?:rules|instructions|guidelines|"
+     r"policies|restrictions|safety\s+\w+|directives)\s+(?:are|have\s+been|were|is)\s+(?:now\s+|hereby\s+)?"
+     r"(?:void|revoked|lifted|suspended|removed|cancel+ed|deprecated|obsolete|disabled|"
+     r"no\s+longer\s+(?:apply|applicable|valid|in\s+effect|active))\b", False),
+    ("jailbreak", "relative_roleplay", 0.35,
+     r"\b(?:pretend|act|play|roleplay|role-play|imagine|be|behave)\b(?:\s+[\w'-]+){0,3}?\s+"
+     r"(?:as\s+|to\s+be\s+|like\s+|you(?:'re|\s+are)\s+)?(?:my|a|an|the)\s+(?:(?:late|dead|deceased|"
+     r"departed|dear|sweet|old|beloved|dying)\s+)?(?:grand(?:ma|mother|pa|father)|granny|nana|"
+     r"mother|mom|mum|father|dad|uncle|aunt)\b", False),
+    ("jailbreak", "used_to_recite", 0.3,
+     r"\b(?:used\s+to|would)\s+(?:tell|read|recite|explain|sing|teach|whisper|give)\b.{0,60}?"
+     r"\b(?:(?:product|license|activation|serial|cd)\s+keys?|keys|codes|passwords|napalm|meth|"
+     r"explosives?|bombs?|weapons?|how\s+to\s+(?:make|build|synthesi[sz]e|hack|bypass|pick))\b",
+     False),
+    ("poisoning", "tell_others", 0.25,
+     r"\b(?:tell|inform|let)\s+(?:them|people|anyone|whoever|users?|everyone|everybody|visitors|"
+     r"callers?|the\s+(?:caller|user|person|visitor|asker))\b", False),
+    ("exfiltration", "share_contact", 0.35,
+     r"\b(?:share|give\s+out|give\s+(?:them|away)|send|disclose|reveal|hand\s+out|provide|post|"
+     r"read\s+out)\b(?:\s+[\w'-]+){0,3}?\s+(?:her|his|their|the\s+user'?s|my\s+client'?s)\s+"
+     r"(?:(?:home|personal|private|cell|mobile|work)\s+)?(?:phone|number|address|email|password|"
+     r"location|ssn|social\s+security|credit\s+card|bank|account)\b", False),
     # asking for decoding of an encoded payload
     ("encoded", "decode_request", 0.4,
      r"\b(?:decode|decrypt|decipher|translate|convert)\b(?:\s+[\w'-]+){0,4}?\s+(?:from\s+)?"
@@ -256,7 +327,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
                          "behave", "impersonate"),
     "lets_play": ("play a game",),
     "pipe_to_shell": ("sh",),
-    "from_now_on_any": ("from now on", "henceforth", "going forward"),
+    "from_now_on_any": ("from ", "henceforth", "going forward", "starting", "hereafter"),
     "remember_you_should": ("should", "need to"),
     "new_instructions": ("instruction", "task", "directive", "orders", "prompt", "rules"),
     "your_new_goal": ("your ",),
@@ -296,7 +367,25 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "role_line": (":",),
     "call_tool": ("tool", "function", "api", "plugin", "command"),
     "shell_payload": ("curl", "wget", "rm -rf", "system", "subprocess", "__import__", "eval"),
-    "from_now_on": ("from now on",),
+    "from_now_on": ("from ", "henceforth", "going forward", "starting", "hereafter"),
+    "you_are_jailbroken": ("jail",),
+    "cease_safety": ("stop", "quit", "cease", "longer", "don", "not", "never"),
+    "cease_rules": ("stop", "quit", "cease", "longer"),
+    "covert_action": ("quiet", "secret", "silent", "discreet", "covert", "surreptitious", "without",
+                      "tell", "inform", "mention"),
+    "leak_configuration": ("config", "setup", "guidance", "instructions", "directives", "hidden",
+                           "system", "context window", "initial", "internal"),
+    "transcript_to_link": ("url", "link", "query", "param", "href", "endpoint", "image"),
+    "dangling_url_param": ("=",),
+    "authority_notice": ("[", "(", "【"),
+    "rules_revoked": ("void", "revoked", "lifted", "suspended", "removed", "cancel", "deprecated",
+                      "obsolete", "disabled", "no longer"),
+    "relative_roleplay": ("grand", "granny", "nana", "mother", "mom", "mum", "father", "dad",
+                          "uncle", "aunt"),
+    "used_to_recite": ("used to", "would"),
+    "tell_others": ("tell", "inform", "let "),
+    "share_contact": ("phone", "number", "address", "email", "password", "location", "ssn",
+                      "social security", "credit card", "bank", "account"),
     "remember_you_must": ("must", "should", "shall", "have to", "need to", "required",
                           "supposed", "instructed"),
     "future_sessions": ("future", "subsequent", "later", "following", "upcoming"),

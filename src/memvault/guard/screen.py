@@ -6,11 +6,14 @@ a jailbreak persona, smuggle a tool call, plant a standing order "from now on ..
 or hide any of that in invisible characters or base64) is the attack described for
 A-MemGuard / AgentSys. The guard flags such text so the vault can quarantine it.
 
-It is deliberately pure Python and rule based: sub-millisecond per turn, no model, and
-every verdict is explainable (which rule, which family, the matching words). Rules have
-weights; independent evidence combines as ``1 - prod(1 - w)`` and the text is flagged
-at ``score >= threshold``. Strong rules (``ignore previous instructions``) flag alone,
-weak cues (``you are now``) only together.
+It is pure Python: rules (English in :mod:`.rules`, ten more languages in
+:mod:`.languages`) plus a small learned head over hashed words (:mod:`.learned`, a
+``.npz`` shipped with the package), sub-millisecond per chat turn, and every verdict is
+explainable (which rule, which family, the matching words, the head's probability).
+Rules have weights; independent evidence combines as ``1 - prod(1 - w)`` and the text
+is flagged at ``score >= threshold``. Strong rules (``ignore previous instructions``)
+flag alone, weak cues (``you are now``) only together; prose *about* attacks (a talk, a
+red-team note) discounts the instruction rules.
 
 Before matching, text is normalised so cheap obfuscation does not help: invisible
 characters are removed (and reported), NFKC folds full-width and compatibility forms,
@@ -24,17 +27,20 @@ combines them into verdicts.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
+from .languages import LANG_RULES, LANGUAGES, languages_in
+from .learned import Head, bundled_head, features
 from .rules import RULES
 from .text import LEETISH, SPACED, WS, decoded, deleet, despace, fold, hidden, rewritten
 
 __all__ = ["InjectionGuard", "Verdict", "Reason", "Screen", "FAMILIES"]
 
 FAMILIES: tuple[str, ...] = ("override", "exfiltration", "jailbreak", "tool", "poisoning",
-                             "hidden_unicode", "encoded")
+                             "hidden_unicode", "encoded", "learned")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,21 @@ def _snippet(text: str, m: re.Match[str]) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
+#: Prose *about* attacks (a talk, a paper, a red-team note, a probe's description) names
+#: the same phrases as an attack. Where such a cue is present the instruction-like rules
+#: count for less (x ``_DISCUSSED``): a single quoted "ignore previous instructions" in a
+#: security note no longer flags alone, an attack with several rules still does.
+_DISCUSSION = re.compile(
+    r"\b(?:attackers?|adversar(?:y|ies|ial)|prompt[\s-]+injections?|(?:injection|jailbreak)"
+    r"(?:s|ing)?\s+(?:attacks?|defen[cs]es?|research|techniques?|examples?|detection|risks?)|"
+    r"red[\s-]+team\w*|(?:research|reading)\s+group|case\s+study|blog\s+post|(?:the|a|our|this|"
+    r"my|his|her)\s+(?:paper|talk|slides?|thesis|article|workshop|lecture|course|probe|"
+    r"benchmark)|owasp|security\s+review|threat\s+model|defen[cs]es?\s+against|"
+    r"injection\s+de\s+prompts?|inyeccion\s+de\s+prompts?|injecao\s+de\s+prompts?)\b"
+    r"|提示词注入|プロンプトインジェクション", re.I)
+_DISCUSSED = 0.5
+_DISCOUNTED = frozenset(("override", "exfiltration", "jailbreak", "poisoning"))
+
 #: Longer texts are searched only near the rules' trigger words (every rule's matches are
 #: shorter than the window), which keeps a 10 KB jailbreak prompt in the milliseconds.
 _WINDOW = 400
@@ -120,16 +141,27 @@ class InjectionGuard:
 
     ``check`` never raises on any string and returns a :class:`Verdict`; ``threshold`` is
     the score at which text is flagged (0.5: one strong rule, or two weak ones).
+    ``languages`` limits the non-English rule tables that run (default: all of
+    :data:`~.languages.LANGUAGES`); ``head`` is the learned scorer (default: the one
+    bundled with the package; ``learned=False`` runs rules only).
     """
 
-    id = "injection-guard/1"
+    id = "injection-guard/2"
 
-    def __init__(self, *, threshold: float = 0.5) -> None:
+    def __init__(self, *, threshold: float = 0.5, languages: Iterable[str] | None = None,
+                 head: Head | None = None, learned: bool = True) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError("threshold must be in (0, 1]")
         self.threshold = threshold
+        langs = set(LANGUAGES) if languages is None else set(languages)
+        unknown = langs - set(LANGUAGES)
+        if unknown:
+            raise ValueError(f"no rules for language(s) {sorted(unknown)}; "
+                             f"known: {sorted(LANGUAGES)}")
+        self.languages = frozenset(langs)
+        self.head = head if head is not None else (bundled_head() if learned else None)
 
-    def check(self, text: str) -> Verdict:
+    def _views(self, text: str) -> tuple[list[Reason], list[tuple[str, str, str]]]:
         visible, found, tag_payload = hidden(text)
         reasons = [Reason("hidden_unicode", *f) for f in found]
         spaced, mixed = fold(visible)
@@ -150,8 +182,17 @@ class InjectionGuard:
             reasons.append(Reason("encoded", f"{via}_text", 0.5,
                                   f"{via} that decodes to text: {plain[:50]!r}", via))
             views.append((via, WS.sub(" ", fold(plain)[0])))
+        return reasons, [(via, view, view.lower()) for via, view in views]
+
+    def lowered_views(self, text: str) -> str:
+        """Every normalised view of ``text``, lower-cased and joined: what the learned
+        head reads (so the training script sees exactly what ``check`` scores)."""
+        return " ".join(low for _, _, low in self._views(text)[1])
+
+    def check(self, text: str) -> Verdict:
+        reasons, lowered = self._views(text)
+        folded = lowered[0][1]
         seen = {r.rule for r in reasons}
-        lowered = [(via, view, view.lower()) for via, view in views]
         for family, rule, weight, pattern, triggers in RULES:
             if rule in seen:
                 continue
@@ -161,6 +202,27 @@ class InjectionGuard:
                     reasons.append(Reason(family, rule, weight, _snippet(view, m), via))
                     seen.add(rule)
                     break
+        for via, view, low in lowered:
+            for lang in languages_in(low):
+                if lang not in self.languages:
+                    continue
+                for family, rule, weight, pattern in LANG_RULES[lang]:
+                    if rule not in seen:
+                        m = pattern.search(view)
+                        if m:
+                            reasons.append(Reason(family, rule, weight, _snippet(view, m), via))
+                            seen.add(rule)
+        cue = _DISCUSSION.search(folded)
+        if cue:
+            reasons = [dataclasses.replace(r, weight=round(r.weight * _DISCUSSED, 4))
+                       if r.family in _DISCOUNTED else r for r in reasons]
+            reasons.append(Reason("context", "discussion", 0.0,
+                                  f"talks about attacks ({_snippet(folded, cue)}): rules count less"))
+        if self.head is not None:
+            p = self.head.prob_of(features(" ".join(low for _, _, low in lowered)))
+            weight = round(self.head.weight(p), 4)
+            if weight > 0:
+                reasons.append(Reason("learned", "head", weight, f"learned head p={p:.2f}"))
         score = 1.0
         for r in reasons:
             score *= 1.0 - r.weight

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from typing import Any, Iterator
 
-__all__ = ["hidden", "fold", "despace", "deleet", "rewritten", "decoded", "SPACED",
+__all__ = ["hidden", "fold", "plain", "despace", "deleet", "rewritten", "decoded", "SPACED",
            "LEETISH", "WS"]
 
 #: Cyrillic / Greek / other letters that render like Latin ones.
@@ -50,7 +50,8 @@ _SCRIPT_JOINERS = ((0x0600, 0x08FF), (0x0900, 0x0DFF), (0x1780, 0x17FF))  # ZWJ/
 _INVISIBLE = re.compile("[\u00ad\u034f\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e"
                         "\u2060-\u2064\u2066-\u2069\u3164\ufe00-\ufe0f\ufeff"
                         "\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
-_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+                        "\u064b-\u065f\u0670\u093c]")  # + Arabic harakat, Devanagari nukta
 
 
 def _is_pictograph(ch: str) -> bool:
@@ -130,15 +131,37 @@ def hidden(text: str) -> tuple[str, list[tuple[str, float, str]], str]:
 
 def fold(text: str) -> tuple[str, bool]:
     """NFKC, accents off, homoglyphs to Latin (whitespace kept); and whether a word mixed
-    Latin with look-alike letters (a homoglyph trick rather than a foreign language)."""
-    text = unicodedata.normalize("NFKC", text)
+    Latin with look-alike letters (a homoglyph trick rather than a foreign language).
+
+    Only words that mix scripts are mapped to Latin: a Russian or Greek sentence keeps
+    its own letters, so the rules written for those languages still see them. Arabic
+    vowel marks and tatweel, the Devanagari nukta and Arabic alef variants are folded
+    too, so a rule need not spell every optional mark."""
+    text = plain(text)
     mixed = False
     if not text.isascii():
-        text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
         if _HOMOGLYPH_CHARS.search(text):
-            mixed = any(_mixed_word(w) for w in text.split() if not w.isascii())
-            text = text.translate(_HOMOGLYPHS)
+            words = text.split(" ")
+            for i, w in enumerate(words):
+                if not w.isascii() and _mixed_word(w):
+                    mixed = True
+                    words[i] = w.translate(_HOMOGLYPHS)
+            text = " ".join(words)
     return text, mixed
+
+
+def plain(text: str) -> str:
+    """NFKC, combining marks off, Arabic letter variants folded: what every rule sees
+    (rule tables are passed through it too, so they spell letters the same way)."""
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
+    return text.translate(_SCRIPT_FOLD)
+
+
+#: Arabic alef variants and alef maqsura to their plain letters, tatweel removed.
+_SCRIPT_FOLD = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ـ": None})
 
 
 def _mixed_word(word: str) -> bool:
