@@ -11,7 +11,6 @@ from typing import Iterator
 
 import pytest
 
-pytest.importorskip("langgraph.store.base")
 
 from langgraph.store.base import GetOp, InvalidNamespaceError, ListNamespacesOp, PutOp, SearchOp
 from langgraph.store.memory import InMemoryStore

@@ -10,7 +10,6 @@ import warnings
 
 import pytest
 
-pytest.importorskip("langmem")
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolMessage

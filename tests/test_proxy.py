@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-openai = pytest.importorskip("openai")
+import openai
 
 from memvault import Vault
 from memvault.governance import KeyStore
