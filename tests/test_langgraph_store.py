@@ -321,3 +321,29 @@ def test_an_injected_instruction_is_quarantined_not_served(vault: Vault) -> None
     assert store.get(("m",), "evil") is None
     assert store.search(("m",), query="instructions") == []
     assert vault.get(store._id(("m",), "evil")).status == "quarantined"
+
+
+def test_the_store_runs_on_a_remote_vault_over_http(tmp_path: Path, vault: Vault) -> None:
+    """Only the VaultAPI is used, so the store works on memvault's REST client too."""
+    import memvault
+    from memvault.server.app import create_app
+    from memvault.server.serve import BackgroundServer
+
+    keys = KeyStore.for_vault(tmp_path / "vault.db")
+    token = keys.create("remote-app", "alice")
+    try:
+        with BackgroundServer(create_app(vault, keys)) as server:
+            remote = memvault.connect(server.url, token)
+            store = MemvaultStore(remote, user_id="alice")
+            store.put(("r",), "k", {"text": "remote value one"})
+            store.put(("r",), "k", {"text": "remote value two"})
+            assert store.get(("r",), "k").value == {"text": "remote value two"}
+            assert [i.key for i in store.search(("r",), query="remote value")] == ["k"]
+            assert [i.value["text"] for i in store.history(("r",), "k")] == \
+                ["remote value one", "remote value two"]
+            store.delete(("r",), "k")
+            assert store.get(("r",), "k") is None
+            remote.close()
+        assert vault.history(store._id(("r",), "k"))[-1].status == "deleted"
+    finally:
+        keys.close()
