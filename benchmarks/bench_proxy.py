@@ -123,12 +123,14 @@ def run_one(embedder: str, n: int, requests: int, workdir: Path, seed: int) -> d
                         times[name + ("_stream" if stream else "")].append(elapsed)
             injected = sum(1 for r in upstream.requests
                            if any(m["role"] == "system" for m in r["messages"]))
+            parts = stages(db, embedder, rng, min(requests, 60))
         finally:
             server.terminate()
             server.wait(60)
     out: dict[str, Any] = {"embedder": embedder, "memories": n, "requests": requests,
                            "preload_s": round(preload_s, 1),
-                           "proxied_requests_with_memories": injected}
+                           "proxied_requests_with_memories": injected,
+                           "stages_in_process": parts}
     for mode in ("", "_stream"):
         d, p = times["direct" + mode], times["proxy" + mode]
         key_ = "stream" if mode else "plain"
@@ -138,6 +140,27 @@ def run_one(embedder: str, n: int, requests: int, workdir: Path, seed: int) -> d
                      "added_p50_ms": round(pct(p, .5) - pct(d, .5), 2),
                      "added_p95_ms": round(pct(p, .95) - pct(d, .95), 2)}
     return out
+
+
+def stages(db: Path, embedder: str, rng: random.Random, n: int) -> dict[str, float]:
+    """The proxy's two vault calls timed alone, in this process, on the same vault and
+    load: how much of the added latency is memvault's search and write themselves."""
+    from memvault.governance import ScopedVault
+
+    out: dict[str, list[float]] = {"search_p50_ms": [], "remember_p50_ms": []}
+    with Vault(db, embedder=embedder) as vault, KeyStore.for_vault(db) as keys:
+        sv = ScopedVault(vault, keys.verify(keys.create("bench-stages", "alice")),
+                         audit_reads=True)  # as the server does
+        for _ in range(n):
+            question = f"What do you remember about {sentence(rng)}?"
+            t0 = time.perf_counter()
+            sv.search(question, k=5, user_id="alice")
+            t1 = time.perf_counter()
+            sv.remember([{"role": "user", "content": question},
+                         {"role": "assistant", "content": REPLY}], mode="fast")
+            out["search_p50_ms"].append(t1 - t0)
+            out["remember_p50_ms"].append(time.perf_counter() - t1)
+    return {k: pct(v, .5) for k, v in out.items()}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -153,6 +176,10 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{r['direct_p95_ms']} | {r['proxy_p50_ms']} / {r['proxy_p95_ms']} | "
                          f"**{r['added_p50_ms']}** / {r['added_p95_ms']} |")
     env = result["env"]
+    lines += ["", "The proxy's vault calls timed alone in the same run (same vault, same load):", ""]
+    lines += [f"- {run['embedder']}: search (scoped, read-audited, k=5) p50 "
+              f"{run['stages_in_process']['search_p50_ms']} ms; remember (fast, 2 turns) p50 "
+              f"{run['stages_in_process']['remember_p50_ms']} ms" for run in result["runs"]]
     lines += ["", f"Each proxied request: search of the user's memories (k=5), one injected "
               f"system message, the upstream call, and the exchange remembered (fast mode). "
               f"Server: `memvault serve --proxy-to` in its own process (4 worker threads); "
