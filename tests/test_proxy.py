@@ -58,6 +58,15 @@ def env(tmp_path: Path) -> Iterator[Env]:
     e.close()
 
 
+def _eventually(check: Any, seconds: float = 15.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.05)
+
+
 def _ask(client: Any, text: str, **kw: Any) -> Any:
     return client.chat.completions.create(model="gpt-test",
                                           messages=[{"role": "system", "content": "Be brief."},
@@ -86,7 +95,8 @@ def test_memories_are_injected_stored_and_kept_per_key(env: Env) -> None:
     assert texts[:2] == [("turn", "user", "My dog is called Rex and he loves the beach."),
                          ("turn", "assistant", "echo: My dog is called Rex and he loves "
                                                "the beach.")]
-    assert env.vault.count(user_id="bob") == 2
+    # written after the answer was sent: it lands moments later
+    _eventually(lambda: env.vault.count(user_id="bob") == 2)
     # the upstream was called with the server's key, not the caller's
     assert all(r["messages"] for r in env.upstream.requests)
 
