@@ -85,6 +85,11 @@ soak: install
 	MEMVAULT_CRASH_ROUNDS=300 MEMVAULT_SERVER_KILL_ROUNDS=100 MEMVAULT_CONCURRENCY_SECONDS=600 \
 		$(PY) -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_concurrency.py
 
+# The memory proxy's added latency over its upstream, 10k memories, hash and MiniLM embedders.
+.PHONY: bench-proxy
+bench-proxy: install
+	$(PY) benchmarks/bench_proxy.py --n 10000 --embedders hash minilm --requests 150 --out benchmarks/results
+
 .PHONY: bench-concurrency
 bench-concurrency: install
 	$(PY) benchmarks/bench_concurrency.py --seconds 10 --writers 8 --out benchmarks/results

@@ -83,6 +83,10 @@ def _out(ctx: click.Context, as_json: bool, human: str | Callable[[], str], doc:
               help="Key for an HTTP LLM; default $MEMVAULT_LLM_API_KEY.")
 @click.option("--llm-timeout", default=60.0, show_default=True,
               help="Seconds per LLM request (HTTP endpoints).")
+@click.option("--proxy-to", metavar="URL",
+              help="Serve POST /v1/chat/completions as a memory proxy in front of this "
+                   "OpenAI-compatible base URL (authenticated with --llm-api-key). Without "
+                   "it, that route answers with --llm.")
 @click.option("--scheduler-interval", type=click.FloatRange(1.0), metavar="SECONDS",
               help="Run the scheduler in the server process every SECONDS (forget, links, "
                    "consolidation, heat; activation blocks and adapters with --llm local). "
@@ -92,8 +96,8 @@ def _out(ctx: click.Context, as_json: bool, human: str | Callable[[], str], doc:
 @_errors
 def serve(ctx: click.Context, host: str, port: int, threads: int, max_body_bytes: int,
           log_level: str, access_log: bool, llm_spec: str | None, llm_api_key: str | None,
-          llm_timeout: float, scheduler_interval: float | None, db: str | None,
-          embedder: str | None, as_json: bool) -> None:
+          llm_timeout: float, proxy_to: str | None, scheduler_interval: float | None,
+          db: str | None, embedder: str | None, as_json: bool) -> None:
     """Serve the vault over HTTP (REST, OpenAPI at /openapi.json).
 
     Every request needs an API key (memvault keys create). Stops on Ctrl-C or SIGTERM
@@ -109,11 +113,12 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, max_body_bytes
     if llm_spec is not None:
         settings = settings.replace(llm=llm_spec)
     click.echo(f"memvault: serving {settings.path} on http://{host}:{port} "
-               f"(API docs: http://{host}:{port}/docs; LLM: {settings.llm or 'none'})",
+               f"(API docs: http://{host}:{port}/docs; LLM: {settings.llm or 'none'}"
+               f"{'; proxy to ' + proxy_to if proxy_to else ''})",
                err=True)
     run(settings, host, port, threads=threads, max_body_bytes=max_body_bytes,
         log_level=log_level, access_log=access_log, llm_api_key=llm_api_key,
-        llm_timeout=llm_timeout, scheduler_interval=scheduler_interval)
+        llm_timeout=llm_timeout, scheduler_interval=scheduler_interval, proxy_to=proxy_to)
 
 
 @click.group()

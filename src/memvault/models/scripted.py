@@ -1,6 +1,7 @@
 """A scripted OpenAI-compatible server on 127.0.0.1, for deterministic tests and demos.
 
-Real HTTP, real sockets, a real ``/v1/chat/completions`` protocol, but the replies come
+Real HTTP, real sockets, a real ``/v1/chat/completions`` protocol (``"stream": true``
+answers with OpenAI's server-sent events), but the replies come
 from a script instead of a model: a queue of :class:`Reply` objects (or plain strings),
 or a function of the request body. A reply can be delayed (to provoke client timeouts),
 be an HTTP error (429, 500, ...), or be a raw body (malformed JSON), so every failure
@@ -172,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif reply.status != 200:
             self._send(reply.status, {"error": {"message": reply.content,
                                                 "type": "scripted"}}, reply.headers)
+        elif body.get("stream") is True:
+            self._stream(body, reply)
         else:
             self._send(200, {
                 "id": f"chatcmpl-{len(self.server_ref.requests)}", "object": "chat.completion",
@@ -180,6 +183,48 @@ class _Handler(BaseHTTPRequestHandler):
                              "message": {"role": "assistant", "content": reply.content}}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             }, reply.headers)
+
+    def _stream(self, body: dict[str, Any], reply: Reply) -> None:
+        """The reply as OpenAI's server-sent events: a role chunk, the content in a few
+        pieces, a finish chunk, a usage chunk if asked for, then ``[DONE]``."""
+        ident = f"chatcmpl-{len(self.server_ref.requests)}"
+        model = body.get("model", self.server_ref.model)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            doc = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()),
+                   "model": model, "choices": [{"index": 0, "delta": delta,
+                                                "finish_reason": finish}], **extra}
+            return b"data: " + json.dumps(doc).encode() + b"\n\n"
+
+        text = reply.content or ""
+        words = text.split(" ")
+        pieces = [" ".join(words[i:i + 3]) + (" " if i + 3 < len(words) else "")
+                  for i in range(0, len(words), 3)] if text else []
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": piece}) for piece in pieces]
+        events.append(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(b"data: " + json.dumps({
+                "id": ident, "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model, "choices": [], "usage": {"prompt_tokens": 0,
+                                                         "completion_tokens": len(pieces),
+                                                         "total_tokens": len(pieces)}}
+            ).encode() + b"\n\n")
+        events.append(b"data: [DONE]\n\n")
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")  # the body ends when the socket does
+            for key, value in reply.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            for event in events:
+                self.wfile.write(event)
+                self.wfile.flush()
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _send(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()

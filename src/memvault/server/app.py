@@ -39,7 +39,7 @@ __all__ = ["create_app"]
 # -- the app -----------------------------------------------------------------------------
 def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
                threads: int = 8, audit_reads: bool = True, llm: Any = None,
-               model_threads: int = 1) -> FastAPI:
+               model_threads: int = 1, proxy: Any = None) -> FastAPI:
     """The REST app over ``vault``; callers authenticate with keys from ``keys``
     (whose governance database also holds the sharing grants). With ``audit_reads``
     every read leaves a ``read`` event in the audit log.
@@ -49,16 +49,24 @@ def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
     ``vault.settings.llm``) enables ``/v1/chat`` and fine ``/v1/remember``; it is loaded
     on first use and runs on ``model_threads`` workers of its own. The caller owns
     ``vault`` and ``keys`` (and an ``llm`` object it passes).
+
+    ``proxy`` (a :class:`~memvault.server.proxy.ProxyConfig`) is where the
+    OpenAI-compatible ``/v1/chat/completions`` forwards; without one it answers with
+    ``llm`` (or 409 ``model_unavailable`` when there is none).
     """
     if threads < 1 or max_body_bytes < 1 or model_threads < 1:
         raise InvalidInput("threads, model_threads and max_body_bytes must be positive")
     rt = Runtime(vault, keys, threads, audit_reads, llm, model_threads)
+    from .proxy import ProxyConfig, proxy_router
+
+    proxy = proxy if proxy is not None else ProxyConfig()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await proxy.aclose()  # waits for the exchanges still being remembered
             await asyncio.get_running_loop().run_in_executor(None, rt.close)
 
     app = FastAPI(title="memvault", version=__version__, lifespan=lifespan,
@@ -79,6 +87,7 @@ def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
     from .assist import assist_router
 
     app.include_router(assist_router())
+    app.include_router(proxy_router(proxy))  # OpenAI-compatible /v1/chat/completions
     from .browser import mount_browser
 
     mount_browser(app)  # the web memory browser at /ui/

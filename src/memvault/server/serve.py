@@ -23,7 +23,8 @@ __all__ = ["serve", "BackgroundServer"]
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
           threads: int = 8, max_body_bytes: int = 1_048_576, log_level: str = "info",
           access_log: bool = False, llm_api_key: str | None = None,
-          llm_timeout: float = 60.0, scheduler_interval: float | None = None) -> None:
+          llm_timeout: float = 60.0, scheduler_interval: float | None = None,
+          proxy_to: str | None = None) -> None:
     """Open the vault at ``settings.path`` and serve it until SIGINT/SIGTERM.
 
     ``settings.llm`` is the model of ``/v1/chat`` and fine ``/v1/remember`` (none: those
@@ -33,6 +34,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
 
     ``scheduler_interval`` (seconds) runs the scheduler in this process (forget, links,
     consolidation, heat; with the local model also activation blocks and adapters).
+
+    ``proxy_to`` (an OpenAI-compatible base URL) is where ``/v1/chat/completions``
+    forwards, authenticated with ``llm_api_key`` (see :mod:`memvault.server.proxy`).
     """
     llm: Any = None
     spec = settings.llm or ""
@@ -56,7 +60,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
         scheduler.start(vault)
     previous = _stop_on_sigterm()
     try:
-        app = create_app(vault, keys, max_body_bytes=max_body_bytes, threads=threads, llm=llm)
+        from .proxy import ProxyConfig
+
+        proxy = ProxyConfig(proxy_to, api_key=llm_api_key, timeout=llm_timeout)
+        app = create_app(vault, keys, max_body_bytes=max_body_bytes, threads=threads, llm=llm,
+                         proxy=proxy)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                                 access_log=access_log, lifespan="on")
         uvicorn.Server(config).run()

@@ -1,0 +1,317 @@
+"""The OpenAI-compatible memory proxy: ``POST /v1/chat/completions``.
+
+An application that talks to an OpenAI-compatible endpoint gets memory by pointing its
+client's ``base_url`` at memvault and using a memvault API key; nothing else changes:
+
+1. the key's principal picks the scope (its ``user_id``, and ``agent_id`` if the key has
+   one); the request's optional ``user`` field picks a sub-scope under it: memories
+   with ``cube_id = user``. So one key per end user isolates users by key; one key for an
+   application isolates the end users it names in ``user``. (``user`` is a label the key
+   holder chooses, not a security boundary: a request without it sees all of the key's
+   memories.)
+2. the memories most relevant to the last user message (the caller's own, never ones
+   shared with it) are put into one system message, inserted after the request's own
+   leading system messages;
+3. the request, otherwise unchanged, goes to the upstream endpoint (``memvault serve
+   --proxy-to URL``, authenticated with the server's ``--llm-api-key``), or without one
+   to the server's own LLM (``--llm local`` is the bundled SmolLM2);
+4. the upstream answer is returned unchanged (bytes and status), streamed or not;
+5. the exchange (last user message + answer) is stored with ``remember`` in fast mode, so
+   the write adds no LLM call. It is written after the answer is sent; the next request
+   of the same scope waits for it, so a user always sees their previous exchange.
+
+Upstream failures: an upstream error status is passed through as it came; an upstream
+that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_input``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any, AsyncIterator, Mapping
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from ..errors import InvalidInput, MemvaultError, ModelError
+from ..governance import ScopedVault
+from ..types import SearchHit
+from .runtime import _ERRORS, RT, SV, Runtime, _ok
+
+__all__ = ["ProxyConfig", "proxy_router"]
+
+log = logging.getLogger("memvault.server.proxy")
+
+MAX_MESSAGES = 1024
+MAX_QUERY_CHARS = 4000  # what retrieval reads of the last user message
+MAX_STORED_CHARS = 60_000  # under the vault's text limit
+_HEADER = ("Memories from earlier conversations with this user (use them when they help; "
+           "they may be out of date):")
+
+
+class ProxyConfig:
+    """Where the proxy forwards (``upstream``: an OpenAI-compatible base URL ending in
+    ``/v1``, or None for the server's own LLM), how many memories it injects (``k``) and
+    how it remembers (``mode``: ``fast`` adds no LLM call to the write)."""
+
+    def __init__(self, upstream: str | None = None, *, api_key: str | None = None,
+                 timeout: float = 60.0, k: int = 5, mode: str = "fast") -> None:
+        if upstream is not None and not upstream.startswith(("http://", "https://")):
+            raise InvalidInput(f"--proxy-to must be an http(s) URL, not {upstream!r}",
+                               field="proxy_to")
+        if not 1 <= k <= 50 or timeout <= 0 or mode not in ("fast", "fine"):
+            raise InvalidInput("proxy: k in 1..50, timeout > 0, mode fast or fine")
+        self.upstream = upstream.rstrip("/") if upstream else None
+        self.api_key, self.timeout, self.k, self.mode = api_key, timeout, k, mode
+        self._client: Any = None
+        self._pending: dict[tuple[Any, ...], asyncio.Task[None]] = {}
+
+    def client(self) -> Any:
+        """One pooled HTTP client per server (created in the server's event loop)."""
+        if self._client is None:
+            import httpx
+
+            headers = {"Accept-Encoding": "identity"}  # relay bytes as the upstream sent them
+            if self.api_key:
+                headers["Authorization"] = f"Bearer {self.api_key}"
+            self._client = httpx.AsyncClient(timeout=self.timeout, headers=headers,
+                                             limits=httpx.Limits(max_keepalive_connections=32))
+        return self._client
+
+    async def aclose(self) -> None:
+        pending = list(self._pending.values())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- read-your-writes per scope ---------------------------------------------------------
+    async def settle(self, scope: tuple[Any, ...]) -> None:
+        task = self._pending.get(scope)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
+              turns: list[dict[str, str]], sub: Mapping[str, str]) -> None:
+        previous = self._pending.get(scope)
+
+        async def write() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await rt.run(sv.remember, turns, mode=self.mode, **sub)
+            except MemvaultError as exc:  # the answer is already out: log, do not raise
+                log.warning("proxy: remembering the exchange failed: %s", exc)
+            finally:
+                if self._pending.get(scope) is task:
+                    del self._pending[scope]
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._pending[scope] = task
+
+
+def proxy_router(config: ProxyConfig) -> APIRouter:
+    r = APIRouter(prefix="/v1", responses=_ERRORS, tags=["proxy"])
+
+    @r.post("/chat/completions", summary="OpenAI-compatible chat completions with the "
+                                         "caller's memories (streaming and not)")
+    async def chat_completions(request: Request, sv: SV, rt: RT) -> Response:
+        doc = _body(await request.body())
+        messages = doc["messages"]
+        sub = {"cube_id": doc["user"]} if doc.get("user") else {}
+        p = sv.principal
+        scope = (p.user_id, p.agent_id, sub.get("cube_id"))
+        query = _last_user_text(messages)
+        await config.settle(scope)
+        hits: list[SearchHit] = []
+        if query.strip():
+            hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
+                                user_id=p.user_id, **sub)
+        forwarded = {**doc, "messages": inject(messages, hits)}
+
+        def remember(answer: str) -> None:
+            turns = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() \
+                else []
+            if answer.strip():
+                turns.append({"role": "assistant", "content": answer[:MAX_STORED_CHARS]})
+            if turns:
+                config.later(scope, rt, sv, turns, sub)
+
+        if config.upstream is None:
+            return await _local(rt, forwarded, remember)
+        return await _forward(config, forwarded, remember)
+
+    return r
+
+
+# -- the request ------------------------------------------------------------------------------
+def _body(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidInput("the body is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("the body must be a JSON object")
+    messages = doc.get("messages")
+    if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
+        raise InvalidInput(f"messages must be a list of 1..{MAX_MESSAGES} messages",
+                           field="messages")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+            raise InvalidInput(f"messages[{i}] must be an object with a role", field="messages")
+    if not isinstance(doc.get("model"), str) or not doc["model"]:
+        raise InvalidInput("model must be a non-empty string", field="model")
+    user = doc.get("user")
+    if user is not None and (not isinstance(user, str) or not 0 < len(user) <= 256
+                             or "\x00" in user):
+        raise InvalidInput("user must be a string of 1..256 characters", field="user")
+    if "stream" in doc and not isinstance(doc["stream"], bool):
+        raise InvalidInput("stream must be true or false", field="stream")
+    return doc
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content
+                         if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for msg in reversed(messages):
+        if msg.get("role") == "user":
+            return _text(msg.get("content"))
+    return ""
+
+
+def inject(messages: list[dict[str, Any]], hits: list[SearchHit]) -> list[dict[str, Any]]:
+    """``messages`` with one system message of memories after the leading system (or
+    developer) messages; unchanged when nothing was found."""
+    if not hits:
+        return messages
+    lines = []
+    for hit in hits:
+        when = hit.item.event_time or hit.item.created_at
+        stamp = f"({when.date().isoformat()}) " if when else ""
+        lines.append(f"- {stamp}{' '.join(hit.item.text.split())}")
+    note = {"role": "system", "content": _HEADER + "\n" + "\n".join(lines)}
+    at = 0
+    while at < len(messages) and messages[at].get("role") in ("system", "developer"):
+        at += 1
+    return messages[:at] + [note] + messages[at:]
+
+
+# -- upstream ---------------------------------------------------------------------------------
+async def _forward(config: ProxyConfig, doc: dict[str, Any], remember: Any) -> Response:
+    import httpx
+
+    client = config.client()
+    url = f"{config.upstream}/chat/completions"
+    try:
+        if not doc.get("stream"):
+            resp = await client.post(url, json=doc)
+        else:
+            resp = await client.send(client.build_request("POST", url, json=doc), stream=True)
+    except httpx.HTTPError as exc:
+        raise ModelError(f"the upstream at {config.upstream} failed: {exc}") from exc
+    media = resp.headers.get("content-type", "application/json")
+    if not doc.get("stream") or resp.status_code != 200:
+        body = await resp.aread()
+        await resp.aclose()
+        if resp.status_code == 200:
+            remember(_answer(body))
+        return Response(content=body, status_code=resp.status_code, media_type=media)
+
+    async def relay() -> AsyncIterator[bytes]:
+        reader = _SSE()
+        try:
+            async for chunk in resp.aiter_raw():
+                yield chunk
+                reader.feed(chunk)
+        finally:
+            await resp.aclose()
+            if reader.done:
+                remember(reader.text())
+    return StreamingResponse(relay(), status_code=200, media_type=media)
+
+
+def _answer(body: bytes) -> str:
+    try:
+        content = json.loads(body)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
+    return content if isinstance(content, str) else ""
+
+
+class _SSE:
+    """Collects the content deltas of an OpenAI event stream as it passes by (bounded)."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._parts: list[str] = []
+        self._size = 0
+        self.done = False
+
+    def feed(self, chunk: bytes) -> None:
+        self._buf += chunk
+        *lines, self._buf = self._buf.split(b"\n")
+        if len(self._buf) > 1_000_000:  # a line that never ends is not an event stream
+            self._buf = b""
+        for line in lines:
+            line = line.strip()
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                self.done = True
+                continue
+            try:
+                delta = json.loads(data)["choices"][0]["delta"].get("content")
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                continue
+            if isinstance(delta, str) and self._size < MAX_STORED_CHARS:
+                self._parts.append(delta)
+                self._size += len(delta)
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+# -- the server's own model -------------------------------------------------------------------
+async def _local(rt: Runtime, doc: dict[str, Any], remember: Any) -> Response:
+    rt.llm.require("/v1/chat/completions without --proxy-to")
+    max_tokens = doc.get("max_completion_tokens") or doc.get("max_tokens") or 256
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or \
+            not 1 <= max_tokens <= 4096:
+        raise InvalidInput("max_tokens must be an integer in 1..4096", field="max_tokens")
+    messages = [{"role": m["role"] if m["role"] in ("system", "user", "assistant") else "system",
+                 "content": _text(m.get("content"))} for m in doc["messages"]]
+    llm = await rt.model_pool.run(rt.llm.get)
+    answer = await rt.model_pool.run(llm.complete, messages, max_tokens=max_tokens)
+    remember(answer)
+    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    model = doc["model"]
+    if not doc.get("stream"):
+        return _ok({"id": ident, "object": "chat.completion", "created": created,
+                    "model": model, "system_fingerprint": llm.id,
+                    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                                 "message": {"role": "assistant", "content": answer}}],
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> str:
+        return "data: " + json.dumps({
+            "id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+    async def events() -> AsyncIterator[str]:
+        yield event({"role": "assistant", "content": answer})
+        yield event({}, "stop")
+        yield "data: [DONE]\n\n"
+    return StreamingResponse(events(), media_type="text/event-stream")
