@@ -416,3 +416,31 @@ def test_fine_mode_with_real_smollm2_keeps_the_store_valid(vault: Vault, local_l
     assert vault.check()["ok"]
     assert len(vault.history(vault.list(user_id="u", filters=FACTS, order="created_asc")
                              .items[0].id)) >= 1
+
+
+def test_llm_update_of_another_attribute_is_overruled(vault: Vault,
+                                                       scripted: ScriptedLLMServer) -> None:
+    """The LLM path validates every UPDATE/DELETE against the subject and attribute the
+    new fact states: a small model rewriting the partner fact into a job is refused."""
+    r, llm = scripted.router, scripted.llm(retries=0)
+    r.extract.append(facts_json("Maya's partner is Tom."))
+    partner = vault.remember(say("My partner is Tom.", "2024-01-10"), mode="fine", llm=llm,
+                             user_id="u").decisions[0].item
+    r.extract.append(facts_json("Maya works as a high school teacher."))
+    r.decide.append(decision("UPDATE", 1, "Maya works as a high school teacher."))
+    cfg = DecideConfig(min_similarity=-1.0)  # the partner fact reaches the LLM as neighbour 1
+    d = remember(vault, say("I teach at the high school now.", "2024-02-01"), mode="fine",
+                 llm=llm, user_id="u", config=cfg).decisions[0]
+    assert d.decided_by == "guard" and d.action == "ADD"
+    assert "overruled" in d.error
+    assert vault.get(partner.id).text == "Maya's partner is Tom."
+    texts = sorted(f.text for f in current_facts(vault))
+    assert texts == ["Maya works as a high school teacher.", "Maya's partner is Tom."]
+    # the same subject and attribute: the LLM's UPDATE stands
+    r.extract.append(facts_json("Maya's partner is Sam."))
+    r.decide.append(decision("UPDATE", 1, "Maya's partner is Sam."))
+    d = remember(vault, say("Sam and I are together now.", "2024-03-01"), mode="fine",
+                 llm=llm, user_id="u", config=cfg).decisions[0]
+    neighbours = [n for n in (d.target,) if n is not None]
+    assert d.decided_by == "llm" and neighbours and neighbours[0].id == partner.id
+    assert vault.get(partner.id).text == "Maya's partner is Sam."

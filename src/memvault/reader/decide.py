@@ -8,8 +8,10 @@ the same owner scope (user, agent, cube; not session: facts outlive sessions):
 3. a near duplicate (cosine >= ``near_duplicate``) that the rules see no conflict in
    is a NOOP;
 4. otherwise the LLM decides, if there is one and its reply validates (the action is one
-   of the four, an UPDATE/DELETE names one of the numbered neighbours, and is plausible:
-   see ``DecideConfig.llm_guard``); if not, the rules decide (a negation retires the
+   of the four, an UPDATE/DELETE names one of the numbered neighbours, and is about the
+   same subject and attribute as the new fact, read by the same statement rules as the
+   write path: a small model answered "UPDATE 1" to almost everything, and rewrote
+   "Maya's partner is Tom." into a job); if not, the rules decide (a negation retires the
    memory it negates, a new value of a single-valued slot such as home or job supersedes
    the old one, anything else is added). With no LLM the rules decide directly.
 
@@ -77,10 +79,6 @@ class DecideConfig:
     near_duplicate: float = 0.92
     #: Exact (normal-form hash) dedup; off only to measure what dedup saves.
     exact_dedup: bool = True
-    #: An LLM's UPDATE/DELETE of a memory less similar than this (cosine) stands only if
-    #: the rules pick the same memory; else the rules decide. 0 trusts the LLM fully.
-    #: Why: SmolLM2-135M answered "UPDATE 1" to almost everything in the benchmark.
-    llm_guard: float = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +91,7 @@ class Decision:
     text: str | None = None
     reason: str = ""
     #: "exact", "near", "llm", "rules" (no LLM), "fallback" (LLM failed), "guard" (the
-    #: LLM's UPDATE/DELETE was implausible, see ``DecideConfig.llm_guard``), "new".
+    #: LLM's UPDATE/DELETE was about another subject or attribute), "new".
     decided_by: str = "rules"
     similarity: float | None = None
     #: The version written by :meth:`Decider.apply` (ADD/UPDATE/DELETE).
@@ -150,12 +148,12 @@ class Decider:
         except (ModelError, ValueError) as exc:
             log.info("decision fell back to rules: %s", exc)
             return replace(by_rules, decided_by="fallback", error=str(exc)[:300])
-        if asked.action in ("UPDATE", "DELETE") and \
-                (asked.similarity or 0.0) < self.config.llm_guard and \
-                (by_rules.action, by_rules.target) != (asked.action, asked.target):
+        if asked.action in ("UPDATE", "DELETE") and asked.target is not None and \
+                (by_rules.action, by_rules.target) != (asked.action, asked.target) and \
+                not _claims_agree(fact, asked.target, asked.action):
             return replace(by_rules, decided_by="guard", error=(
-                f"LLM {asked.action} of a memory at similarity {asked.similarity:.2f} "
-                "overruled by the rules"))
+                f"LLM {asked.action} of {asked.target.text!r} overruled by the rules: it "
+                f"is not about the subject and attribute {fact.text!r} states"))
         return asked
 
     def _already_read(self, fact: Fact, owner: Mapping[str, str]) -> MemoryItem | None:
@@ -274,6 +272,28 @@ def _shared_slots(fact: Fact, item: MemoryItem) -> set[str]:
     if subject(item.text) != subject(fact.text) or normalize(item.text) == normalize(fact.text):
         return set()
     return slots(fact.text) & slots(item.text)
+
+
+def _attributes(text: str) -> set[tuple[str, str]]:
+    """(subject, attribute) pairs a fact states, read by the same rules as the write path
+    ("Maya lives in Porto." -> ("maya", "home")), plus the reader's own slots."""
+    from ..temporal.statements import statements
+
+    who = subject(text)
+    found = {(s.subject or who, s.attribute) for s in statements(text, names=None)}
+    return found | {(who, slot) for slot in slots(text)}
+
+
+def _claims_agree(fact: Fact, item: MemoryItem, action: str) -> bool:
+    """May an LLM's UPDATE or DELETE of ``item`` stand for ``fact``? Only when both are
+    about the same subject and the same attribute (or, for a DELETE, the fact negates
+    the item): a small model must never rewrite an unrelated memory ("Maya's partner is
+    Tom." into "Maya works as a teacher.")."""
+    if subject(item.text) != subject(fact.text):
+        return False
+    if action == "DELETE" and _negates(fact, item):
+        return True
+    return bool(_attributes(fact.text) & _attributes(item.text))
 
 
 def _rule_related(fact: Fact, item: MemoryItem) -> bool:
