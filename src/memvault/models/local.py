@@ -91,6 +91,7 @@ class LocalLLM:
         self.fingerprint = fingerprint
         self.id = f"local:{name}"
         self.lock = threading.RLock()
+        self._enforcer_data: Any = None  # lm-format-enforcer token tree, built on first use
 
     # -- prompts -------------------------------------------------------------------------
     def encode_chat(self, messages: Sequence[Message], *,
@@ -109,16 +110,21 @@ class LocalLLM:
 
     # -- generation ----------------------------------------------------------------------
     def generate_ids(self, input_ids: "torch.Tensor", *, max_tokens: int = 256,
-                     temperature: float = 0.0, past_key_values: Any = None) -> "torch.Tensor":
+                     temperature: float = 0.0, past_key_values: Any = None,
+                     json_schema: Mapping[str, Any] | None = None) -> "torch.Tensor":
         """New token ids after ``input_ids`` (greedy when temperature is 0).
 
         ``past_key_values`` is a cache of a prefix of ``input_ids``; it is consumed (grown)
-        by generation, so pass a copy of anything you keep.
+        by generation, so pass a copy of anything you keep. ``json_schema``: constrained
+        decoding, every token must keep the output a prefix of a document valid under
+        the schema (``lm-format-enforcer``), so a 135M model cannot emit broken JSON.
         """
         import torch
 
         kwargs: dict[str, Any] = {"max_new_tokens": max_tokens,
                                   "pad_token_id": self.tokenizer.eos_token_id}
+        if json_schema is not None:
+            kwargs["prefix_allowed_tokens_fn"] = self._json_constraint(json_schema)
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature)
         else:
@@ -149,8 +155,8 @@ class LocalLLM:
     def complete(self, messages: Sequence[Message], *, max_tokens: int = 256,
                  temperature: float = 0.0,
                  json_schema: Mapping[str, Any] | None = None) -> str:
-        """The LLM contract. ``json_schema`` is only a hint here (no constrained decoding):
-        the schema is appended to the system prompt and callers validate the reply."""
+        """The LLM contract. With ``json_schema`` the schema is also stated in the system
+        prompt, and decoding is constrained to it (see :meth:`generate_ids`)."""
         msgs = [dict(m) for m in messages]
         if json_schema is not None:
             hint = ("Reply with JSON only, matching this JSON schema: "
@@ -161,7 +167,17 @@ class LocalLLM:
                 msgs.insert(0, {"role": "system", "content": hint})
         ids = self.encode_chat(msgs)
         return self.decode(self.generate_ids(ids, max_tokens=max_tokens,
-                                             temperature=temperature)).strip()
+                                             temperature=temperature,
+                                             json_schema=json_schema)).strip()
+
+    def _json_constraint(self, schema: Mapping[str, Any]) -> Any:
+        """The allowed-tokens function for ``schema``; the vocabulary table is built once
+        per model (a few seconds) and kept."""
+        from ._constrained import allowed_tokens, tokenizer_data
+
+        if self._enforcer_data is None:
+            self._enforcer_data = tokenizer_data(self.tokenizer)
+        return allowed_tokens(self._enforcer_data, schema)
 
 
 @contextlib.contextmanager
