@@ -272,8 +272,9 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    cats = ["overall", *locomo.CATEGORIES.values()]
     names = list(report["variants"])
+    cats = [c for c in report["variants"][names[0]]["metrics"]
+            if "recall@10" in report["variants"][names[0]]["metrics"][c]]
     shown = list(dict.fromkeys(names[:3] + [n for n in names if n.startswith("memvault")]))
     fig = plt.figure(figsize=(15, 8.5))
     grid = fig.add_gridspec(2, 3, height_ratios=(1, 1.1))
