@@ -447,7 +447,8 @@ class _Conversation:
                   "species": (plan_of.species if plan_of else None) or rng.choice(L.PET_SPECIES),
                   "month": rng.choice(_MONTHS)}
         template = rng.choice(DISTRACTORS[ftype][kind])
-        record = {"kind": kind, "type": ftype, "value": x, "person": me.name,
+        said = x if "{x}" in template else values["species"]  # "Would you adopt a cat?"
+        record = {"kind": kind, "type": ftype, "value": said, "person": me.name,
                   "template": template}
         if kind == "question":  # asked by the other, answered by the subject
             ask = _Turn(1 - p, _render(template, values), distractor=record)

@@ -167,7 +167,8 @@ def _sample(sample: dict[str, Any], n: int) -> Conversation:
 INGEST_MODES = ("turns", "fine")
 
 
-def ingest(vault: Vault, conv: Conversation, mode: str = "turns") -> float:
+def ingest(vault: Vault, conv: Conversation, mode: str = "turns",
+           progress: Callable[[int], None] | None = None) -> float:
     """Store every turn, one call per session, and bring the search index up to date (it
     embeds sentence vectors then); return seconds.
 
@@ -191,6 +192,8 @@ def ingest(vault: Vault, conv: Conversation, mode: str = "turns") -> float:
             vault.remember(messages, mode="fine", llm="none", **scope)
         else:
             vault.add_messages(messages, **scope)
+        if progress:
+            progress(len(turns))
     vault.searcher.sync()
     return time.perf_counter() - started
 
@@ -245,6 +248,9 @@ def summarize(results: list[dict[str, Any]], ks: Iterable[int] = (5, 10, 20)) ->
         best = [min((r for r in row["ranks"] if r is not None), default=None) for row in rows]
         out["mrr"] = round(sum(1.0 / b for b in best if b) / len(rows), 4)
         out["hit@1"] = round(sum(b == 1 for b in best) / len(rows), 4)
+        tops = [row["top_score"] for row in rows if row.get("top_score") is not None]
+        if tops:
+            out["mean_top_score"] = round(sum(tops) / len(tops), 4)
         return out
 
     def name(row: dict[str, Any]) -> str:
