@@ -228,6 +228,9 @@ def test_bench_scores_two_generated_suites_in_both_ingest_modes(tmp_path: Path) 
         assert "recall@10" not in m["abstention"]
     rows = report["rule"]["rows"]
     assert set(rows) == {"+speaker", "memvault"} and rows["+speaker"]["above"] == "hybrid"
+    # "+speaker" follows "hybrid" in the ablation; "memvault" is many rows after "+speaker"
+    assert rows["+speaker"]["one_change"] and not rows["memvault"]["one_change"]
+    assert (tmp_path / "out" / "gen.png").stat().st_size > 1000
     assert set(report["rule"]["default_vs_baselines"]) == set(report["suites"])
     md = (tmp_path / "out" / "gen.md").read_text()
     assert "Default rule" in md and "## seed2 [fine]" in md and "update now" in md
@@ -293,3 +296,28 @@ def test_summary_reports_hit_at_1_and_counts_questions_without_evidence() -> Non
     assert now["recall@10"] == round(2 / 3, 4)
     assert s["abstention"] == {"n": 1, "no_evidence": 1, "mean_top_score": 0.2}
     assert s["overall"]["n"] == 3
+
+
+def test_the_rule_names_every_suite_where_a_row_lowers_r10_or_mrr() -> None:
+    from memvault.evaluation.report import _rule_lines, rule
+
+    def suite(rows: dict[str, tuple[float, float]]) -> dict:
+        return {"variants": {n: {"embedder": "e", "lifecycle": False,
+                                 "metrics": {"overall": {"recall@10": r, "mrr": m}}}
+                             for n, (r, m) in rows.items()}}
+
+    suites = {"a": suite({"hybrid": (0.5, 0.3), "+x": (0.6, 0.4), "memvault": (0.7, 0.5)}),
+              "b": suite({"hybrid": (0.5, 0.3), "+x": (0.6, 0.2), "memvault": (0.6, 0.35)})}
+    r = rule(suites)
+    assert r["rows"]["+x"]["vs_above"] == {"b": {"mrr": -0.1}}
+    assert r["rows"]["+x"]["vs_default"] == {"a": {"recall@10": -0.1, "mrr": -0.1},
+                                             "b": {"mrr": -0.15}}
+    assert r["rows"]["memvault"]["vs_above"] == {}
+    assert r["default_vs_baselines"]["a"]["hybrid"]["beats"] is True
+    assert r["default_vs_baselines"]["b"]["hybrid"] == {"recall@10": 0.1, "mrr": 0.05,
+                                                        "beats": True}
+    suites["b"]["variants"]["memvault"]["metrics"]["overall"]["mrr"] = 0.3
+    r = rule(suites)
+    assert r["default_vs_baselines"]["b"]["hybrid"]["beats"] is False
+    text = "\n".join(_rule_lines(r, ["a", "b"]))
+    assert "| b | +0.100 / +0.000 NO |" in text and "b (mrr -0.100)" in text

@@ -38,6 +38,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from . import _lexicon as L
+from ._questions import build_questions
 from ._templates import (ABSTAIN, COMBOS, CORRECTIONS, DISTRACTORS, GERUNDS, INFINITIVES,
                          INTRO_REPLIES, INTROS, MEET_PLACES, PHRASINGS, QUESTION_REPLIES,
                          QUESTIONS)
@@ -509,8 +510,6 @@ class _Conversation:
 
     # -- questions ---------------------------------------------------------------------------
     def questions(self) -> list[dict[str, Any]]:
-        from ._questions import build_questions
-
         return build_questions(self)
 
     def truth(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .locomo import GENERATED_CATEGORIES, LOCOMO_CATEGORIES
 
-__all__ = ["markdown", "rule", "plot", "BASELINES", "DEFAULT", "RULE_METRICS"]
+__all__ = ["markdown", "rule", "plot", "plot_suites", "BASELINES", "DEFAULT", "RULE_METRICS"]
 
 #: Plain rows every default must beat, and the product default's row.
 BASELINES: tuple[str, ...] = ("bm25", "dense", "hybrid")
@@ -42,10 +42,15 @@ def _drops(row: dict[str, Any], ref: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def rule(suites: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def rule(suites: dict[str, dict[str, Any]],
+         previous: dict[str, str] | None = None) -> dict[str, Any]:
     """For each non-baseline row: the suites on which it lowers R@10 or MRR against the
     row above it and against the default; and per suite, the default against each
-    plain baseline (it must beat each on both metrics)."""
+    plain baseline (it must beat each on both metrics).
+
+    ``previous``: each row's predecessor in the full ablation; a row whose row above in
+    this run is another one (a ``--variant`` subset) is marked as more than one change.
+    """
     names = list(next(iter(suites.values()))["variants"])
     rows: dict[str, Any] = {}
     for i, name in enumerate(names):
@@ -56,7 +61,8 @@ def rule(suites: dict[str, dict[str, Any]]) -> dict[str, Any]:
                                  "one_change": True}
         for label, report in suites.items():
             v = report["variants"]
-            entry["one_change"] = _comparable(v[name], v[above])
+            entry["one_change"] = _comparable(v[name], v[above]) and (
+                previous is None or previous.get(name) == above)
             if drop := _drops(v[name], v[above]):
                 entry["vs_above"][label] = drop
             if DEFAULT in v and name != DEFAULT and (drop := _drops(v[name], v[DEFAULT])):
@@ -226,6 +232,43 @@ def _comparable(row: dict[str, Any], above: dict[str, Any]) -> bool:
     """Whether ``row`` is one change from ``above`` (a model, a scheduler pass, settings):
     "memvault, mpnet" is, "+lifecycle, every link" under it is not."""
     return sum(row.get(f) != above.get(f) for f in ("embedder", "lifecycle")) < 2
+
+
+def plot_suites(report: dict[str, Any], path: Path) -> bool:
+    """R@10, MRR and knowledge-update hit@1 (now, then) per suite, a bar per row: does a
+    row's gain hold on every suite? Skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    suites = report["suites"]
+    labels = list(suites)
+    names = list(next(iter(suites.values()))["variants"])
+    panels = [("overall", "recall@10", "R@10"), ("overall", "mrr", "MRR"),
+              ("knowledge-update-now", "hit@1", "update now hit@1"),
+              ("knowledge-update-then", "hit@1", "update then hit@1")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(17, 4.8), sharey=True)
+    width = 0.8 / len(names)
+    for ax, (cat, metric, title) in zip(axes, panels):
+        for i, name in enumerate(names):
+            ax.bar([j + i * width for j in range(len(labels))],
+                   [suites[lb]["variants"][name]["metrics"].get(cat, {}).get(metric, 0)
+                    for lb in labels], width, label=name)
+        ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(labels))], labels,
+                      rotation=30, ha="right", fontsize=8)
+        ax.set_title(title)
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    handles, legend = axes[0].get_legend_handles_labels()
+    fig.legend(handles, legend, loc="upper center", ncol=min(len(names), 8), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def plot(report: dict[str, Any], path: Path) -> bool:

@@ -24,7 +24,7 @@ from ..scheduler import Scheduler
 from ..settings import Settings
 from ..vault import Vault
 from . import locomo
-from .report import BASELINES, DEFAULT, markdown, plot, rule
+from .report import BASELINES, DEFAULT, markdown, plot, plot_suites, rule
 
 __all__ = ["Variant", "VARIANTS", "run", "run_suites", "markdown", "BASELINES", "DEFAULT"]
 
@@ -242,7 +242,7 @@ def run_suites(paths: list[str] | list[Path], out_dir: str | Path | None, *, nam
     """Every variant on every (file, ingest mode), with the default rule checked across
     them (see :func:`report.rule`). One suite: the single-suite report, as :func:`run`.
 
-    Writes ``<name>.json``, ``<name>.md`` and ``<name>.png`` (the first suite's plot).
+    Writes ``<name>.json``, ``<name>.md`` and ``<name>.png``.
     """
     from tqdm import tqdm
 
@@ -265,14 +265,18 @@ def run_suites(paths: list[str] | list[Path], out_dir: str | Path | None, *, nam
                 suites[suite_label(p, mode, list(paths))] = run(
                     p, None, embedder=emb, variants=variants, k=k, limit=limit,
                     ingest=mode, bar=bar)
+    previous = {v.name: VARIANTS[i - 1].name for i, v in enumerate(VARIANTS) if i}
     full: dict[str, Any] = (next(iter(suites.values())) if len(suites) == 1
-                            else {"suites": suites, "rule": rule(suites)})
+                            else {"suites": suites, "rule": rule(suites, previous)})
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.json").write_text(json.dumps(full, indent=2))
         (out / f"{name}.md").write_text(markdown(full))
-        plot(next(iter(suites.values())), out / f"{name}.png")
+        if len(suites) == 1:
+            plot(full, out / f"{name}.png")
+        else:
+            plot_suites(full, out / f"{name}.png")
     return full
 
 
