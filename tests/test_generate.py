@@ -44,6 +44,23 @@ def test_same_seed_same_bytes_and_seeds_differ() -> None:
     assert a != json.dumps(generate(8, conversations=2, sessions=8))
 
 
+def test_same_bytes_in_other_processes_whatever_their_string_hashing() -> None:
+    """Set iteration order changes with PYTHONHASHSEED; the suite must not."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, hashlib; from memvault.evaluation.generate import generate; "
+            "print(hashlib.sha256(json.dumps(generate(4, conversations=2, sessions=8))"
+            ".encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONHASHSEED": str(h)})
+               .stdout.strip() for h in (1, 2)}
+    here = hashlib.sha256(json.dumps(generate(4, conversations=2, sessions=8)).encode())
+    assert digests == {here.hexdigest()}
+
+
 def test_every_fact_type_has_at_least_20_phrasings_and_many_are_used(suites) -> None:
     for ftype in FACT_TYPES:
         assert len(phrasings(ftype)) >= 20, ftype

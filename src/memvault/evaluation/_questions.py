@@ -80,7 +80,7 @@ class _Builder:
                          "category": _CAT[category], "type": ftype, **extra})
 
     def person(self, p: int) -> None:
-        conv, rng = self.conv, self.rng
+        conv = self.conv
         name = conv.people[p].name
         facts = [f for f in conv.facts if f.person == p]
         by_type = {t: [f for f in facts if f.type == t] for t in {f.type for f in facts}}

@@ -39,9 +39,8 @@ from typing import Any
 from ..errors import InvalidInput
 from . import _lexicon as L
 from ._questions import build_questions
-from ._templates import (ABSTAIN, COMBOS, CORRECTIONS, DISTRACTORS, GERUNDS, INFINITIVES,
-                         INTRO_REPLIES, INTROS, MEET_PLACES, PHRASINGS, QUESTION_REPLIES,
-                         QUESTIONS)
+from ._templates import (COMBOS, CORRECTIONS, DISTRACTORS, INTRO_REPLIES, INTROS,
+                         MEET_PLACES, PHRASINGS, QUESTION_REPLIES)
 from .locomo import GENERATED_CATEGORIES
 
 __all__ = ["generate", "write", "phrasings", "FACT_TYPES", "SINGLE_VALUED",
@@ -442,7 +441,7 @@ class _Conversation:
             held = self._held(p, ftype)
             choices = [v for v in self.pools[ftype] if v not in held] or ["somewhere new"]
             x = rng.choice(choices[:12])
-        me, other = self.people[p], self.people[1 - p]
+        me = self.people[p]
         rel = rng.choice(L.RELATIVES)
         values = {"x": x, "rel": rel, "rel_cap": _cap(rel), "name": me.name,
                   "species": (plan_of.species if plan_of else None) or rng.choice(L.PET_SPECIES),

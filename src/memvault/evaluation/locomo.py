@@ -178,8 +178,6 @@ def ingest(vault: Vault, conv: Conversation, mode: str = "turns",
     if mode not in INGEST_MODES:
         raise InvalidInput(f"ingest mode must be one of {INGEST_MODES}, not {mode!r}",
                            field="ingest")
-    if mode == "fine":
-        from .. import reader  # noqa: F401  (registers the "remember" hook)
     started = time.perf_counter()
     by_session: dict[int, list[Turn]] = {}
     for t in conv.turns:
