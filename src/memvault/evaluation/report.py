@@ -220,6 +220,8 @@ def _by_conversation(report: dict[str, Any], baseline: str) -> list[str]:
               for c in convs]
     wins = []
     for n in shown[1:]:
+        if names.index(n) == 0:  # the first row has no row above
+            continue
         above = names[names.index(n) - 1]
         if not _comparable(report["variants"][n], report["variants"][above]):
             continue
