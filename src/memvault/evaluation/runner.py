@@ -17,14 +17,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInput
 from ..models import Embedder, get_embedder
 from ..retrieval.searcher import SearchConfig
 from ..scheduler import Scheduler
 from ..settings import Settings
 from ..vault import Vault
 from . import locomo
+from .report import BASELINES, DEFAULT, markdown, plot, plot_suites, rule
 
-__all__ = ["Variant", "VARIANTS", "run"]
+__all__ = ["Variant", "VARIANTS", "run", "run_suites", "markdown", "BASELINES", "DEFAULT"]
 
 
 @dataclass(frozen=True)
@@ -123,32 +125,36 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "minilm",
-        variants: list[Variant] | None = None, k: int = 20, limit: int | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    from tqdm import tqdm
+def run(path: str | Path, out_dir: str | Path | None = None, *,
+        embedder: str | Embedder = "minilm", variants: list[Variant] | None = None,
+        k: int = 20, limit: int | None = None, progress: bool = True,
+        ingest: str = "turns", bar: Any = None) -> dict[str, Any]:
+    """Every variant on one file; writes locomo.{json,md,png} to ``out_dir`` if given.
 
+    ``ingest``: "turns" stores raw turns (``add_messages``), "fine" reads facts from them
+    too (``remember(mode="fine")``, rules only). ``bar``: a shared tqdm bar (several
+    suites in one run); otherwise the run makes its own. The bar counts every turn each
+    ingest stores and every question each row asks, so it covers the whole run.
+    """
     variants = variants or VARIANTS
+    if ingest not in locomo.INGEST_MODES:
+        raise InvalidInput(f"ingest must be one of {locomo.INGEST_MODES}", field="ingest")
     convs = locomo.load(path)[:limit] if limit else locomo.load(path)
     emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
     n_questions = sum(len(c.questions) for c in convs)
     results: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
     latencies: dict[str, list[float]] = {v.name: [] for v in variants}
-    embedders: dict[str | None, Embedder] = {None: emb}
-    for name in {v.embedder for v in variants if v.embedder}:
-        other = get_embedder(name)  # cheap: weights load on first use
-        embedders[name] = emb if other.id == emb.id else other
-    # rows that index the same way with the same model (and the same scheduler pass)
-    # share one ingest per conversation
-    groups: dict[tuple[str, str, bool, bool], list[Variant]] = {}
-    for v in variants:
-        groups.setdefault((v.index_context, embedders[v.embedder].id, v.lifecycle,
-                           v.supersede), []).append(v)
+    embedders = _embedders(emb, variants)
+    groups = _groups(variants, embedders)
     ingest_seconds: dict[str, float] = {}
     lifecycle_seconds = 0.0
     turns = sum(len(c.turns) for c in convs)
-    bar = tqdm(total=n_questions * len(variants), unit=" q", disable=not progress,
-               desc="locomo", mininterval=2.0)
+    own = bar is None
+    if own:
+        from tqdm import tqdm
+
+        bar = tqdm(total=work(convs, variants, embedders), unit=" step",
+                   disable=not progress, desc="locomo", mininterval=2.0)
     with tempfile.TemporaryDirectory(prefix="memvault-locomo-") as tmp:
         for ci, conv in enumerate(convs):
             for (context, eid, lifecycle, truth), group in groups.items():
@@ -162,7 +168,7 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
                 key = context if e is emb else f"{context}, {eid}"  # ingest speed per model
                 key += "" if truth else ", no current truth"
                 with Vault(settings=base, embedder=e) as vault:
-                    seconds = locomo.ingest(vault, conv)
+                    seconds = locomo.ingest(vault, conv, ingest, bar.update)
                     if lifecycle:  # its ingest is another group's; time the pass instead
                         started = time.perf_counter()
                         Scheduler().run_once(vault)
@@ -174,10 +180,11 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
                         res, lat = locomo.run_conversation(vault, conv, k, bar.update)
                     results[v.name] += res
                     latencies[v.name] += lat
-    bar.close()
+    if own:
+        bar.close()
     report: dict[str, Any] = {
-        "dataset": str(path), "conversations": len(convs), "questions": n_questions,
-        "turns": turns, "k": k, "embedder": emb.id,
+        "dataset": str(path), "ingest": ingest, "conversations": len(convs),
+        "questions": n_questions, "turns": turns, "k": k, "embedder": emb.id,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "ingest_turns_per_s": {str(c): round(turns / s, 1) for c, s in ingest_seconds.items()},
         "lifecycle_seconds": round(lifecycle_seconds, 3),
@@ -198,127 +205,90 @@ def run(path: str | Path, out_dir: str | Path, *, embedder: str | Embedder = "mi
                            "p95": round(1000 * _percentile(lat, 0.95), 2),
                            "mean": round(1000 * statistics.fmean(lat), 2) if lat else 0.0},
         }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "locomo.json").write_text(json.dumps(report, indent=2))
-    (out / "locomo.md").write_text(markdown(report))
-    plot(report, out / "locomo.png")
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "locomo.json").write_text(json.dumps(report, indent=2))
+        (out / "locomo.md").write_text(markdown(report))
+        plot(report, out / "locomo.png")
     return report
 
 
-def markdown(report: dict[str, Any], baseline: str = "hybrid") -> str:
-    names = list(report["variants"])
-    base = report["variants"].get(baseline) or report["variants"][names[0]]
-    b10 = base["metrics"]["overall"].get("recall@10") or 1.0
-    lines = [
-        f"LoCoMo evidence retrieval: {report['conversations']} conversations, "
-        f"{report['questions']} questions (categories 1-4), {report['turns']} turns, "
-        f"embedder {report['embedder']}"
-        + "".join(f"; row {n!r}: {v['embedder']}" for n, v in report["variants"].items()
-                  if v.get("embedder", report["embedder"]) != report["embedder"]) + ".",
-        "",
-        "| variant | R@5 | R@10 | R@20 | all@10 | MRR | multi-hop R@10 | temporal R@10 | "
-        f"open-domain R@10 | single-hop R@10 | R@10 vs {baseline} | p50 ms | p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name in names:
-        v = report["variants"][name]
-        m = v["metrics"]
-        o = m["overall"]
-        lines.append(
-            f"| {name} | {o['recall@5']:.3f} | {o['recall@10']:.3f} | {o['recall@20']:.3f} | "
-            f"{o['all@10']:.3f} | {o['mrr']:.3f} | {m['multi-hop'].get('recall@10', 0):.3f} | "
-            f"{m['temporal'].get('recall@10', 0):.3f} | {m['open-domain'].get('recall@10', 0):.3f} | "
-            f"{m['single-hop'].get('recall@10', 0):.3f} | {o['recall@10'] / b10:.2f}x | "
-            f"{v['latency_ms']['p50']:.1f} | {v['latency_ms']['p95']:.1f} |")
-    lines += _by_conversation(report, baseline)
-    lines += ["", "Variants:", ""]
-    lines += [f"- **{n}**: {report['variants'][n]['description']}" for n in names]
-    lines += ["", "Ingest (turns/s, `Vault.add_messages` + index update, indexed as the last "
-              f"row of each context indexes): {report['ingest_turns_per_s']}"]
-    if report.get("lifecycle_seconds"):
-        lines += [f"Scheduler passes (rows with a lifecycle, all conversations): "
-                  f"{report['lifecycle_seconds']} s"]
-    lines += [""]
-    return "\n".join(lines)
+def _groups(variants: list[Variant], embedders: dict[str | None, Embedder]
+            ) -> dict[tuple[str, str, bool, bool], list[Variant]]:
+    """Rows that index the same way with the same model (and the same scheduler pass and
+    write-time current truth) share one ingest per conversation."""
+    groups: dict[tuple[str, str, bool, bool], list[Variant]] = {}
+    for v in variants:
+        groups.setdefault((v.index_context, embedders[v.embedder].id, v.lifecycle,
+                           v.supersede), []).append(v)
+    return groups
 
 
-def _by_conversation(report: dict[str, Any], baseline: str) -> list[str]:
-    """R@10 per conversation for the baseline and the last four rows, and how many
-    conversations each of those rows improves over the row above it."""
-    names = list(report["variants"])
-    shown = [n for n in dict.fromkeys([baseline, *names[-4:]]) if n in report["variants"]]
-    per = {n: report["variants"][n].get("recall@10_by_conversation", {}) for n in names}
-    convs = list(per[shown[-1]]) if shown else []
-    if not convs:
-        return []
-    lines = ["", "Recall@10 per conversation:", "",
-             "| conversation | " + " | ".join(shown) + " |",
-             "|---" * (len(shown) + 1) + "|"]
-    lines += [f"| {c} | " + " | ".join(f"{per[n].get(c, 0):.3f}" for n in shown) + " |"
-              for c in convs]
-    wins = []
-    for n in shown[1:]:
-        above = names[names.index(n) - 1]
-        if not _comparable(report["variants"][n], report["variants"][above]):
-            continue
-        better = sum(per[n].get(c, 0) > per[above].get(c, 0) for c in convs)
-        wins.append(f"{n!r} beats {above!r} on {better} of {len(convs)}")
-    return lines + (["", "; ".join(wins) + "."] if wins else [])
+def _embedders(emb: Embedder, variants: list[Variant]) -> dict[str | None, Embedder]:
+    embedders: dict[str | None, Embedder] = {None: emb}
+    for name in {v.embedder for v in variants if v.embedder}:
+        other = get_embedder(name)  # cheap: weights load on first use
+        embedders[name] = emb if other.id == emb.id else other
+    return embedders
 
 
-def _comparable(row: dict[str, Any], above: dict[str, Any]) -> bool:
-    """Whether ``row`` is one change from ``above`` (a model, a scheduler pass, settings):
-    "memvault, mpnet" is, "+lifecycle, every link" under it is not."""
-    return sum(row.get(f) != above.get(f) for f in ("embedder", "lifecycle")) < 2
+def work(convs: list[locomo.Conversation], variants: list[Variant],
+         embedders: dict[str | None, Embedder]) -> int:
+    """Progress steps of one run: turns per ingest, plus questions per row."""
+    n_groups = len(_groups(variants, embedders))
+    return sum(len(c.turns) * n_groups + len(c.questions) * len(variants) for c in convs)
 
 
-def plot(report: dict[str, Any], path: Path) -> bool:
-    """Recall@5/10/20 per category for the baselines and the product rows (bars), and
-    recall@10 per category along the ablation, row by row (lines); skipped without
-    matplotlib. Bars for all ~20 rows were unreadable: colours repeat after ten."""
-    try:
-        import matplotlib
+def suite_label(path: str | Path, ingest: str, paths: list[str | Path]) -> str:
+    """A short name for a (file, ingest) pair: the file's stem, unique among ``paths``."""
+    stems = [Path(p).stem for p in paths]
+    label = Path(path).stem if stems.count(Path(path).stem) == 1 else str(path)
+    return label if ingest == "turns" else f"{label} [{ingest}]"
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    cats = ["overall", *locomo.CATEGORIES.values()]
-    names = list(report["variants"])
-    shown = list(dict.fromkeys(names[:3] + [n for n in names if n.startswith("memvault")]))
-    fig = plt.figure(figsize=(15, 8.5))
-    grid = fig.add_gridspec(2, 3, height_ratios=(1, 1.1))
-    width = 0.8 / len(shown)
-    for col, k in enumerate((5, 10, 20)):
-        ax = fig.add_subplot(grid[0, col])
-        for i, name in enumerate(shown):
-            m = report["variants"][name]["metrics"]
-            ax.bar([c + i * width for c in range(len(cats))],
-                   [m[c].get(f"recall@{k}", 0) for c in cats], width, label=name)
-        ax.set_xticks([c + width * (len(shown) - 1) / 2 for c in range(len(cats))], cats,
-                      rotation=15)
-        ax.set_title(f"evidence recall@{k}")
-        ax.set_ylim(0, 1)
-        ax.grid(axis="y", alpha=0.3)
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(shown), fontsize=9,
-               frameon=False, bbox_to_anchor=(0.5, 0.955))
-    ax = fig.add_subplot(grid[1, :])
-    for cat in cats:
-        ax.plot(range(len(names)),
-                [report["variants"][n]["metrics"][cat].get("recall@10", 0) for n in names],
-                marker="o", label=cat, linewidth=2.5 if cat == "overall" else 1.2)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-    ax.set_title("recall@10 along the ablation (each row adds to the one before)")
-    for goal, colour in ((0.80, "C0"), (0.60, "C1")):  # issue 3: overall, multi-hop
-        ax.axhline(goal, linestyle="--", color=colour, alpha=0.5, linewidth=1)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", ncol=len(cats), frameon=False,
-              title="dashed: goal R@10 0.80 overall, 0.60 multi-hop", title_fontsize=8)
-    fig.suptitle(f"LoCoMo ({report['conversations']} conversations, {report['questions']} questions)")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+
+def run_suites(paths: list[str] | list[Path], out_dir: str | Path | None, *, name: str = "locomo",
+               embedder: str | Embedder = "minilm", variants: list[Variant] | None = None,
+               ingest: tuple[str, ...] = ("turns",), k: int = 20, limit: int | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """Every variant on every (file, ingest mode), with the default rule checked across
+    them (see :func:`report.rule`). One suite: the single-suite report, as :func:`run`.
+
+    Writes ``<name>.json``, ``<name>.md`` and ``<name>.png``.
+    """
+    from tqdm import tqdm
+
+    variants = variants or VARIANTS
+    paths = list(dict.fromkeys(str(p) for p in paths))  # a file named twice runs once
+    if not paths:
+        raise InvalidInput("pass at least one file", field="paths")
+    for mode in ingest:
+        if mode not in locomo.INGEST_MODES:
+            raise InvalidInput(f"ingest must be one of {locomo.INGEST_MODES}", field="ingest")
+    emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
+    convs = {str(p): (locomo.load(p)[:limit] if limit else locomo.load(p)) for p in paths}
+    modes = tuple(dict.fromkeys(ingest))
+    total = sum(work(c, variants, _embedders(emb, variants)) for c in convs.values()) * len(modes)
+    suites: dict[str, dict[str, Any]] = {}
+    with tqdm(total=total, unit=" step", disable=not progress, desc="locomo",
+              mininterval=2.0) as bar:
+        for p in paths:
+            for mode in modes:
+                suites[suite_label(p, mode, list(paths))] = run(
+                    p, None, embedder=emb, variants=variants, k=k, limit=limit,
+                    ingest=mode, bar=bar)
+    previous = {v.name: VARIANTS[i - 1].name for i, v in enumerate(VARIANTS) if i}
+    full: dict[str, Any] = (next(iter(suites.values())) if len(suites) == 1
+                            else {"suites": suites, "rule": rule(suites, previous)})
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(full, indent=2))
+        (out / f"{name}.md").write_text(markdown(full))
+        if len(suites) == 1:
+            plot(full, out / f"{name}.png")
+        else:
+            plot_suites(full, out / f"{name}.png")
+    return full
+
+
