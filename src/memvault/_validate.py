@@ -146,6 +146,19 @@ def statuses(value: Any) -> tuple[str, ...] | None:
     return tuple(values)
 
 
+def searchable(values: Sequence[str] | None) -> tuple[str, ...]:
+    """The statuses a search may serve: never ``quarantined`` (held text reaches no
+    prompt until its owner releases it), so ``None`` (any) means every other status and
+    naming ``quarantined`` is refused."""
+    if values is None:
+        return tuple(s for s in STATUSES if s != "quarantined")
+    if "quarantined" in values:
+        raise InvalidInput("search never serves quarantined memories; review them with "
+                           "quarantined() (GET /v1/quarantine), as their owner",
+                           field="status")
+    return tuple(values)
+
+
 def row_query(scope_values: Mapping[str, Any], filters: Mapping[str, Any] | None,
               *, as_of: Any = None, status: Any = "active") -> RowQuery:
     """Turn the public (scope, filters, as_of, status) arguments into a RowQuery."""

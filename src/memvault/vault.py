@@ -502,12 +502,16 @@ class Vault(VaultAPI):
                session_id: str | None = None, cube_id: str | None = None,
                filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
                status: Any = "active") -> list[SearchHit]:
-        """Hybrid search (dense + BM25, fused); ``as_of`` searches the memory as it was then."""
+        """Hybrid search (dense + BM25, fused); ``as_of`` searches the memory as it was then.
+
+        Quarantined memories are never served: ``status="any"`` means every other status,
+        and asking for ``quarantined`` is refused (review them with :meth:`quarantined`)."""
         query = check.text(query, self.limits, field="query")
         k = check.bounded_int(k, field="k", low=1, high=self.limits.max_k)
         q = check.row_query({"user_id": user_id, "agent_id": agent_id,
                              "session_id": session_id, "cube_id": cube_id}, filters,
                             as_of=as_of, status=status)
+        q.statuses = check.searchable(q.statuses)  # never quarantined text
         candidates = self.searcher.search(query, q, k)
         hits = [SearchHit(item=c.row.item, score=c.score, rank=i + 1, sources=c.sources)
                 for i, c in enumerate(candidates)]

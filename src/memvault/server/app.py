@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import InvalidInput, MemvaultError
 from ..governance import KeyStore
+from ..governance.namespace import id_prefix
 from ..types import STATUSES, MemoryItem
 from ..vault import Vault
 from . import models as m
@@ -265,7 +266,7 @@ def _service() -> APIRouter:
     async def whoami(sv: SV) -> Response:
         p = sv.principal
         return _ok({"name": p.name, "user_id": p.user_id, "agent_id": p.agent_id,
-                    "key_id": p.key_id})
+                    "key_id": p.key_id, "id_prefix": id_prefix(p.user_id, p.agent_id)})
 
     @r.post("/flush", status_code=204, response_class=Response,
             summary="Write buffered access statistics")

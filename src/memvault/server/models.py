@@ -84,7 +84,10 @@ class RecordDefaults(Scope):
 
 class AddIn(RecordDefaults):
     text: str
-    id: str | None = Field(default=None, description="Caller-chosen id (default: a new UUIDv7).")
+    id: str | None = Field(default=None, description="Caller-chosen id, in the key's own "
+                           "namespace: the id_prefix of /v1/whoami (for an agent's memory "
+                           "<user>:<agent>:) then letters, digits, _ . - (default: a new "
+                           "UUIDv7).")
 
 
 class AddManyIn(_In):
@@ -159,7 +162,9 @@ class SearchIn(Scope):
     k: int = 10
     as_of: Time | None = None
     status: str | list[str] | None = Field(
-        default="active", description="A status, a list of them, or null / \"any\" for all.")
+        default="active", description="A status, a list of them, or null / \"any\" for "
+                                      "all but quarantined (search never serves held text; "
+                                      "review it at /v1/quarantine).")
 
 
 class LinkIn(_In):
@@ -346,6 +351,8 @@ class PrincipalOut(BaseModel):
     user_id: str
     agent_id: str | None
     key_id: str | None
+    id_prefix: str = Field(description="Ids this key chooses for its memories start with "
+                                       "this (then letters, digits, _ . -).")
 
 
 class ModelPoolOut(BaseModel):
