@@ -121,14 +121,16 @@ def test_revoked_key_stops_working_at_once(srv: Served) -> None:
         rv.count()
 
 
-def test_key_store_keeps_only_hashes(srv: Served) -> None:
+def test_key_store_keeps_only_hashes(srv: Served, tmp_path: Path) -> None:
     token = srv.keys.create("hashed", "tess")
-    raw = Path(str(srv.keys.path)).read_bytes()
-    wal = Path(str(srv.keys.path) + "-wal")
+    db = srv.vault.settings.path  # keys live in the vault's own store
+    raw = db.read_bytes()
+    wal = Path(str(db) + "-wal")
     raw += wal.read_bytes() if wal.exists() else b""
     assert token.encode() not in raw and token.split("_", 2)[2].encode() not in raw
     assert [k.principal for k in srv.keys.list()] == ["tester", "hashed"]
-    assert KeyStore(srv.keys.path.with_name("missing.sqlite")).verify(token) is None
+    with KeyStore.for_vault(tmp_path / "other.db") as other:
+        assert other.verify(token) is None
 
 
 # -- error bodies ------------------------------------------------------------------------
@@ -212,7 +214,7 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     assert r.json()["code"] in ("invalid_input", "not_found", "payload_too_large")
     assert shared.vault.count(status="any") == 0
-    assert shared.vault.audit() == []
+    assert [e.action for e in shared.vault.audit()] == ["key_create"]  # the fixture's key
 
 
 # -- size limit --------------------------------------------------------------------------
@@ -284,7 +286,13 @@ def test_metrics(srv: Served) -> None:
     for i in range(3):  # made-up paths and methods all land in one bucket
         srv.http.get(f"/v1/made-up-{i}")
         srv.http.request(f"BREW{i}", "/v1/memories")
-    m = srv.http.get("/v1/metrics").json()
+    # per-route traffic is every principal's: a plain key sees its own counts only
+    plain = srv.http.get("/v1/metrics").json()
+    assert "routes" not in plain and "requests" not in plain
+    assert plain["memories"]["active"] == 5 and plain["principal"] == "tester"
+    admin = srv.keys.create("operator", "ops", admin=True)
+    m = srv.http.get("/v1/metrics", headers={"Authorization": f"Bearer {admin}"}).json()
+    assert m["principal"] == "operator" and m["memories"]["active"] == 0
     assert m["routes"]["unmatched"]["count"] == 6
     assert not [r for r in m["routes"] if "made-up" in r or "BREW" in r]
     add = m["routes"]["POST /v1/memories"]
@@ -292,8 +300,8 @@ def test_metrics(srv: Served) -> None:
     assert 0 < add["p50_ms"] <= add["p95_ms"] <= add["p99_ms"]
     assert m["routes"]["GET /v1/memories/{id}"]["client_errors"] == 1
     assert m["routes"]["POST /v1/search"]["count"] == 1
-    assert m["memories"] == {"active": 5, "archived": 0, "deleted": 0, "quarantined": 0}
-    assert m["requests"] >= 7 and m["threads"] == 8 and m["principal"] == "tester"
+    assert plain["memories"] == {"active": 5, "archived": 0, "deleted": 0, "quarantined": 0}
+    assert m["requests"] >= 7 and m["threads"] == 8
     assert m["queue_depth"] == 0 and "in_flight" in m and m["uptime_s"] > 0
 
 

@@ -353,8 +353,6 @@ class Vault(VaultAPI):
         changes: dict[str, Any] = {}
         if text is not None:
             changes["text"] = check.text(text, lim)
-            if changes["text"] != current.text:  # new text is screened like a new write
-                changes.update(self._quarantine.screen_text(self.guard, current, changes["text"]))
         if kind is not None:
             changes["kind"] = check.kind(kind)
         if metadata is not None:
@@ -370,8 +368,10 @@ class Vault(VaultAPI):
         changed = [k for k, v in changes.items() if getattr(current, k) != v]
         if not changed:
             return current
-        return self._new_version(current, {k: changes[k] for k in changed}, "update",
-                                 {"changed": changed, "reason": reason})
+        new = {k: changes[k] for k in changed}
+        # new text, metadata or tags are screened like a new write
+        new.update(self._quarantine.screen_changes(self.guard, current, new))
+        return self._new_version(current, new, "update", {"changed": changed, "reason": reason})
 
     def delete(self, id: str, *, reason: str | None = None) -> MemoryItem:
         """Tombstone: hidden from search and list, kept in history, restorable until purged."""

@@ -1,6 +1,7 @@
 """Quarantine: how the injection guard's verdicts become memory state.
 
-A write the guard flags is still stored (nothing a caller sends is silently dropped), but
+The guard reads a memory's text and every string of its metadata and tags (an agent
+reads those back too). A write the guard flags is still stored (nothing a caller sends is silently dropped), but
 with status ``quarantined``: search, which serves ``active`` memories only, never returns
 it, so it cannot reach a prompt until someone reviews and releases it.
 
@@ -18,14 +19,15 @@ calls (list, release) are the vault's and a ScopedVault's.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+import itertools
+from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import ConfigurationError
 from ..types import MemoryItem, utcnow
 from .screen import InjectionGuard, Screen
 
-__all__ = ["GUARD_MODES", "guard_for", "screen_new", "screen_text", "restored_status",
-           "released_provenance", "verdict_of"]
+__all__ = ["GUARD_MODES", "guard_for", "screen_new", "screen_text", "screen_changes",
+           "restored_status", "released_provenance", "verdict_of", "MAX_FIELD_STRINGS"]
 
 GUARD_MODES = ("on", "off")
 KEY = "guard"
@@ -42,19 +44,63 @@ def _without_verdict(provenance: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in provenance.items() if k != KEY}
 
 
-def _record(guard: Screen, text: str) -> dict[str, Any] | None:
-    verdict = guard.check(text)
-    if not verdict.flagged:
-        return None
-    return {"guard": guard.id, **verdict.to_dict(), "at": utcnow().isoformat()}
+#: At most this many strings of a memory's metadata (keys and values, at any depth) and
+#: tags are screened besides its text; the store bounds metadata to 16 KiB anyway.
+MAX_FIELD_STRINGS = 512
+
+
+def _field_strings(metadata: Mapping[str, Any] | None,
+                   tags: Sequence[str] | None) -> Iterator[tuple[str, str]]:
+    """(where, string) for each tag and each string in ``metadata`` (keys too, nested
+    objects and lists walked without recursion), at most :data:`MAX_FIELD_STRINGS`."""
+    count = 0
+    for tag in tags or ():
+        if count == MAX_FIELD_STRINGS:
+            return
+        count += 1
+        yield "tags", tag
+    stack: list[tuple[str, Any]] = [("metadata", metadata or {})]
+    while stack and count < MAX_FIELD_STRINGS:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            count += 1
+            yield where, value
+        elif isinstance(value, Mapping):
+            for key, inner in value.items():
+                path = f"{where}.{key}"
+                if isinstance(key, str) and count < MAX_FIELD_STRINGS:
+                    count += 1
+                    yield path, key
+                stack.append((path, inner))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{i}]", inner) for i, inner in enumerate(value))
+
+
+def _record(guard: Screen, text: str | None, metadata: Mapping[str, Any] | None = None,
+            tags: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The verdict to keep if the text, or any string of the metadata or tags, is
+    flagged (the first one found; ``field`` names it when it is not the text). An agent
+    reads all three back, so an instruction hidden in a tag is as dangerous as one in
+    the text."""
+    candidates: Iterator[tuple[str, str]] = _field_strings(metadata, tags)
+    if text is not None:
+        candidates = itertools.chain([("text", text)], candidates)
+    for where, value in candidates:
+        verdict = guard.check(value)
+        if verdict.flagged:
+            found = {"guard": guard.id, **verdict.to_dict(), "at": utcnow().isoformat()}
+            return found if where == "text" else {**found, "field": where}
+    return None
 
 
 def screen_new(guard: Screen | None, items: Sequence[MemoryItem]) -> list[MemoryItem]:
-    """New items as they should be stored: flagged ones quarantined with their verdict."""
+    """New items as they should be stored: flagged ones (text, metadata or tags)
+    quarantined with their verdict."""
     out = []
     for item in items:
         provenance = _without_verdict(item.provenance)
-        verdict = _record(guard, item.text) if guard is not None else None
+        verdict = _record(guard, item.text, item.metadata, item.tags) \
+            if guard is not None else None
         if verdict is None:
             out.append(item if provenance == item.provenance
                        else dataclasses.replace(item, provenance=provenance))
@@ -65,14 +111,22 @@ def screen_new(guard: Screen | None, items: Sequence[MemoryItem]) -> list[Memory
 
 
 def screen_text(guard: Screen | None, current: MemoryItem, text: str) -> dict[str, Any]:
-    """Extra changes for an update that replaces the text: quarantine it if flagged.
+    """Extra changes for an update that replaces the text: quarantine it if flagged."""
+    return screen_changes(guard, current, {"text": text})
 
-    A flagged new text quarantines the memory again even if an earlier version was
+
+def screen_changes(guard: Screen | None, current: MemoryItem,
+                   changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Extra changes for an update: quarantine the memory if a new text, metadata or tags
+    is flagged (only what changes is screened).
+
+    A flagged change quarantines the memory again even if an earlier version was
     released; a clean one leaves status and verdict as they are (a held memory stays held
     until someone releases it)."""
-    if guard is None or current.status == "deleted":
+    if guard is None or current.status == "deleted" or \
+            not {"text", "metadata", "tags"} & set(changes):
         return {}
-    verdict = _record(guard, text)
+    verdict = _record(guard, changes.get("text"), changes.get("metadata"), changes.get("tags"))
     if verdict is None:
         return {}
     return {"status": "quarantined",

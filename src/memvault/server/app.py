@@ -251,10 +251,12 @@ def _service() -> APIRouter:
                     "in_flight": rt.running, "queue_depth": rt.waiting,
                     "model": {"configured": rt.llm.configured, **rt.model_pool.stats()}})
 
-    @r.get("/metrics", summary="Request counts and latencies per route, queue depth, and "
-                               "the caller's memory counts")
+    @r.get("/metrics", summary="The caller's memory counts, the server's load and (admin "
+                               "keys only) request counts and latencies per route")
     async def metrics(sv: SV, rt: RT) -> Response:
         snap = rt.metrics.snapshot()
+        if not sv.principal.admin:  # every principal's traffic is the operator's business
+            snap = {"uptime_s": snap["uptime_s"]}
         snap.update({"threads": rt.threads, "in_flight": rt.running,
                      "queue_depth": rt.waiting, "principal": sv.principal.name,
                      "model": {"configured": rt.llm.configured, "id": rt.llm.id,
