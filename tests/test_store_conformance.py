@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pytest
 
+import memvault.storage
 from memvault import Conflict, InvalidInput, NotFound, Settings, Vault
 from memvault.storage.base import AuditOp, InsertVersion, RowQuery
 from memvault.storage.sqlite import SQLiteStore
@@ -571,8 +572,10 @@ def test_pg_schema_is_versioned_and_reopen_is_idempotent(pg_dsn: str) -> None:  
     for s in stores:
         s.close()
     with psycopg.connect(pg_dsn) as conn:
-        assert conn.execute("SELECT version, name FROM schema_version").fetchall() == \
-            [(1, "0001_init.sql")]
+        scripts = sorted(p.name for p in (Path(memvault.storage.__file__).parent / "migrations"
+                                          / "postgres").glob("*.sql"))
+        assert conn.execute("SELECT version, name FROM schema_version ORDER BY version"
+                            ).fetchall() == list(enumerate(scripts, start=1))
     s = PostgresStore(pg_dsn, dim=64)
     assert s.has_vector_index()
     s.close()

@@ -1,6 +1,6 @@
 """Grants and teams: who has been given which memories, and when.
 
-Both live in the vault's record store beside the API keys (tables of migration 0002;
+Both live in the vault's record store beside the API keys (tables of migration 0003;
 see :mod:`memvault.storage.governance`), so a principal, its keys, its teams and what was
 shared with it are in one place, backed up (and shared by every app host) with the vault.
 

@@ -12,7 +12,7 @@ stored; :meth:`KeyStore.verify` looks the key up by its id and compares hashes w
 :func:`hmac.compare_digest`.
 
 Keys, principals, teams and grants live in the vault's own record store (tables of
-migration 0002, SQLite and PostgreSQL alike; see :mod:`memvault.storage.governance`):
+migration 0003, SQLite and PostgreSQL alike; see :mod:`memvault.storage.governance`):
 every app host sharing a database sees the same keys, and each change is one
 transaction with the audit row that records it (``key_create``, ``key_revoke``,
 ``share``, ...). A ``<db>.keys.sqlite`` file of an older memvault is imported once, the

@@ -1,6 +1,6 @@
 """Governance state in the record store: principals, API keys, teams and grants.
 
-They live in the vault's own store (tables of migration 0002, on SQLite and PostgreSQL
+They live in the vault's own store (tables of migration 0003, on SQLite and PostgreSQL
 alike), so that every app host sharing a PostgreSQL database sees the same keys and
 grants, and so that a change and its audit row are one transaction: a
 :class:`~memvault.storage.base.GovernanceOp` goes into the same ``apply`` batch as the

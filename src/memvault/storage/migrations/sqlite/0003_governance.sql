@@ -1,4 +1,4 @@
--- memvault SQLite schema, version 2: governance state (principals, API keys, teams,
+-- memvault SQLite schema, version 3: governance state (principals, API keys, teams,
 -- grants) in the store itself, so that a change and its audit row share a transaction.
 -- Rows are closed (revoked_at, valid_to), never deleted: the tables are a history.
 

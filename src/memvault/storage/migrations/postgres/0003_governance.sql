@@ -1,4 +1,4 @@
--- memvault PostgreSQL schema, version 2 (mirrors migrations/sqlite/0002_governance.sql):
+-- memvault PostgreSQL schema, version 3 (mirrors migrations/sqlite/0003_governance.sql):
 -- governance state (principals, API keys, teams, grants) in the store itself, so that a
 -- change and its audit row share a transaction (and every app host sees the same keys).
 -- Rows are closed (revoked_at, valid_to), never deleted: the tables are a history.
