@@ -347,6 +347,58 @@ def test_blocking_vault_calls_do_not_block_the_event_loop(srv: Served) -> None:
     assert results == [201]
 
 
+def test_a_batch_is_capped_and_stops_when_its_client_leaves(srv: Served) -> None:
+    """Issue 22 item 9: at most MAX_RECORDS records per request (said in the OpenAPI
+    schema); other requests are served while a batch works; a client that disconnects
+    stops the batches not yet started (those written stay written)."""
+    from memvault.client import MAX_RECORDS as CLIENT_MAX
+    from memvault.server.models import MAX_RECORDS
+
+    assert CLIENT_MAX == MAX_RECORDS
+    schema = srv.anon.get("/openapi.json").json()["components"]["schemas"]
+    assert schema["AddManyIn"]["properties"]["records"]["maxItems"] == MAX_RECORDS
+    assert schema["MessagesIn"]["properties"]["messages"]["maxItems"] == MAX_RECORDS
+    too_many = {"records": [f"r{i}" for i in range(MAX_RECORDS + 1)]}
+    error(srv.http.post("/v1/memories/batch", json=too_many), 422, "invalid_input")
+    assert srv.vault.count(status="any") == 0
+    ok = srv.http.post("/v1/memories/batch", json={"records": too_many["records"][:-1]})
+    assert ok.status_code == 201 and len(ok.json()["items"]) == MAX_RECORDS
+    with connect(srv.url, srv.token) as rv:  # the client splits what the server caps
+        assert len(rv.add_many([f"c{i}" for i in range(MAX_RECORDS + 5)],
+                               batch_size=5000)) == MAX_RECORDS + 5
+
+    outcome: list[Any] = []
+
+    def leaver() -> None:  # gives up after 1 s, while the first batch is still waiting
+        try:
+            httpx.post(f"{srv.url}/v1/memories/batch", timeout=1.0,
+                       headers={"Authorization": f"Bearer {srv.token}"},
+                       json={"records": ["SLOW one", "SLOW two", "SLOW three"],
+                             "batch_size": 1})
+        except httpx.TimeoutException as exc:
+            outcome.append(exc)
+    thread = threading.Thread(target=leaver)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while srv.anon.get("/v1/health").json()["in_flight"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        quick = srv.http.post("/v1/memories", json={"text": "served meanwhile"})
+        assert quick.status_code == 201  # another request, while the batch works
+        thread.join(30)
+        assert outcome and isinstance(outcome[0], httpx.TimeoutException)
+        time.sleep(1.0)  # the server notices the disconnect (it polls every 50 ms)
+    finally:
+        srv.embedder.gate.set()
+    deadline = time.monotonic() + 30
+    while srv.anon.get("/v1/health").json()["in_flight"] > 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    texts = {i.text for i in srv.vault.list(limit=1000).items if i.text.startswith("SLOW")}
+    assert texts == {"SLOW one"}, texts  # the batch under way committed; no more started
+
+
 def test_vault_calls_run_on_a_fixed_pool_of_long_lived_threads(tmp_path: Path) -> None:
     """Not anyio's workers (retired after 10 s idle): each thread that reads keeps a SQLite
     connection for the life of the store, so the set of threads must stay bounded."""

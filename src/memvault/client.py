@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 __all__ = ["connect", "RemoteVault", "RemoteError"]
 
+#: Records per request the server accepts (``server/models.py``): larger batches are sent
+#: as several requests.
+MAX_RECORDS = 1000
+
 
 _BY_CODE: dict[str, type[MemvaultError]] = {cls.code: cls for cls in (
     InvalidInput, NotFound, Conflict, PermissionDenied, StorageError, IntegrityError,
@@ -176,11 +180,15 @@ class RemoteVault(VaultAPI):
     def add_many(self, records: Iterable[Record], *, batch_size: int = 256,
                  progress: Callable[[int], None] | None = None,
                  **defaults: Any) -> list[MemoryItem]:
-        """Each ``batch_size`` records are one request and one transaction on the server."""
+        """Each ``batch_size`` records are one request and one transaction on the server
+        (at most :data:`MAX_RECORDS`, the server's cap per request)."""
         if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
             raise InvalidInput("records must be a list of strings or objects", field="records")
         defaults = {k: v for k, v in defaults.items() if v is not None}
-        sane = isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0
+        sane = isinstance(batch_size, int) and not isinstance(batch_size, bool) and \
+            0 < batch_size <= 10_000
+        if sane:
+            batch_size = min(batch_size, MAX_RECORDS)
         # a bad batch_size goes to the server as it is, which refuses it like the Vault does
         chunks = _batches(records, batch_size) if sane else iter([list(records)])
         out: list[MemoryItem] = []

@@ -15,11 +15,12 @@ validation failures are 422 ``invalid_input``; a missing or bad key is 401
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any, AsyncIterator, Callable, Iterator
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -97,12 +98,18 @@ def _memories() -> APIRouter:
         return _ok(item.to_dict(), 201)
 
     @r.post("/memories/batch", status_code=201, response_model=m.ItemsOut,
-            summary="Store many memories; each batch_size records are one transaction")
-    async def add_many(body: m.AddManyIn, sv: SV, rt: RT) -> Response:
+            summary=f"Store up to {m.MAX_RECORDS} memories; each batch_size records are "
+                    "one transaction")
+    async def add_many(body: m.AddManyIn, sv: SV, rt: RT, request: Request) -> Response:
         records = [rec if isinstance(rec, str) else rec.model_dump(exclude_none=True)
                    for rec in body.records]
         defaults = body.defaults.model_dump(exclude_none=True) if body.defaults else {}
-        items = await rt.run(sv.add_many, records, batch_size=body.batch_size, **defaults)
+        with _while_connected(request) as check:
+            try:
+                items = await rt.run(sv.add_many, records, batch_size=body.batch_size,
+                                     progress=lambda _: check(), **defaults)
+            except ClientGone:  # the batches written stay; nobody is there to answer
+                return Response(status_code=499)
         return _ok({"items": _items(items)}, 201)
 
     @r.post("/messages", status_code=201, response_model=m.ItemsOut,
@@ -229,6 +236,36 @@ def _memories() -> APIRouter:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     return r
+
+
+class ClientGone(Exception):
+    """Raised between two batches of a request whose client has disconnected."""
+
+
+@contextmanager
+def _while_connected(request: Request) -> Iterator[Callable[[], None]]:
+    """A check to call between units of work: it raises :class:`ClientGone` once the
+    client has disconnected (watched from the event loop while the block runs), so a
+    long request stops where the store allows (between transactions)."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while not gone.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await asyncio.sleep(0.05)
+
+    def check() -> None:
+        if gone.is_set():
+            raise ClientGone()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        yield check
+    finally:
+        gone.set()
+        watcher.cancel()
 
 
 def _take(items: Iterator[MemoryItem], n: int) -> list[MemoryItem]:

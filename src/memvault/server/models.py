@@ -90,9 +90,18 @@ class AddIn(RecordDefaults):
                            "UUIDv7).")
 
 
+#: Records (or messages) one request may carry: bounds the work a request makes (a
+#: 1 MB body holds ~20,000 short records, minutes of embedding); send more in several.
+MAX_RECORDS = 1000
+
+
 class AddManyIn(_In):
-    records: list[str | AddIn]
-    batch_size: int = Field(default=256, description="Records per transaction.")
+    records: list[str | AddIn] = Field(
+        max_length=MAX_RECORDS, description=f"At most {MAX_RECORDS} per request. Each "
+        "batch_size of them is one transaction; if the client disconnects, the batches not "
+        "yet started are not written.")
+    batch_size: int = Field(default=256, ge=1, le=MAX_RECORDS,
+                            description="Records per transaction.")
     defaults: RecordDefaults | None = None
 
 
@@ -106,13 +115,15 @@ class MessageIn(_JSONSafe):
 
 
 class MessagesIn(Scope):
-    messages: list[MessageIn]
+    messages: list[MessageIn] = Field(max_length=MAX_RECORDS,
+                                      description=f"At most {MAX_RECORDS} per request.")
     metadata: dict[str, Any] | None = None
     event_time: Time | None = None
 
 
 class RememberIn(Scope):
-    messages: list[MessageIn]
+    messages: list[MessageIn] = Field(max_length=MAX_RECORDS,
+                                      description=f"At most {MAX_RECORDS} per request.")
     mode: str = Field(default="fast", description="fast: store the turns now, extract "
                       "later; fine: extract facts now with the server's LLM.")
     event_time: Time | None = None
