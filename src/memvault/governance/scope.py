@@ -17,6 +17,11 @@ link. Naming one's own ``user_id`` or ``agent_id`` in a read restricts it to one
 memories. Shared candidates are not searched separately: the one search of the vault gets
 an allow-list of ids (own + shared), and every result still passes the policy.
 
+A filter on a field a grant hides judges that memory by the empty value the principal
+sees, never by the hidden one (see :meth:`ScopedVault._allowed_ids`). A quarantined memory
+is shown to its owner only. An id the principal chooses for a new memory must be in its
+namespace (:mod:`.namespace`), so that ``add(id=...)`` says nothing about other scopes.
+
 Every call acts as the principal: its name is the ``actor`` of the audit rows and of
 the provenance it writes. With ``audit_reads`` each read also leaves one ``read`` event
 (the ids it returned, at most :data:`READ_IDS_LOGGED` of them).
