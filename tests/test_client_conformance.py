@@ -125,7 +125,7 @@ def test_add_accepts_datetimes_and_caller_ids(mv: Face) -> None:
         mv.add("second", id=own)
     assert "version" not in taken.value.message
     assert mv.get(own).text == "dated"
-    with pytest.raises(InvalidInput):  # outside the key's namespace: refused, used or not
+    with pytest.raises(PermissionDenied):  # outside the key's namespace: refused, used or not
         mv.add("third", id=f"my-id-{uuid.uuid4().hex[:8]}")
 
 

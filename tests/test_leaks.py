@@ -122,7 +122,8 @@ def test_event_time_bisection_learns_nothing(world: World) -> None:
 
 
 def test_a_chosen_id_is_no_oracle(world: World) -> None:
-    """Another user's id, taken or not, gets the same refusal; a version never shows."""
+    """Another user's id, taken or not, gets the same refusal (403: a well-formed id this
+    key may not choose); a version never shows."""
     bob_chosen = world.bob.add("Bob's diary", id="bob:diary")
     world.bob.update(bob_chosen.id, "Bob's diary, edited")
     alice = world.http["alice"]
@@ -142,7 +143,7 @@ def test_a_chosen_id_is_no_oracle(world: World) -> None:
                               (world.secret.id, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")):
             got = attempt(alice, taken, batch)
             assert got == attempt(alice, unused, batch)
-            assert got[0] == 422 and got[1]["code"] == "invalid_input"
+            assert got[0] == 403 and got[1]["code"] == "permission_denied"
             assert "version" not in got[1]["message"]
     assert world.vault.get("bob:diary").version == 2  # nothing changed
     # in her own namespace alice chooses freely; a clash names no version

@@ -18,9 +18,10 @@ from .settings import Limits
 from .storage.base import RowQuery
 from .types import SCOPE_FIELDS, STATUSES
 
-_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# \Z, not $: "$" also matches before a final newline, which would let "id\n" through
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
+_META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}\Z")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")
 FILTER_KEYS = frozenset({"kind", "tags", "metadata", "event_after", "event_before",
                          "created_after", "created_before", "ids"})
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
@@ -86,10 +86,17 @@ def _seg(id: Any) -> str:
 
 
 def _param(value: Any) -> Any:
+    """A query-string value; times (datetimes, epoch seconds) as ISO-8601, the only
+    spelling the server's query parameters accept."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, float):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return repr(value)  # out of any range: the server refuses it
     return value
 
 

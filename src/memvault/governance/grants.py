@@ -31,7 +31,7 @@ from .principals import KeyStore, Principal, principal_name
 
 __all__ = ["GrantStore"]
 
-_GRANT_ID = re.compile(r"^g_[0-9a-f]{16}$")
+_GRANT_ID = re.compile(r"^g_[0-9a-f]{16}\Z")
 
 
 def _row(r: tuple[Any, ...]) -> Grant:

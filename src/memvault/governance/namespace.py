@@ -22,16 +22,16 @@ import re
 from typing import Any
 
 from .. import _validate as check
-from ..errors import InvalidInput
+from ..errors import PermissionDenied
 
 __all__ = ["id_prefix", "chosen_id"]
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_REST = re.compile(r"^[A-Za-z0-9_.-]+$")
+_PLAIN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_REST = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _part(value: str) -> str:
-    if _PLAIN.match(value):
+    if _PLAIN.fullmatch(value):
         return value
     return "." + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -44,12 +44,13 @@ def id_prefix(user_id: str, agent_id: str | None = None) -> str:
 
 def chosen_id(value: Any, user_id: str, agent_id: str | None) -> str:
     """``value`` checked as a caller-chosen id of a memory in scope (``user_id``,
-    ``agent_id``): InvalidInput unless it is in that scope's namespace."""
+    ``agent_id``): PermissionDenied unless it is in that scope's namespace (a well-formed
+    id this key may not choose, used or not)."""
     check.item_id(value)
     prefix = id_prefix(user_id, agent_id)
     rest = value[len(prefix):]
-    if not value.startswith(prefix) or not _REST.match(rest):
-        raise InvalidInput(f"an id chosen through an API key must be {prefix!r} followed by "
+    if not value.startswith(prefix) or not _REST.fullmatch(rest):
+        raise PermissionDenied(f"an id chosen through an API key must be {prefix!r} followed by "
                            "letters, digits, '_', '.' or '-' (the memory's own scope; leave "
                            "the id out to get a new one)", field="id", prefix=prefix)
     return value

@@ -43,9 +43,9 @@ from ..storage.base import AuditOp, GovernanceOp, RecordStore
 __all__ = ["Principal", "KeyInfo", "KeyStore", "Unauthorized", "PayloadTooLarge",
            "keys_path", "principal_name", "operator"]
 
-_TOKEN = re.compile(r"^mv_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-_NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
-_KEY_ID = re.compile(r"^[0-9a-f]{12}$")
+_TOKEN = re.compile(r"^mv_([0-9a-f]{12})_([A-Za-z0-9_-]{43})\Z")
+_NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}\Z")
+_KEY_ID = re.compile(r"^[0-9a-f]{12}\Z")
 # Compared against when a key id is unknown, so a miss costs the same as a wrong secret.
 _DUMMY_HASH = hashlib.sha256(b"memvault-no-such-key").hexdigest()
 

@@ -18,7 +18,7 @@ import asyncio
 import threading
 import time
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any, AsyncIterator, Callable, Iterator
+from typing import Annotated, Any, AsyncIterator, Callable, Iterator, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,8 +33,9 @@ from ..types import STATUSES, MemoryItem
 from ..vault import Vault
 from . import models as m
 from .edge import Edge
-from .runtime import (_ERRORS, RT, SV, Runtime, _dumps, _filters, _items, _ok, _on_crash, _on_http,
-                      _on_memvault, _on_validation, _status, _time)
+from .runtime import (_ERRORS, RT, SV, IdPath, IdQ, LimitQ, OffsetQ, Runtime, ScopeQ, StatusQ,
+                      TimeQ, _dumps, _filters, _items, _ok, _on_crash, _on_http, _on_memvault,
+                      _on_validation, _status, _time)
 
 __all__ = ["create_app"]
 
@@ -84,7 +85,25 @@ def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
     from .browser import mount_browser
 
     mount_browser(app)  # the web memory browser at /ui/
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the ``filters`` query parameter described as what it is: a
+    JSON object of the ``Filters`` schema (so clients and fuzzers send one)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        for param in doc["paths"]["/v1/memories"]["get"]["parameters"]:
+            if param["name"] == "filters":
+                param.pop("schema", None)
+                param["content"] = {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Filters"}}}
+        app.openapi_schema = doc
+    return app.openapi_schema
 
 
 def _memories() -> APIRouter:
@@ -122,15 +141,15 @@ def _memories() -> APIRouter:
         return _ok({"items": _items(items)}, 201)
 
     @r.get("/memories", response_model=m.PageOut, summary="List memories, newest first")
-    async def list_(sv: SV, rt: RT, user_id: str | None = None, agent_id: str | None = None,
-                    session_id: str | None = None, cube_id: str | None = None,
+    async def list_(sv: SV, rt: RT, user_id: ScopeQ = None, agent_id: ScopeQ = None,
+                    session_id: ScopeQ = None, cube_id: ScopeQ = None,
                     filters: Annotated[str | None, Query(
                         description="Filters as a JSON object (kind, tags, metadata, ids, "
                                     "event_after, ...)")] = None,
-                    status: Annotated[list[str] | None, Query(
-                        description="Repeatable; 'any' for every status")] = None,
-                    as_of: str | None = None, limit: int = 50, offset: int = 0,
-                    order: str = "created_desc") -> Response:
+                    status: StatusQ = None, as_of: TimeQ = None, limit: LimitQ = 50,
+                    offset: OffsetQ = 0,
+                    order: Literal["created_desc", "created_asc"] = "created_desc"
+                    ) -> Response:
         page = await rt.run(sv.list, user_id=user_id, agent_id=agent_id, session_id=session_id,
                             cube_id=cube_id, filters=_filters(filters), status=_status(status),
                             as_of=_time(as_of), limit=limit, offset=offset, order=order)
@@ -138,43 +157,42 @@ def _memories() -> APIRouter:
 
     @r.get("/memories/{id}", response_model=m.MemoryItemOut,
            summary="The current version (any status), or the one valid at as_of")
-    async def get(id: str, sv: SV, rt: RT, as_of: str | None = None) -> Response:
+    async def get(id: IdPath, sv: SV, rt: RT, as_of: TimeQ = None) -> Response:
         return _ok((await rt.run(sv.get, id, as_of=_time(as_of))).to_dict())
 
     @r.patch("/memories/{id}", response_model=m.MemoryItemOut,
              summary="Write a new version (fields left out keep their value)")
-    async def update(id: str, body: m.UpdateIn, sv: SV, rt: RT) -> Response:
+    async def update(id: IdPath, body: m.UpdateIn, sv: SV, rt: RT) -> Response:
         item = await rt.run(sv.update, id, **body.model_dump(exclude_none=True))
         return _ok(item.to_dict())
 
     @r.delete("/memories/{id}", response_model=m.MemoryItemOut,
               summary="Tombstone (restorable until purged)")
-    async def delete(id: str, sv: SV, rt: RT, reason: str | None = None) -> Response:
+    async def delete(id: IdPath, sv: SV, rt: RT, reason: str | None = None) -> Response:
         return _ok((await rt.run(sv.delete, id, reason=reason)).to_dict())
 
     @r.post("/memories/{id}/restore", response_model=m.MemoryItemOut,
             summary="Bring a deleted or archived memory back")
-    async def restore(id: str, sv: SV, rt: RT) -> Response:
+    async def restore(id: IdPath, sv: SV, rt: RT) -> Response:
         return _ok((await rt.run(sv.restore, id)).to_dict())
 
     @r.post("/memories/{id}/archive", response_model=m.MemoryItemOut,
             summary="Archive an active memory")
-    async def archive(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+    async def archive(id: IdPath, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
         reason = body.reason if body else None
         return _ok((await rt.run(sv.archive, id, reason=reason)).to_dict())
 
     @r.post("/memories/{id}/release", response_model=m.MemoryItemOut,
             summary="Serve a memory the injection guard quarantined (its owner only)")
-    async def release(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+    async def release(id: IdPath, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
         reason = body.reason if body else None
         return _ok((await rt.run(sv.release, id, reason=reason)).to_dict())
 
     @r.get("/quarantine", response_model=m.PageOut,
            summary="The caller's quarantined memories (never served by search), newest first")
-    async def quarantine(sv: SV, rt: RT, user_id: str | None = None,
-                         agent_id: str | None = None, session_id: str | None = None,
-                         cube_id: str | None = None, limit: int = 50,
-                         offset: int = 0) -> Response:
+    async def quarantine(sv: SV, rt: RT, user_id: ScopeQ = None, agent_id: ScopeQ = None,
+                         session_id: ScopeQ = None, cube_id: ScopeQ = None,
+                         limit: LimitQ = 50, offset: OffsetQ = 0) -> Response:
         page = await rt.run(sv.quarantined, user_id=user_id, agent_id=agent_id,
                             session_id=session_id, cube_id=cube_id, limit=limit,
                             offset=offset)
@@ -182,13 +200,13 @@ def _memories() -> APIRouter:
 
     @r.post("/memories/{id}/purge", response_model=m.PurgeOut,
             summary="Remove every version for good")
-    async def purge(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+    async def purge(id: IdPath, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
         n = await rt.run(sv.purge, id, reason=body.reason if body else None)
         return _ok({"id": id, "purged_versions": n})
 
     @r.get("/memories/{id}/history", response_model=m.HistoryOut,
            summary="Every version, oldest first")
-    async def history(id: str, sv: SV, rt: RT) -> Response:
+    async def history(id: IdPath, sv: SV, rt: RT) -> Response:
         return _ok({"id": id, "versions": _items(await rt.run(sv.history, id))})
 
     @r.post("/search", response_model=m.HitsOut, summary="Hybrid (dense + lexical) search")
@@ -200,8 +218,8 @@ def _memories() -> APIRouter:
         return _ok({"hits": [h.to_dict() for h in hits]})
 
     @r.get("/count", response_model=m.CountOut, summary="How many memories (per status)")
-    async def count(sv: SV, rt: RT, user_id: str | None = None,
-                    status: Annotated[list[str] | None, Query()] = None) -> Response:
+    async def count(sv: SV, rt: RT, user_id: ScopeQ = None, status: StatusQ = None
+                    ) -> Response:
         return _ok({"count": await rt.run(sv.count, user_id=user_id, status=_status(status))})
 
     @r.post("/links", status_code=204, response_class=Response, summary="Link two memories")
@@ -210,13 +228,17 @@ def _memories() -> APIRouter:
         return Response(status_code=204)
 
     @r.delete("/links", status_code=204, response_class=Response, summary="Remove a link")
-    async def unlink(src: str, dst: str, sv: SV, rt: RT, kind: str = "related") -> Response:
+    async def unlink(src: IdQ, dst: IdQ, sv: SV, rt: RT,
+                     kind: Annotated[str, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "related"
+                     ) -> Response:
         await rt.run(sv.unlink, src, dst, kind=kind)
         return Response(status_code=204)
 
     @r.get("/audit", response_model=m.AuditOut, summary="Audit events, oldest first")
-    async def audit(sv: SV, rt: RT, item_id: str | None = None, action: str | None = None,
-                    after: int = 0, limit: int = 100) -> Response:
+    async def audit(sv: SV, rt: RT, item_id: Annotated[str | None, Query(
+                        pattern=m.ID_PATTERN)] = None,
+                    action: Annotated[str | None, Query(max_length=64)] = None,
+                    after: OffsetQ = 0, limit: LimitQ = 100) -> Response:
         events = await rt.run(sv.audit, item_id=item_id, action=action, after=after,
                               limit=limit)
         return _ok({"events": [e.to_dict() for e in events]})

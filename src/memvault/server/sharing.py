@@ -9,11 +9,13 @@ record, closed). Like every route, each is one call on the caller's
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
 
 from ..errors import InvalidInput
 from . import models as m
-from .runtime import _ERRORS, RT, SV, _ok
+from .runtime import _ERRORS, RT, SV, IdPath, ScopeQ, _ok
 
 __all__ = ["sharing_router"]
 
@@ -30,14 +32,14 @@ def sharing_router() -> APIRouter:
 
     @r.post("/memories/{id}/shares", status_code=201, response_model=m.GrantOut,
             summary="Share one of your memories with a principal or team:<name>")
-    async def share_item(id: str, body: m.ShareIn, sv: SV, rt: RT) -> Response:
+    async def share_item(id: IdPath, body: m.ShareIn, sv: SV, rt: RT) -> Response:
         if body.item_id not in (None, id) or body.cube_id is not None or body.everything:
             raise InvalidInput("this route shares the memory in its path only")
         return await _share(body, sv, rt, id)
 
     @r.get("/memories/{id}/shares", response_model=m.GrantsOut,
            summary="Grants of one memory (given or received)")
-    async def item_grants(id: str, sv: SV, rt: RT, include_revoked: bool = False) -> Response:
+    async def item_grants(id: IdPath, sv: SV, rt: RT, include_revoked: bool = False) -> Response:
         grants = await rt.run(sv.grants, item_id=id, include_revoked=include_revoked)
         return _ok({"grants": [g.to_dict() for g in grants]})
 
@@ -48,7 +50,9 @@ def sharing_router() -> APIRouter:
 
     @r.get("/shares", response_model=m.GrantsOut,
            summary="Grants you gave and grants given to you (or your teams)")
-    async def grants(sv: SV, rt: RT, item_id: str | None = None, cube_id: str | None = None,
+    async def grants(sv: SV, rt: RT,
+                     item_id: Annotated[str | None, Query(pattern=m.ID_PATTERN)] = None,
+                     cube_id: ScopeQ = None,
                      include_revoked: bool = False) -> Response:
         found = await rt.run(sv.grants, item_id=item_id, cube_id=cube_id,
                              include_revoked=include_revoked)
@@ -56,7 +60,7 @@ def sharing_router() -> APIRouter:
 
     @r.delete("/shares/{grant_id}", response_model=m.GrantOut,
               summary="Revoke a grant you gave (kept on record, closed)")
-    async def unshare(grant_id: str, sv: SV, rt: RT) -> Response:
+    async def unshare(grant_id: Annotated[str, Path(pattern=m.GRANT_ID_PATTERN)], sv: SV, rt: RT) -> Response:
         return _ok((await rt.run(sv.unshare, grant_id)).to_dict())
 
     return r
