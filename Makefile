@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install demo test test-browser test-fast bench bench-locomo bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
+.PHONY: install demo test test-browser test-fast fuzz-schema bench bench-locomo bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
 
 # torch==2.13.0 first: the bundled embedding model's package depends on
 # sentence-transformers -> torch, and a looser torch pin pulls a multi-GB CUDA build.
@@ -79,6 +79,11 @@ bench-reindex: install
 soak: install
 	MEMVAULT_CRASH_ROUNDS=300 MEMVAULT_SERVER_KILL_ROUNDS=100 MEMVAULT_CONCURRENCY_SECONDS=600 \
 		$(PY) -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_concurrency.py
+
+# schemathesis (its CLI, every check) against `memvault serve`; 0 findings or exit 1
+.PHONY: fuzz-schema
+fuzz-schema: install
+	$(PY) benchmarks/schemathesis_all.py --max-examples 30 --out benchmarks/results
 
 .PHONY: bench-concurrency
 bench-concurrency: install

@@ -573,3 +573,73 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
     assert db.with_name(db.name + ".index").exists()  # the vault was closed cleanly
     with Vault(db, embedder="hash") as v:
         assert v.get(item.id).user_id == "u1"
+
+
+# -- the schema says what the server accepts (issue 22 item 13) -----------------------------
+def test_options_lists_every_documented_method(srv: Served) -> None:
+    doc = srv.anon.get("/openapi.json").json()
+    for path, probe in (("/v1/memories", "/v1/memories"), ("/v1/links", "/v1/links"),
+                        ("/v1/memories/{id}", "/v1/memories/abc"),
+                        ("/v1/memories/batch", "/v1/memories/batch"),
+                        ("/v1/shares", "/v1/shares")):
+        r = srv.http.options(probe)
+        assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+        assert r.headers["allow"] == ", ".join(sorted(m.upper() for m in doc["paths"][path]))
+
+
+@pytest.mark.parametrize("method,path,kwargs", [
+    ("POST", "/v1/memories", {"json": {"text": ""}}),
+    ("POST", "/v1/memories", {"json": {"text": " \n"}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "user_id": ""}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "agent_id": ""}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "id": ""}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "id": "café"}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "event_time": "2023-02-29"}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "event_time": "yesterday"}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "importance": 2}}),
+    ("POST", "/v1/search", {"json": {"query": ""}}),
+    ("POST", "/v1/search", {"json": {"query": "x", "k": 0}}),
+    ("POST", "/v1/search", {"json": {"query": "x", "status": "asleep"}}),
+    ("POST", "/v1/shares", {"json": {"to": "", "everything": True}}),
+    ("POST", "/v1/shares", {"json": {"to": "x"}}),
+    ("POST", "/v1/shares", {"json": {"to": "x", "item_id": "a", "cube_id": "c"}}),
+    ("GET", "/v1/memories/café", {}),
+    ("GET", "/v1/memories", {"params": {"user_id": ""}}),
+    ("GET", "/v1/memories", {"params": {"as_of": "soon"}}),
+    ("GET", "/v1/memories", {"params": {"filters": '{"metadata": {"": 1}}'}}),
+    ("DELETE", "/v1/links", {"params": {"src": "", "dst": ""}}),
+    ("DELETE", "/v1/shares/0", {}),
+])
+def test_what_the_schema_refuses_the_server_refuses(shared: Served, method: str, path: str,
+                                                    kwargs: dict[str, Any]) -> None:
+    """Each of these was schema-valid and answered 422 (schemathesis ST202): now the
+    schema refuses it too, and the server still answers 422 without changing anything."""
+    jsonschema = pytest.importorskip("jsonschema")
+    doc = shared.anon.get("/openapi.json").json()
+    r = shared.http.request(method, path, **kwargs)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+    if "json" in kwargs:  # the body schema says no as well
+        template = {"/v1/memories": "/v1/memories", "/v1/search": "/v1/search",
+                    "/v1/shares": "/v1/shares"}[path]
+        ref = doc["paths"][template][method.lower()]["requestBody"]["content"][
+            "application/json"]["schema"]
+        validator = jsonschema.Draft202012Validator(
+            {**ref, "components": doc["components"]})
+        assert not validator.is_valid(kwargs["json"])
+    assert [e.action for e in shared.vault.audit()] == ["key_create"]
+
+
+def test_what_the_schema_allows_the_server_accepts(srv: Served) -> None:
+    ok = srv.http.post("/v1/memories", json={
+        "text": "leap day", "event_time": "2024-02-29T23:59:59.5+05:30",
+        "user_id": "tess", "session_id": "sesión ü", "kind": "note-1", "tags": ["ä b"],
+        "importance": 1, "id": "tess:leap.day-1"})
+    assert ok.status_code == 201, ok.text
+    assert srv.http.post("/v1/search", json={"query": "leap", "k": 3.0,
+                                             "status": ["active", "archived"]}).status_code == 200
+    r = srv.http.get("/v1/memories", params={"filters": json.dumps(
+        {"metadata": {"a.b": 9223372036854775807}, "event_after": 0.0}), "as_of": "2199-12-31"})
+    assert r.status_code == 422  # 0.0 epoch is 1970: fine; 2199 is past the schema's years
+    r = srv.http.get("/v1/memories", params={"filters": json.dumps(
+        {"metadata": {"a.b": 9223372036854775807}}), "as_of": "2198-12-31"})
+    assert r.status_code == 200, r.text

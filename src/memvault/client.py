@@ -284,9 +284,14 @@ class RemoteVault(VaultAPI):
               everything: bool = False, write: bool = False, redact: Sequence[str] = (),
               valid_from: Any = None, valid_to: Any = None) -> Grant:
         """Share a memory (``id``), a cube or ``everything`` with ``to``."""
-        body = {"to": to, "cube_id": cube_id, "everything": everything, "write": write,
+        body = {"to": to, "write": write,
                 "redact": list(redact) if isinstance(redact, (list, tuple)) else redact,
                 "valid_from": valid_from, "valid_to": valid_to}
+        if id is not None:  # the item route's body names no other target
+            if cube_id is not None or everything is not False:
+                raise InvalidInput("share exactly one of: a memory id, a cube_id, everything")
+        elif cube_id is not None or everything is not False:  # /v1/shares: one target
+            body.update(cube_id=cube_id, everything=everything if everything else None)
         body = {k: v for k, v in body.items() if v is not None}
         path = f"/v1/memories/{_seg(id)}/shares" if id is not None else "/v1/shares"
         return Grant.from_dict(self._request("POST", path, body=body))

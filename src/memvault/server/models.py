@@ -9,7 +9,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from typing import Literal
 
 # A time: an ISO-8601 date or date-time (optional UTC offset) of 1901..2198, or epoch
@@ -24,6 +24,15 @@ _HM = r"([01][0-9]|2[0-3]):[0-5][0-9]"
 TIME_PATTERN = rf"^{_DAY}([T ]{_HM}(:[0-5][0-9](\.[0-9]{{1,6}})?)?(Z|[+-]{_HM})?)?$"
 EPOCH_MIN, EPOCH_MAX = -2208988800.0, 7258118400.0  # 1900-01-01, 2200-01-01 (UTC)
 TimeText = Annotated[str, Field(pattern=TIME_PATTERN)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 5.0 is the integer 5 (the schema's "integer")."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: An integer, also when written 5.0 (strict otherwise: "5" and true are refused).
+Int = Annotated[int, BeforeValidator(_integral)]
 Time = TimeText | Annotated[float, Field(ge=EPOCH_MIN, le=EPOCH_MAX)]
 
 # What the vault accepts, said in the schema (so that a request the schema allows is one
@@ -127,7 +136,7 @@ class AddManyIn(_In):
         max_length=MAX_RECORDS, description=f"At most {MAX_RECORDS} per request. Each "
         "batch_size of them is one transaction; if the client disconnects, the batches not "
         "yet started are not written.")
-    batch_size: int = Field(default=256, ge=1, le=MAX_RECORDS,
+    batch_size: Int = Field(default=256, ge=1, le=MAX_RECORDS,
                             description="Records per transaction.")
     defaults: RecordDefaults | None = None
 
@@ -158,7 +167,7 @@ class RememberIn(Scope):
 
 class ChatIn(Scope):
     query: NonBlank
-    k: int = Field(default=5, ge=0, le=1000,
+    k: Int = Field(default=5, ge=0, le=1000,
                    description="How many retrieved memories go into the prompt.")
     activation: bool = Field(default=True, description="Use the scope's KV-cache block "
                              "(local models only).")
@@ -166,7 +175,7 @@ class ChatIn(Scope):
                           "has one (local models only).")
     remember: bool = Field(default=False, description="Store the query and the answer as "
                            "turns.")
-    max_tokens: int = Field(default=256, ge=1, le=4096)
+    max_tokens: Int = Field(default=256, ge=1, le=4096)
 
 
 class UpdateIn(_In):
@@ -185,7 +194,7 @@ class ReasonIn(_In):
 
 
 MetaKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")]
-Int64 = Annotated[int, Field(ge=-(2 ** 63), le=2 ** 63 - 1)]
+Int64 = Annotated[Int, Field(ge=-(2 ** 63), le=2 ** 63 - 1)]
 
 
 class Filters(_In):
@@ -206,7 +215,7 @@ Searchable = Literal["active", "archived", "deleted"]
 class SearchIn(Scope):
     query: NonBlank
     filters: Filters | None = None
-    k: int = Field(default=10, ge=1, le=1000)
+    k: Int = Field(default=10, ge=1, le=1000)
     as_of: Time | None = None
     status: Searchable | Literal["any"] | list[Searchable] | None = Field(
         default="active", description="A status, a list of them, or null / \"any\" for "
@@ -221,14 +230,11 @@ class LinkIn(_In):
     weight: float = Field(default=1.0, ge=0.0, le=1e6)
 
 
-class ShareIn(_In):
-    """A grant: to whom, what (in the item route the id comes from the path), how."""
+class ItemShareIn(_In):
+    """A grant of the memory in the path: to whom, how."""
 
     to: str = Field(pattern=GRANTEE_PATTERN, description="A principal name, or "
                     "team:<name>.")
-    item_id: Id | None = None
-    cube_id: ScopeValue | None = None
-    everything: bool = Field(default=False, description="All of the caller's memory.")
     write: bool = Field(default=False, description="Also allow update/delete/archive/restore.")
     redact: list[Literal["metadata", "provenance", "tags", "session_id", "agent_id",
                          "event_time", "links"]] = Field(
@@ -237,6 +243,29 @@ class ShareIn(_In):
                               "event_time, links.")
     valid_from: Time | None = None
     valid_to: Time | None = None
+
+
+class ShareItemIn(ItemShareIn):
+    """A grant of one of the caller's memories."""
+
+    item_id: Id
+
+
+class ShareCubeIn(ItemShareIn):
+    """A grant of one of the caller's cubes."""
+
+    cube_id: ScopeValue
+
+
+class ShareAllIn(ItemShareIn):
+    """A grant of all of the caller's memory."""
+
+    everything: Literal[True] = Field(description="All of the caller's memory.")
+
+
+#: A grant names exactly one of item_id, cube_id, everything (the schema's anyOf of three
+#: bodies that refuse each other's fields).
+ShareIn = ShareItemIn | ShareCubeIn | ShareAllIn
 
 
 # -- responses ---------------------------------------------------------------------------

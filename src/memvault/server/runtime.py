@@ -20,7 +20,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from ..errors import InvalidInput, MemvaultError
 from ..governance import GrantStore, KeyStore, ScopedVault, Unauthorized
@@ -241,10 +240,8 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     if status == 404:
         return _error(404, "not_found", f"no route {request.method} {request.url.path}"
                       if detail == "Not Found" else detail)
-    if status == 405:  # Allow: every method of every route on this path, as documented
-        methods = sorted({method for route in request.app.router.routes
-                          if route.matches(request.scope)[0] != Match.NONE
-                          for method in (getattr(route, "methods", None) or ())})
+    if status == 405:  # Allow: every method the schema documents for this path
+        methods = _allowed(request)
         return _error(405, "method_not_allowed",
                       f"{request.method} is not allowed on {request.url.path}",
                       headers={**(exc.headers or {}), "Allow": ", ".join(methods)}
@@ -253,6 +250,23 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         return _error(422, "invalid_input", f"the request body could not be parsed ({detail})")
     code = {401: "unauthorized", 413: "payload_too_large"}.get(status, "http_error")
     return _error(status, code, detail, headers=exc.headers)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods the OpenAPI schema declares for the request's path (its ``Allow``): a
+    literal path wins over templates that also match it, as in OpenAPI."""
+    app = request.app
+    paths = app.openapi()["paths"]
+    table = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = app.state.allow_table = [
+            (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+             [method.upper() for method in ops])
+            for path, ops in paths.items() if "{" in path]
+    path = request.url.path
+    if path in paths:
+        return sorted(method.upper() for method in paths[path])
+    return sorted({m for regex, methods in table if regex.match(path) for m in methods})
 
 
 async def _on_crash(request: Request, exc: Exception) -> JSONResponse:

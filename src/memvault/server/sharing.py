@@ -13,7 +13,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from ..errors import InvalidInput
 from . import models as m
 from .runtime import _ERRORS, RT, SV, IdPath, ScopeQ, _ok
 
@@ -23,18 +22,17 @@ __all__ = ["sharing_router"]
 def sharing_router() -> APIRouter:
     r = APIRouter(prefix="/v1", responses=_ERRORS, tags=["sharing"])
 
-    async def _share(body: m.ShareIn, sv: SV, rt: RT, item_id: str | None) -> Response:
-        grant = await rt.run(sv.share, item_id, to=body.to, cube_id=body.cube_id,
-                             everything=body.everything, write=body.write,
+    async def _share(body: m.ItemShareIn, sv: SV, rt: RT, item_id: str | None) -> Response:
+        grant = await rt.run(sv.share, item_id, to=body.to,
+                             cube_id=getattr(body, "cube_id", None),
+                             everything=getattr(body, "everything", False), write=body.write,
                              redact=body.redact, valid_from=body.valid_from,
                              valid_to=body.valid_to)
         return _ok(grant.to_dict(), 201)
 
     @r.post("/memories/{id}/shares", status_code=201, response_model=m.GrantOut,
             summary="Share one of your memories with a principal or team:<name>")
-    async def share_item(id: IdPath, body: m.ShareIn, sv: SV, rt: RT) -> Response:
-        if body.item_id not in (None, id) or body.cube_id is not None or body.everything:
-            raise InvalidInput("this route shares the memory in its path only")
+    async def share_item(id: IdPath, body: m.ItemShareIn, sv: SV, rt: RT) -> Response:
         return await _share(body, sv, rt, id)
 
     @r.get("/memories/{id}/shares", response_model=m.GrantsOut,
@@ -46,7 +44,7 @@ def sharing_router() -> APIRouter:
     @r.post("/shares", status_code=201, response_model=m.GrantOut,
             summary="Share a memory (item_id), a cube (cube_id) or everything")
     async def share(body: m.ShareIn, sv: SV, rt: RT) -> Response:
-        return await _share(body, sv, rt, body.item_id)
+        return await _share(body, sv, rt, getattr(body, "item_id", None))
 
     @r.get("/shares", response_model=m.GrantsOut,
            summary="Grants you gave and grants given to you (or your teams)")
