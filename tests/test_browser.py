@@ -38,7 +38,7 @@ class Served:
     def __init__(self, path: Path) -> None:
         self.vault = Vault(path, embedder=HashEmbedder(256))
         self.keys = KeyStore.for_vault(path)
-        self.token = self.keys.create("tester", "tess")
+        self.token = self.keys.create("tester", "tess", admin=True)  # sees route stats
         app = create_app(self.vault, self.keys)
         mount_browser(app)
         self.server = BackgroundServer(app).start()

@@ -20,6 +20,7 @@ from memvault import (AuditEvent, Conflict, InvalidInput, MemoryItem, NotFound, 
 from memvault.chat import ChatResult
 from memvault.client import RemoteVault, connect
 from memvault.governance import Grant, GrantStore, KeyStore, Principal, ScopedVault
+from memvault.governance.namespace import id_prefix
 from memvault.models.scripted import ScriptedLLMServer
 from memvault.reader.decide import Decision
 from memvault.reader.pipeline import RememberResult
@@ -115,12 +116,17 @@ def test_add_get_roundtrip(mv: Face, user: str) -> None:
 
 def test_add_accepts_datetimes_and_caller_ids(mv: Face) -> None:
     when = datetime.fromisoformat("2023-03-04T05:06:07+00:00")
-    own = f"my-id-{uuid.uuid4().hex[:8]}"
+    prefix = id_prefix(mv.principal.user_id) if isinstance(mv, ScopedVault) \
+        else mv.whoami()["id_prefix"]
+    own = f"{prefix}my-id-{uuid.uuid4().hex[:8]}"
     item = mv.add("dated", event_time=when, id=own)
     assert item.id == own and mv.get(own).event_time == when
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as taken:
         mv.add("second", id=own)
+    assert "version" not in taken.value.message
     assert mv.get(own).text == "dated"
+    with pytest.raises(PermissionDenied):  # outside the key's namespace: refused, used or not
+        mv.add("third", id=f"my-id-{uuid.uuid4().hex[:8]}")
 
 
 def test_update_history_and_as_of(mv: Face, user: str) -> None:

@@ -135,7 +135,8 @@ def test_agent_scoped_key(world: World) -> None:
         with pytest.raises(PermissionDenied):
             agent.add("x", agent_id="other-agent")
         assert agent.whoami() == {"name": "alice-agent", "user_id": "alice",
-                                  "agent_id": "planner", "key_id": token.split("_")[1]}
+                                  "agent_id": "planner", "key_id": token.split("_")[1],
+                                  "id_prefix": "alice:planner:"}
     # the user-level key sees the agent's memory (it is in Alice's scope)
     assert world.a.get(mine.id).text == "plan: buy milk"
     assert {h.item.id for h in world.a.search("plan milk", agent_id="planner")} == {mine.id}
@@ -189,11 +190,11 @@ def test_revoked_and_forged_keys_are_refused(world: World) -> None:
 
 
 def test_reused_id_does_not_expose_old_events(world: World) -> None:
-    """Bob purges a caller-chosen id; Alice later uses it: she sees only her own events."""
-    world.b.add("bob's", id="shared-name")
+    """The operator gives Bob's purged id to Alice: she sees only her memory's events."""
+    world.vault.add("bob's", id="shared-name", user_id="bob")
     world.b.update("shared-name", "bob's, edited", reason="private reason")
     world.b.purge("shared-name")
-    world.a.add("alice's", id="shared-name")
+    world.vault.add("alice's", id="shared-name", user_id="alice")
     events = world.a.audit(item_id="shared-name")
     assert [e.action for e in events] == ["add"]
     assert all("private reason" not in str(e.details) for e in world.a.audit(limit=1000))

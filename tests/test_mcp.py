@@ -39,7 +39,7 @@ def server_argv() -> list[str]:
     script = Path(sys.executable).with_name("memvault")
     if "mcp" in cli.commands and script.exists():
         return [str(script), "mcp"]
-    return [sys.executable, "-m", "memvault.server.mcp"]
+    return [sys.executable, "-m", "memvault.cli.mcp"]
 
 
 @pytest.fixture()
@@ -51,6 +51,17 @@ def vault_setup(tmp_path: Path) -> dict[str, Any]:
     with KeyStore.for_vault(db) as keys:
         token = keys.create("alice-agent", "alice")
     return {"db": str(db), "token": token, "bob_id": bob.id, "tmp": tmp_path}
+
+
+def _child_env() -> dict[str, str]:
+    """The SDK's default environment for a spawned server, plus PYTHONPATH, so that the
+    server runs the code under test (not whatever memvault is installed)."""
+    from mcp.client.stdio import get_default_environment
+
+    env = get_default_environment()
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 def data(result: Any) -> dict[str, Any]:
@@ -77,7 +88,7 @@ def test_stdio_round_trip(vault_setup: dict[str, Any]) -> None:
         command=server_argv()[0],
         args=[*server_argv()[1:], "--transport", "stdio", "--db", s["db"],
               "--embedder", "hash", "--key", s["token"]],
-        cwd=str(s["tmp"]))
+        cwd=str(s["tmp"]), env=_child_env())
     errlog_path = s["tmp"] / "server.err"
 
     async def main() -> None:
@@ -217,34 +228,72 @@ def _wait_for_port(proc: subprocess.Popen, port: int, timeout: float = 30.0) -> 
     raise AssertionError(f"server did not listen on port {port} within {timeout} s")
 
 
-def test_streamable_http_round_trip(vault_setup: dict[str, Any]) -> None:
+def test_streamable_http_needs_a_key_on_every_request(vault_setup: dict[str, Any]) -> None:
+    """Over HTTP there is no server-wide key: each request brings its own (401 without),
+    each tool call acts as the principal of the key on its request, and a revoked key
+    stops working on the next request."""
+    import httpx
+    import httpx2
+
     s = vault_setup
+    with KeyStore.for_vault(s["db"]) as keys:
+        bob_token = keys.create("bob-agent", "bob")
     port = _free_port()
-    env = {k: v for k, v in os.environ.items()} | {"MEMVAULT_API_KEY": s["token"]}
+    url = f"http://127.0.0.1:{port}/mcp"
     errlog_path = s["tmp"] / "http.err"
+    env = {k: v for k, v in os.environ.items()} | {"MEMVAULT_API_KEY": s["token"]}
     with errlog_path.open("w") as errlog:
         proc = subprocess.Popen(
             [*server_argv(), "--transport", "http", "--host", "127.0.0.1", "--port", str(port),
-             "--db", s["db"], "--embedder", "hash"],  # key from $MEMVAULT_API_KEY
+             "--db", s["db"], "--embedder", "hash"],  # $MEMVAULT_API_KEY is not used
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog)
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "0"}}}
+    accept = {"Accept": "application/json, text/event-stream"}
     try:
         _wait_for_port(proc, port)
+        for headers in ({}, {"Authorization": "Bearer mv_000000000000_" + "A" * 43},
+                        {"Authorization": f"Basic {s['token']}"}):
+            r = httpx.post(url, json=init, headers={**accept, **headers}, timeout=10)
+            assert r.status_code == 401 and r.json()["code"] == "unauthorized", r.text
+            assert r.headers["www-authenticate"] == "Bearer"
 
-        async def main() -> None:
-            async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write), \
+        async def session_of(token: str, work: Any) -> Any:
+            client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"},
+                                        timeout=30)
+            async with client, streamable_http_client(url, http_client=client) as (read, write), \
                     ClientSession(read, write) as session:
                 await session.initialize()
-                names = {t.name for t in (await session.list_tools()).tools}
-                assert set(TOOLS) <= names
-                added = data(await session.call_tool(
-                    "memory_add", {"text": "Alice's favourite tea is genmaicha"}))
-                assert added["user_id"] == "alice"
-                found = data(await session.call_tool("memory_search", {"query": "genmaicha"}))
-                assert [h["item"]["id"] for h in found["hits"]] == [added["id"]]
-                body = error(await session.call_tool("memory_get", {"id": s["bob_id"]}))
-                assert body["code"] == "not_found"
+                return await work(session)
 
-        anyio.run(main)
+        async def alice(session: Any) -> str:
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert set(TOOLS) <= names
+            added = data(await session.call_tool(
+                "memory_add", {"text": "Alice's favourite tea is genmaicha"}))
+            assert added["user_id"] == "alice"
+            found = data(await session.call_tool("memory_search", {"query": "genmaicha"}))
+            assert [h["item"]["id"] for h in found["hits"]] == [added["id"]]
+            assert error(await session.call_tool("memory_get", {"id": s["bob_id"]}))["code"] \
+                == "not_found"
+            return added["id"]
+
+        async def bob(session: Any) -> None:
+            mine = data(await session.call_tool("memory_get", {"id": s["bob_id"]}))
+            assert mine["user_id"] == "bob"
+            assert error(await session.call_tool("memory_get", {"id": alice_id}))["code"] \
+                == "not_found"
+            found = data(await session.call_tool("memory_search", {"query": "genmaicha"}))
+            assert {h["item"]["user_id"] for h in found["hits"]} == {"bob"}
+
+        alice_id = anyio.run(session_of, s["token"], alice)
+        anyio.run(session_of, bob_token, bob)
+        with KeyStore.for_vault(s["db"]) as keys:
+            keys.revoke(s["token"].split("_")[1])
+        r = httpx.post(url, json=init, headers={**accept, "Authorization": f"Bearer {s['token']}"},
+                       timeout=10)
+        assert r.status_code == 401
     except BaseException:
         proc.kill()
         proc.wait(10)
@@ -253,6 +302,8 @@ def test_streamable_http_round_trip(vault_setup: dict[str, Any]) -> None:
     proc.terminate()  # SIGTERM: the server shuts down and closes the vault
     assert proc.wait(20) == 0, errlog_path.read_text()
     assert "Traceback" not in errlog_path.read_text()
+    with Vault(s["db"], embedder="hash") as vault:  # acted as alice, audited as alice-agent
+        assert vault.get(alice_id).provenance["actor"] == "alice-agent"
 
 
 def test_remember_and_chat_tools(vault_setup: dict[str, Any]) -> None:

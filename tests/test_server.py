@@ -121,14 +121,16 @@ def test_revoked_key_stops_working_at_once(srv: Served) -> None:
         rv.count()
 
 
-def test_key_store_keeps_only_hashes(srv: Served) -> None:
+def test_key_store_keeps_only_hashes(srv: Served, tmp_path: Path) -> None:
     token = srv.keys.create("hashed", "tess")
-    raw = Path(str(srv.keys.path)).read_bytes()
-    wal = Path(str(srv.keys.path) + "-wal")
+    db = srv.vault.settings.path  # keys live in the vault's own store
+    raw = db.read_bytes()
+    wal = Path(str(db) + "-wal")
     raw += wal.read_bytes() if wal.exists() else b""
     assert token.encode() not in raw and token.split("_", 2)[2].encode() not in raw
     assert [k.principal for k in srv.keys.list()] == ["tester", "hashed"]
-    assert KeyStore(srv.keys.path.with_name("missing.sqlite")).verify(token) is None
+    with KeyStore.for_vault(tmp_path / "other.db") as other:
+        assert other.verify(token) is None
 
 
 # -- error bodies ------------------------------------------------------------------------
@@ -144,7 +146,7 @@ def test_error_bodies_have_stable_codes(srv: Served) -> None:
     error(h.post("/v1/memories", json={"text": 5}), 422, "invalid_input")
     error(h.post("/v1/memories", json={"text": "x", "colour": "red"}), 422, "invalid_input")
     body = error(h.post("/v1/memories", json={"text": "   "}), 422, "invalid_input")
-    assert body["details"] == {"field": "text"}
+    assert body["details"]["errors"][0]["loc"] == ["body", "text"]  # the schema says it
     item = h.post("/v1/memories", json={"text": "real"}).json()
     assert h.delete(f"/v1/memories/{item['id']}").status_code == 200
     error(h.patch(f"/v1/memories/{item['id']}", json={"text": "x"}), 409, "conflict")
@@ -212,7 +214,7 @@ def test_bad_input_is_a_4xx_json_error_and_changes_nothing(
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     assert r.json()["code"] in ("invalid_input", "not_found", "payload_too_large")
     assert shared.vault.count(status="any") == 0
-    assert shared.vault.audit() == []
+    assert [e.action for e in shared.vault.audit()] == ["key_create"]  # the fixture's key
 
 
 # -- size limit --------------------------------------------------------------------------
@@ -284,7 +286,13 @@ def test_metrics(srv: Served) -> None:
     for i in range(3):  # made-up paths and methods all land in one bucket
         srv.http.get(f"/v1/made-up-{i}")
         srv.http.request(f"BREW{i}", "/v1/memories")
-    m = srv.http.get("/v1/metrics").json()
+    # per-route traffic is every principal's: a plain key sees its own counts only
+    plain = srv.http.get("/v1/metrics").json()
+    assert "routes" not in plain and "requests" not in plain
+    assert plain["memories"]["active"] == 5 and plain["principal"] == "tester"
+    admin = srv.keys.create("operator", "ops", admin=True)
+    m = srv.http.get("/v1/metrics", headers={"Authorization": f"Bearer {admin}"}).json()
+    assert m["principal"] == "operator" and m["memories"]["active"] == 0
     assert m["routes"]["unmatched"]["count"] == 6
     assert not [r for r in m["routes"] if "made-up" in r or "BREW" in r]
     add = m["routes"]["POST /v1/memories"]
@@ -292,8 +300,8 @@ def test_metrics(srv: Served) -> None:
     assert 0 < add["p50_ms"] <= add["p95_ms"] <= add["p99_ms"]
     assert m["routes"]["GET /v1/memories/{id}"]["client_errors"] == 1
     assert m["routes"]["POST /v1/search"]["count"] == 1
-    assert m["memories"] == {"active": 5, "archived": 0, "deleted": 0, "quarantined": 0}
-    assert m["requests"] >= 7 and m["threads"] == 8 and m["principal"] == "tester"
+    assert plain["memories"] == {"active": 5, "archived": 0, "deleted": 0, "quarantined": 0}
+    assert m["requests"] >= 7 and m["threads"] == 8
     assert m["queue_depth"] == 0 and "in_flight" in m and m["uptime_s"] > 0
 
 
@@ -337,6 +345,58 @@ def test_blocking_vault_calls_do_not_block_the_event_loop(srv: Served) -> None:
         srv.embedder.gate.set()
         writer.join(30)
     assert results == [201]
+
+
+def test_a_batch_is_capped_and_stops_when_its_client_leaves(srv: Served) -> None:
+    """Issue 22 item 9: at most MAX_RECORDS records per request (said in the OpenAPI
+    schema); other requests are served while a batch works; a client that disconnects
+    stops the batches not yet started (those written stay written)."""
+    from memvault.client import MAX_RECORDS as CLIENT_MAX
+    from memvault.server.models import MAX_RECORDS
+
+    assert CLIENT_MAX == MAX_RECORDS
+    schema = srv.anon.get("/openapi.json").json()["components"]["schemas"]
+    assert schema["AddManyIn"]["properties"]["records"]["maxItems"] == MAX_RECORDS
+    assert schema["MessagesIn"]["properties"]["messages"]["maxItems"] == MAX_RECORDS
+    too_many = {"records": [f"r{i}" for i in range(MAX_RECORDS + 1)]}
+    error(srv.http.post("/v1/memories/batch", json=too_many), 422, "invalid_input")
+    assert srv.vault.count(status="any") == 0
+    ok = srv.http.post("/v1/memories/batch", json={"records": too_many["records"][:-1]})
+    assert ok.status_code == 201 and len(ok.json()["items"]) == MAX_RECORDS
+    with connect(srv.url, srv.token) as rv:  # the client splits what the server caps
+        assert len(rv.add_many([f"c{i}" for i in range(MAX_RECORDS + 5)],
+                               batch_size=5000)) == MAX_RECORDS + 5
+
+    outcome: list[Any] = []
+
+    def leaver() -> None:  # gives up after 1 s, while the first batch is still waiting
+        try:
+            httpx.post(f"{srv.url}/v1/memories/batch", timeout=1.0,
+                       headers={"Authorization": f"Bearer {srv.token}"},
+                       json={"records": ["SLOW one", "SLOW two", "SLOW three"],
+                             "batch_size": 1})
+        except httpx.TimeoutException as exc:
+            outcome.append(exc)
+    thread = threading.Thread(target=leaver)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while srv.anon.get("/v1/health").json()["in_flight"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        quick = srv.http.post("/v1/memories", json={"text": "served meanwhile"})
+        assert quick.status_code == 201  # another request, while the batch works
+        thread.join(30)
+        assert outcome and isinstance(outcome[0], httpx.TimeoutException)
+        time.sleep(1.0)  # the server notices the disconnect (it polls every 50 ms)
+    finally:
+        srv.embedder.gate.set()
+    deadline = time.monotonic() + 30
+    while srv.anon.get("/v1/health").json()["in_flight"] > 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    texts = {i.text for i in srv.vault.list(limit=1000).items if i.text.startswith("SLOW")}
+    assert texts == {"SLOW one"}, texts  # the batch under way committed; no more started
 
 
 def test_vault_calls_run_on_a_fixed_pool_of_long_lived_threads(tmp_path: Path) -> None:
@@ -513,3 +573,73 @@ def test_serve_command_end_to_end(tmp_path: Path) -> None:
     assert db.with_name(db.name + ".index").exists()  # the vault was closed cleanly
     with Vault(db, embedder="hash") as v:
         assert v.get(item.id).user_id == "u1"
+
+
+# -- the schema says what the server accepts (issue 22 item 13) -----------------------------
+def test_options_lists_every_documented_method(srv: Served) -> None:
+    doc = srv.anon.get("/openapi.json").json()
+    for path, probe in (("/v1/memories", "/v1/memories"), ("/v1/links", "/v1/links"),
+                        ("/v1/memories/{id}", "/v1/memories/abc"),
+                        ("/v1/memories/batch", "/v1/memories/batch"),
+                        ("/v1/shares", "/v1/shares")):
+        r = srv.http.options(probe)
+        assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+        assert r.headers["allow"] == ", ".join(sorted(m.upper() for m in doc["paths"][path]))
+
+
+@pytest.mark.parametrize("method,path,kwargs", [
+    ("POST", "/v1/memories", {"json": {"text": ""}}),
+    ("POST", "/v1/memories", {"json": {"text": " \n"}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "user_id": ""}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "agent_id": ""}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "id": ""}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "id": "café"}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "event_time": "2023-02-29"}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "event_time": "yesterday"}}),
+    ("POST", "/v1/memories", {"json": {"text": "x", "importance": 2}}),
+    ("POST", "/v1/search", {"json": {"query": ""}}),
+    ("POST", "/v1/search", {"json": {"query": "x", "k": 0}}),
+    ("POST", "/v1/search", {"json": {"query": "x", "status": "asleep"}}),
+    ("POST", "/v1/shares", {"json": {"to": "", "everything": True}}),
+    ("POST", "/v1/shares", {"json": {"to": "x"}}),
+    ("POST", "/v1/shares", {"json": {"to": "x", "item_id": "a", "cube_id": "c"}}),
+    ("GET", "/v1/memories/café", {}),
+    ("GET", "/v1/memories", {"params": {"user_id": ""}}),
+    ("GET", "/v1/memories", {"params": {"as_of": "soon"}}),
+    ("GET", "/v1/memories", {"params": {"filters": '{"metadata": {"": 1}}'}}),
+    ("DELETE", "/v1/links", {"params": {"src": "", "dst": ""}}),
+    ("DELETE", "/v1/shares/0", {}),
+])
+def test_what_the_schema_refuses_the_server_refuses(shared: Served, method: str, path: str,
+                                                    kwargs: dict[str, Any]) -> None:
+    """Each of these was schema-valid and answered 422 (schemathesis ST202): now the
+    schema refuses it too, and the server still answers 422 without changing anything."""
+    jsonschema = pytest.importorskip("jsonschema")
+    doc = shared.anon.get("/openapi.json").json()
+    r = shared.http.request(method, path, **kwargs)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+    if "json" in kwargs:  # the body schema says no as well
+        template = {"/v1/memories": "/v1/memories", "/v1/search": "/v1/search",
+                    "/v1/shares": "/v1/shares"}[path]
+        ref = doc["paths"][template][method.lower()]["requestBody"]["content"][
+            "application/json"]["schema"]
+        validator = jsonschema.Draft202012Validator(
+            {**ref, "components": doc["components"]})
+        assert not validator.is_valid(kwargs["json"])
+    assert [e.action for e in shared.vault.audit()] == ["key_create"]
+
+
+def test_what_the_schema_allows_the_server_accepts(srv: Served) -> None:
+    ok = srv.http.post("/v1/memories", json={
+        "text": "leap day", "event_time": "2024-02-29T23:59:59.5+05:30",
+        "user_id": "tess", "session_id": "sesión ü", "kind": "note-1", "tags": ["ä b"],
+        "importance": 1, "id": "tess:leap.day-1"})
+    assert ok.status_code == 201, ok.text
+    assert srv.http.post("/v1/search", json={"query": "leap", "k": 3.0,
+                                             "status": ["active", "archived"]}).status_code == 200
+    r = srv.http.get("/v1/memories", params={"filters": json.dumps(
+        {"metadata": {"a.b": 9223372036854775807}, "event_after": 0.0}), "as_of": "2199-12-31"})
+    assert r.status_code == 422  # 0.0 epoch is 1970: fine; 2199 is past the schema's years
+    r = srv.http.get("/v1/memories", params={"filters": json.dumps(
+        {"metadata": {"a.b": 9223372036854775807}}), "as_of": "2198-12-31"})
+    assert r.status_code == 200, r.text

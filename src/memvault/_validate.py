@@ -23,9 +23,10 @@ from .settings import Limits
 from .storage.base import RowQuery
 from .types import SCOPE_FIELDS, STATUSES
 
-_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# \Z, not $: "$" also matches before a final newline, which would let "id\n" through
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
+_META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}\Z")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 FILTER_KEYS = frozenset({"kind", "tags", "metadata", "event_after", "event_before",
@@ -210,6 +211,19 @@ def statuses(value: Any) -> tuple[str, ...] | None:
         if s not in STATUSES:
             raise InvalidInput(f"unknown status {s!r}; known: {', '.join(STATUSES)}",
                                field="status")
+    return tuple(values)
+
+
+def searchable(values: Sequence[str] | None) -> tuple[str, ...]:
+    """The statuses a search may serve: never ``quarantined`` (held text reaches no
+    prompt until its owner releases it), so ``None`` (any) means every other status and
+    naming ``quarantined`` is refused."""
+    if values is None:
+        return tuple(s for s in STATUSES if s != "quarantined")
+    if "quarantined" in values:
+        raise InvalidInput("search never serves quarantined memories; review them with "
+                           "quarantined() (GET /v1/quarantine), as their owner",
+                           field="status")
     return tuple(values)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from .reader.pipeline import RememberResult
 
 __all__ = ["connect", "RemoteVault", "RemoteError"]
+
+#: Records per request the server accepts (``server/models.py``): larger batches are sent
+#: as several requests.
+MAX_RECORDS = 1000
 
 
 _BY_CODE: dict[str, type[MemvaultError]] = {cls.code: cls for cls in (
@@ -82,10 +86,17 @@ def _seg(id: Any) -> str:
 
 
 def _param(value: Any) -> Any:
+    """A query-string value; times (datetimes, epoch seconds) as ISO-8601, the only
+    spelling the server's query parameters accept."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, float):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return repr(value)  # out of any range: the server refuses it
     return value
 
 
@@ -176,11 +187,15 @@ class RemoteVault(VaultAPI):
     def add_many(self, records: Iterable[Record], *, batch_size: int = 256,
                  progress: Callable[[int], None] | None = None,
                  **defaults: Any) -> list[MemoryItem]:
-        """Each ``batch_size`` records are one request and one transaction on the server."""
+        """Each ``batch_size`` records are one request and one transaction on the server
+        (at most :data:`MAX_RECORDS`, the server's cap per request)."""
         if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
             raise InvalidInput("records must be a list of strings or objects", field="records")
         defaults = {k: v for k, v in defaults.items() if v is not None}
-        sane = isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0
+        sane = isinstance(batch_size, int) and not isinstance(batch_size, bool) and \
+            0 < batch_size <= 10_000
+        if sane:
+            batch_size = min(batch_size, MAX_RECORDS)
         # a bad batch_size goes to the server as it is, which refuses it like the Vault does
         chunks = _batches(records, batch_size) if sane else iter([list(records)])
         out: list[MemoryItem] = []
@@ -269,9 +284,14 @@ class RemoteVault(VaultAPI):
               everything: bool = False, write: bool = False, redact: Sequence[str] = (),
               valid_from: Any = None, valid_to: Any = None) -> Grant:
         """Share a memory (``id``), a cube or ``everything`` with ``to``."""
-        body = {"to": to, "cube_id": cube_id, "everything": everything, "write": write,
+        body = {"to": to, "write": write,
                 "redact": list(redact) if isinstance(redact, (list, tuple)) else redact,
                 "valid_from": valid_from, "valid_to": valid_to}
+        if id is not None:  # the item route's body names no other target
+            if cube_id is not None or everything is not False:
+                raise InvalidInput("share exactly one of: a memory id, a cube_id, everything")
+        elif cube_id is not None or everything is not False:  # /v1/shares: one target
+            body.update(cube_id=cube_id, everything=everything if everything else None)
         body = {k: v for k, v in body.items() if v is not None}
         path = f"/v1/memories/{_seg(id)}/shares" if id is not None else "/v1/shares"
         return Grant.from_dict(self._request("POST", path, body=body))

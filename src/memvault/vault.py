@@ -365,8 +365,6 @@ class Vault(VaultAPI):
         changes: dict[str, Any] = {}
         if text is not None:
             changes["text"] = check.text(text, lim)
-            if changes["text"] != current.text:  # new text is screened like a new write
-                changes.update(self._quarantine.screen_text(self.guard, current, changes["text"]))
         if kind is not None:
             changes["kind"] = check.kind(kind)
         if metadata is not None:
@@ -382,8 +380,10 @@ class Vault(VaultAPI):
         changed = [k for k, v in changes.items() if getattr(current, k) != v]
         if not changed:
             return current
-        return self._new_version(current, {k: changes[k] for k in changed}, "update",
-                                 {"changed": changed, "reason": reason})
+        new = {k: changes[k] for k in changed}
+        # new text, metadata or tags are screened like a new write
+        new.update(self._quarantine.screen_changes(self.guard, current, new))
+        return self._new_version(current, new, "update", {"changed": changed, "reason": reason})
 
     def delete(self, id: str, *, reason: str | None = None) -> MemoryItem:
         """Tombstone: hidden from search and list, kept in history, restorable until purged."""
@@ -535,12 +535,16 @@ class Vault(VaultAPI):
                filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
                status: Any = "active", known_at: Any = None) -> list[SearchHit]:
         """Hybrid search (dense + BM25, fused). ``as_of``: among what held in the world
-        then (valid time); ``known_at``: the vault as it was recorded then (see :meth:`get`)."""
+        then (valid time); ``known_at``: the vault as it was recorded then (see :meth:`get`).
+
+        Quarantined memories are never served: ``status="any"`` means every other status,
+        and asking for ``quarantined`` is refused (review them with :meth:`quarantined`)."""
         query = check.text(query, self.limits, field="query")
         k = check.bounded_int(k, field="k", low=1, high=self.limits.max_k)
         q = check.row_query({"user_id": user_id, "agent_id": agent_id,
                              "session_id": session_id, "cube_id": cube_id}, filters,
                             as_of=as_of, known_at=known_at, status=status)
+        q.statuses = check.searchable(q.statuses)  # never quarantined text
         candidates = self.searcher.search(query, q, k)
         hits = [SearchHit(item=c.row.item, score=c.score, rank=i + 1, sources=c.sources)
                 for i, c in enumerate(candidates)]

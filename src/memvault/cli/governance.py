@@ -8,7 +8,6 @@ share any user's memories; principals share their own through the REST API, MCP 
 
 from __future__ import annotations
 
-import getpass
 from typing import Any, Iterator
 
 import click
@@ -19,16 +18,12 @@ from .server import _errors, _options, _out, _settings
 from ..vault import Vault
 from ..governance.acl import Grant
 from ..governance.grants import GrantStore
-from ..governance.principals import KeyStore
+from ..governance.principals import KeyStore, operator
 
 __all__ = ["share", "unshare", "grants", "team"]
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no login name (e.g. a container's anonymous uid)
-        return "cli"
+_actor = operator
 
 
 class _Opened:
@@ -37,21 +32,22 @@ class _Opened:
     def __init__(self, ctx: click.Context, db: str | None, embedder: str | None,
                  *, vault: bool = True) -> None:
         settings = _settings(ctx, db, embedder)
-        self.keys = KeyStore.for_vault(settings.path)
-        self.grants = GrantStore(self.keys)
-        try:
-            self.vault = Vault(settings=settings) if vault else None
+        self.vault = Vault(settings=settings) if vault else None
+        try:  # the vault's own store holds keys and grants
+            self.keys = KeyStore.for_vault(self.vault or settings)
         except BaseException:
-            self.keys.close()
+            if self.vault is not None:
+                self.vault.close()
             raise
+        self.grants = GrantStore(self.keys)
 
     def __enter__(self) -> "_Opened":
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.keys.close()
         if self.vault is not None:
             self.vault.close()
-        self.keys.close()
 
 
 def _grant_table(found: list[Grant]) -> str:

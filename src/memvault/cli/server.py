@@ -18,7 +18,7 @@ import click
 
 from ._tables import kv, short_time, table
 from ..errors import ConfigurationError, MemvaultError
-from ..governance.principals import KeyStore
+from ..governance.principals import KeyStore, operator
 from ..settings import Settings
 
 __all__ = ["serve", "keys"]
@@ -132,14 +132,19 @@ def keys() -> None:
               help="The user scope every call with this key is confined to.")
 @click.option("--agent", "agent_id", metavar="ID", help="Also confine the key to this agent.")
 @click.option("--name", metavar="TEXT", help="A label for the key (e.g. where it is used).")
+@click.option("--admin", is_flag=True, help="The principal may also read server-wide "
+                                            "metrics (no access to others' memories).")
 @_options
 @click.pass_context
 @_errors
 def create(ctx: click.Context, principal: str, user_id: str, agent_id: str | None,
-           name: str | None, db: str | None, embedder: str | None, as_json: bool) -> None:
-    """Make a key for PRINCIPAL and print it (shown only this once)."""
-    with KeyStore.for_vault(_settings(ctx, db, embedder).path) as store:
-        token = store.create(principal, user_id, agent_id, name=name)
+           name: str | None, admin: bool, db: str | None, embedder: str | None,
+           as_json: bool) -> None:
+    """Make a key for PRINCIPAL and print it (shown only this once). A principal keeps
+    the user (and agent) of its first key."""
+    with KeyStore.for_vault(_settings(ctx, db, embedder)) as store:
+        token = store.create(principal, user_id, agent_id, name=name, admin=admin,
+                             actor=operator())
     key_id = token.split("_", 2)[1]
     doc = {"key_id": key_id, "token": token, "principal": principal, "user_id": user_id,
            "agent_id": agent_id, "name": name}
@@ -156,7 +161,7 @@ def create(ctx: click.Context, principal: str, user_id: str, agent_id: str | Non
 def list_(ctx: click.Context, include_revoked: bool, db: str | None, embedder: str | None,
           as_json: bool) -> None:
     """List keys (never their secrets)."""
-    with KeyStore.for_vault(_settings(ctx, db, embedder).path) as store:
+    with KeyStore.for_vault(_settings(ctx, db, embedder)) as store:
         infos = store.list(include_revoked=include_revoked)
 
     def human() -> str:
@@ -177,7 +182,7 @@ def list_(ctx: click.Context, include_revoked: bool, db: str | None, embedder: s
 def revoke(ctx: click.Context, key_id: str, db: str | None, embedder: str | None,
            as_json: bool) -> None:
     """Revoke key KEY_ID; requests with it fail from now on."""
-    with KeyStore.for_vault(_settings(ctx, db, embedder).path) as store:
-        info = store.revoke(key_id)
+    with KeyStore.for_vault(_settings(ctx, db, embedder)) as store:
+        info = store.revoke(key_id, actor=operator())
     _out(ctx, as_json, lambda: kv([("revoked", info.key_id), ("principal", info.principal),
                                    ("user", info.user_id)]), info.to_dict())

@@ -20,6 +20,7 @@ The rules (see ``docs/governance.md``):
   (``as_of``, history) is decided by today's grants, not by the grants of back then.
 * A grant may hide fields (``redact``). When several grants cover a memory a field is
   hidden only if every one of them hides it; write follows the most generous grant.
+* A quarantined memory is shown to its owner only (for review), never through a grant.
 """
 
 from __future__ import annotations
@@ -127,9 +128,12 @@ class Policy:
         return bool(self.grants)
 
     def access(self, item: MemoryItem) -> Access | None:
-        """``None`` if the principal may not see ``item`` at all."""
+        """``None`` if the principal may not see ``item`` at all. A quarantined memory
+        (or version) is its owner's to review: no grant shows it to anyone else."""
         if owns(self.principal, item):
             return _OWNER
+        if item.status == "quarantined":
+            return None
         matching = [g for g in self.grants if g.covers(item)]
         if not matching:
             return None

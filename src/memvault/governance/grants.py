@@ -1,16 +1,15 @@
 """Grants and teams: who has been given which memories, and when.
 
-Both live in the governance database beside the API keys (``<db>.keys.sqlite``, reached
-through :meth:`KeyStore.db`), so a principal, its keys, its teams and what was shared
-with it are in one place the operator backs up with the vault.
+Both live in the vault's record store beside the API keys (tables of migration 0003;
+see :mod:`memvault.storage.governance`), so a principal, its keys, its teams and what was
+shared with it are in one place, backed up (and shared by every app host) with the vault.
 
 Nothing here is ever deleted. Revoking a grant closes it (``valid_to``), leaving a team
-closes the membership: the database is a history of who could see what when.
+closes the membership: the tables are a history of who could see what when.
 
-Every change is also an event in the vault's own audit log (actions ``share``,
-``unshare``, ``team_join``, ``team_leave``), written *before* the change itself: the two
-databases cannot share one transaction, and a crash between the two writes then leaves an
-audited change that did not happen (harmless) rather than a change nobody audited.
+Every change is one transaction with its event in the vault's audit log (actions
+``share``, ``unshare``, ``team_join``, ``team_leave``): there is no audited change that
+did not happen, and no change that was not audited.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from typing import Any, Sequence
 
 from .. import _validate as check
 from .._time import from_epoch, parse_time
-from ..errors import InvalidInput, NotFound
-from ..storage.base import AuditOp
+from ..errors import ConfigurationError, InvalidInput, NotFound
+from ..storage.base import AuditOp, GovernanceOp
 from ..types import utcnow
 from ..vault import Vault
 from .acl import PERMISSIONS, REDACTABLE, Grant, Policy
@@ -32,10 +31,7 @@ from .principals import KeyStore, Principal, principal_name
 
 __all__ = ["GrantStore"]
 
-_GRANT_ID = re.compile(r"^g_[0-9a-f]{16}$")
-_COLUMNS = ("grant_id, grantee, owner_user, owner_agent, cube_id, item_id, permission, "
-            "redact, granted_by, created_at, valid_from, valid_to, revoked_by")
-_VALID_AT = "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
+_GRANT_ID = re.compile(r"^g_[0-9a-f]{16}\Z")
 
 
 def _row(r: tuple[Any, ...]) -> Grant:
@@ -54,80 +50,70 @@ def _details(grant: Grant) -> dict[str, Any]:
 
 
 class GrantStore:
-    """Grants and team memberships in the governance database of ``keys``."""
+    """Grants and team memberships of the vault whose keys are ``keys``."""
 
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
+
+    def _read(self, query: str, **params: Any) -> list[tuple]:
+        return self.keys._read(query, **params)
+
+    def _apply(self, vault: Vault, ops: list[Any]) -> None:
+        """One transaction of ``vault``'s store, which must be the keys' store (or the
+        same database opened twice): grants and audit rows are never split."""
+        if vault.store is not self.keys.store and \
+                vault.store.meta().get("vault_id") != self.keys.store.meta().get("vault_id"):
+            raise ConfigurationError("this grant store belongs to another vault")
+        vault.store.apply(ops)
 
     # -- reading -----------------------------------------------------------------------
     def get(self, grant_id: Any) -> Grant:
         if not isinstance(grant_id, str) or not _GRANT_ID.match(grant_id):
             raise InvalidInput(f"not a grant id: {grant_id!r}", field="grant_id")
-        with self.keys.db(write=False, what="reading grants") as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM grants WHERE grant_id=?",
-                               (grant_id,)).fetchone() if conn else None
-        if row is None:
+        rows = self._read("grant", grant_id=grant_id)
+        if not rows:
             raise NotFound(f"no grant {grant_id}", grant_id=grant_id)
-        return _row(row)
+        return _row(rows[0])
 
     def list(self, *, owner_user_id: str | None = None, grantees: Sequence[str] | None = None,
              item_id: str | None = None, cube_id: str | None = None,
              include_revoked: bool = False, at: datetime | None = None) -> list[Grant]:
         """Grants matching every given filter, oldest first. Without ``include_revoked``
         only those valid at ``at`` (default now) or starting later."""
-        sql, params = f"SELECT {_COLUMNS} FROM grants WHERE 1=1", []
-        for column, value in (("owner_user", owner_user_id), ("item_id", item_id),
-                              ("cube_id", cube_id)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
         if grantees is not None:
-            sql += f" AND grantee IN ({','.join('?' * len(grantees))})"
-            params += list(grantees)
-        if not include_revoked:
-            sql += " AND (valid_to IS NULL OR valid_to > ?)"
-            params.append((at or utcnow()).timestamp())
-        with self.keys.db(write=False, what="reading grants") as conn:
-            rows = conn.execute(sql + " ORDER BY created_at, grant_id", params).fetchall() \
-                if conn else []
-        return [_row(r) for r in rows]
+            rows = [r for g in dict.fromkeys(grantees) for r in self._read("grants_to", grantee=g)]
+        elif owner_user_id is not None:
+            rows = self._read("grants_of_owner", owner_user=owner_user_id)
+        else:
+            rows = self._read("grants")
+        t = (at or utcnow()).timestamp()
+        found = [_row(r) for r in rows
+                 if (owner_user_id is None or r[2] == owner_user_id)
+                 and (item_id is None or r[5] == item_id)
+                 and (cube_id is None or r[4] == cube_id)
+                 and (include_revoked or r[11] is None or r[11] > t)]
+        return sorted(found, key=lambda g: (g.created_at, g.grant_id))
 
     def teams_of(self, member: str, at: datetime | None = None) -> list[str]:
         """The teams ``member`` belongs to at ``at`` (default now), as ``team:<name>``."""
         t = (at or utcnow()).timestamp()
-        with self.keys.db(write=False, what="reading teams") as conn:
-            rows = conn.execute(f"SELECT DISTINCT team FROM team_members WHERE member=? AND "
-                                f"{_VALID_AT} ORDER BY team", (member, t, t)).fetchall() \
-                if conn else []
-        return [r[0] for r in rows]
+        return [r[0] for r in self._read("teams_of", member=member, at=t)]
 
     def members(self, team: str, at: datetime | None = None) -> list[str]:
         team = principal_name(team, field="team", team=True)
         t = (at or utcnow()).timestamp()
-        with self.keys.db(write=False, what="reading teams") as conn:
-            rows = conn.execute(f"SELECT DISTINCT member FROM team_members WHERE team=? AND "
-                                f"{_VALID_AT} ORDER BY member", (team, t, t)).fetchall() \
-                if conn else []
-        return [r[0] for r in rows]
+        return [r[0] for r in self._read("members", team=team, at=t)]
 
     def valid_for(self, name: str, at: datetime) -> list[Grant]:
         """Grants to ``name`` or to a team it is in, valid at ``at``."""
-        t = at.timestamp()
-        with self.keys.db(write=False, what="reading grants") as conn:
-            if conn is None:
-                return []
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM grants WHERE {_VALID_AT} AND (grantee = ? OR "
-                f"grantee IN (SELECT team FROM team_members WHERE member = ? AND {_VALID_AT}))",
-                (t, t, name, name, t, t)).fetchall()
-        return [_row(r) for r in rows]
+        return [_row(r) for r in self._read("grants_valid_for", name=name, at=at.timestamp())]
 
     def policy(self, principal: Principal, at: datetime | None = None) -> Policy:
         """The decisions for ``principal`` at ``at`` (default: now)."""
         at = at or utcnow()
         return Policy(principal, self.valid_for(principal.name, at), at)
 
-    # -- changing (each change audited in ``vault`` first) -------------------------------
+    # -- changing (each change one transaction with its audit row) -----------------------
     def share(self, vault: Vault, *, grantee: str, owner_user_id: str,
               owner_agent_id: str | None = None, item_id: str | None = None,
               cube_id: str | None = None, permission: str = "read",
@@ -137,14 +123,16 @@ class GrantStore:
         may share these memories."""
         grant = self._prepare(grantee, owner_user_id, owner_agent_id, item_id, cube_id,
                               permission, redact, valid_from, valid_to, actor)
-        vault.store.apply([AuditOp("share", grant.item_id, None, actor, _details(grant))])
-        with self.keys.db(write=True, what="recording a grant") as conn:
-            conn.execute(f"INSERT INTO grants({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                         (grant.grant_id, grant.grantee, grant.owner_user_id,
-                          grant.owner_agent_id, grant.cube_id, grant.item_id, grant.permission,
-                          json.dumps(list(grant.redact)), grant.granted_by,
-                          grant.created_at.timestamp(), grant.valid_from.timestamp(),
-                          grant.valid_to.timestamp() if grant.valid_to else None, None))
+        self._apply(vault, [
+            AuditOp("share", grant.item_id, None, actor, _details(grant)),
+            GovernanceOp("grant_insert", {
+                "grant_id": grant.grant_id, "grantee": grant.grantee,
+                "owner_user": grant.owner_user_id, "owner_agent": grant.owner_agent_id,
+                "cube_id": grant.cube_id, "item_id": grant.item_id,
+                "permission": grant.permission, "redact": json.dumps(list(grant.redact)),
+                "granted_by": grant.granted_by, "created_at": grant.created_at.timestamp(),
+                "valid_from": grant.valid_from.timestamp(),
+                "valid_to": grant.valid_to.timestamp() if grant.valid_to else None})])
         return grant
 
     def unshare(self, vault: Vault, grant_id: str, *, actor: str | None = None) -> Grant:
@@ -154,44 +142,33 @@ class GrantStore:
         now = utcnow()
         if grant.valid_to is not None and grant.valid_to <= now:
             return grant
-        vault.store.apply([AuditOp("unshare", grant.item_id, None, actor,
-                                   {**_details(grant), "valid_to": now.isoformat()})])
-        with self.keys.db(write=True, what="revoking a grant") as conn:
-            conn.execute("UPDATE grants SET valid_to = min(coalesce(valid_to, ?), ?), "
-                         "revoked_by = ? WHERE grant_id = ?",
-                         (now.timestamp(), now.timestamp(), actor, grant_id))
+        self._apply(vault, [
+            AuditOp("unshare", grant.item_id, None, actor,
+                    {**_details(grant), "valid_to": now.isoformat()}),
+            GovernanceOp("grant_close", {"grant_id": grant_id, "at": now.timestamp(),
+                                         "actor": actor})])
         return self.get(grant_id)
 
     def join(self, vault: Vault, team: str, member: str, *, actor: str | None = None) -> bool:
         """Put ``member`` into ``team`` (audited as ``team_join``); False if already in."""
-        team = principal_name(team, field="team", team=True)
-        if not team.startswith("team:"):
-            team = "team:" + team
-        member = principal_name(member, field="member")
+        team, member = _team(team), principal_name(member, field="member")
         if team in self.teams_of(member):
             return False
-        now = utcnow().timestamp()
-        vault.store.apply([AuditOp("team_join", None, None, actor,
-                                   {"team": team, "member": member})])
-        with self.keys.db(write=True, what="joining a team") as conn:
-            conn.execute("INSERT INTO team_members(team, member, valid_from, added_by) "
-                         "VALUES (?,?,?,?)", (team, member, now, actor))
+        self._apply(vault, [
+            AuditOp("team_join", None, None, actor, {"team": team, "member": member}),
+            GovernanceOp("team_join", {"team": team, "member": member,
+                                       "at": utcnow().timestamp(), "actor": actor})])
         return True
 
     def leave(self, vault: Vault, team: str, member: str, *, actor: str | None = None) -> bool:
         """Take ``member`` out of ``team`` (audited as ``team_leave``); False if not in."""
-        team = principal_name(team, field="team", team=True)
-        if not team.startswith("team:"):
-            team = "team:" + team
-        member = principal_name(member, field="member")
+        team, member = _team(team), principal_name(member, field="member")
         if team not in self.teams_of(member):
             return False
-        now = utcnow().timestamp()
-        vault.store.apply([AuditOp("team_leave", None, None, actor,
-                                   {"team": team, "member": member})])
-        with self.keys.db(write=True, what="leaving a team") as conn:
-            conn.execute("UPDATE team_members SET valid_to=?, removed_by=? WHERE team=? AND "
-                         "member=? AND valid_to IS NULL", (now, actor, team, member))
+        self._apply(vault, [
+            AuditOp("team_leave", None, None, actor, {"team": team, "member": member}),
+            GovernanceOp("team_leave", {"team": team, "member": member,
+                                        "at": utcnow().timestamp(), "actor": actor})])
         return True
 
     def _prepare(self, grantee: Any, owner_user_id: Any, owner_agent_id: Any, item_id: Any,
@@ -221,3 +198,8 @@ class GrantStore:
                      cube_id=scope.get("cube_id"), item_id=item_id, permission=permission,
                      redact=tuple(dict.fromkeys(redact)), granted_by=actor, created_at=now,
                      valid_from=start, valid_to=end)
+
+
+def _team(name: str) -> str:
+    team = principal_name(name, field="team", team=True)
+    return team if team.startswith("team:") else "team:" + team

@@ -1,85 +1,51 @@
 """Principals and their API keys.
 
-A principal is whoever holds a key: a person, an agent, a service. Each key is bound to
-one principal and one scope (a ``user_id`` and, optionally, an ``agent_id``); the
-:class:`~memvault.governance.scope.ScopedVault` confines every call made with it.
+A principal is whoever holds a key: a person, an agent, a service. Its name is bound to
+one scope (a ``user_id`` and, optionally, an ``agent_id``) by its first key; every later
+key of that name must have the same scope, so that a name that grants were given to
+keeps meaning the same principal. The
+:class:`~memvault.governance.scope.ScopedVault` confines every call made with a key.
 
 A token looks like ``mv_<key id>_<secret>``: 12 hex characters that name the key, then
 32 random bytes (url-safe base64). It is shown once, when created. Only its SHA-256 is
 stored; :meth:`KeyStore.verify` looks the key up by its id and compares hashes with
 :func:`hmac.compare_digest`.
 
-Keys live in a small SQLite file beside the vault (``<db>.keys.sqlite``, WAL, one
-transaction per write), created on the first :meth:`KeyStore.create`. The interface is
-deliberately small (create, verify, revoke, list) so the table can move into the record
-store's migrations later without changing callers.
-
-The same file is the governance database: it also holds the sharing grants and team
-memberships of :mod:`memvault.governance.grants`, which reach it through
-:meth:`KeyStore.db`. Principal names starting with ``team:`` are reserved for teams.
+Keys, principals, teams and grants live in the vault's own record store (tables of
+migration 0003, SQLite and PostgreSQL alike; see :mod:`memvault.storage.governance`):
+every app host sharing a database sees the same keys, and each change is one
+transaction with the audit row that records it (``key_create``, ``key_revoke``,
+``share``, ...). A ``<db>.keys.sqlite`` file of an older memvault is imported once, the
+first time the vault's keys are opened (see :mod:`.legacy`). Principal names starting
+with ``team:`` are reserved for teams.
 """
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-import threading
 import time
 import unicodedata
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .._time import from_epoch
 from ..errors import InvalidInput, NotFound, PayloadTooLarge, StorageError, Unauthorized
-from ..storage.sqlite import immediate
+from ..settings import Settings
+from ..storage import is_dsn, open_store
+from ..storage.base import AuditOp, GovernanceOp, RecordStore
 
 __all__ = ["Principal", "KeyInfo", "KeyStore", "Unauthorized", "PayloadTooLarge",
-           "keys_path", "principal_name"]
+           "keys_path", "principal_name", "operator"]
 
-_TOKEN = re.compile(r"^mv_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-_NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
-_KEY_ID = re.compile(r"^[0-9a-f]{12}$")
-_SCHEMA = ("""
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id      TEXT PRIMARY KEY,
-    principal   TEXT NOT NULL,
-    user_id     TEXT NOT NULL,
-    agent_id    TEXT,
-    name        TEXT,
-    secret_hash TEXT NOT NULL,
-    created_at  REAL NOT NULL,
-    revoked_at  REAL
-)""", """
-CREATE TABLE IF NOT EXISTS grants (
-    grant_id    TEXT PRIMARY KEY,
-    grantee     TEXT NOT NULL,      -- a principal name, or team:<name>
-    owner_user  TEXT NOT NULL,      -- the items it covers belong to this user ...
-    owner_agent TEXT,               -- ... (and this agent, if set)
-    cube_id     TEXT,               -- a whole cube of the owner's, or
-    item_id     TEXT,               -- one item; neither: all of the owner's memory
-    permission  TEXT NOT NULL,      -- read | write
-    redact      TEXT NOT NULL,      -- JSON list of fields hidden from the grantee
-    granted_by  TEXT,
-    created_at  REAL NOT NULL,
-    valid_from  REAL NOT NULL,
-    valid_to    REAL,               -- set by a revocation: grants are closed, never deleted
-    revoked_by  TEXT
-)""", "CREATE INDEX IF NOT EXISTS grants_grantee ON grants(grantee, valid_to)",
-    "CREATE INDEX IF NOT EXISTS grants_owner ON grants(owner_user)", """
-CREATE TABLE IF NOT EXISTS team_members (
-    team        TEXT NOT NULL,
-    member      TEXT NOT NULL,
-    valid_from  REAL NOT NULL,
-    valid_to    REAL,
-    added_by    TEXT,
-    removed_by  TEXT
-)""", "CREATE INDEX IF NOT EXISTS team_members_member ON team_members(member, valid_to)")
+_TOKEN = re.compile(r"^mv_([0-9a-f]{12})_([A-Za-z0-9_-]{43})\Z")
+_NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}\Z")
+_KEY_ID = re.compile(r"^[0-9a-f]{12}\Z")
 # Compared against when a key id is unknown, so a miss costs the same as a wrong secret.
 _DUMMY_HASH = hashlib.sha256(b"memvault-no-such-key").hexdigest()
 
@@ -92,6 +58,8 @@ class Principal:
     user_id: str
     agent_id: str | None = None
     key_id: str | None = None
+    #: May read server-wide state (per-route request metrics); grants no memory access.
+    admin: bool = False
 
     @property
     def scope(self) -> dict[str, str]:
@@ -126,7 +94,8 @@ class KeyInfo:
 
 
 def keys_path(vault_path: str | Path) -> Path:
-    """Where the keys of the vault stored at ``vault_path`` live."""
+    """Where an older memvault kept the keys of the vault at ``vault_path`` (imported
+    once into the vault's store; see :mod:`.legacy`)."""
     p = Path(vault_path)
     return p.with_name(p.name + ".keys.sqlite")
 
@@ -144,6 +113,14 @@ def principal_name(value: Any, *, field: str = "principal", team: bool = False) 
                        field=field)
 
 
+def operator() -> str:
+    """The actor of a command-line change: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (e.g. a container's anonymous uid)
+        return "cli"
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
@@ -158,69 +135,38 @@ def _scope_value(value: Any, field: str, *, required: bool) -> str | None:
 
 
 class KeyStore:
-    """API keys of one vault, in their own SQLite file (created on first write)."""
+    """API keys and principals of one vault, in its record store.
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self._timeout = busy_timeout
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+    ``KeyStore(store)`` uses a store someone else owns (e.g. ``vault.store``);
+    :meth:`for_vault` opens one (and closes it with the KeyStore)."""
+
+    def __init__(self, store: RecordStore, *, owned: bool = False) -> None:
+        self.store = store
+        self._owned = owned
         self._closed = False
 
     @classmethod
-    def for_vault(cls, vault_path: str | Path) -> "KeyStore":
-        return cls(keys_path(vault_path))
+    def for_vault(cls, vault: Any) -> "KeyStore":
+        """The keys of ``vault``: an open Vault (its store is shared), its Settings, a
+        SQLite path or a ``postgresql://`` DSN (a store is opened for the KeyStore). A
+        SQLite vault's ``<db>.keys.sqlite`` from an older memvault is imported first."""
+        from .legacy import import_legacy_keys
 
-    # -- connection --------------------------------------------------------------------
-    def _connection(self, *, create: bool) -> sqlite3.Connection | None:
-        """The connection, opened on first use; ``None`` if there is no file yet and
-        ``create`` is false (reads of a store that was never written find nothing)."""
-        if self._closed:
-            raise StorageError("the key store is closed")
-        if self._conn is not None:
-            return self._conn
-        if not create and not self.path.exists():
-            return None
+        store, path, owned = _store_of(vault)
+        keys = cls(store, owned=owned)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=self._timeout,
-                                   isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            with immediate(conn):
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                if conn.execute("PRAGMA user_version").fetchone()[0] < 2:
-                    conn.execute("PRAGMA user_version=2")
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"opening the key store {self.path}: {exc}") from exc
-        self._conn = conn
-        return conn
+            if path is not None:
+                import_legacy_keys(store, keys_path(path))
+        except BaseException:
+            keys.close()
+            raise
+        return keys
 
     def close(self) -> None:
-        with self._lock:
+        if not self._closed:
             self._closed = True
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    @contextmanager
-    def db(self, *, write: bool, what: str) -> Iterator[sqlite3.Connection | None]:
-        """The governance database for one read or (``write``: one transaction) write,
-        under this store's lock; ``None`` for a read before the file exists. sqlite3
-        errors become StorageError (``what`` says what was being done)."""
-        with self._lock:
-            conn = self._connection(create=write)
-            try:
-                if write:
-                    assert conn is not None
-                    with immediate(conn):
-                        yield conn
-                else:
-                    yield conn
-            except sqlite3.Error as exc:
-                raise StorageError(f"{what}: {exc}") from exc
+            if self._owned:
+                self.store.close()
 
     def __enter__(self) -> "KeyStore":
         return self
@@ -228,12 +174,22 @@ class KeyStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _read(self, query: str, **params: Any) -> list[tuple]:
+        if self._closed:
+            raise StorageError("the key store is closed")
+        return self.store.governance(query, params)
+
     # -- the interface -----------------------------------------------------------------
     def create(self, principal: str, user_id: str, agent_id: str | None = None, *,
-               name: str | None = None) -> str:
-        """Make a key for ``principal`` confined to ``user_id`` (and ``agent_id``).
+               name: str | None = None, admin: bool = False,
+               actor: str | None = None) -> str:
+        """Make a key for ``principal`` confined to ``user_id`` (and ``agent_id``); with
+        ``admin`` the principal may also read server-wide metrics.
 
-        Returns the token; it is not stored and cannot be shown again.
+        The first key of a name binds it to that scope: a key for a name that exists with
+        another scope is refused (Conflict), so that grants given to a name keep reaching
+        the principal they were meant for. Returns the token; it is not stored and cannot
+        be shown again. Audited as ``key_create`` (by ``actor``), never with the secret.
         """
         if not isinstance(principal, str) or not _NAME.match(principal) or \
                 principal.startswith("team:"):
@@ -243,19 +199,26 @@ class KeyStore:
         agent = _scope_value(agent_id, "agent_id", required=False)
         if name is not None and (not isinstance(name, str) or len(name) > 256 or "\x00" in name):
             raise InvalidInput("name must be a string of at most 256 characters", field="name")
+        if not isinstance(admin, bool):
+            raise InvalidInput("admin must be true or false", field="admin")
+        if self._closed:
+            raise StorageError("the key store is closed")
         key_id = secrets.token_hex(6)
         token = f"mv_{key_id}_{secrets.token_urlsafe(32)}"
-        with self._lock:
-            conn = self._connection(create=True)
-            assert conn is not None
-            try:
-                with immediate(conn):
-                    conn.execute(
-                        "INSERT INTO api_keys(key_id, principal, user_id, agent_id, name, "
-                        "secret_hash, created_at) VALUES (?,?,?,?,?,?,?)",
-                        (key_id, principal, user, agent, name, _hash(token), time.time()))
-            except sqlite3.Error as exc:
-                raise StorageError(f"creating a key: {exc}") from exc
+        now = time.time()
+        scope = {"name": principal, "user_id": user, "agent_id": agent}
+        ops: list[Any] = [
+            GovernanceOp("principal_bind", {**scope, "admin": int(admin), "created_at": now}),
+            GovernanceOp("principal_is", scope),
+            GovernanceOp("key_insert", {"key_id": key_id, "principal": principal,
+                                        "user_id": user, "agent_id": agent, "name": name,
+                                        "secret_hash": _hash(token), "created_at": now})]
+        if admin:
+            ops.append(GovernanceOp("principal_admin", {"name": principal, "admin": 1}))
+        ops.append(AuditOp("key_create", None, None, actor, {
+            "key_id": key_id, "principal": principal, "user_id": user, "agent_id": agent,
+            "name": name, "admin": admin}))
+        self.store.apply(ops)
         return token
 
     def verify(self, token: Any) -> Principal | None:
@@ -265,62 +228,54 @@ class KeyStore:
         m = _TOKEN.match(token)
         if m is None:
             return None
-        with self._lock:
-            conn = self._connection(create=False)
-            if conn is None:
-                hmac.compare_digest(_DUMMY_HASH, _hash(token))
-                return None
-            try:
-                row = conn.execute("SELECT principal, user_id, agent_id, secret_hash, "
-                                   "revoked_at FROM api_keys WHERE key_id=?",
-                                   (m.group(1),)).fetchone()
-            except sqlite3.Error as exc:
-                raise StorageError(f"reading the key store: {exc}") from exc
+        rows = self._read("key", key_id=m.group(1))
+        row = rows[0] if rows else None
         stored = row[3] if row else _DUMMY_HASH
         if not hmac.compare_digest(stored, _hash(token)) or row is None or row[4] is not None:
             return None
-        return Principal(name=row[0], user_id=row[1], agent_id=row[2], key_id=m.group(1))
+        return Principal(name=row[0], user_id=row[1], agent_id=row[2], key_id=m.group(1),
+                         admin=bool(row[5]))
 
-    def revoke(self, key_id: str) -> KeyInfo:
-        """Revoke a key (idempotent); its token stops working at once."""
+    def revoke(self, key_id: str, *, actor: str | None = None) -> KeyInfo:
+        """Revoke a key (idempotent); its token stops working at once. Audited as
+        ``key_revoke`` the first time."""
         if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
             raise InvalidInput(f"not a key id: {key_id!r}", field="key_id")
-        with self._lock:
-            conn = self._connection(create=False)
-            if conn is None:
-                raise NotFound(f"no key {key_id}", key_id=key_id)
-            try:
-                with immediate(conn):
-                    conn.execute("UPDATE api_keys SET revoked_at=? WHERE key_id=? AND "
-                                 "revoked_at IS NULL", (time.time(), key_id))
-                    row = conn.execute(f"SELECT {_INFO_COLUMNS} FROM api_keys WHERE key_id=?",
-                                       (key_id,)).fetchone()
-            except sqlite3.Error as exc:
-                raise StorageError(f"revoking a key: {exc}") from exc
-        if row is None:
+        rows = self._read("key_info", key_id=key_id)
+        if not rows:
             raise NotFound(f"no key {key_id}", key_id=key_id)
-        return _info(row)
+        if rows[0][7] is None:
+            self.store.apply([GovernanceOp("key_revoke", {"key_id": key_id, "at": time.time()}),
+                              AuditOp("key_revoke", None, None, actor,
+                                      {"key_id": key_id, "principal": rows[0][1]})])
+            rows = self._read("key_info", key_id=key_id)
+        return _info(rows[0])
 
     def list(self, *, include_revoked: bool = True) -> list[KeyInfo]:
         """Every key, oldest first; never the secrets."""
-        with self._lock:
-            conn = self._connection(create=False)
-            if conn is None:
-                return []
-            sql = f"SELECT {_INFO_COLUMNS} FROM api_keys"
-            if not include_revoked:
-                sql += " WHERE revoked_at IS NULL"
-            try:
-                rows = conn.execute(sql + " ORDER BY created_at, key_id").fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"reading the key store: {exc}") from exc
-        return [_info(r) for r in rows]
+        infos = [_info(r) for r in self._read("keys")]
+        return infos if include_revoked else [k for k in infos if k.active]
 
 
-_INFO_COLUMNS = "key_id, principal, user_id, agent_id, name, created_at, revoked_at"
+def _store_of(vault: Any) -> tuple[RecordStore, Path | None, bool]:
+    """(store, SQLite path whose legacy keys file to import or None, owned by us)."""
+    settings = getattr(vault, "settings", None)
+    store = getattr(vault, "store", None)
+    if settings is not None and store is not None:  # an open Vault
+        return store, (None if settings.store else settings.path), False
+    if isinstance(vault, Settings):
+        location: Any = vault.store or vault.path
+        durability = vault.durability
+    elif isinstance(vault, (str, Path)):
+        location, durability = vault, "full"
+    else:
+        raise InvalidInput("KeyStore.for_vault takes a Vault, Settings, a path or a DSN")
+    opened = open_store(location, durability=durability)
+    return opened, (None if is_dsn(location) else Path(location)), True
 
 
 def _info(row: tuple[Any, ...]) -> KeyInfo:
+    """A KeyInfo from a ``key_info``/``keys`` row (the hash in column 5 is dropped)."""
     return KeyInfo(key_id=row[0], principal=row[1], user_id=row[2], agent_id=row[3],
-                   name=row[4], created_at=from_epoch(row[5]),  # type: ignore[arg-type]
-                   revoked_at=from_epoch(row[6]))
+                   name=row[4], created_at=from_epoch(row[6]),  # type: ignore[arg-type]
+                   revoked_at=from_epoch(row[7]))

@@ -17,6 +17,11 @@ link. Naming one's own ``user_id`` or ``agent_id`` in a read restricts it to one
 memories. Shared candidates are not searched separately: the one search of the vault gets
 an allow-list of ids (own + shared), and every result still passes the policy.
 
+A filter on a field a grant hides judges that memory by the empty value the principal
+sees, never by the hidden one (see :meth:`ScopedVault._allowed_ids`). A quarantined memory
+is shown to its owner only. An id the principal chooses for a new memory must be in its
+namespace (:mod:`.namespace`), so that ``add(id=...)`` says nothing about other scopes.
+
 Every call acts as the principal: its name is the ``actor`` of the audit rows and of
 the provenance it writes. With ``audit_reads`` each read also leaves one ``read`` event
 (the ids it returned, at most :data:`READ_IDS_LOGGED` of them).
@@ -27,11 +32,12 @@ memory checked to be in scope stays in scope for the rest of the call.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .. import _validate as check
-from ..errors import InvalidInput, NotFound, PermissionDenied
+from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..storage.base import AuditOp
 from ..types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
 from ..api import Record, VaultAPI
@@ -41,12 +47,29 @@ from .allowlist import scope_ids
 from .sharing import Sharing
 from .scoped_models import ModelCalls
 from .grants import GrantStore
+from .namespace import chosen_id
 from .principals import Principal
 
 __all__ = ["ScopedVault", "READ_IDS_LOGGED"]
 
 #: How many of the ids a read returned its audit event lists (the count is always kept).
 READ_IDS_LOGGED = 100
+#: The redactable field each read filter looks at (``session_id`` is an argument).
+_FILTERED_FIELDS = {"metadata": "metadata", "tags": "tags", "event_after": "event_time",
+                    "event_before": "event_time"}
+
+
+@contextlib.contextmanager
+def _in_use() -> Iterator[None]:
+    """A new memory's id already taken: said without the version the store reports
+    (a chosen id is in the caller's namespace, see :mod:`.namespace`)."""
+    try:
+        yield
+    except Conflict as exc:
+        taken = exc.details.get("id")
+        raise Conflict(f"memory id {taken} is already in use" if taken else
+                       "an id in this request is already in use",
+                       **({"id": taken} if taken else {})) from None
 
 
 class ScopedVault(Sharing, ModelCalls, VaultAPI):
@@ -141,24 +164,80 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
         self._pin(user_id, agent_id)  # refuses another user's scope
         return policy.shares and user_id is None and agent_id is None
 
-    def _allowed_ids(self, policy: Policy, filters: Mapping[str, Any] | None
-                     ) -> dict[str, Any]:
+    def _visible(self, policy: Policy) -> dict[str, frozenset[str]]:
+        """Every memory id the principal may see (any status), with the fields hidden
+        from it: none for its own memories, for a shared one what every grant covering
+        it hides. Coverage is exact: an item grant counts only while its id is still in
+        its owner's scope (an id can be purged and used again elsewhere)."""
+        store = self.vault.store
+        own = scope_ids(store, self._pin(None, None))
+        hidden: dict[str, frozenset[str]] = {}
+        for g in policy.grants:
+            owner = {"user_id": g.owner_user_id, "agent_id": g.owner_agent_id}
+            if g.item_id is not None:
+                covered: Iterable[str] = {g.item_id} & scope_ids(store, owner)
+            else:
+                covered = scope_ids(store, {**owner, "cube_id": g.cube_id})
+            fields = frozenset(g.redact)
+            for i in covered:
+                if i not in own:
+                    hidden[i] = hidden[i] & fields if i in hidden else fields
+        return {**hidden, **{i: frozenset() for i in own}}
+
+    def _allowed_ids(self, policy: Policy, filters: Mapping[str, Any] | None, *,
+                     session_id: Any = None, status: Any = "active",
+                     as_of: Any = None, known_at: Any = None) -> dict[str, Any]:
         """``filters`` with an id allow-list: the principal's own memories plus those the
-        policy's grants name (any status; the read's own status filter still applies)."""
-        ids = {g.item_id for g in policy.grants if g.item_id is not None}
-        scopes = [self._pin(None, None)] + [
-            {"user_id": g.owner_user_id, "agent_id": g.owner_agent_id, "cube_id": g.cube_id}
-            for g in policy.grants if g.item_id is None]
-        for scope in scopes:
-            ids.update(scope_ids(self.vault.store, scope))
+        policy's grants name (any status; the read's own status filter still applies).
+
+        A filter on a field a grant hides (``metadata``, ``tags``, ``event_after`` /
+        ``event_before`` on event_time, ``session_id``) judges such a memory by what the
+        principal sees, the field's empty value, never by the hidden one: otherwise
+        asking for ``metadata.pin == 4711`` or bisecting ``event_after`` would read the
+        hidden value back one yes/no at a time."""
         if filters is not None and not isinstance(filters, Mapping):
             raise InvalidInput("filters must be an object", field="filters")
         out = dict(filters or {})
+        visible = self._visible(policy)
+        ids = set(visible)
         if out.get("ids") is not None:  # the caller's own id filter narrows further
             wanted = check.row_query({}, {"ids": out["ids"]}).ids or []
             ids.intersection_update(wanted)
+        read = {field for key, field in _FILTERED_FIELDS.items() if out.get(key)}
+        if session_id is not None:
+            read.add("session_id")
+        masked = {i: visible[i] & read for i in ids if visible[i] & read}
+        if masked:
+            query = check.row_query({"session_id": session_id}, out, as_of=as_of,
+                                    known_at=known_at, status=status)  # validates before any decision
+            # only "metadata.key is missing/null" matches a hidden (empty) metadata;
+            # no tag, event-time window or session matches an empty one
+            empty_ok = bool(query.metadata) and all(v is None for v in query.metadata.values())
+            seen_empty = {i for i, h in masked.items() if h == {"metadata"} and empty_ok}
+            ids.difference_update(masked)
+            if seen_empty:  # the metadata filter now applies to the others only
+                ids = self._matching(sorted(ids), query.metadata, status, as_of,
+                                     known_at) | seen_empty
+                out.pop("metadata")
         out["ids"] = sorted(ids)
         return out
+
+    def _matching(self, ids: Sequence[str], metadata: Mapping[str, Any], status: Any,
+                  as_of: Any, known_at: Any = None) -> set[str]:
+        """Those of ``ids`` whose metadata matches ``metadata`` (in the read's status and
+        time), found by the store."""
+        found: set[str] = set()
+        step = self.vault.limits.max_page
+        for start in range(0, len(ids), step):
+            offset: int | None = 0
+            while offset is not None:
+                page = self.vault.list(filters={"ids": ids[start:start + step],
+                                                "metadata": dict(metadata)},
+                                       status=status, as_of=as_of, known_at=known_at,
+                                       limit=step, offset=offset)
+                found.update(i.id for i in page.items)
+                offset = page.next_offset
+        return found
 
     def _log_read(self, op: str, ids: Sequence[str], **details: Any) -> None:
         """One ``read`` event per read call (if read auditing is on)."""
@@ -191,8 +270,11 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
             provenance: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
             event_time: Any = None, importance: float = 0.5, expires_at: Any = None,
             id: str | None = None) -> MemoryItem:
-        with self._act():
-            return self.vault.add(text, kind=kind, **self._pin(user_id, agent_id),
+        scope = self._pin(user_id, agent_id)
+        if id is not None:
+            chosen_id(id, scope["user_id"], scope["agent_id"])
+        with self._act(), _in_use():
+            return self.vault.add(text, kind=kind, **scope,
                                   session_id=session_id, cube_id=cube_id, metadata=metadata,
                                   provenance=provenance, tags=tags, event_time=event_time,
                                   importance=importance, expires_at=expires_at, id=id)
@@ -220,8 +302,14 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
             for record in records:
                 if isinstance(record, Mapping) and ("user_id" in record or "agent_id" in record):
                     self._pin(record.get("user_id"), record.get("agent_id"))
+                chosen = record.get("id") if isinstance(record, Mapping) else None
+                chosen = chosen if chosen is not None else defaults.get("id")
+                if chosen is not None:
+                    agent = record.get("agent_id") if isinstance(record, Mapping) else None
+                    chosen_id(chosen, self.principal.user_id,
+                              agent if agent is not None else defaults.get("agent_id"))
                 yield record
-        with self._act():
+        with self._act(), _in_use():
             return self.vault.add_many(stamped(), batch_size=batch_size, progress=progress,
                                        **defaults)
 
@@ -271,7 +359,10 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
     def get(self, id: str, *, as_of: Any = None, known_at: Any = None) -> MemoryItem:
         policy = self._policy()
         access = self._access(id, policy=policy)
-        item = redacted(self.vault.get(id, as_of=as_of, known_at=known_at), access.redact)
+        item = self.vault.get(id, as_of=as_of, known_at=known_at)
+        if not access.owner and item.status == "quarantined":  # an old, held version
+            raise NotFound(f"no memory {id}", id=id)
+        item = redacted(item, access.redact)
         self._log_read("get", [item.id])
         return self._pruned(policy, [item])[0]
 
@@ -279,7 +370,8 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
         policy = self._policy()
         access = self._access(id, policy=policy)
         versions = [redacted(v, access.redact)
-                    for v in self.vault.history(id, known_at=known_at)]
+                    for v in self.vault.history(id, known_at=known_at)
+                    if access.owner or v.status != "quarantined"]
         self._log_read("history", [id], versions=len(versions))
         return self._pruned(policy, versions)
 
@@ -290,10 +382,11 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
              order: str = "created_desc", known_at: Any = None) -> Page:
         policy = self._policy()
         if self._shared_scope(user_id, agent_id, policy):
-            page = self.vault.list(session_id=session_id, cube_id=cube_id,
-                                   filters=self._allowed_ids(policy, filters), status=status,
-                                   as_of=as_of, limit=limit, offset=offset, order=order,
-                                   known_at=known_at)
+            allowed = self._allowed_ids(policy, filters, session_id=session_id,
+                                        status=status, as_of=as_of, known_at=known_at)
+            page = self.vault.list(session_id=session_id, cube_id=cube_id, filters=allowed,
+                                   status=status, as_of=as_of, limit=limit, offset=offset,
+                                   order=order, known_at=known_at)
             page = dataclasses.replace(page, items=policy.views(page.items))
         else:
             page = self.vault.list(**self._pin(user_id, agent_id), session_id=session_id,
@@ -310,9 +403,11 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
                status: Any = "active", known_at: Any = None) -> list[SearchHit]:
         policy = self._policy()
         if self._shared_scope(user_id, agent_id, policy):
+            allowed = self._allowed_ids(policy, filters, session_id=session_id,
+                                        status=status, as_of=as_of, known_at=known_at)
             raw = self.vault.search(query, session_id=session_id, cube_id=cube_id,
-                                    filters=self._allowed_ids(policy, filters), k=k,
-                                    as_of=as_of, status=status, known_at=known_at)
+                                    filters=allowed, k=k, as_of=as_of, status=status,
+                                    known_at=known_at)
             hits = []
             for h in raw:
                 item = policy.view(h.item)
@@ -384,7 +479,8 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
                     yield self._pruned(policy, [redacted(item, access.redact)])[0]
                     continue
                 try:
-                    versions = [redacted(v, access.redact) for v in self.vault.history(item.id)]
+                    versions = [redacted(v, access.redact) for v in self.vault.history(item.id)
+                                if access.owner or v.status != "quarantined"]
                 except NotFound:  # purged meanwhile
                     continue
                 yield from self._pruned(policy, versions)

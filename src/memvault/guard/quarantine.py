@@ -1,6 +1,7 @@
 """Quarantine: how the injection guard's verdicts become memory state.
 
-A write the guard flags is still stored (nothing a caller sends is silently dropped), but
+The guard reads a memory's text and every string of its metadata and tags (an agent
+reads those back too). A write the guard flags is still stored (nothing a caller sends is silently dropped), but
 with status ``quarantined``: search, which serves ``active`` memories only, never returns
 it, so it cannot reach a prompt until someone reviews and releases it.
 
@@ -18,15 +19,15 @@ calls (list, release) are the vault's and a ScopedVault's.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigurationError
 from ..types import MemoryItem, utcnow
 from .screen import InjectionGuard, Screen, Verdict
 
-__all__ = ["GUARD_MODES", "guard_for", "screen_new", "screen_text", "screen_imported",
-           "restored_status", "released_provenance", "verdict_of", "with_context",
-           "CONTEXT_TURNS", "CONTEXT_CHARS"]
+__all__ = ["GUARD_MODES", "guard_for", "screen_new", "screen_text", "screen_changes",
+           "screen_imported", "restored_status", "released_provenance", "verdict_of",
+           "with_context", "CONTEXT_TURNS", "CONTEXT_CHARS", "MAX_FIELD_STRINGS"]
 
 GUARD_MODES = ("on", "off")
 KEY = "guard"
@@ -91,15 +92,58 @@ def _threshold(guard: Screen) -> float:
     return float(getattr(guard, "threshold", 0.5))
 
 
-def _record(guard: Screen, text: str, context: Sequence[MemoryItem] = ()
-            ) -> dict[str, Any] | None:
-    verdict, joint = with_context(guard, text, [c.text for c in context])
-    if not verdict.flagged:
-        return None
-    record = {"guard": guard.id, **verdict.to_dict(), "at": utcnow().isoformat()}
-    if joint:  # the reviewer sees which earlier memories completed the instruction
-        record["context"] = [c.id for c in context[-CONTEXT_TURNS:]]
-    return record
+#: At most this many strings of a memory's metadata (keys and values, at any depth) and
+#: tags are screened besides its text; the store bounds metadata to 16 KiB anyway.
+MAX_FIELD_STRINGS = 512
+
+
+def _field_strings(metadata: Mapping[str, Any] | None,
+                   tags: Sequence[str] | None) -> Iterator[tuple[str, str]]:
+    """(where, string) for each tag and each string in ``metadata`` (keys too, nested
+    objects and lists walked without recursion), at most :data:`MAX_FIELD_STRINGS`."""
+    count = 0
+    for tag in tags or ():
+        if count == MAX_FIELD_STRINGS:
+            return
+        count += 1
+        yield "tags", tag
+    stack: list[tuple[str, Any]] = [("metadata", metadata or {})]
+    while stack and count < MAX_FIELD_STRINGS:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            count += 1
+            yield where, value
+        elif isinstance(value, Mapping):
+            for key, inner in value.items():
+                path = f"{where}.{key}"
+                if isinstance(key, str) and count < MAX_FIELD_STRINGS:
+                    count += 1
+                    yield path, key
+                stack.append((path, inner))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{i}]", inner) for i, inner in enumerate(value))
+
+
+def _record(guard: Screen, text: str | None, context: Sequence[MemoryItem] = (),
+            metadata: Mapping[str, Any] | None = None,
+            tags: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The verdict to keep if the text (read after ``context``, earlier memories of its
+    session), or any string of the metadata or tags, is flagged (the first one found;
+    ``field`` names it when it is not the text). An agent reads all three back, so an
+    instruction hidden in a tag is as dangerous as one in the text."""
+    if text is not None:
+        verdict, joint = with_context(guard, text, [c.text for c in context])
+        if verdict.flagged:
+            record = {"guard": guard.id, **verdict.to_dict(), "at": utcnow().isoformat()}
+            if joint:  # the reviewer sees which earlier memories completed the instruction
+                record["context"] = [c.id for c in context[-CONTEXT_TURNS:]]
+            return record
+    for where, value in _field_strings(metadata, tags):
+        verdict = guard.check(value)
+        if verdict.flagged:
+            return {"guard": guard.id, **verdict.to_dict(), "at": utcnow().isoformat(),
+                    "field": where}
+    return None
 
 
 def _session_key(item: MemoryItem) -> tuple[Any, ...] | None:
@@ -115,7 +159,8 @@ def screen_new(guard: Screen | None, items: Sequence[MemoryItem],
 
     ``recent(item, n)`` returns up to ``n`` stored, active memories of the item's session
     (oldest first); with it, each item that has a session is screened together with the
-    memories before it (those stored, then the earlier items of this batch)."""
+    memories before it (those stored, then the earlier items of this batch). Metadata
+    and tags are screened too."""
     out = []
     sessions: dict[tuple[Any, ...], list[MemoryItem]] = {}
     for item in items:
@@ -128,7 +173,8 @@ def screen_new(guard: Screen | None, items: Sequence[MemoryItem],
                 if key not in sessions:
                     sessions[key] = list(recent(item, CONTEXT_TURNS)) if recent else []
                 context = sessions[key][-CONTEXT_TURNS:]
-            verdict = _record(guard, item.text, context)
+            verdict = _record(guard, item.text, context, item.metadata,
+                              item.tags)
         if verdict is None:
             stored = item if provenance == item.provenance \
                 else dataclasses.replace(item, provenance=provenance)
@@ -153,7 +199,8 @@ def screen_imported(guard: Screen | None, item: MemoryItem) -> MemoryItem:
     or passes it. A source's ``quarantined`` always stays. Deleted and archived versions
     keep their status but get the verdict, so a later restore brings them back held.
     """
-    verdict = _record(guard, item.text) if guard is not None else None
+    verdict = _record(guard, item.text, (), item.metadata, item.tags) \
+        if guard is not None else None
     if verdict is not None:
         return dataclasses.replace(
             item, status="quarantined" if item.status == "active" else item.status,
@@ -164,14 +211,23 @@ def screen_imported(guard: Screen | None, item: MemoryItem) -> MemoryItem:
 
 
 def screen_text(guard: Screen | None, current: MemoryItem, text: str) -> dict[str, Any]:
-    """Extra changes for an update that replaces the text: quarantine it if flagged.
+    """Extra changes for an update that replaces the text: quarantine it if flagged."""
+    return screen_changes(guard, current, {"text": text})
 
-    A flagged new text quarantines the memory again even if an earlier version was
+
+def screen_changes(guard: Screen | None, current: MemoryItem,
+                   changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Extra changes for an update: quarantine the memory if a new text, metadata or tags
+    is flagged (only what changes is screened).
+
+    A flagged change quarantines the memory again even if an earlier version was
     released; a clean one leaves status and verdict as they are (a held memory stays held
     until someone releases it)."""
-    if guard is None or current.status == "deleted":
+    if guard is None or current.status == "deleted" or \
+            not {"text", "metadata", "tags"} & set(changes):
         return {}
-    verdict = _record(guard, text)
+    verdict = _record(guard, changes.get("text"), (), changes.get("metadata"),
+                      changes.get("tags"))
     if verdict is None:
         return {}
     return {"status": "quarantined",

@@ -15,11 +15,12 @@ validation failures are 422 ``invalid_input``; a missing or bad key is 401
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any, AsyncIterator, Callable, Iterator, Literal
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,12 +28,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import InvalidInput, MemvaultError
 from ..governance import KeyStore
+from ..governance.namespace import id_prefix
 from ..types import STATUSES, MemoryItem
 from ..vault import Vault
 from . import models as m
 from .edge import Edge
-from .runtime import (_ERRORS, RT, SV, Runtime, _dumps, _filters, _items, _ok, _on_crash, _on_http,
-                      _on_memvault, _on_validation, _status, _time)
+from .runtime import (_ERRORS, RT, SV, IdPath, IdQ, LimitQ, OffsetQ, Runtime, ScopeQ, StatusQ,
+                      TimeQ, _dumps, _filters, _items, _ok, _on_crash, _on_http, _on_memvault,
+                      _on_validation, _status, _time)
 
 __all__ = ["create_app"]
 
@@ -91,7 +94,25 @@ def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
     from .browser import mount_browser
 
     mount_browser(app)  # the web memory browser at /ui/
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the ``filters`` query parameter described as what it is: a
+    JSON object of the ``Filters`` schema (so clients and fuzzers send one)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        for param in doc["paths"]["/v1/memories"]["get"]["parameters"]:
+            if param["name"] == "filters":
+                param.pop("schema", None)
+                param["content"] = {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Filters"}}}
+        app.openapi_schema = doc
+    return app.openapi_schema
 
 
 def _memories() -> APIRouter:
@@ -105,12 +126,18 @@ def _memories() -> APIRouter:
         return _ok(item.to_dict(), 201)
 
     @r.post("/memories/batch", status_code=201, response_model=m.ItemsOut,
-            summary="Store many memories; each batch_size records are one transaction")
-    async def add_many(body: m.AddManyIn, sv: SV, rt: RT) -> Response:
+            summary=f"Store up to {m.MAX_RECORDS} memories; each batch_size records are "
+                    "one transaction")
+    async def add_many(body: m.AddManyIn, sv: SV, rt: RT, request: Request) -> Response:
         records = [rec if isinstance(rec, str) else rec.model_dump(exclude_none=True)
                    for rec in body.records]
         defaults = body.defaults.model_dump(exclude_none=True) if body.defaults else {}
-        items = await rt.run(sv.add_many, records, batch_size=body.batch_size, **defaults)
+        with _while_connected(request) as check:
+            try:
+                items = await rt.run(sv.add_many, records, batch_size=body.batch_size,
+                                     progress=lambda _: check(), **defaults)
+            except ClientGone:  # the batches written stay; nobody is there to answer
+                return Response(status_code=499)
         return _ok({"items": _items(items)}, 201)
 
     @r.post("/messages", status_code=201, response_model=m.ItemsOut,
@@ -123,15 +150,15 @@ def _memories() -> APIRouter:
         return _ok({"items": _items(items)}, 201)
 
     @r.get("/memories", response_model=m.PageOut, summary="List memories, newest first")
-    async def list_(sv: SV, rt: RT, user_id: str | None = None, agent_id: str | None = None,
-                    session_id: str | None = None, cube_id: str | None = None,
+    async def list_(sv: SV, rt: RT, user_id: ScopeQ = None, agent_id: ScopeQ = None,
+                    session_id: ScopeQ = None, cube_id: ScopeQ = None,
                     filters: Annotated[str | None, Query(
                         description="Filters as a JSON object (kind, tags, metadata, ids, "
                                     "event_after, ...)")] = None,
-                    status: Annotated[list[str] | None, Query(
-                        description="Repeatable; 'any' for every status")] = None,
-                    as_of: str | None = None, limit: int = 50, offset: int = 0,
-                    order: str = "created_desc", known_at: str | None = None) -> Response:
+                    status: StatusQ = None, as_of: TimeQ = None, limit: LimitQ = 50,
+                    offset: OffsetQ = 0,
+                    order: Literal["created_desc", "created_asc"] = "created_desc",
+                    known_at: TimeQ = None) -> Response:
         page = await rt.run(sv.list, user_id=user_id, agent_id=agent_id, session_id=session_id,
                             cube_id=cube_id, filters=_filters(filters), status=_status(status),
                             as_of=_time(as_of), limit=limit, offset=offset, order=order,
@@ -141,45 +168,44 @@ def _memories() -> APIRouter:
     @r.get("/memories/{id}", response_model=m.MemoryItemOut,
            summary="The current version (any status); as_of: the one that held in the world "
                    "then (valid time); known_at: the one the vault had recorded then")
-    async def get(id: str, sv: SV, rt: RT, as_of: str | None = None,
-                  known_at: str | None = None) -> Response:
+    async def get(id: IdPath, sv: SV, rt: RT, as_of: TimeQ = None,
+                  known_at: TimeQ = None) -> Response:
         item = await rt.run(sv.get, id, as_of=_time(as_of), known_at=_time(known_at))
         return _ok(item.to_dict())
 
     @r.patch("/memories/{id}", response_model=m.MemoryItemOut,
              summary="Write a new version (fields left out keep their value)")
-    async def update(id: str, body: m.UpdateIn, sv: SV, rt: RT) -> Response:
+    async def update(id: IdPath, body: m.UpdateIn, sv: SV, rt: RT) -> Response:
         item = await rt.run(sv.update, id, **body.model_dump(exclude_none=True))
         return _ok(item.to_dict())
 
     @r.delete("/memories/{id}", response_model=m.MemoryItemOut,
               summary="Tombstone (restorable until purged)")
-    async def delete(id: str, sv: SV, rt: RT, reason: str | None = None) -> Response:
+    async def delete(id: IdPath, sv: SV, rt: RT, reason: str | None = None) -> Response:
         return _ok((await rt.run(sv.delete, id, reason=reason)).to_dict())
 
     @r.post("/memories/{id}/restore", response_model=m.MemoryItemOut,
             summary="Bring a deleted or archived memory back")
-    async def restore(id: str, sv: SV, rt: RT) -> Response:
+    async def restore(id: IdPath, sv: SV, rt: RT) -> Response:
         return _ok((await rt.run(sv.restore, id)).to_dict())
 
     @r.post("/memories/{id}/archive", response_model=m.MemoryItemOut,
             summary="Archive an active memory")
-    async def archive(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+    async def archive(id: IdPath, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
         reason = body.reason if body else None
         return _ok((await rt.run(sv.archive, id, reason=reason)).to_dict())
 
     @r.post("/memories/{id}/release", response_model=m.MemoryItemOut,
             summary="Serve a memory the injection guard quarantined (its owner only)")
-    async def release(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+    async def release(id: IdPath, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
         reason = body.reason if body else None
         return _ok((await rt.run(sv.release, id, reason=reason)).to_dict())
 
     @r.get("/quarantine", response_model=m.PageOut,
            summary="The caller's quarantined memories (never served by search), newest first")
-    async def quarantine(sv: SV, rt: RT, user_id: str | None = None,
-                         agent_id: str | None = None, session_id: str | None = None,
-                         cube_id: str | None = None, limit: int = 50,
-                         offset: int = 0) -> Response:
+    async def quarantine(sv: SV, rt: RT, user_id: ScopeQ = None, agent_id: ScopeQ = None,
+                         session_id: ScopeQ = None, cube_id: ScopeQ = None,
+                         limit: LimitQ = 50, offset: OffsetQ = 0) -> Response:
         page = await rt.run(sv.quarantined, user_id=user_id, agent_id=agent_id,
                             session_id=session_id, cube_id=cube_id, limit=limit,
                             offset=offset)
@@ -187,13 +213,13 @@ def _memories() -> APIRouter:
 
     @r.post("/memories/{id}/purge", response_model=m.PurgeOut,
             summary="Remove every version for good")
-    async def purge(id: str, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
+    async def purge(id: IdPath, sv: SV, rt: RT, body: m.ReasonIn | None = None) -> Response:
         n = await rt.run(sv.purge, id, reason=body.reason if body else None)
         return _ok({"id": id, "purged_versions": n})
 
     @r.get("/memories/{id}/history", response_model=m.HistoryOut,
            summary="Every version, oldest first")
-    async def history(id: str, sv: SV, rt: RT, known_at: str | None = None) -> Response:
+    async def history(id: IdPath, sv: SV, rt: RT, known_at: TimeQ = None) -> Response:
         versions = await rt.run(sv.history, id, known_at=_time(known_at))
         return _ok({"id": id, "versions": _items(versions)})
 
@@ -206,8 +232,8 @@ def _memories() -> APIRouter:
         return _ok({"hits": [h.to_dict() for h in hits]})
 
     @r.get("/count", response_model=m.CountOut, summary="How many memories (per status)")
-    async def count(sv: SV, rt: RT, user_id: str | None = None,
-                    status: Annotated[list[str] | None, Query()] = None) -> Response:
+    async def count(sv: SV, rt: RT, user_id: ScopeQ = None, status: StatusQ = None
+                    ) -> Response:
         return _ok({"count": await rt.run(sv.count, user_id=user_id, status=_status(status))})
 
     @r.post("/links", status_code=204, response_class=Response, summary="Link two memories")
@@ -216,13 +242,17 @@ def _memories() -> APIRouter:
         return Response(status_code=204)
 
     @r.delete("/links", status_code=204, response_class=Response, summary="Remove a link")
-    async def unlink(src: str, dst: str, sv: SV, rt: RT, kind: str = "related") -> Response:
+    async def unlink(src: IdQ, dst: IdQ, sv: SV, rt: RT,
+                     kind: Annotated[str, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "related"
+                     ) -> Response:
         await rt.run(sv.unlink, src, dst, kind=kind)
         return Response(status_code=204)
 
     @r.get("/audit", response_model=m.AuditOut, summary="Audit events, oldest first")
-    async def audit(sv: SV, rt: RT, item_id: str | None = None, action: str | None = None,
-                    after: int = 0, limit: int = 100) -> Response:
+    async def audit(sv: SV, rt: RT, item_id: Annotated[str | None, Query(
+                        pattern=m.ID_PATTERN)] = None,
+                    action: Annotated[str | None, Query(max_length=64)] = None,
+                    after: OffsetQ = 0, limit: LimitQ = 100) -> Response:
         events = await rt.run(sv.audit, item_id=item_id, action=action, after=after,
                               limit=limit)
         return _ok({"events": [e.to_dict() for e in events]})
@@ -242,6 +272,36 @@ def _memories() -> APIRouter:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     return r
+
+
+class ClientGone(Exception):
+    """Raised between two batches of a request whose client has disconnected."""
+
+
+@contextmanager
+def _while_connected(request: Request) -> Iterator[Callable[[], None]]:
+    """A check to call between units of work: it raises :class:`ClientGone` once the
+    client has disconnected (watched from the event loop while the block runs), so a
+    long request stops where the store allows (between transactions)."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while not gone.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await asyncio.sleep(0.05)
+
+    def check() -> None:
+        if gone.is_set():
+            raise ClientGone()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        yield check
+    finally:
+        gone.set()
+        watcher.cancel()
 
 
 def _take(items: Iterator[MemoryItem], n: int) -> list[MemoryItem]:
@@ -264,10 +324,12 @@ def _service() -> APIRouter:
                     "in_flight": rt.running, "queue_depth": rt.waiting,
                     "model": {"configured": rt.llm.configured, **rt.model_pool.stats()}})
 
-    @r.get("/metrics", summary="Request counts and latencies per route, queue depth, and "
-                               "the caller's memory counts")
+    @r.get("/metrics", summary="The caller's memory counts, the server's load and (admin "
+                               "keys only) request counts and latencies per route")
     async def metrics(sv: SV, rt: RT) -> Response:
         snap = rt.metrics.snapshot()
+        if not sv.principal.admin:  # every principal's traffic is the operator's business
+            snap = {"uptime_s": snap["uptime_s"]}
         snap.update({"threads": rt.threads, "in_flight": rt.running,
                      "queue_depth": rt.waiting, "principal": sv.principal.name,
                      "model": {"configured": rt.llm.configured, "id": rt.llm.id,
@@ -279,7 +341,7 @@ def _service() -> APIRouter:
     async def whoami(sv: SV) -> Response:
         p = sv.principal
         return _ok({"name": p.name, "user_id": p.user_id, "agent_id": p.agent_id,
-                    "key_id": p.key_id})
+                    "key_id": p.key_id, "id_prefix": id_prefix(p.user_id, p.agent_id)})
 
     @r.post("/flush", status_code=204, response_class=Response,
             summary="Write buffered access statistics")

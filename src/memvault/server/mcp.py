@@ -15,21 +15,26 @@ whose text is ``error [<code>]: <message>`` and whose structured content is
 ``{"code", "message", "details"?}``; nothing else (no traceback) reaches the client.
 Any other exception is reported by the SDK as ``Error executing tool <name>``.
 
-:data:`mcp_command` is the click command (``memvault mcp``): it resolves ``--key``
-(or ``$MEMVAULT_API_KEY``) through :meth:`KeyStore.verify` to a principal and serves
-that principal's view of the vault over stdio (default) or streamable HTTP. The key is
-checked again on every call, so revoking it takes effect at once.
+The ``memvault mcp`` command (``cli/mcp.py``) serves it. Over stdio it resolves
+``--key`` (or ``$MEMVAULT_API_KEY``) through :meth:`KeyStore.verify` to a principal and
+serves that principal's view of the vault, checking the key again on every call. Over
+streamable HTTP (:func:`http_app`) there is no server-wide key: like the REST server,
+every HTTP request must carry ``Authorization: Bearer <key>`` (:class:`KeyGate` answers
+401 otherwise) and each tool call acts as the principal of the key on the request that
+carried it, so a process that merely reaches the port can do nothing, and revoking a
+key takes effect at once.
 """
 
 from __future__ import annotations
 
+import contextvars
+import inspect
 import json
-import signal
-from typing import TYPE_CHECKING, Annotated, Any, Callable
+import typing
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Mapping
 
 import anyio
 import anyio.to_thread
-import click
 from pydantic import Field
 
 from .. import __version__
@@ -37,16 +42,15 @@ from ..errors import MemvaultError, Unauthorized
 from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
-from ..cli.server import _errors, _settings
 from .model_slot import ModelSlot
 from .wire import remember_doc
-from .serve import _stop_on_sigterm, _Stopped
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from mcp.types import CallToolResult
 
-__all__ = ["build_mcp", "mcp_command", "TOOL_NAMES", "MODEL_TOOL_NAMES"]
+__all__ = ["build_mcp", "http_app", "serve_http", "caller_resolver", "KeyGate", "TOOL_NAMES",
+           "MODEL_TOOL_NAMES"]
 
 TOOL_NAMES = ("memory_add", "memory_search", "memory_get", "memory_update",
               "memory_delete", "memory_restore", "memory_history", "memory_share",
@@ -89,21 +93,34 @@ def _error_result(exc: MemvaultError) -> CallToolResult:
                           structured_content=body, is_error=True)
 
 
-def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = None,
-              name: str = "memvault", llm: Any = None) -> MCPServer:
-    """An MCP server whose tools act on ``scoped`` (which it neither owns nor closes).
+def build_mcp(scoped: ScopedVault | None = None, *,
+              check_key: Callable[[], None] | None = None, name: str = "memvault",
+              llm: Any = None,
+              resolve: Callable[[Mapping[str, str] | None], ScopedVault] | None = None
+              ) -> MCPServer:
+    """An MCP server whose tools act on ``scoped`` (which it neither owns nor closes), or,
+    with ``resolve``, on the principal of each call: ``resolve(headers)`` gets the HTTP
+    headers of the request that carried the call (``None`` without HTTP) and returns
+    that caller's ScopedVault or raises :class:`Unauthorized` (run in a worker thread).
 
-    ``check_key``, if given, runs (in the worker thread) before every tool call; it should
+    ``check_key``, if given, runs (in the worker thread) before every vault call; it should
     raise :class:`Unauthorized` when the caller's key is no longer valid. ``llm`` (an LLM,
     a spec, or a :class:`~memvault.server.model_slot.ModelSlot`) adds ``memory_chat`` and
     lets ``memory_remember`` read facts now (``mode="fine"``); without one, fine mode is a
     ``model_unavailable`` tool error and there is no chat tool.
     """
+    if (scoped is None) == (resolve is None):
+        raise ValueError("give exactly one of scoped and resolve")
     # the SDK costs ~0.7 s to import: only `memvault mcp` pays it, not every CLI command
-    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver import Context, MCPServer
     from mcp.types import CallToolResult, ToolAnnotations
     server = MCPServer(name, version=__version__, instructions=_INSTRUCTIONS,
                        log_level="WARNING")
+    current: contextvars.ContextVar[ScopedVault] = contextvars.ContextVar("memvault_mcp_caller")
+
+    def sv() -> ScopedVault:
+        """The caller of the tool call being served."""
+        return current.get()
 
     async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a blocking vault call in a worker thread; memvault errors -> tool errors."""
@@ -116,11 +133,43 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
         except MemvaultError as exc:
             return _error_result(exc)
 
+    def as_caller(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` run with :func:`sv` set to the caller of this call (the SDK injects the
+        request context into the extra ``ctx`` parameter; clients never see it)."""
+        hints = typing.get_type_hints(fn, include_extras=True)
+
+        async def wrapper(ctx: Any, **kwargs: Any) -> Any:
+            if resolve is None:
+                who = scoped
+            else:
+                try:
+                    who = await anyio.to_thread.run_sync(resolve, ctx.headers)
+                except MemvaultError as exc:
+                    return _error_result(exc)
+            token = current.set(who)  # type: ignore[arg-type]
+            try:
+                return await fn(**kwargs)
+            finally:
+                current.reset(token)
+        sig = inspect.signature(fn)
+        params = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values()]
+        params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=Context))
+        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=params, return_annotation=hints.get("return", Any))
+        wrapper.__annotations__ = {**hints, "ctx": Context}
+        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+        return wrapper
+
     def tool(description: str, *, read_only: bool = False, destructive: bool = False,
              idempotent: bool = False) -> Callable[[Callable[..., Any]], Any]:
-        return server.tool(description=description, annotations=ToolAnnotations(
-            read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
-            open_world_hint=False))
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            server.add_tool(as_caller(fn), name=fn.__name__, description=description,
+                            annotations=ToolAnnotations(
+                                read_only_hint=read_only, destructive_hint=destructive,
+                                idempotent_hint=idempotent, open_world_hint=False))
+            return fn
+        return register
 
     def item_result(item: Any) -> Any:
         return item if isinstance(item, CallToolResult) else item.to_dict()
@@ -139,7 +188,7 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                          agent_id: AgentId = None, session_id: SessionId = None,
                          cube_id: CubeId = None) -> Result:
         return item_result(await call(
-            scoped.add, text, kind=kind, tags=tags, metadata=metadata, event_time=event_time,
+            sv().add, text, kind=kind, tags=tags, metadata=metadata, event_time=event_time,
             importance=importance, expires_at=expires_at, agent_id=agent_id,
             session_id=session_id, cube_id=cube_id))
 
@@ -166,8 +215,9 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                             cube_id: CubeId = None) -> Result:
         filters = {k_: v for k_, v in (("kind", kinds), ("tags", tags),
                                        ("metadata", metadata)) if v}
-        hits = await call(scoped.search, query, k=k, filters=filters or None, as_of=as_of,
-                          known_at=known_at, agent_id=agent_id, session_id=session_id, cube_id=cube_id)
+        hits = await call(sv().search, query, k=k, filters=filters or None, as_of=as_of,
+                          known_at=known_at, agent_id=agent_id, session_id=session_id,
+                          cube_id=cube_id)
         if isinstance(hits, CallToolResult):
             return hits  # type: ignore[return-value]
         return {"query": query, "hits": [h.to_dict() for h in hits]}
@@ -180,7 +230,7 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                          known_at: Annotated[str | None, Field(
             description="The version the vault had recorded at this ISO-8601 time.")] = None
                          ) -> Result:
-        return item_result(await call(scoped.get, id, as_of=as_of, known_at=known_at))
+        return item_result(await call(sv().get, id, as_of=as_of, known_at=known_at))
 
     @tool("Write a new version of a memory (the old one stays in its history). Only the "
           "fields given change; metadata and tags, when given, replace the old ones.")
@@ -193,7 +243,7 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                                 description="0 .. 1.")] = None,
                             expires_at: Time = None, reason: Reason = None) -> Result:
         return item_result(await call(
-            scoped.update, id, text, kind=kind, tags=tags, metadata=metadata,
+            sv().update, id, text, kind=kind, tags=tags, metadata=metadata,
             event_time=event_time, importance=importance, expires_at=expires_at,
             reason=reason))
 
@@ -201,16 +251,16 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
           "its history, and memory_restore brings it back.", destructive=True,
           idempotent=True)
     async def memory_delete(id: Id, reason: Reason = None) -> Result:
-        return item_result(await call(scoped.delete, id, reason=reason))
+        return item_result(await call(sv().delete, id, reason=reason))
 
     @tool("Bring a deleted or archived memory back.", idempotent=True)
     async def memory_restore(id: Id) -> Result:
-        return item_result(await call(scoped.restore, id))
+        return item_result(await call(sv().restore, id))
 
     @tool("Every version of a memory, oldest first (how a fact changed over time).",
           read_only=True, idempotent=True)
     async def memory_history(id: Id) -> Result:
-        versions = await call(scoped.history, id)
+        versions = await call(sv().history, id)
         if isinstance(versions, CallToolResult):
             return versions  # type: ignore[return-value]
         return {"id": id, "versions": [v.to_dict() for v in versions]}
@@ -227,20 +277,20 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                                description="Fields to hide: metadata, provenance, tags, "
                                            "session_id, agent_id, event_time, links.")] = None,
                            valid_to: Time = None) -> Result:
-        return item_result(await call(scoped.share, id, to=to, cube_id=cube_id,
+        return item_result(await call(sv().share, id, to=to, cube_id=cube_id,
                                       everything=everything, write=write,
                                       redact=redact or (), valid_to=valid_to))
 
     @tool("Revoke a grant this user gave (it stays on record, closed).", idempotent=True)
     async def memory_unshare(grant_id: Annotated[str, Field(description="Grant id.")]
                              ) -> Result:
-        return item_result(await call(scoped.unshare, grant_id))
+        return item_result(await call(sv().unshare, grant_id))
 
     @tool("Grants this user gave and those given to it.", read_only=True, idempotent=True)
     async def memory_grants(id: Annotated[str | None, Field(description="Only grants of "
                                                                        "this memory.")] = None
                             ) -> Result:
-        grants = await call(scoped.grants, item_id=id)
+        grants = await call(sv().grants, item_id=id)
         if isinstance(grants, CallToolResult):
             return grants  # type: ignore[return-value]
         return {"grants": [g.to_dict() for g in grants]}
@@ -255,11 +305,13 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                               mode: Annotated[str, Field(description="fast or fine.")] = "fast",
                               agent_id: AgentId = None, session_id: SessionId = None,
                               cube_id: CubeId = None) -> Result:
+        caller = sv()
+
         def work() -> Any:
             if mode == "fine":
                 slot.require("fine remember")
             model = slot.get() if mode == "fine" else None
-            return scoped.remember(messages, mode=mode, llm=model, agent_id=agent_id,
+            return caller.remember(messages, mode=mode, llm=model, agent_id=agent_id,
                                    session_id=session_id, cube_id=cube_id)
         result = await call(work)
         return result if isinstance(result, CallToolResult) else remember_doc(result)
@@ -275,7 +327,8 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                               = False,
                               agent_id: AgentId = None, session_id: SessionId = None,
                               cube_id: CubeId = None) -> Result:
-            result = await call(lambda: scoped.chat(
+            caller = sv()
+            result = await call(lambda: caller.chat(
                 query, llm=slot.get(), k=k, remember=remember, agent_id=agent_id,
                 session_id=session_id, cube_id=cube_id))
             return result if isinstance(result, CallToolResult) else result.to_dict()
@@ -283,82 +336,64 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
     return server
 
 
-# -- the command -----------------------------------------------------------------------
-@click.command("mcp")
-@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio",
-              show_default=True, help="stdio (spawned by the client) or streamable HTTP.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface for --transport http.")
-@click.option("--port", default=8766, show_default=True, type=click.IntRange(1, 65535),
-              help="TCP port for --transport http (endpoint: /mcp).")
-@click.option("--key", "token", metavar="TOKEN", envvar="MEMVAULT_API_KEY",
-              help="API key (memvault keys create); default $MEMVAULT_API_KEY. Every tool "
-                   "call is confined to its principal's scope.")
-@click.option("--db", metavar="PATH",
-              help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")
-@click.option("--embedder", metavar="NAME",
-              help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the "
-                   "vault's own (minilm for a new one).")
-@click.option("--llm", "llm_spec", metavar="SPEC",
-              help="Model for memory_chat and fine memory_remember: local, "
-                   "openai:<base_url>#<model>, ollama:<model>; default $MEMVAULT_LLM, else "
-                   "none (no chat tool).")
-@click.option("--llm-api-key", envvar="MEMVAULT_LLM_API_KEY", metavar="KEY",
-              help="Key for an HTTP LLM; default $MEMVAULT_LLM_API_KEY.")
-@click.pass_context
-@_errors
-def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token: str | None,
-                db: str | None, embedder: str | None, llm_spec: str | None,
-                llm_api_key: str | None) -> None:
-    """Serve the vault as MCP tools for one API key's principal.
+# -- streamable HTTP: a key on every request -----------------------------------------
+def _bearer(headers: Mapping[str, str] | None) -> str | None:
+    value = (headers or {}).get("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
-    Tools: memory_add, memory_search, memory_get, memory_update, memory_delete,
-    memory_restore, memory_history, memory_share, memory_unshare, memory_grants,
-    memory_remember, and memory_chat when an LLM is configured (--llm). With
-    --transport stdio (the default) an MCP client
-    spawns this command; with --transport http it listens on http://HOST:PORT/mcp.
-    """
-    from ..vault import Vault
 
-    settings = _settings(ctx, db, embedder)
-    keys = KeyStore.for_vault(settings.path)
-    try:
-        if not token:
-            raise Unauthorized("an API key is required: --key TOKEN or $MEMVAULT_API_KEY "
-                               "(make one with: memvault keys create)")
-        principal = keys.verify(token)
+def caller_resolver(vault: Any, keys: KeyStore) -> Callable[[Mapping[str, str] | None],
+                                                             ScopedVault]:
+    """``resolve`` for :func:`build_mcp` over HTTP: the ScopedVault of the key in the
+    request's ``Authorization: Bearer`` header (Unauthorized without a valid one)."""
+    grants = GrantStore(keys)
+
+    def resolve(headers: Mapping[str, str] | None) -> ScopedVault:
+        token = _bearer(headers)
+        principal = keys.verify(token) if token else None
         if principal is None:
-            raise Unauthorized("invalid or revoked API key")
-
-        def check_key() -> None:
-            if keys.verify(token) is None:
-                raise Unauthorized("the API key has been revoked")
-
-        vault = Vault(settings=settings)
-        previous = _stop_on_sigterm()
-        try:
-            slot = ModelSlot(llm_spec or settings.llm, api_key=llm_api_key)
-            server = build_mcp(ScopedVault(vault, principal, grants=GrantStore(keys),
-                                           audit_reads=True), check_key=check_key, llm=slot)
-            who = f"{principal.name} (user {principal.user_id}" + \
-                (f", agent {principal.agent_id})" if principal.agent_id else ")")
-            if transport == "stdio":
-                click.echo(f"memvault: MCP over stdio for {who}, vault {settings.path}",
-                           err=True)
-                server.run("stdio")
-            else:
-                click.echo(f"memvault: MCP on http://{host}:{port}/mcp for {who}, "
-                           f"vault {settings.path}", err=True)
-                server.run("streamable-http", host=host, port=port)
-        except (KeyboardInterrupt, _Stopped):
-            pass
-        finally:
-            vault.close()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-    finally:
-        keys.close()
+            raise Unauthorized("missing, unknown or revoked API key: send "
+                               "'Authorization: Bearer <key>'")
+        return ScopedVault(vault, principal, grants=grants, audit_reads=True)
+    return resolve
 
 
-if __name__ == "__main__":  # python -m memvault.server.mcp (before cli registration)
-    mcp_command(prog_name="memvault mcp")
+class KeyGate:
+    """ASGI middleware: every HTTP request needs a valid key (401 JSON otherwise), before
+    the MCP SDK sees it; the tools then act as the key of the request that carried them."""
+
+    def __init__(self, app: Any, keys: KeyStore) -> None:
+        self.app, self.keys = app, keys
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                       for k, v in scope.get("headers", ())}
+            token = _bearer(headers)
+            principal = await anyio.to_thread.run_sync(self.keys.verify, token) \
+                if token else None
+            if principal is None:
+                body = json.dumps({"code": "unauthorized", "message": "missing, unknown or "
+                                   "revoked API key: send 'Authorization: Bearer <key>'"}).encode()
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(vault: Any, keys: KeyStore, *, host: str = "127.0.0.1", llm: Any = None) -> Any:
+    """The streamable-HTTP MCP app (endpoint ``/mcp``) behind :class:`KeyGate`."""
+    server = build_mcp(resolve=caller_resolver(vault, keys), llm=llm)
+    return KeyGate(server.streamable_http_app(host=host), keys)
+
+
+def serve_http(vault: Any, keys: KeyStore, *, host: str, port: int, llm: Any = None) -> None:
+    """Serve :func:`http_app` with uvicorn until SIGINT/SIGTERM."""
+    import uvicorn
+
+    config = uvicorn.Config(http_app(vault, keys, host=host, llm=llm), host=host, port=port,
+                            log_level="warning", lifespan="on")
+    uvicorn.Server(config).run()

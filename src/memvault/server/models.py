@@ -7,12 +7,48 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from typing import Literal
 
-#: A time as an ISO-8601 string or epoch seconds.
-Time = str | float
+# A time: an ISO-8601 date or date-time (optional UTC offset) of 1901..2198, or epoch
+# seconds 1900..2200. The years are those the vault accepts with any offset; the pattern
+# admits real calendar dates only (Feb 29 in leap years), so that every time the schema
+# allows is one the server accepts.
+_YEAR = r"(19(0[1-9]|[1-9][0-9])|20[0-9][0-9]|21([0-8][0-9]|9[0-8]))"
+_LEAP = r"((19|21)(0[48]|[2468][048]|[13579][26])|20(0[048]|[2468][048]|[13579][26]))"
+_DAY = (rf"({_YEAR}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+        rf"|02-(0[1-9]|1[0-9]|2[0-8]))|{_LEAP}-02-29)")
+_HM = r"([01][0-9]|2[0-3]):[0-5][0-9]"
+TIME_PATTERN = rf"^{_DAY}([T ]{_HM}(:[0-5][0-9](\.[0-9]{{1,6}})?)?(Z|[+-]{_HM})?)?$"
+EPOCH_MIN, EPOCH_MAX = -2208988800.0, 7258118400.0  # 1900-01-01, 2200-01-01 (UTC)
+TimeText = Annotated[str, Field(pattern=TIME_PATTERN)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 5.0 is the integer 5 (the schema's "integer")."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: An integer, also when written 5.0 (strict otherwise: "5" and true are refused).
+Int = Annotated[int, BeforeValidator(_integral)]
+Time = TimeText | Annotated[float, Field(ge=EPOCH_MIN, le=EPOCH_MAX)]
+
+# What the vault accepts, said in the schema (so that a request the schema allows is one
+# the server accepts, and the reverse). The vault checks the same again for every face.
+#: A memory id (``_validate.item_id``).
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="A memory id.")]
+#: user_id, agent_id, session_id, cube_id (``_validate.scope``).
+ScopeValue = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$")]
+#: Text and queries: not blank, no NUL (``_validate.text``; the size limit is in bytes).
+NonBlank = Annotated[str, Field(pattern=r"^[^\x00]*\S[^\x00]*$")]
+Kind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+Tag = Annotated[str, Field(max_length=64, pattern=r"^[^\x00]*\S[^\x00]*$")]
+#: A principal, or team:<name> (``governance.principals.principal_name``).
+GRANTEE_PATTERN = r"^[A-Za-z0-9_.@:+-]{1,128}$"
+GRANT_ID_PATTERN = r"^g_[0-9a-f]{16}$"
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INT64 = 2 ** 63
@@ -64,76 +100,91 @@ class _In(_JSONSafe):
 
 
 class Scope(_In):
-    user_id: str | None = None
-    agent_id: str | None = None
-    session_id: str | None = None
-    cube_id: str | None = None
+    user_id: ScopeValue | None = None
+    agent_id: ScopeValue | None = None
+    session_id: ScopeValue | None = None
+    cube_id: ScopeValue | None = None
 
 
 class RecordDefaults(Scope):
     """Values for records that do not set them (``add_many``'s ``**defaults``)."""
 
-    kind: str | None = None
+    kind: Kind | None = None
     metadata: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
-    tags: list[str] | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=64)
     event_time: Time | None = None
-    importance: float | None = None
+    importance: float | None = Field(default=None, ge=0.0, le=1.0)
     expires_at: Time | None = None
 
 
 class AddIn(RecordDefaults):
-    text: str
-    id: str | None = Field(default=None, description="Caller-chosen id (default: a new UUIDv7).")
+    text: NonBlank
+    id: Id | None = Field(default=None, description="Caller-chosen id, in the key's own "
+                           "namespace: the id_prefix of /v1/whoami (for an agent's memory "
+                           "<user>:<agent>:) then letters, digits, _ . - (default: a new "
+                           "UUIDv7).")
+
+
+#: Records (or messages) one request may carry: bounds the work a request makes (a
+#: 1 MB body holds ~20,000 short records, minutes of embedding); send more in several.
+MAX_RECORDS = 1000
 
 
 class AddManyIn(_In):
-    records: list[str | AddIn]
-    batch_size: int = Field(default=256, description="Records per transaction.")
+    records: list[NonBlank | AddIn] = Field(
+        max_length=MAX_RECORDS, description=f"At most {MAX_RECORDS} per request. Each "
+        "batch_size of them is one transaction; if the client disconnects, the batches not "
+        "yet started are not written.")
+    batch_size: Int = Field(default=256, ge=1, le=MAX_RECORDS,
+                            description="Records per transaction.")
     defaults: RecordDefaults | None = None
 
 
 class MessageIn(_JSONSafe):
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
     role: str = "user"
-    content: str
+    content: NonBlank
     name: str | None = None
     timestamp: Time | None = None
     metadata: dict[str, Any] | None = None
 
 
 class MessagesIn(Scope):
-    messages: list[MessageIn]
+    messages: list[MessageIn] = Field(max_length=MAX_RECORDS,
+                                      description=f"At most {MAX_RECORDS} per request.")
     metadata: dict[str, Any] | None = None
     event_time: Time | None = None
 
 
 class RememberIn(Scope):
-    messages: list[MessageIn]
-    mode: str = Field(default="fast", description="fast: store the turns now, extract "
+    messages: list[MessageIn] = Field(max_length=MAX_RECORDS,
+                                      description=f"At most {MAX_RECORDS} per request.")
+    mode: Literal["fast", "fine"] = Field(default="fast", description="fast: store the turns now, extract "
                       "later; fine: extract facts now with the server's LLM.")
     event_time: Time | None = None
 
 
 class ChatIn(Scope):
-    query: str
-    k: int = Field(default=5, description="How many retrieved memories go into the prompt.")
+    query: NonBlank
+    k: Int = Field(default=5, ge=0, le=1000,
+                   description="How many retrieved memories go into the prompt.")
     activation: bool = Field(default=True, description="Use the scope's KV-cache block "
                              "(local models only).")
     adapter: bool = Field(default=True, description="Use the scope's LoRA adapter, if it "
                           "has one (local models only).")
     remember: bool = Field(default=False, description="Store the query and the answer as "
                            "turns.")
-    max_tokens: int = 256
+    max_tokens: Int = Field(default=256, ge=1, le=4096)
 
 
 class UpdateIn(_In):
-    text: str | None = None
-    kind: str | None = None
+    text: NonBlank | None = None
+    kind: Kind | None = None
     metadata: dict[str, Any] | None = None
-    tags: list[str] | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=64)
     event_time: Time | None = None
-    importance: float | None = None
+    importance: float | None = Field(default=None, ge=0.0, le=1.0)
     expires_at: Time | None = None
     reason: str | None = None
 
@@ -142,49 +193,82 @@ class ReasonIn(_In):
     reason: str | None = None
 
 
+MetaKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")]
+Int64 = Annotated[Int, Field(ge=-(2 ** 63), le=2 ** 63 - 1)]
+
+
 class Filters(_In):
-    kind: str | list[str] | None = None
-    tags: list[str] | None = None
-    metadata: dict[str, str | int | float | bool | None] | None = None
-    ids: list[str] | None = None
+    kind: Kind | list[Kind] | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=64)
+    metadata: dict[MetaKey, str | Int64 | float | bool | None] | None = None
+    ids: list[Id] | None = None
     event_after: Time | None = None
     event_before: Time | None = None
     created_after: Time | None = None
     created_before: Time | None = None
 
 
+Status = Literal["active", "archived", "deleted", "quarantined"]
+Searchable = Literal["active", "archived", "deleted"]
+
+
 class SearchIn(Scope):
-    query: str
+    query: NonBlank
     filters: Filters | None = None
-    k: int = 10
+    k: Int = Field(default=10, ge=1, le=1000)
     as_of: Time | None = Field(default=None, description="Search what held in the world at "
                                                          "this time (valid time).")
     known_at: Time | None = Field(default=None, description="Search the vault as it was "
                                                             "recorded at this time.")
-    status: str | list[str] | None = Field(
-        default="active", description="A status, a list of them, or null / \"any\" for all.")
+    status: Searchable | Literal["any"] | list[Searchable] | None = Field(
+        default="active", description="A status, a list of them, or null / \"any\" for "
+                                      "all but quarantined (search never serves held text; "
+                                      "review it at /v1/quarantine).")
 
 
 class LinkIn(_In):
-    src: str
-    dst: str
-    kind: str = "related"
-    weight: float = 1.0
+    src: Id
+    dst: Id
+    kind: Kind = "related"
+    weight: float = Field(default=1.0, ge=0.0, le=1e6)
 
 
-class ShareIn(_In):
-    """A grant: to whom, what (in the item route the id comes from the path), how."""
+class ItemShareIn(_In):
+    """A grant of the memory in the path: to whom, how."""
 
-    to: str = Field(description="A principal name, or team:<name>.")
-    item_id: str | None = None
-    cube_id: str | None = None
-    everything: bool = Field(default=False, description="All of the caller's memory.")
+    to: str = Field(pattern=GRANTEE_PATTERN, description="A principal name, or "
+                    "team:<name>.")
     write: bool = Field(default=False, description="Also allow update/delete/archive/restore.")
-    redact: list[str] = Field(default_factory=list, description="Fields hidden from the "
+    redact: list[Literal["metadata", "provenance", "tags", "session_id", "agent_id",
+                         "event_time", "links"]] = Field(
+        default_factory=list, description="Fields hidden from the "
                               "grantee: metadata, provenance, tags, session_id, agent_id, "
                               "event_time, links.")
     valid_from: Time | None = None
     valid_to: Time | None = None
+
+
+class ShareItemIn(ItemShareIn):
+    """A grant of one of the caller's memories."""
+
+    item_id: Id
+
+
+class ShareCubeIn(ItemShareIn):
+    """A grant of one of the caller's cubes."""
+
+    cube_id: ScopeValue
+
+
+class ShareAllIn(ItemShareIn):
+    """A grant of all of the caller's memory."""
+
+    everything: Literal[True] = Field(description="All of the caller's memory.")
+
+
+#: A grant names exactly one of item_id, cube_id, everything (the schema's anyOf of three
+#: bodies that refuse each other's fields).
+ShareIn = ShareItemIn | ShareCubeIn | ShareAllIn
 
 
 # -- responses ---------------------------------------------------------------------------
@@ -351,6 +435,8 @@ class PrincipalOut(BaseModel):
     user_id: str
     agent_id: str | None
     key_id: str | None
+    id_prefix: str = Field(description="Ids this key chooses for its memories start with "
+                                       "this (then letters, digits, _ . -).")
 
 
 class ModelPoolOut(BaseModel):

@@ -12,9 +12,9 @@ import json
 import logging
 import math
 import re
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any, Callable, Literal, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,7 +30,8 @@ from .edge import Metrics
 from .model_slot import ModelSlot
 from .pool import WorkerPool
 
-__all__ = ["RT", "SV", "Runtime"]
+__all__ = ["RT", "SV", "Runtime", "IdPath", "IdQ", "ScopeQ", "TimeQ", "LimitQ", "OffsetQ",
+           "StatusQ"]
 
 log = logging.getLogger("memvault.server")
 T = TypeVar("T")
@@ -107,6 +108,17 @@ async def _scoped(request: Request, creds: Annotated[HTTPAuthorizationCredential
 RT = Annotated[Runtime, Depends(_runtime)]
 SV = Annotated[ScopedVault, Depends(_scoped)]
 
+# Path and query parameters, with the constraints the vault applies (see models.py).
+IdPath = Annotated[str, Path(pattern=m.ID_PATTERN, description="A memory id.")]
+IdQ = Annotated[str, Query(pattern=m.ID_PATTERN, description="A memory id.")]
+ScopeQ = Annotated[str | None, Query(min_length=1, max_length=256, pattern=r"^[^\x00]+$")]
+TimeQ = Annotated[str | None, Query(pattern=m.TIME_PATTERN, description="ISO-8601 date or "
+                                    "date-time (years 1901-2198).")]
+LimitQ = Annotated[int, Query(ge=1, le=1000)]
+OffsetQ = Annotated[int, Query(ge=0, le=2 ** 62)]
+StatusQ = Annotated[list[Literal["active", "archived", "deleted", "quarantined", "any"]] | None,
+                    Query(description="Repeatable; 'any' for every status")]
+
 
 def _dumps(doc: Any) -> str:
     """``doc`` as standard JSON text that always encodes as UTF-8. Requests cannot put a
@@ -152,6 +164,8 @@ def _time(value: str | None) -> str | float | None:
 def _status(values: list[str] | None) -> Any:
     if not values:
         return "active"
+    if "any" in values:
+        return "any"
     return values[0] if len(values) == 1 else values
 
 
@@ -165,7 +179,13 @@ def _filters(raw: str | None) -> Any:
     problem = m.json_problem(doc, "filters", int64=True)
     if problem:
         raise InvalidInput(problem, field="filters")
-    return doc
+    try:  # the same model (and schema) as the search body's filters
+        return m.Filters.model_validate(doc).model_dump(exclude_none=True)
+    except ValueError as exc:
+        first = getattr(exc, "errors", lambda: [{}])()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidInput(f"filters{'.' + where if where else ''}: "
+                           f"{_said(first)}", field="filters") from None
 
 
 def _items(items: list[MemoryItem]) -> list[dict[str, Any]]:
@@ -190,11 +210,18 @@ async def _on_memvault(request: Request, exc: Exception) -> JSONResponse:
                   {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None)
 
 
+def _said(error: Any) -> str:
+    """A validation error's message; a pattern mismatch without the (long) pattern."""
+    if error.get("type") == "string_pattern_mismatch":
+        return "does not have the accepted form (see the OpenAPI schema)"
+    return str(error.get("msg", "")).removeprefix("Value error, ")
+
+
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": [str(p) for p in e.get("loc", ())],
-               "msg": str(e.get("msg", "")).removeprefix("Value error, "),
-               "type": str(e.get("type", ""))} for e in exc.errors()[:20]]
+    errors = [{"loc": [str(p) for p in e.get("loc", ())
+                       if not str(p).startswith(("constrained-", "function-"))],
+               "msg": _said(e), "type": str(e.get("type", ""))} for e in exc.errors()[:20]]
     if errors and errors[0]["type"] == "json_invalid":
         message = f"the body is not valid JSON (at character {errors[0]['loc'][-1]})"
     elif errors:
@@ -213,14 +240,33 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     if status == 404:
         return _error(404, "not_found", f"no route {request.method} {request.url.path}"
                       if detail == "Not Found" else detail)
-    if status == 405:
+    if status == 405:  # Allow: every method the schema documents for this path
+        methods = _allowed(request)
         return _error(405, "method_not_allowed",
                       f"{request.method} is not allowed on {request.url.path}",
-                      headers=exc.headers)
+                      headers={**(exc.headers or {}), "Allow": ", ".join(methods)}
+                      if methods else exc.headers)
     if status == 400:  # an unparseable body: as invalid as a malformed one
         return _error(422, "invalid_input", f"the request body could not be parsed ({detail})")
     code = {401: "unauthorized", 413: "payload_too_large"}.get(status, "http_error")
     return _error(status, code, detail, headers=exc.headers)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods the OpenAPI schema declares for the request's path (its ``Allow``): a
+    literal path wins over templates that also match it, as in OpenAPI."""
+    app = request.app
+    paths = app.openapi()["paths"]
+    table = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = app.state.allow_table = [
+            (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+             [method.upper() for method in ops])
+            for path, ops in paths.items() if "{" in path]
+    path = request.url.path
+    if path in paths:
+        return sorted(method.upper() for method in paths[path])
+    return sorted({m for regex, methods in table if regex.match(path) for m in methods})
 
 
 async def _on_crash(request: Request, exc: Exception) -> JSONResponse:

@@ -45,7 +45,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
 
         llm = get_llm(spec, api_key=llm_api_key, timeout=llm_timeout)
     vault = Vault(settings=settings)
-    keys = KeyStore.for_vault(settings.path)
+    try:
+        keys = KeyStore.for_vault(vault)  # the vault's own store holds keys and grants
+    except BaseException:
+        vault.close()
+        raise
     scheduler = None
     if scheduler_interval:
         from ..scheduler import SchedulerConfig

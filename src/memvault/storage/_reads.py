@@ -23,6 +23,7 @@ from ..types import AuditEvent
 from ._dialect import Dialect, Fragment, where_clause
 from ._rows import COLUMNS, ORDER, row_to_item
 from .base import RowQuery, StoredRow, StoreReads
+from .governance import run_read
 
 __all__ = ["SQLReads"]
 
@@ -149,6 +150,11 @@ class SQLReads(StoreReads):
             return [AuditEvent(seq=r[0], at=from_epoch(r[1]), actor=r[2], action=r[3],  # type: ignore[arg-type]
                                item_id=r[4], version=r[5], details=d.json(r[6]))
                     for r in conn.execute(sql, params)]
+
+    # -- governance (keys, principals, teams, grants) -------------------------------------
+    def governance(self, query: str, params: dict[str, Any]) -> list[tuple]:
+        with self._reader("reading governance state") as conn:
+            return run_read(conn, self.dialect.name, query, params)
 
     # -- store metadata ------------------------------------------------------------------
     def meta(self) -> dict[str, str]:

@@ -19,7 +19,7 @@ import numpy as np
 from ..types import AuditEvent, MemoryItem
 
 __all__ = [
-    "RowQuery", "InsertVersion", "AuditOp", "LinkOp", "PurgeOp", "WriteOp",
+    "RowQuery", "InsertVersion", "AuditOp", "LinkOp", "PurgeOp", "GovernanceOp", "WriteOp",
     "StoredRow", "RecordStore", "StoreReads",
 ]
 
@@ -92,7 +92,17 @@ class PurgeOp:
     item_id: str
 
 
-WriteOp = InsertVersion | AuditOp | LinkOp | PurgeOp
+@dataclass(slots=True)
+class GovernanceOp:
+    """A change to the governance tables (principals, keys, teams, grants): one of the
+    named statements of :mod:`memvault.storage.governance` and its values. In an
+    ``apply`` batch it commits (or not) together with the audit row that records it."""
+
+    statement: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+WriteOp = InsertVersion | AuditOp | LinkOp | PurgeOp | GovernanceOp
 
 
 @dataclass(slots=True)
@@ -146,6 +156,10 @@ class RecordStore(Protocol):
 
     def touch(self, counts: dict[str, tuple[int, float]]) -> None:
         """Add access counts (item id -> (count, last access epoch)); best effort."""
+        ...
+
+    def governance(self, query: str, params: dict[str, Any]) -> list[tuple]:
+        """Rows of one named read of the governance tables (``storage/governance.py``)."""
         ...
 
     def meta(self) -> dict[str, str]: ...

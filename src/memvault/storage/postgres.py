@@ -46,7 +46,8 @@ from ..errors import (ConfigurationError, Conflict, IntegrityError, InvalidInput
 from ._dialect import POSTGRES
 from ._pg_rows import JSON_COLUMNS, RAW_COLUMNS, RAW_TABLES, canonical_json, sorted_json_loads
 from ._reads import SQLReads
-from .base import AuditOp, InsertVersion, LinkOp, PurgeOp, RowQuery, WriteOp
+from .base import AuditOp, GovernanceOp, InsertVersion, LinkOp, PurgeOp, RowQuery, WriteOp
+from .governance import run_write
 
 try:  # optional dependency: memvault[postgres]
     import psycopg
@@ -341,6 +342,8 @@ class PostgresStore(SQLReads):
                 conn.execute("DELETE FROM vectors x WHERE x.content_hash = ANY(%s::text[]) "
                              "AND NOT EXISTS (SELECT 1 FROM versions v "
                              "WHERE v.content_hash = x.content_hash)", (hashes,))
+        elif isinstance(op, GovernanceOp):
+            run_write(conn, "postgres", op.statement, op.params)
         else:  # pragma: no cover - programming error
             raise TypeError(f"unknown write op {op!r}")
 

@@ -23,7 +23,8 @@ from .._filelock import LockFile
 from ..errors import Conflict, IntegrityError, InvalidInput, StorageError
 from ._dialect import SQLITE
 from ._reads import SQLReads
-from .base import AuditOp, InsertVersion, LinkOp, PurgeOp, RowQuery, WriteOp
+from .base import AuditOp, GovernanceOp, InsertVersion, LinkOp, PurgeOp, RowQuery, WriteOp
+from .governance import run_write
 
 __all__ = ["SQLiteStore"]
 
@@ -191,6 +192,8 @@ class SQLiteStore(SQLReads):
             conn.execute("DELETE FROM vectors WHERE content_hash IN (SELECT value FROM "
                          "json_each(?)) AND content_hash NOT IN (SELECT content_hash FROM "
                          "versions)", (json.dumps(hashes),))
+        elif isinstance(op, GovernanceOp):
+            run_write(conn, "sqlite", op.statement, op.params)
         else:  # pragma: no cover - programming error
             raise TypeError(f"unknown write op {op!r}")
         return 0

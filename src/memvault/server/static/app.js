@@ -470,7 +470,8 @@
     clear(routes);
     const entries = Object.entries(doc.routes || {});
     if (!entries.length) {
-      const td = el("td", { cls: "muted", text: "No requests yet." });
+      const td = el("td", { cls: "muted", text: doc.routes ? "No requests yet."
+        : "Per-route statistics are shown to admin keys only." });
       td.colSpan = 7;
       routes.append(el("tr", null, td));
     }
