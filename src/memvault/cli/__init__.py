@@ -466,7 +466,7 @@ def _register_faces() -> None:
     from .cube import cube
     from .bench import bench
     from .server import keys, serve
-    from ..server.mcp import mcp_command
+    from .mcp import mcp_command
     from .storage import migrate_store
 
     cli.add_command(bench)
