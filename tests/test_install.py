@@ -11,6 +11,7 @@ there and runs the demo. A module that needs an undeclared package fails it.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import shutil
@@ -91,8 +92,13 @@ def third_party_imports() -> dict[str, set[str]]:
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def _packages() -> dict[str, list[str]]:
+    return metadata.packages_distributions()  # scans every installed distribution: once
+
+
 def distributions(top: str) -> set[str]:
-    return {_name(d) for d in metadata.packages_distributions().get(top, [])}
+    return {_name(d) for d in _packages().get(top, [])}
 
 
 # -- declarations (fast) -------------------------------------------------------------------
