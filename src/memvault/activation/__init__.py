@@ -3,7 +3,7 @@
 :mod:`.blocks` keeps blocks on disk (fp16 safetensors keyed by model fingerprint and
 content, checked for staleness against the store when used); :mod:`.tier` is the
 scheduler's activation tier and the scope block that :func:`memvault.chat.chat` injects
-as ``past_key_values``, so that block is not prefilled again.
+as the generation ``cache``, so that block is not prefilled again.
 """
 
 from .blocks import ActivationBlock, ActivationStore, LoadedBlock, build_block, stale_ids

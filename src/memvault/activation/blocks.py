@@ -2,7 +2,7 @@
 
 A block is a short list of chat messages (memvault renders the scope's profile and hottest
 facts as the system message) run once through the model. Its KV cache is then injected as
-``past_key_values`` when a prompt *starts with exactly those tokens*, so generation skips
+the generation ``cache`` when a prompt *starts with exactly those tokens*, so generation skips
 the prefill of the block: time-to-first-token falls from seconds to a fraction of a second.
 
 On disk (the ``activation/`` part of a MemCube)::

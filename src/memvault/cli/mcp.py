@@ -7,6 +7,7 @@ import signal
 
 import click
 
+from .._extras import requires
 from ..errors import Unauthorized
 from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
@@ -52,9 +53,10 @@ def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token:
     REST server, every request must carry its own key (Authorization: Bearer KEY) and
     acts as that key's principal (--key is not used).
     """
-    from ..server.mcp import build_mcp, serve_http
-    from ..server.model_slot import ModelSlot
-    from ..server.serve import _stop_on_sigterm, _Stopped
+    with requires("mcp", "memvault mcp"):
+        from ..server.mcp import build_mcp, serve_http
+        from ..server.model_slot import ModelSlot
+        from ..server.serve import _stop_on_sigterm, _Stopped
     from ..vault import Vault
 
     settings = _settings(ctx, db, embedder)

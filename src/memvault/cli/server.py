@@ -17,7 +17,8 @@ from typing import Any, Callable
 import click
 
 from ._tables import kv, short_time, table
-from ..errors import ConfigurationError, MemvaultError
+from .._extras import requires
+from ..errors import MemvaultError
 from ..governance.principals import KeyStore, operator
 from ..settings import Settings
 
@@ -103,11 +104,8 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, max_body_bytes
     Every request needs an API key (memvault keys create). Stops on Ctrl-C or SIGTERM
     after in-flight requests finish.
     """
-    try:
+    with requires("server", "memvault serve"):
         from ..server.serve import serve as run
-    except ImportError as exc:
-        raise ConfigurationError(f"the server needs fastapi and uvicorn ({exc}): "
-                                 "pip install 'memvault[server]'") from exc
 
     settings = _settings(ctx, db, embedder)
     if llm_spec is not None:

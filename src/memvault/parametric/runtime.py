@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from .._extras import requires
 from ..errors import IntegrityError, ModelError
 from ..models.local import LocalLLM
 
@@ -90,7 +91,8 @@ def loaded_keys(llm: LocalLLM) -> list[str]:
 
 def lora_config(config: Mapping[str, Any]) -> Any:
     """A peft ``LoraConfig`` from the few fields memvault writes (anything else ignored)."""
-    from peft import LoraConfig
+    with requires("local", "LoRA adapters"):
+        from peft import LoraConfig
 
     return LoraConfig(r=int(config["r"]), lora_alpha=float(config["lora_alpha"]),
                       lora_dropout=0.0, bias="none", target_modules=list(config["target_modules"]),
@@ -117,8 +119,9 @@ def install(llm: LocalLLM, key: str, config: Mapping[str, Any],
     model is left as it was. ``tensors=None`` keeps peft's initialisation (B = 0: the
     adapter starts as a no-op), which is how training starts.
     """
-    from peft.functional import get_peft_model_state_dict, inject_adapter_in_model
-    from peft.functional import set_peft_model_state_dict
+    with requires("local", "LoRA adapters"):
+        from peft.functional import get_peft_model_state_dict, inject_adapter_in_model
+        from peft.functional import set_peft_model_state_dict
 
     with llm.lock:
         slots = _slots(llm)

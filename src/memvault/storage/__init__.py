@@ -17,7 +17,10 @@ def is_dsn(location: str | Path) -> bool:
 def open_store(location: str | Path, *, durability: str = "full") -> RecordStore:
     """A SQLite file path (the embedded default) or a ``postgresql://`` DSN."""
     if is_dsn(location):
-        from .postgres import PostgresStore
+        from .._extras import requires
+
+        with requires("postgres", "a PostgreSQL store"):
+            from .postgres import PostgresStore
 
         return PostgresStore(str(location))
     return SQLiteStore(location, durability=durability)
