@@ -4,6 +4,12 @@ A write validates everything first, embeds outside the transaction, then hands t
 one batch of operations (version row + audit row) that commits atomically; only then is
 the call acknowledged. Reads go through the :class:`~memvault.retrieval.Searcher`, which
 keeps the derived vector index in step with the store.
+
+The searcher (numpy, faiss, the index snapshot) is opened on the first search or write,
+not with the vault: a by-id read (``get``, ``history``, ``list``) needs only the store,
+and a command line that answers one such read should not pay for loading an index it
+never consults. Opening still checks the embedder identity; closing a vault that saw
+writes from elsewhere opens the searcher then, so the snapshot stays as fresh as before.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from .api import Record, VaultAPI
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from .guard import quarantine
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
-from .retrieval import Searcher
 from .retrieval.context import MODES as CONTEXT_MODES
 from .retrieval.context import embed_text, search_text
 from .settings import Settings
@@ -89,14 +94,13 @@ class Vault(VaultAPI):
         self.embedder = embedder
         # With a store passed in, only an explicit index_dir is used (the default one is
         # next to a SQLite file); the snapshot's tag and watermark make either safe.
-        index_dir = settings.resolved_index_dir if store is None else settings.index_dir
-        self._snapshot = index_dir is not None and self._tmpdir is None
+        self._index_dir = settings.resolved_index_dir if store is None else settings.index_dir
+        self._snapshot = self._index_dir is not None and self._tmpdir is None
+        self._searcher: Any = None
+        self._searcher_lock = threading.Lock()
         try:
             self._check_identity()
-            self.searcher = Searcher(self.store, embedder, config=settings.search,
-                                     index_dir=index_dir,
-                                     store_tag=self.store.meta()["vault_id"],
-                                     context=settings.index_context)
+            self._opened_change = self.store.last_change()
         except BaseException:
             self.store.close()  # a vault that failed to open holds no connections
             raise
@@ -104,6 +108,27 @@ class Vault(VaultAPI):
         self._access_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._closed = False
+
+    @property
+    def searcher(self) -> Any:
+        """The :class:`~memvault.retrieval.Searcher`, opened (snapshot loaded or index
+        rebuilt, change feed replayed) on first use."""
+        if self._searcher is None:
+            with self._searcher_lock:
+                if self._searcher is None:
+                    from .retrieval import Searcher
+
+                    self._searcher = Searcher(
+                        self.store, self.embedder, config=self.settings.search,
+                        index_dir=self._index_dir, store_tag=self.store.meta()["vault_id"],
+                        context=self.settings.index_context)
+        return self._searcher
+
+    def _apply(self, ops: list[Any]) -> None:
+        """Commit ``ops``; the searcher is open first (as when it opened with the vault),
+        so it takes the write in from the change feed like any other."""
+        self.searcher  # noqa: B018 - opens it
+        self.store.apply(ops)
 
     @property
     def actor(self) -> str | None:
@@ -152,11 +177,18 @@ class Vault(VaultAPI):
         if self._closed:
             return
         self._closed = True
-        self.flush()
-        self.searcher.close()
-        if self._snapshot:
-            self.searcher.save()
-        self.store.close()
+        try:
+            self.flush()
+            searcher = self._searcher
+            if searcher is None and self._snapshot and \
+                    self.store.last_change() != self._opened_change:
+                searcher = self.searcher  # writes since open: the snapshot catches up now
+            if searcher is not None:
+                searcher.close()
+                if self._snapshot:
+                    searcher.save()
+        finally:
+            self.store.close()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
@@ -304,7 +336,7 @@ class Vault(VaultAPI):
             ops.append(AuditOp("add", item.id, 1, self.actor,
                                {"kind": item.kind, **self._quarantine.audit_note(item)}))
         ops += [LinkOp(prev, nxt, "next") for prev, nxt in thread_links]
-        self.store.apply(ops)
+        self._apply(ops)
         if self.settings.auto_link:
             hooks.get("after_write")(self, items)
         return items
@@ -417,7 +449,7 @@ class Vault(VaultAPI):
     def purge(self, id: str, *, reason: str | None = None) -> int:
         """Remove every version for good; the audit log keeps only that it happened."""
         versions = self.history(id)
-        self.store.apply([PurgeOp(id), AuditOp("purge", id, versions[-1].version, self.actor,
+        self._apply([PurgeOp(id), AuditOp("purge", id, versions[-1].version, self.actor,
                                                {"versions": len(versions), "reason": reason})])
         return len(versions)
 
@@ -435,7 +467,7 @@ class Vault(VaultAPI):
         else:  # same content: the stored vector (and indexed context) carry over
             digest = self.store.select(RowQuery(ids=[item.id], statuses=None,
                                                 limit=1))[0].content_hash
-        self.store.apply([
+        self._apply([
             InsertVersion(item, vec, digest,
                           expected_version=current.version, search_text=text),
             AuditOp(action, item.id, item.version, self.actor,
@@ -446,12 +478,12 @@ class Vault(VaultAPI):
     def link(self, src: str, dst: str, *, kind: str = "related", weight: float = 1.0) -> None:
         self._current(src), self._current(dst)
         weight = check.finite(weight, field="weight", low=0.0, high=1e6)
-        self.store.apply([LinkOp(src, dst, check.kind(kind), weight),
+        self._apply([LinkOp(src, dst, check.kind(kind), weight),
                           AuditOp("link", src, None, self.actor, {"dst": dst, "kind": kind})])
 
     def unlink(self, src: str, dst: str, *, kind: str = "related") -> None:
         self._current(src), self._current(dst)
-        self.store.apply([LinkOp(src, dst, check.kind(kind), remove=True),
+        self._apply([LinkOp(src, dst, check.kind(kind), remove=True),
                           AuditOp("unlink", src, None, self.actor, {"dst": dst, "kind": kind})])
 
     # -- reads -------------------------------------------------------------------------
