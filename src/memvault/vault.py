@@ -30,7 +30,6 @@ from .ids import content_hash, new_id
 from . import hooks
 from .api import Record, VaultAPI
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
-from .guard import quarantine
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .retrieval.context import MODES as CONTEXT_MODES
 from .retrieval.context import embed_text, search_text
@@ -40,11 +39,51 @@ from .storage import is_dsn, open_store
 from .storage.sqlite import SQLiteStore
 from .types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
 
-__all__ = ["Vault"]
+__all__ = ["Vault", "message_records"]
 
 _RECORD_KEYS = frozenset({"text", "kind", "user_id", "agent_id", "session_id", "cube_id",
                           "metadata", "provenance", "tags", "event_time", "importance",
                           "expires_at", "id"})
+
+
+_UNSET: Any = object()
+
+
+def guard_module() -> Any:
+    """:mod:`memvault.guard.quarantine`, imported when a write first needs it."""
+    from .guard import quarantine
+
+    return quarantine
+
+
+def message_records(messages: Sequence[Mapping[str, Any]], *, user_id: str | None = None,
+                    agent_id: str | None = None, session_id: str | None = None,
+                    cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+                    event_time: Any = None) -> list[dict[str, Any]]:
+    """The records :meth:`Vault.add_messages` stores for chat ``messages`` (turns whose
+    provenance is the message's index), for callers that write them with
+    :meth:`Vault.add_many` in batches of their own (an import with a progress bar)."""
+    if isinstance(messages, (str, Mapping)) or not isinstance(messages, Sequence):
+        raise InvalidInput("messages must be a list of {role, content} objects")
+    records = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, Mapping) or "content" not in msg:
+            raise InvalidInput(f"message {i} must be an object with 'content'", index=i)
+        role = msg.get("role", "user")
+        if not isinstance(role, str):
+            raise InvalidInput(f"message {i}: role must be a string", index=i)
+        extra = msg.get("metadata") or {}
+        if not isinstance(extra, Mapping):
+            raise InvalidInput(f"message {i}: metadata must be an object", index=i)
+        meta = {**(metadata or {}), **extra, "role": role}
+        if msg.get("name"):
+            meta["speaker"] = msg["name"]
+        records.append({"text": msg["content"], "kind": "turn", "user_id": user_id,
+                        "agent_id": agent_id, "session_id": session_id,
+                        "cube_id": cube_id, "metadata": meta,
+                        "event_time": msg.get("timestamp", event_time),
+                        "provenance": {"source": "messages", "index": i}})
+    return records
 
 
 class Vault(VaultAPI):
@@ -72,8 +111,9 @@ class Vault(VaultAPI):
         self.settings = settings
         self.limits = settings.limits
         self.actor = actor
-        self._quarantine = quarantine
-        self.guard = quarantine.guard_for(settings.guard)  # flagged writes are quarantined
+        if settings.guard not in ("on", "off"):  # the guard's own modes, checked now
+            guard_module().guard_for(settings.guard)  # raises ConfigurationError
+        self._guard: Any = _UNSET  # built on the first write (its rules take ~0.1 s)
         # who the current call acts for, set per call by acting_as (a shared vault serves
         # many principals at once: each request's context carries its own)
         self._acting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -108,6 +148,22 @@ class Vault(VaultAPI):
         self._access_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._closed = False
+
+    @property
+    def guard(self) -> Any:
+        """The injection guard that screens writes (None with ``guard="off"``): flagged
+        writes are quarantined. Built on first use: a read never needs its rules."""
+        if self._guard is _UNSET:
+            self._guard = guard_module().guard_for(self.settings.guard)
+        return self._guard
+
+    @guard.setter
+    def guard(self, value: Any) -> None:
+        self._guard = value
+
+    @property
+    def _quarantine(self) -> Any:
+        return guard_module()
 
     @property
     def searcher(self) -> Any:
@@ -215,24 +271,9 @@ class Vault(VaultAPI):
                      metadata: Mapping[str, Any] | None = None,
                      event_time: Any = None) -> list[MemoryItem]:
         """Store chat messages (``{"role", "content", ["name"], ["timestamp"]}``) as turns."""
-        if isinstance(messages, (str, Mapping)) or not isinstance(messages, Sequence):
-            raise InvalidInput("messages must be a list of {role, content} objects")
-        records = []
-        for i, msg in enumerate(messages):
-            if not isinstance(msg, Mapping) or "content" not in msg:
-                raise InvalidInput(f"message {i} must be an object with 'content'", index=i)
-            role = msg.get("role", "user")
-            if not isinstance(role, str):
-                raise InvalidInput(f"message {i}: role must be a string", index=i)
-            meta = {**(metadata or {}), **(msg.get("metadata") or {}), "role": role}
-            if msg.get("name"):
-                meta["speaker"] = msg["name"]
-            records.append({"text": msg["content"], "kind": "turn", "user_id": user_id,
-                            "agent_id": agent_id, "session_id": session_id,
-                            "cube_id": cube_id, "metadata": meta,
-                            "event_time": msg.get("timestamp", event_time),
-                            "provenance": {"source": "messages", "index": i}})
-        return self.add_many(records)
+        return self.add_many(message_records(
+            messages, user_id=user_id, agent_id=agent_id, session_id=session_id,
+            cube_id=cube_id, metadata=metadata, event_time=event_time))
 
     def remember(self, messages: Sequence[Mapping[str, Any]], *, mode: str = "fast",
                  llm: Any = None, user_id: str | None = None, agent_id: str | None = None,

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -31,6 +31,8 @@ from .text import in_voice, named_in, terms
 from .when import time_window
 
 log = logging.getLogger("memvault.retrieval")
+#: Memories read and indexed per step of :meth:`Searcher.sync`.
+_SYNC_BLOCK = 256
 
 __all__ = ["Searcher", "SearchConfig", "Candidate"]
 
@@ -132,21 +134,28 @@ class Searcher:
             self.sync()
             return len(index)
 
-    def sync(self) -> int:
-        """Apply the store's changes since the watermark; returns how many memories."""
+    def sync(self, progress: Callable[[int], None] | None = None) -> int:
+        """Apply the store's changes since the watermark; returns how many memories.
+
+        ``progress(n)`` is called as each block of memories is indexed (a turn's sentence
+        vectors are embedded here: after a large import this is long work)."""
         with self._lock:
             if self.store.last_change() == self._watermark:
                 return 0
             mark, ids = self.store.changes(self._watermark)
-            if ids:
-                rows = self.store.select(RowQuery(ids=ids, statuses=("active",)))
+            for start in range(0, len(ids), _SYNC_BLOCK):
+                block = ids[start:start + _SYNC_BLOCK]
+                rows = self.store.select(RowQuery(ids=block, statuses=("active",)))
                 active = {r.item.id for r in rows}
-                for item_id in ids:
+                for item_id in block:
                     if item_id not in active:
                         self._index.remove(item_id)
                 if rows:
                     vecs = self.store.embeddings([r.seq for r in rows])
                     self._upsert(self._index, rows, [vecs[r.seq] for r in rows])
+                if progress is not None:
+                    progress(len(block))
+            if ids:
                 self._index.maybe_compact()
             self._watermark = mark
             return len(ids)

@@ -15,10 +15,10 @@ whose text is ``error [<code>]: <message>`` and whose structured content is
 ``{"code", "message", "details"?}``; nothing else (no traceback) reaches the client.
 Any other exception is reported by the SDK as ``Error executing tool <name>``.
 
-:data:`mcp_command` is the click command (``memvault mcp``): it resolves ``--key``
-(or ``$MEMVAULT_API_KEY``) through :meth:`KeyStore.verify` to a principal and serves
-that principal's view of the vault over stdio (default) or streamable HTTP. The key is
-checked again on every call, so revoking it takes effect at once.
+:func:`run_mcp` (what ``memvault mcp`` calls, see :mod:`memvault.cli.mcp`) resolves an
+API key through :meth:`KeyStore.verify` to a principal and serves that principal's view
+of the vault over stdio (default) or streamable HTTP. The key is checked again on every
+call, so revoking it takes effect at once.
 """
 
 from __future__ import annotations
@@ -29,24 +29,23 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import anyio
 import anyio.to_thread
-import click
 from pydantic import Field
 
 from .. import __version__
-from ..errors import MemvaultError, Unauthorized
+from ..errors import InvalidInput, MemvaultError, Unauthorized
 from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
-from ..cli.server import _errors, _settings
 from .model_slot import ModelSlot
 from .wire import remember_doc
 from .serve import _stop_on_sigterm, _Stopped
+from ..settings import Settings
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from mcp.types import CallToolResult
 
-__all__ = ["build_mcp", "mcp_command", "TOOL_NAMES", "MODEL_TOOL_NAMES"]
+__all__ = ["build_mcp", "run_mcp", "TOOL_NAMES", "MODEL_TOOL_NAMES"]
 
 TOOL_NAMES = ("memory_add", "memory_search", "memory_get", "memory_update",
               "memory_delete", "memory_restore", "memory_history", "memory_share",
@@ -276,44 +275,22 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
     return server
 
 
-# -- the command -----------------------------------------------------------------------
-@click.command("mcp")
-@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio",
-              show_default=True, help="stdio (spawned by the client) or streamable HTTP.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface for --transport http.")
-@click.option("--port", default=8766, show_default=True, type=click.IntRange(1, 65535),
-              help="TCP port for --transport http (endpoint: /mcp).")
-@click.option("--key", "token", metavar="TOKEN", envvar="MEMVAULT_API_KEY",
-              help="API key (memvault keys create); default $MEMVAULT_API_KEY. Every tool "
-                   "call is confined to its principal's scope.")
-@click.option("--db", metavar="PATH",
-              help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")
-@click.option("--embedder", metavar="NAME",
-              help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the "
-                   "vault's own (minilm for a new one).")
-@click.option("--llm", "llm_spec", metavar="SPEC",
-              help="Model for memory_chat and fine memory_remember: local, "
-                   "openai:<base_url>#<model>, ollama:<model>; default $MEMVAULT_LLM, else "
-                   "none (no chat tool).")
-@click.option("--llm-api-key", envvar="MEMVAULT_LLM_API_KEY", metavar="KEY",
-              help="Key for an HTTP LLM; default $MEMVAULT_LLM_API_KEY.")
-@click.pass_context
-@_errors
-def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token: str | None,
-                db: str | None, embedder: str | None, llm_spec: str | None,
-                llm_api_key: str | None) -> None:
-    """Serve the vault as MCP tools for one API key's principal.
+# -- running it -------------------------------------------------------------------------
+def run_mcp(settings: Settings, token: str | None, *, transport: str = "stdio",
+            host: str = "127.0.0.1", port: int = 8766, llm: str | None = None,
+            llm_api_key: str | None = None,
+            announce: Callable[[str], None] | None = None) -> None:
+    """Serve the vault of ``settings`` as MCP tools for the principal of API key ``token``
+    until the client disconnects (stdio) or SIGINT/SIGTERM (``transport="http"``).
 
-    Tools: memory_add, memory_search, memory_get, memory_update, memory_delete,
-    memory_restore, memory_history, memory_share, memory_unshare, memory_grants,
-    memory_remember, and memory_chat when an LLM is configured (--llm). With
-    --transport stdio (the default) an MCP client
-    spawns this command; with --transport http it listens on http://HOST:PORT/mcp.
+    The key is checked first (:class:`Unauthorized` if it is missing, invalid or
+    revoked) and again on every tool call; ``announce(line)`` is told what is served.
+    ``memvault mcp`` (:mod:`memvault.cli.mcp`) is this function on the command line.
     """
     from ..vault import Vault
 
-    settings = _settings(ctx, db, embedder)
+    if transport not in ("stdio", "http"):
+        raise InvalidInput("transport must be stdio or http")
     keys = KeyStore.for_vault(settings.path)
     try:
         if not token:
@@ -330,18 +307,20 @@ def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token:
         vault = Vault(settings=settings)
         previous = _stop_on_sigterm()
         try:
-            slot = ModelSlot(llm_spec or settings.llm, api_key=llm_api_key)
+            slot = ModelSlot(llm or settings.llm, api_key=llm_api_key)
             server = build_mcp(ScopedVault(vault, principal, grants=GrantStore(keys),
                                            audit_reads=True), check_key=check_key, llm=slot)
             who = f"{principal.name} (user {principal.user_id}" + \
                 (f", agent {principal.agent_id})" if principal.agent_id else ")")
+            where = settings.store or settings.path
             if transport == "stdio":
-                click.echo(f"memvault: MCP over stdio for {who}, vault {settings.path}",
-                           err=True)
+                if announce:
+                    announce(f"memvault: MCP over stdio for {who}, vault {where}")
                 server.run("stdio")
             else:
-                click.echo(f"memvault: MCP on http://{host}:{port}/mcp for {who}, "
-                           f"vault {settings.path}", err=True)
+                if announce:
+                    announce(f"memvault: MCP on http://{host}:{port}/mcp for {who}, "
+                             f"vault {where}")
                 server.run("streamable-http", host=host, port=port)
         except (KeyboardInterrupt, _Stopped):
             pass
@@ -351,7 +330,3 @@ def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token:
                 signal.signal(signal.SIGTERM, previous)
     finally:
         keys.close()
-
-
-if __name__ == "__main__":  # python -m memvault.server.mcp (before cli registration)
-    mcp_command(prog_name="memvault mcp")
