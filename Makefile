@@ -80,6 +80,12 @@ soak: install
 	MEMVAULT_CRASH_ROUNDS=300 MEMVAULT_SERVER_KILL_ROUNDS=100 MEMVAULT_CONCURRENCY_SECONDS=600 \
 		$(PY) -m pytest -q tests/test_crash.py tests/test_faults.py tests/test_concurrency.py
 
+# Wall time of `memvault --help`, a by-id `get` and a `search` against `python -c pass`
+# (fresh processes, round robin; goal: --help and get p50 <= 0.35 s). ~1 minute.
+.PHONY: bench-cli
+bench-cli: install
+	$(PY) benchmarks/bench_cli.py --runs 15 --out benchmarks/results
+
 .PHONY: bench-concurrency
 bench-concurrency: install
 	$(PY) benchmarks/bench_concurrency.py --seconds 10 --writers 8 --out benchmarks/results

@@ -33,13 +33,11 @@ TOOLS = {"memory_add": ["text"], "memory_search": ["query"], "memory_get": ["id"
 
 
 def server_argv() -> list[str]:
-    """``memvault mcp`` once it is registered in the CLI, else the module itself."""
-    from memvault.cli import cli
-
+    """``memvault mcp``: the console script, else the same command through ``-m``."""
     script = Path(sys.executable).with_name("memvault")
-    if "mcp" in cli.commands and script.exists():
+    if script.exists():
         return [str(script), "mcp"]
-    return [sys.executable, "-m", "memvault.server.mcp"]
+    return [sys.executable, "-m", "memvault", "mcp"]
 
 
 @pytest.fixture()
@@ -77,7 +75,8 @@ def test_stdio_round_trip(vault_setup: dict[str, Any]) -> None:
         command=server_argv()[0],
         args=[*server_argv()[1:], "--transport", "stdio", "--db", s["db"],
               "--embedder", "hash", "--key", s["token"]],
-        cwd=str(s["tmp"]))
+        cwd=str(s["tmp"]),  # the SDK passes a minimal environment: keep this sys.path
+        env={k: v for k, v in os.environ.items() if not k.startswith("MEMVAULT_")})
     errlog_path = s["tmp"] / "server.err"
 
     async def main() -> None:

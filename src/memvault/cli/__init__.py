@@ -75,7 +75,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                       "Copy every row of SRC into the empty store DST and verify counts and "
                       "checksums."),
     "postgres": ("postgres", "postgres",
-                 "A local PostgreSQL with pgvector for --db postgresql://... (start, stop, status)."),
+                 "A local PostgreSQL with pgvector, for --db postgresql:// (start, stop, status)."),
     "bench": ("bench", "bench", "Evaluations and benchmarks (results: JSON + markdown + PNG)."),
 }
 

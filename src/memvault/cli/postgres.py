@@ -57,7 +57,7 @@ def _call(fn: Any) -> Any:
 
 @click.group()
 def postgres() -> None:
-    """A local PostgreSQL with pgvector for --db postgresql://... (start, stop, status)."""
+    """A local PostgreSQL with pgvector, for --db postgresql:// (start, stop, status)."""
 
 
 @postgres.command("start")

@@ -199,17 +199,21 @@ def import_(app: App, file: str, batch_size: int, on_conflict: str,
             done, report = _export(app, parsed, on_conflict, Path(file).name, bar)
         else:
             done, report = _records(app, parsed, batch_size, scope, bar, new_vault), {}
-    seconds = time.perf_counter() - started
+        searcher = app.vault_for_write().searcher
+        indexed, parts = searcher.indexed, searcher.sentence_vectors["embedded"]
+    seconds = time.perf_counter() - started  # the index work included: it is done now
     rate = done / seconds if seconds > 0 else 0.0
     doc = {"imported": done, "format": parsed.format, "seconds": round(seconds, 4),
-           "per_second": round(rate, 1)}
-    human = f"imported {done} memories ({parsed.format}) in {seconds:.2f} s, {rate:,.0f}/s"
+           "per_second": round(rate, 1), "indexed": indexed, "sentence_vectors": parts}
+    human = (f"imported {done} memories ({parsed.format}) in {seconds:.2f} s, {rate:,.0f}/s"
+             f"; index: {indexed} memories, {parts} sentence vectors embedded")
     if report:
         doc.update({k: v for k, v in report.items() if k != "items"})
         outcome = ", ".join(f"{k} {v}" for k, v in report.items()
                             if k not in ("items", "versions") and v)
         human = (f"imported {report['versions']} versions of {done} memories (export; "
-                 f"{outcome or 'nothing new'}) in {seconds:.2f} s, {rate:,.0f} memories/s")
+                 f"{outcome or 'nothing new'}) in {seconds:.2f} s, {rate:,.0f} memories/s; "
+                 f"index: {indexed} memories, {parts} sentence vectors embedded")
     app.out(human, doc)
 
 

@@ -208,6 +208,12 @@ class Searcher:
     def indexed(self) -> int:
         return len(self._index)
 
+    @property
+    def sentence_vectors(self) -> dict[str, int]:
+        """Sentence vectors since the vault opened: ``embedded`` now, or ``reused`` from
+        an old snapshot (the costly part of indexing chat turns)."""
+        return dict(self._parts)
+
     # -- search ------------------------------------------------------------------------
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
