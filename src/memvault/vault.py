@@ -149,6 +149,13 @@ class Vault(VaultAPI):
         self._last_flush = time.monotonic()
         self._closed = False
 
+    def prepare(self) -> None:
+        """Open now what the first search or write would open: the searcher (index
+        snapshot loaded or rebuilt, change feed replayed) and the guard. A server calls
+        this before it reports ready, so that no request pays for it."""
+        self.searcher  # noqa: B018 - opens it
+        self.guard  # noqa: B018 - builds it
+
     @property
     def guard(self) -> Any:
         """The injection guard that screens writes (None with ``guard="off"``): flagged

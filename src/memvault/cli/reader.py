@@ -70,11 +70,15 @@ def ingest(app: App, file: str, mode: str, llm_spec: str | None, api_key: str | 
     sessions = parse_chat(loads(decode_utf8(read_bytes(file))))
     llm = _resolve(app, llm_spec, api_key, timeout) if mode == "fine" else None
     vault, results, started = app.vault_for_write(), [], time.perf_counter()
+    def step(n: int) -> None:
+        vault.searcher.sync()  # the turns' sentence vectors: inside the bar and the timing
+        bar.update(n)
+
     with progress_bar(app, total=sum(len(s.messages) for s in sessions), unit=" turn") as bar:
         for session in sessions:
             chosen = {**scope, "session_id": scope.get("session_id") or session.session_id}
             results.append(remember(vault, session.messages, mode=mode, llm=llm or "none",
-                                    progress=bar.update, **chosen))
+                                    progress=step, **chosen))
     human, doc = _summary("ingested", results, time.perf_counter() - started)
     doc["mode"], doc["sessions"] = mode, len(sessions)
     if mode == "fast":

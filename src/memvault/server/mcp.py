@@ -307,6 +307,7 @@ def run_mcp(settings: Settings, token: str | None, *, transport: str = "stdio",
         vault = Vault(settings=settings)
         previous = _stop_on_sigterm()
         try:
+            vault.prepare()  # index and guard now, not in the first tool call
             slot = ModelSlot(llm or settings.llm, api_key=llm_api_key)
             server = build_mcp(ScopedVault(vault, principal, grants=GrantStore(keys),
                                            audit_reads=True), check_key=check_key, llm=slot)

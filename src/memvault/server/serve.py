@@ -99,6 +99,7 @@ def _run(settings: Settings, host: str, port: int, sock: socket.socket,
         scheduler.start(vault)
     previous = _stop_on_sigterm()
     try:
+        vault.prepare()  # index and guard now, before the port is announced
         app = create_app(vault, keys, max_body_bytes=max_body_bytes, threads=threads, llm=llm)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                                 access_log=access_log, lifespan="on")
