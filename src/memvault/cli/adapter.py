@@ -2,7 +2,7 @@
 
 A thin face over :mod:`memvault.parametric`. Adapters live in ``<db>.adapters/``
 next to a SQLite vault (what ``memvault cube dump`` ships as ``parametric/``) unless
-``--dir`` says otherwise. ``distill`` trains on the bundled local model in a background
+``--dir`` says otherwise; only ``distill`` opens the vault (for its memories). ``distill`` trains on the bundled local model in a background
 job with a progress bar; Ctrl-C cancels it and saves nothing.
 """
 
@@ -19,11 +19,16 @@ from ._common import App, global_options, pass_app
 __all__ = ["adapter"]
 
 
-def _store(vault: Any, directory: str | None) -> Any:
+def adapter_store(app: App, directory: str | None) -> Any:
+    """The adapters of ``--dir``, else the ones beside the vault file (found from the
+    settings: listing or using adapters does not open the vault)."""
     from ..parametric.adapters import AdapterStore
-    from .._sidecars import default_dirs
+    from .._sidecars import dirs_beside
 
-    root = Path(directory) if directory else default_dirs(vault)["parametric"]
+    if directory:
+        return AdapterStore(Path(directory))
+    settings = app.settings()
+    root = dirs_beside(None if settings.store else Path(settings.path))["parametric"]
     if root is None:
         raise InvalidInput("this vault is not a SQLite file: pass --dir for the adapters")
     return AdapterStore(root)
@@ -71,7 +76,7 @@ def distill_cmd(app: App, name: str, kinds: tuple[str, ...], limit: int,
     from ..parametric.distill import start_distill
 
     vault = app.vault()
-    store = _store(vault, directory)
+    store = adapter_store(app, directory)
     page = vault.list(user_id=user_id, agent_id=agent_id, cube_id=cube_id, limit=limit,
                       filters={"kind": list(kinds)} if kinds else None)
     llm = load_local_llm()
@@ -95,7 +100,7 @@ def distill_cmd(app: App, name: str, kinds: tuple[str, ...], limit: int,
 @pass_app
 def list_cmd(app: App, directory: str | None) -> None:
     """The adapters in the directory."""
-    docs = [_describe(a) for a in _store(app.vault(), directory).list()]
+    docs = [_describe(a) for a in adapter_store(app, directory).list()]
     human = "\n".join(f"{d['name']:<24} {d['sources']:>5} memories  {d['bytes'] / 2**20:6.1f} MiB"
                       f"  {d['key']}" for d in docs) or "no adapters"
     app.out(human, docs)
@@ -114,8 +119,7 @@ def ask_cmd(app: App, name: str, question: str, compare: bool, max_tokens: int,
     """Answer QUESTION with adapter NAME switched on (no retrieval: the weights only)."""
     from ..models.local import load_local_llm
 
-    handle = _store(app.vault(), directory).get(name)
-    app.close()
+    handle = adapter_store(app, directory).get(name)
     llm = load_local_llm()
     messages = [{"role": "user", "content": question}]
     with handle.active(llm):
@@ -134,5 +138,5 @@ def ask_cmd(app: App, name: str, question: str, compare: bool, max_tokens: int,
 @pass_app
 def delete_cmd(app: App, name: str, directory: str | None) -> None:
     """Remove adapter NAME's files."""
-    _store(app.vault(), directory).delete(name)
+    adapter_store(app, directory).delete(name)
     app.out(f"deleted adapter {name}", {"deleted": name})

@@ -44,9 +44,9 @@ def chat_command(app: App, question: str, k: int, adapter_name: str | None,
         raise InvalidInput("chat needs an LLM: --llm local, openai:<base_url>#<model>, ...")
     adapter = None
     if adapter_name:
-        from .adapter import _store
+        from .adapter import adapter_store
 
-        adapter = _store(vault, None).get(adapter_name)
+        adapter = adapter_store(app, None).get(adapter_name)
     result = vault.chat(question, llm=llm, k=k, activation=not no_activation,
                         adapter=adapter, remember=remember, max_tokens=max_tokens, **scope)
     app.out(lambda: _human(result), result.to_dict())
