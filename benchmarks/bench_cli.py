@@ -57,7 +57,7 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, cpu
 
 
-def run(n: int, runs: int, work: Path) -> dict[str, Any]:
+def run(n: int, runs: int, work: Path, compare: Path | None = None) -> dict[str, Any]:
     from memvault import Vault
 
     db = work / "vault.db"
@@ -75,13 +75,19 @@ def run(n: int, runs: int, work: Path) -> dict[str, Any]:
         "memvault --db X get ID": [*mv, "--db", str(db), "get", items[n // 2].id],
         "memvault --db X search Q": [*mv, "--db", str(db), "search", "who likes topic 7"],
     }
-    for argv in cases.values():  # one warm-up each: the OS page cache, .pyc files
-        _run(argv, env)
+    envs = {name: env for name in cases}
+    if compare is not None:  # the same commands run by another source tree (e.g. before)
+        other = {**env, "PYTHONPATH": os.pathsep.join([str(compare), env.get("PYTHONPATH", "")])}
+        for name in ("memvault --help", "memvault --db X get ID", "memvault --db X search Q"):
+            cases[f"{name} [{compare.name}]"] = cases[name]
+            envs[f"{name} [{compare.name}]"] = other
+    for name, argv in cases.items():  # one warm-up each: the OS page cache, .pyc files
+        _run(argv, envs[name])
     times: dict[str, list[float]] = {name: [] for name in cases}
     cpus: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
         for name, argv in cases.items():
-            wall, cpu = _run(argv, env)
+            wall, cpu = _run(argv, envs[name])
             times[name].append(wall)
             cpus[name].append(cpu)
     base = statistics.median(times["python -c pass"])
@@ -118,10 +124,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="memories in the vault")
     parser.add_argument("--runs", type=int, default=15, help="runs of each command (10+)")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--compare-src", type=Path, metavar="DIR",
+                        help="Also run the memvault commands with DIR first on sys.path "
+                             "(e.g. `git archive` of an older commit's src/), same run.")
     args = parser.parse_args()
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="memvault-bench-cli-") as tmp:
-        result = run(args.n, max(10, args.runs), Path(tmp))
+        result = run(args.n, max(10, args.runs), Path(tmp), args.compare_src)
     result["env"] = machine(load_start)
     write(args.out, "cli", result, markdown)
 
