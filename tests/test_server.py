@@ -476,7 +476,7 @@ def _cli_group() -> Any:
     """The root CLI with the server commands registered, as cli.py will do it."""
     import click
 
-    from memvault.cli import App, Group, global_options
+    from memvault.cli._common import App, Group, global_options
     from memvault.cli.server import keys, serve
 
     @click.group(cls=Group)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
@@ -61,10 +62,30 @@ def connect(url: str, api_key: str, *, timeout: float = 30,
     """
     if not isinstance(api_key, str) or not api_key:
         raise InvalidInput("api_key must be a non-empty string", field="api_key")
+    if not _KEY_CHARS.fullmatch(api_key):
+        # never echo it: a key is a secret, and this one may be a key plus other output
+        # (e.g. KEY=$(...) captured a second line)
+        raise InvalidInput(f"api_key is malformed ({_key_problem(api_key)}); pass exactly "
+                           "the token `memvault keys create` printed", field="api_key")
     client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, transport=transport,
                           headers={"Authorization": f"Bearer {api_key}",
                                    "User-Agent": "memvault-client"})
     return RemoteVault(client)
+
+
+#: What an HTTP bearer token may hold (RFC 6750 b64token, plus the rest of visible ASCII).
+_KEY_CHARS = re.compile(r"[\x21-\x7e]{1,512}")
+
+
+def _key_problem(key: str) -> str:
+    """Why ``key`` cannot be a token, without showing any of it."""
+    if len(key) > 512:
+        return f"{len(key)} characters, more than any key"
+    if "\n" in key or "\r" in key:
+        return f"it has {key.count(chr(10)) + 1} lines"
+    if any(c.isspace() for c in key):
+        return "it contains whitespace"
+    return "it contains characters a key never has"
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigurationError
-from .retrieval.searcher import SearchConfig
+from .retrieval.config import SearchConfig
 
 __all__ = ["Settings", "Limits"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 Status = Literal["active", "archived", "deleted", "quarantined"]
 STATUSES: tuple[str, ...] = ("active", "archived", "deleted", "quarantined")
@@ -129,12 +129,18 @@ class SearchHit:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A page of a listing; pass ``next_offset`` back to get the next one."""
+    """A page of a listing; pass ``next_offset`` back to get the next one.
+
+    Iterating a page (``for item in vault.list(...)``) yields its items; ``total`` counts
+    the items of every page."""
 
     items: list[MemoryItem]
     total: int
     offset: int
     next_offset: int | None
+
+    def __iter__(self) -> Iterator[MemoryItem]:
+        return iter(self.items)
 
     def to_dict(self) -> dict[str, Any]:
         return {"items": [i.to_dict() for i in self.items], "total": self.total,

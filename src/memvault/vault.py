@@ -4,6 +4,12 @@ A write validates everything first, embeds outside the transaction, then hands t
 one batch of operations (version row + audit row) that commits atomically; only then is
 the call acknowledged. Reads go through the :class:`~memvault.retrieval.Searcher`, which
 keeps the derived vector index in step with the store.
+
+The searcher (numpy, faiss, the index snapshot) is opened on the first search or write,
+not with the vault: a by-id read (``get``, ``history``, ``list``) needs only the store,
+and a command line that answers one such read should not pay for loading an index it
+never consults. Opening still checks the embedder identity; closing a vault that saw
+writes from elsewhere opens the searcher then, so the snapshot stays as fresh as before.
 """
 
 from __future__ import annotations
@@ -24,10 +30,7 @@ from .ids import content_hash, new_id
 from . import hooks
 from .api import Record, VaultAPI
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
-from .guard import quarantine
-from .temporal import supersede
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
-from .retrieval import Searcher
 from .retrieval.context import MODES as CONTEXT_MODES
 from .retrieval.context import embed_text, search_text
 from .settings import Settings
@@ -36,11 +39,51 @@ from .storage import is_dsn, open_store
 from .storage.sqlite import SQLiteStore
 from .types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
 
-__all__ = ["Vault"]
+__all__ = ["Vault", "message_records"]
 
 _RECORD_KEYS = frozenset({"text", "kind", "user_id", "agent_id", "session_id", "cube_id",
                           "metadata", "provenance", "tags", "event_time", "importance",
                           "expires_at", "id"})
+
+
+_UNSET: Any = object()
+
+
+def guard_module() -> Any:
+    """:mod:`memvault.guard.quarantine`, imported when a write first needs it."""
+    from .guard import quarantine
+
+    return quarantine
+
+
+def message_records(messages: Sequence[Mapping[str, Any]], *, user_id: str | None = None,
+                    agent_id: str | None = None, session_id: str | None = None,
+                    cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+                    event_time: Any = None) -> list[dict[str, Any]]:
+    """The records :meth:`Vault.add_messages` stores for chat ``messages`` (turns whose
+    provenance is the message's index), for callers that write them with
+    :meth:`Vault.add_many` in batches of their own (an import with a progress bar)."""
+    if isinstance(messages, (str, Mapping)) or not isinstance(messages, Sequence):
+        raise InvalidInput("messages must be a list of {role, content} objects")
+    records = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, Mapping) or "content" not in msg:
+            raise InvalidInput(f"message {i} must be an object with 'content'", index=i)
+        role = msg.get("role", "user")
+        if not isinstance(role, str):
+            raise InvalidInput(f"message {i}: role must be a string", index=i)
+        extra = msg.get("metadata") or {}
+        if not isinstance(extra, Mapping):
+            raise InvalidInput(f"message {i}: metadata must be an object", index=i)
+        meta = {**(metadata or {}), **extra, "role": role}
+        if msg.get("name"):
+            meta["speaker"] = msg["name"]
+        records.append({"text": msg["content"], "kind": "turn", "user_id": user_id,
+                        "agent_id": agent_id, "session_id": session_id,
+                        "cube_id": cube_id, "metadata": meta,
+                        "event_time": msg.get("timestamp", event_time),
+                        "provenance": {"source": "messages", "index": i}})
+    return records
 
 
 class Vault(VaultAPI):
@@ -68,8 +111,9 @@ class Vault(VaultAPI):
         self.settings = settings
         self.limits = settings.limits
         self.actor = actor
-        self._quarantine = quarantine
-        self.guard = quarantine.guard_for(settings.guard)  # flagged writes are quarantined
+        if settings.guard not in ("on", "off"):  # the guard's own modes, checked now
+            guard_module().guard_for(settings.guard)  # raises ConfigurationError
+        self._guard: Any = _UNSET  # built on the first write (its rules take ~0.1 s)
         # who the current call acts for, set per call by acting_as (a shared vault serves
         # many principals at once: each request's context carries its own)
         self._acting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -90,14 +134,13 @@ class Vault(VaultAPI):
         self.embedder = embedder
         # With a store passed in, only an explicit index_dir is used (the default one is
         # next to a SQLite file); the snapshot's tag and watermark make either safe.
-        index_dir = settings.resolved_index_dir if store is None else settings.index_dir
-        self._snapshot = index_dir is not None and self._tmpdir is None
+        self._index_dir = settings.resolved_index_dir if store is None else settings.index_dir
+        self._snapshot = self._index_dir is not None and self._tmpdir is None
+        self._searcher: Any = None
+        self._searcher_lock = threading.Lock()
         try:
             self._check_identity()
-            self.searcher = Searcher(self.store, embedder, config=settings.search,
-                                     index_dir=index_dir,
-                                     store_tag=self.store.meta()["vault_id"],
-                                     context=settings.index_context)
+            self._opened_change = self.store.last_change()
         except BaseException:
             self.store.close()  # a vault that failed to open holds no connections
             raise
@@ -105,6 +148,50 @@ class Vault(VaultAPI):
         self._access_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._closed = False
+
+    def prepare(self) -> None:
+        """Open now what the first search or write would open: the searcher (index
+        snapshot loaded or rebuilt, change feed replayed) and the guard. A server calls
+        this before it reports ready, so that no request pays for it."""
+        self.searcher  # noqa: B018 - opens it
+        self.guard  # noqa: B018 - builds it
+
+    @property
+    def guard(self) -> Any:
+        """The injection guard that screens writes (None with ``guard="off"``): flagged
+        writes are quarantined. Built on first use: a read never needs its rules."""
+        if self._guard is _UNSET:
+            self._guard = guard_module().guard_for(self.settings.guard)
+        return self._guard
+
+    @guard.setter
+    def guard(self, value: Any) -> None:
+        self._guard = value
+
+    @property
+    def _quarantine(self) -> Any:
+        return guard_module()
+
+    @property
+    def searcher(self) -> Any:
+        """The :class:`~memvault.retrieval.Searcher`, opened (snapshot loaded or index
+        rebuilt, change feed replayed) on first use."""
+        if self._searcher is None:
+            with self._searcher_lock:
+                if self._searcher is None:
+                    from .retrieval import Searcher
+
+                    self._searcher = Searcher(
+                        self.store, self.embedder, config=self.settings.search,
+                        index_dir=self._index_dir, store_tag=self.store.meta()["vault_id"],
+                        context=self.settings.index_context)
+        return self._searcher
+
+    def _apply(self, ops: list[Any]) -> None:
+        """Commit ``ops``; the searcher is open first (as when it opened with the vault),
+        so it takes the write in from the change feed like any other."""
+        self.searcher  # noqa: B018 - opens it
+        self.store.apply(ops)
 
     @property
     def actor(self) -> str | None:
@@ -153,11 +240,18 @@ class Vault(VaultAPI):
         if self._closed:
             return
         self._closed = True
-        self.flush()
-        self.searcher.close()
-        if self._snapshot:
-            self.searcher.save()
-        self.store.close()
+        try:
+            self.flush()
+            searcher = self._searcher
+            if searcher is None and self._snapshot and \
+                    self.store.last_change() != self._opened_change:
+                searcher = self.searcher  # writes since open: the snapshot catches up now
+            if searcher is not None:
+                searcher.close()
+                if self._snapshot:
+                    searcher.save()
+        finally:
+            self.store.close()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
@@ -184,24 +278,9 @@ class Vault(VaultAPI):
                      metadata: Mapping[str, Any] | None = None,
                      event_time: Any = None) -> list[MemoryItem]:
         """Store chat messages (``{"role", "content", ["name"], ["timestamp"]}``) as turns."""
-        if isinstance(messages, (str, Mapping)) or not isinstance(messages, Sequence):
-            raise InvalidInput("messages must be a list of {role, content} objects")
-        records = []
-        for i, msg in enumerate(messages):
-            if not isinstance(msg, Mapping) or "content" not in msg:
-                raise InvalidInput(f"message {i} must be an object with 'content'", index=i)
-            role = msg.get("role", "user")
-            if not isinstance(role, str):
-                raise InvalidInput(f"message {i}: role must be a string", index=i)
-            meta = {**(metadata or {}), **(msg.get("metadata") or {}), "role": role}
-            if msg.get("name"):
-                meta["speaker"] = msg["name"]
-            records.append({"text": msg["content"], "kind": "turn", "user_id": user_id,
-                            "agent_id": agent_id, "session_id": session_id,
-                            "cube_id": cube_id, "metadata": meta,
-                            "event_time": msg.get("timestamp", event_time),
-                            "provenance": {"source": "messages", "index": i}})
-        return self.add_many(records)
+        return self.add_many(message_records(
+            messages, user_id=user_id, agent_id=agent_id, session_id=session_id,
+            cube_id=cube_id, metadata=metadata, event_time=event_time))
 
     def remember(self, messages: Sequence[Mapping[str, Any]], *, mode: str = "fast",
                  llm: Any = None, user_id: str | None = None, agent_id: str | None = None,
@@ -299,6 +378,8 @@ class Vault(VaultAPI):
         items = self._quarantine.screen_new(self.guard, items, recent=self._session_recent)
         closing: list[Any] = []
         if self.settings.supersede:  # current truth: what these statements end
+            from .temporal import supersede
+
             items, closing = supersede.plan(self.store, items, actor=self.actor, now=utcnow())
         texts, thread_links = self._search_texts(items)
         inputs = [embed_text(item, self.settings.index_context) for item in items]
@@ -310,7 +391,7 @@ class Vault(VaultAPI):
             ops.append(AuditOp("add", item.id, 1, self.actor,
                                {"kind": item.kind, **self._quarantine.audit_note(item)}))
         ops += [LinkOp(prev, nxt, "next") for prev, nxt in thread_links]
-        self.store.apply(ops + closing)
+        self._apply(ops + closing)
         if self.settings.auto_link:
             hooks.get("after_write")(self, items)
         return items
@@ -429,7 +510,7 @@ class Vault(VaultAPI):
     def purge(self, id: str, *, reason: str | None = None) -> int:
         """Remove every version for good; the audit log keeps only that it happened."""
         versions = self.history(id)
-        self.store.apply([PurgeOp(id), AuditOp("purge", id, versions[-1].version, self.actor,
+        self._apply([PurgeOp(id), AuditOp("purge", id, versions[-1].version, self.actor,
                                                {"versions": len(versions), "reason": reason})])
         return len(versions)
 
@@ -440,6 +521,8 @@ class Vault(VaultAPI):
         # caller gives); a validity change passes valid_at itself (see temporal/)
         valid_at = changes.pop("valid_at", changes.get("event_time", now))
         if "text" in changes:  # a new statement: it holds until something supersedes it
+            from .temporal import supersede
+
             changes.setdefault("invalid_at", None)
             changes["provenance"] = supersede.forget(changes.get("provenance",
                                                                  current.provenance))
@@ -457,7 +540,7 @@ class Vault(VaultAPI):
         else:  # same content: the stored vector (and indexed context) carry over
             digest = self.store.select(RowQuery(ids=[item.id], statuses=None,
                                                 limit=1))[0].content_hash
-        self.store.apply([
+        self._apply([
             InsertVersion(item, vec, digest,
                           expected_version=current.version, search_text=text),
             AuditOp(action, item.id, item.version, self.actor,
@@ -469,12 +552,12 @@ class Vault(VaultAPI):
     def link(self, src: str, dst: str, *, kind: str = "related", weight: float = 1.0) -> None:
         self._current(src), self._current(dst)
         weight = check.finite(weight, field="weight", low=0.0, high=1e6)
-        self.store.apply([LinkOp(src, dst, check.kind(kind), weight),
+        self._apply([LinkOp(src, dst, check.kind(kind), weight),
                           AuditOp("link", src, None, self.actor, {"dst": dst, "kind": kind})])
 
     def unlink(self, src: str, dst: str, *, kind: str = "related") -> None:
         self._current(src), self._current(dst)
-        self.store.apply([LinkOp(src, dst, check.kind(kind), remove=True),
+        self._apply([LinkOp(src, dst, check.kind(kind), remove=True),
                           AuditOp("unlink", src, None, self.actor, {"dst": dst, "kind": kind})])
 
     # -- reads -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Text in and out of the CLI: KEY=VALUE and import-file parsing; short times, one-line
-cells and aligned tables for output.
+"""Text in and out of the CLI: KEY=VALUE parsing; short times, one-line cells and aligned
+tables (wrapped to the terminal, whole when piped) for output. Import files are parsed by
+the library (:mod:`memvault.plaintext.jsonl`).
 
 No dependency beyond the standard library; widths count characters, which is right for
 the Latin scripts of typical memories and merely a little off for wide (CJK) glyphs.
@@ -7,18 +8,19 @@ the Latin scripts of typical memories and merely a little off for wide (CJK) gly
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
+import os
 import shutil
+import sys
+import textwrap
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..errors import InvalidInput
 from ..types import AuditEvent, MemoryItem, SearchHit
 
-__all__ = ["parse_pairs", "read_import", "JsonlRecords",
-           "ELLIPSIS", "terminal_width", "short_time", "one_line", "truncate", "table", "kv",
+__all__ = ["parse_pairs", "ELLIPSIS", "output_width", "terminal_width", "short_time", "one_line", "truncate", "table", "kv",
            "compact_json", "items_table", "hits_table", "history_table", "audit_table",
            "item_detail"]
 
@@ -47,48 +49,6 @@ def parse_pairs(values: Iterable[str], *, option: str = "--meta") -> dict[str, A
             raise InvalidInput(f"{option} expects KEY=VALUE, got {raw!r}", field=option)
         out[key.strip()] = _scalar(value)
     return out
-
-
-class JsonlRecords:
-    """The records of a JSONL stream; ``line`` is the line number of the last one read."""
-
-    def __init__(self, numbered: Iterator[tuple[int, str]]) -> None:
-        self._numbered = numbered
-        self.line = 0
-
-    def __iter__(self) -> Iterator[Any]:
-        for self.line, raw in self._numbered:
-            if raw.strip():
-                try:
-                    yield json.loads(raw)
-                except ValueError as exc:
-                    raise InvalidInput(f"not valid JSON ({exc.msg})") from None
-
-
-def read_import(lines: Iterable[str]) -> JsonlRecords | list[Any]:
-    """JSONL records, or the message list of a chat document (a JSON list of messages or
-    ``{"messages": [...]}``): a first line that is a whole JSON value other than those
-    means JSONL."""
-    numbered = enumerate(lines, 1)
-    for n, first in numbered:
-        if first.strip():
-            break
-    else:
-        raise InvalidInput("nothing to import: the input is empty")
-    try:
-        head = json.loads(first)
-        if not isinstance(head, list) and not (isinstance(head, dict) and "messages" in head):
-            return JsonlRecords(itertools.chain([(n, first)], numbered))
-    except ValueError:
-        pass  # not a whole JSON value on one line: a multi-line document
-    try:
-        doc = json.loads(first + "".join(line for _, line in numbered))
-    except ValueError as exc:
-        raise InvalidInput(f"neither JSONL records nor a chat JSON document: {exc}") from None
-    messages = doc.get("messages") if isinstance(doc, dict) else doc
-    if not isinstance(messages, list):
-        raise InvalidInput('a chat file must be a list of messages or {"messages": [...]}')
-    return messages
 
 
 # -- output ------------------------------------------------------------------------------
@@ -132,32 +92,71 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, flex: int = -1,
-          right: Iterable[int] = (), width: int | None = None) -> str:
-    """Align ``rows`` under ``headers``; the ``flex`` column shrinks to fit ``width``.
+def output_width() -> int | None:
+    """Columns a table may use: ``$COLUMNS`` if set, else the terminal's; None (no limit:
+    whole cells, one row per line) when stdout is not a terminal, e.g. piped to grep."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return max(40, int(columns))
+    return terminal_width() if sys.stdout.isatty() else None
 
-    Columns listed in ``right`` are right-aligned (numbers). Cells are flattened to one
-    line; the flex column (default: the last) is truncated with an ellipsis so that no
-    line is wider than the terminal.
+
+#: Below this many columns the last column's text goes on lines of its own under the row.
+MIN_WRAP = 30
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, flex: int = -1,
+          right: Iterable[int] = (), width: int | None = None, overflow: str = "wrap") -> str:
+    """Align ``rows`` under ``headers``; the ``flex`` column gives way to fit ``width``.
+
+    ``width`` defaults to :func:`output_width` (unlimited when not a terminal). Columns
+    listed in ``right`` are right-aligned (numbers). Cells are flattened to one line. A
+    flex column that does not fit wraps onto continuation lines (``overflow="wrap"``);
+    when fewer than :data:`MIN_WRAP` columns are left for the last column, its text goes
+    under each row, indented, across the whole width (an id and a time leave little room
+    at 80 columns). ``overflow="cut"`` truncates with an ellipsis instead.
     """
     cells = [[one_line(c) for c in row] for row in rows]
     ncol = len(headers)
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    limit = width if width is not None else terminal_width()
     flex %= ncol
-    overflow = sum(widths) + len(GAP) * (ncol - 1) - limit
-    if overflow > 0:
-        widths[flex] = max(len(headers[flex]), 8, widths[flex] - overflow)
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    limit = width if width is not None else output_width()
     right_cols = {i % ncol for i in right}
+    room = None if limit is None else \
+        limit - (sum(widths) - widths[flex]) - len(GAP) * (ncol - 1)
 
-    def line(values: Sequence[str]) -> str:
-        out = []
-        for i, (value, w) in enumerate(zip(values, widths)):
-            value = truncate(value, w)
-            out.append(value.rjust(w) if i in right_cols else value.ljust(w))
+    def line(values: Sequence[str], ws: Sequence[int]) -> str:
+        out = [v.rjust(w) if i in right_cols else v.ljust(w)
+               for i, (v, w) in enumerate(zip(values, ws))]
         return GAP.join(out).rstrip()
 
-    return "\n".join([line([h.upper() for h in headers]), *(line(r) for r in cells)])
+    if room is None or widths[flex] <= room:
+        return "\n".join([line([h.upper() for h in headers], widths),
+                          *(line(r, widths) for r in cells)])
+    assert limit is not None
+    if overflow == "cut":
+        widths[flex] = max(len(headers[flex]), 8, room)
+        return "\n".join([line([truncate(h.upper(), w) for h, w in zip(headers, widths)], widths),
+                          *(line([truncate(v, w) for v, w in zip(r, widths)], widths)
+                            for r in cells)])
+    if room < MIN_WRAP and flex == ncol - 1:  # stacked: the text under its row
+        indent = " " * 4
+        out = [line([h.upper() for h in headers[:-1]], widths[:-1])]
+        for r in cells:
+            out.append(line(r[:-1], widths[:-1]))
+            out += [indent + piece for piece in _wrap(r[-1], limit - len(indent))]
+        return "\n".join(out)
+    widths[flex] = max(len(headers[flex]), 8, room)
+    out = [line([h.upper() for h in headers], widths)]
+    for r in cells:
+        pieces = _wrap(r[flex], widths[flex])
+        out.append(line([pieces[0] if i == flex else v for i, v in enumerate(r)], widths))
+        out += [line([p if i == flex else "" for i in range(ncol)], widths) for p in pieces[1:]]
+    return "\n".join(out)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    return textwrap.wrap(text, max(width, 1), break_on_hyphens=False) or [""]
 
 
 def kv(pairs: Iterable[tuple[str, Any]]) -> str:
@@ -190,10 +189,18 @@ def hits_table(hits: Iterable[SearchHit]) -> str:
                   for h in hits], right=[0, 1])
 
 
+def shown_status(version: MemoryItem) -> str:
+    """What a version's status means to a reader: a closed version that was active is
+    ``superseded`` (the stored status, in the JSON, stays what it was while current)."""
+    if version.valid_to is not None and version.status == "active":
+        return "superseded"
+    return version.status
+
+
 def history_table(versions: Iterable[MemoryItem], *, precise: bool = False,
                   width: int | None = None) -> str:
     return table(["v", "status", "valid from", "valid to", "text"],
-                 [(v.version, v.status, short_time(v.valid_from, precise=precise),
+                 [(v.version, shown_status(v), short_time(v.valid_from, precise=precise),
                    short_time(v.valid_to, precise=precise) if v.valid_to else "now", v.text)
                   for v in versions], right=[0], width=width)
 
@@ -208,7 +215,7 @@ def item_detail(item: MemoryItem) -> str:
     """Every field worth reading, one per line, with the full text last."""
     scope = ", ".join(f"{k.removesuffix('_id')}={v}" for k, v in item.scope.items() if v)
     valid_to = short_time(item.valid_to) if item.valid_to else "now"
-    return kv([("id", item.id), ("version", f"{item.version} ({item.status})"),
+    return kv([("id", item.id), ("version", f"{item.version} ({shown_status(item)})"),
                ("kind", item.kind), ("scope", scope or None),
                ("tags", ", ".join(item.tags) or None),
                ("metadata", compact_json(item.metadata) if item.metadata else None),

@@ -2,7 +2,7 @@
 
 A thin face over :mod:`memvault.parametric`. Adapters live in ``<db>.adapters/``
 next to a SQLite vault (what ``memvault cube dump`` ships as ``parametric/``) unless
-``--dir`` says otherwise. ``distill`` trains on the bundled local model in a background
+``--dir`` says otherwise; only ``distill`` opens the vault (for its memories). ``distill`` trains on the bundled local model in a background
 job with a progress bar; Ctrl-C cancels it and saves nothing.
 """
 
@@ -14,16 +14,21 @@ from typing import Any
 import click
 
 from ..errors import InvalidInput
-from .cube import _json_option, _open_vault, _out, _vault_options
+from ._common import App, global_options, pass_app
 
 __all__ = ["adapter"]
 
 
-def _store(vault: Any, directory: str | None) -> Any:
+def adapter_store(app: App, directory: str | None) -> Any:
+    """The adapters of ``--dir``, else the ones beside the vault file (found from the
+    settings: listing or using adapters does not open the vault)."""
     from ..parametric.adapters import AdapterStore
-    from .._sidecars import default_dirs
+    from .._sidecars import dirs_beside
 
-    root = Path(directory) if directory else default_dirs(vault)["parametric"]
+    if directory:
+        return AdapterStore(Path(directory))
+    settings = app.settings()
+    root = dirs_beside(None if settings.store else Path(settings.path))["parametric"]
     if root is None:
         raise InvalidInput("this vault is not a SQLite file: pass --dir for the adapters")
     return AdapterStore(root)
@@ -61,50 +66,44 @@ def adapter() -> None:
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an adapter with this name.")
 @_dir_option
-@_vault_options
-@_json_option
-@click.pass_context
-def distill_cmd(ctx: click.Context, name: str, kinds: tuple[str, ...], limit: int,
-                directory: str | None, overwrite: bool, db: str | None, embedder: str | None,
-                as_json: bool, user_id: str | None, agent_id: str | None,
-                cube_id: str | None, **options: Any) -> None:
+@global_options
+@pass_app
+def distill_cmd(app: App, name: str, kinds: tuple[str, ...], limit: int,
+                directory: str | None, overwrite: bool, user_id: str | None,
+                agent_id: str | None, cube_id: str | None, **options: Any) -> None:
     """Train adapter NAME on the active memories of a scope and save it."""
     from ..models.local import load_local_llm
     from ..parametric.distill import start_distill
 
-    with _open_vault(ctx, db, embedder) as vault:
-        store = _store(vault, directory)
-        page = vault.list(user_id=user_id, agent_id=agent_id, cube_id=cube_id, limit=limit,
-                          filters={"kind": list(kinds)} if kinds else None)
-        llm = load_local_llm()
-        job = start_distill(store, llm, page.items, name, overwrite=overwrite,
-                            progress=None if as_json else "tqdm", **options)
-        try:
-            saved = job.result()
-        except KeyboardInterrupt:
-            job.cancel()
-            job.wait()
-            raise click.Abort() from None
+    vault = app.vault()
+    store = adapter_store(app, directory)
+    page = vault.list(user_id=user_id, agent_id=agent_id, cube_id=cube_id, limit=limit,
+                      filters={"kind": list(kinds)} if kinds else None)
+    llm = load_local_llm()
+    job = start_distill(store, llm, page.items, name, overwrite=overwrite,
+                        progress=None if app.as_json else "tqdm", **options)
+    try:
+        saved = job.result()
+    except KeyboardInterrupt:
+        job.cancel()
+        job.wait()
+        raise click.Abort() from None
     doc = _describe(saved)
-    _out(ctx, as_json, f"distilled {doc['sources']} memories into adapter {name} "
-                       f"({doc['steps']} steps, {doc['seconds']:.0f} s, loss "
-                       f"{doc['final_loss']:.3f}, {doc['bytes'] / 2**20:.1f} MiB) in "
-                       f"{store.root}", doc)
+    app.out(f"distilled {doc['sources']} memories into adapter {name} "
+            f"({doc['steps']} steps, {doc['seconds']:.0f} s, loss "
+            f"{doc['final_loss']:.3f}, {doc['bytes'] / 2**20:.1f} MiB) in {store.root}", doc)
 
 
 @adapter.command("list")
 @_dir_option
-@_vault_options
-@_json_option
-@click.pass_context
-def list_cmd(ctx: click.Context, directory: str | None, db: str | None,
-             embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def list_cmd(app: App, directory: str | None) -> None:
     """The adapters in the directory."""
-    with _open_vault(ctx, db, embedder) as vault:
-        docs = [_describe(a) for a in _store(vault, directory).list()]
+    docs = [_describe(a) for a in adapter_store(app, directory).list()]
     human = "\n".join(f"{d['name']:<24} {d['sources']:>5} memories  {d['bytes'] / 2**20:6.1f} MiB"
                       f"  {d['key']}" for d in docs) or "no adapters"
-    _out(ctx, as_json, human, docs)
+    app.out(human, docs)
 
 
 @adapter.command("ask")
@@ -113,17 +112,14 @@ def list_cmd(ctx: click.Context, directory: str | None, db: str | None,
 @click.option("--compare", is_flag=True, help="Also answer with the base model.")
 @click.option("--max-tokens", type=int, default=64, show_default=True)
 @_dir_option
-@_vault_options
-@_json_option
-@click.pass_context
-def ask_cmd(ctx: click.Context, name: str, question: str, compare: bool, max_tokens: int,
-            directory: str | None, db: str | None, embedder: str | None,
-            as_json: bool) -> None:
+@global_options
+@pass_app
+def ask_cmd(app: App, name: str, question: str, compare: bool, max_tokens: int,
+            directory: str | None) -> None:
     """Answer QUESTION with adapter NAME switched on (no retrieval: the weights only)."""
     from ..models.local import load_local_llm
 
-    with _open_vault(ctx, db, embedder) as vault:
-        handle = _store(vault, directory).get(name)
+    handle = adapter_store(app, directory).get(name)
     llm = load_local_llm()
     messages = [{"role": "user", "content": question}]
     with handle.active(llm):
@@ -132,18 +128,15 @@ def ask_cmd(ctx: click.Context, name: str, question: str, compare: bool, max_tok
     if compare:
         doc["base_answer"] = llm.complete(messages, max_tokens=max_tokens)
     human = doc["answer"] + (f"\n(base model: {doc['base_answer']})" if compare else "")
-    _out(ctx, as_json, human, doc)
+    app.out(human, doc)
 
 
 @adapter.command("delete")
 @click.argument("name")
 @_dir_option
-@_vault_options
-@_json_option
-@click.pass_context
-def delete_cmd(ctx: click.Context, name: str, directory: str | None, db: str | None,
-               embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def delete_cmd(app: App, name: str, directory: str | None) -> None:
     """Remove adapter NAME's files."""
-    with _open_vault(ctx, db, embedder) as vault:
-        _store(vault, directory).delete(name)
-    _out(ctx, as_json, f"deleted adapter {name}", {"deleted": name})
+    adapter_store(app, directory).delete(name)
+    app.out(f"deleted adapter {name}", {"deleted": name})

@@ -1,6 +1,6 @@
 """``memvault chat QUESTION``: :meth:`memvault.Vault.chat` on the command line.
 
-Registered by :mod:`memvault.cli`. The LLM comes from ``--llm`` (default ``$MEMVAULT_LLM``,
+The LLM comes from ``--llm`` (default ``$MEMVAULT_LLM``,
 else the bundled SmolLM2), an endpoint's key from ``$MEMVAULT_LLM_API_KEY`` (read here, at
 the edge); ``--adapter NAME`` switches on a LoRA adapter from ``<db>.adapters/``.
 """
@@ -11,9 +11,8 @@ from typing import Any
 
 import click
 
-from . import App, global_options, pass_app, scope_options
 from ..errors import InvalidInput
-from .reader import _llm_options
+from ._common import App, global_options, llm_options, pass_app, scope_options
 
 __all__ = ["chat_command"]
 
@@ -26,7 +25,8 @@ __all__ = ["chat_command"]
 @click.option("--no-activation", is_flag=True, help="Do not use or build a KV-cache block.")
 @click.option("--remember", is_flag=True, help="Store the question and answer as turns.")
 @click.option("--max-tokens", default=256, show_default=True)
-@_llm_options
+@llm_options("local (the bundled SmolLM2), openai:<base_url>#<model>, ollama:<model>; "
+             "default $MEMVAULT_LLM, else local.")
 @scope_options
 @global_options
 @pass_app
@@ -38,15 +38,15 @@ def chat_command(app: App, question: str, k: int, adapter_name: str | None,
     The LLM: --llm, else $MEMVAULT_LLM, else the bundled SmolLM2."""
     from ..models import get_llm
 
-    vault = app.vault
+    vault = app.vault()
     llm = get_llm(llm_spec or vault.settings.llm or "local", api_key=api_key, timeout=timeout)
     if llm is None:
         raise InvalidInput("chat needs an LLM: --llm local, openai:<base_url>#<model>, ...")
     adapter = None
     if adapter_name:
-        from .adapter import _store
+        from .adapter import adapter_store
 
-        adapter = _store(vault, None).get(adapter_name)
+        adapter = adapter_store(app, None).get(adapter_name)
     result = vault.chat(question, llm=llm, k=k, activation=not no_activation,
                         adapter=adapter, remember=remember, max_tokens=max_tokens, **scope)
     app.out(lambda: _human(result), result.to_dict())

@@ -1,57 +1,20 @@
 """``memvault cube dump|load|inspect|compose|migrate``: the MemCube format on the command line.
 
-A thin face over :mod:`memvault.cube`. Like the rest of the CLI it reads settings at the
-edge (:meth:`Settings.from_env`), accepts ``--db``/``--embedder``/``--json`` before the
-command name (the root group keeps them) or after it, and a MemvaultError becomes
-``error [<code>]: <message>`` with exit status 2 (done by the root group).
+A thin face over :mod:`memvault.cube`, with the options, errors and output of
+:mod:`memvault.cli._common`. ``dump`` reads an existing vault; ``load`` creates the vault
+if there is none (with the cube's embedder).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
+from ._common import App, global_options, json_option, pass_app
+
 __all__ = ["cube"]
-
-
-def _root(ctx: click.Context, name: str) -> Any:
-    return getattr(ctx.find_root().obj, name, None)
-
-
-def _settings(ctx: click.Context, db: str | None, embedder: str | None) -> Any:
-    from ..settings import Settings
-
-    return Settings.from_env(os.environ, path=db or _root(ctx, "db"),
-                             embedder=embedder or _root(ctx, "embedder"))
-
-
-def _open_vault(ctx: click.Context, db: str | None, embedder: str | None) -> Any:
-    from ..vault import Vault
-
-    return Vault(settings=_settings(ctx, db, embedder))
-
-
-def _vault_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--embedder", metavar="NAME",
-                     help="minilm, mpnet or hash[-DIM]; default $MEMVAULT_EMBEDDER, else the "
-                          "vault's own (minilm for a new one).")(f)
-    return click.option("--db", metavar="PATH",
-                        help="Vault file; default $MEMVAULT_PATH or ~/.memvault/vault.db.")(f)
-
-
-def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Machine output (JSON).")(f)
-
-
-def _out(ctx: click.Context, as_json: bool, human: str, doc: Any) -> None:
-    if as_json or _root(ctx, "as_json"):
-        click.echo(json.dumps(doc, ensure_ascii=False, default=str))
-    else:
-        click.echo(human)
 
 
 def _counts(manifest: dict[str, Any]) -> str:
@@ -79,18 +42,14 @@ def cube() -> None:
               help="Activation directory (default for a whole-vault dump: <db>.activation).")
 @click.option("--parametric", "parametric_dir", type=click.Path(file_okay=False, exists=True),
               help="Adapters directory (default for a whole-vault dump: <db>.adapters).")
-@_vault_options
-@_json_option
-@click.pass_context
-def dump_cmd(ctx: click.Context, out: str, db: str | None, embedder: str | None,
-             as_json: bool, **options: Any) -> None:
+@global_options
+@pass_app
+def dump_cmd(app: App, out: str, **options: Any) -> None:
     """Write the memories of one scope (default: all) to the new cube directory OUT."""
     from ..cube.transfer import dump
 
-    with _open_vault(ctx, db, embedder) as vault:
-        manifest = dump(vault, out, **options)
-    _out(ctx, as_json, f"wrote cube {manifest['cube_id']} to {out}: {_counts(manifest)}",
-         manifest)
+    manifest = dump(app.vault(), out, **options)
+    app.out(f"wrote cube {manifest['cube_id']} to {out}: {_counts(manifest)}", manifest)
 
 
 @cube.command("load")
@@ -103,38 +62,34 @@ def dump_cmd(ctx: click.Context, out: str, db: str | None, embedder: str | None,
               help="Where activation files go (default: <db>.activation).")
 @click.option("--parametric", "parametric_dir", type=click.Path(file_okay=False),
               help="Where adapter files go (default: <db>.adapters).")
-@_vault_options
-@_json_option
-@click.pass_context
-def load_cmd(ctx: click.Context, path: str, on_conflict: str, activation_dir: str | None,
-             parametric_dir: str | None, db: str | None, embedder: str | None,
-             as_json: bool) -> None:
+@global_options
+@pass_app
+def load_cmd(app: App, path: str, on_conflict: str, activation_dir: str | None,
+             parametric_dir: str | None) -> None:
     """Verify the cube at PATH (checksums, format, files) and import it into the vault."""
-    from ..vault import Vault
     from ..cube.format import read_manifest
     from ..cube.transfer import load
 
-    settings = _settings(ctx, db, embedder)
+    settings = app.settings()
     if settings.embedder is None and not settings.store and not settings.path.exists():
         # a vault made by this load takes the cube's embedder (an existing one keeps its own)
         settings = settings.replace(embedder=read_manifest(Path(path))["embedder"]["id"])
-    with Vault(settings=settings) as vault:
-        report = load(vault, path, on_conflict=on_conflict, activation_dir=activation_dir,
-                      parametric_dir=parametric_dir)
+    report = load(app.vault_for_write(settings), path, on_conflict=on_conflict,
+                  activation_dir=activation_dir, parametric_dir=parametric_dir)
     outcome = ", ".join(f"{k} {v}" for k, v in report.items()
                         if isinstance(v, int) and k not in ("items",) and v)
     rejected = report.get("rejected_files") or []
     note = f"; {len(rejected)} activation file(s) rejected (see --json)" if rejected else ""
-    _out(ctx, as_json, f"loaded cube {report['cube_id']}: {report['items']} memories "
-                       f"({outcome or 'nothing new'}){note}", report)
+    app.out(f"loaded cube {report['cube_id']}: {report['items']} memories "
+            f"({outcome or 'nothing new'}){note}", report)
 
 
 @cube.command("inspect")
 @click.argument("path", type=click.Path(file_okay=False, exists=True))
 @click.option("--no-verify", is_flag=True, help="Only read the manifest; skip checksums.")
-@_json_option
-@click.pass_context
-def inspect_cmd(ctx: click.Context, path: str, no_verify: bool, as_json: bool) -> None:
+@json_option
+@pass_app
+def inspect_cmd(app: App, path: str, no_verify: bool) -> None:
     """Show a cube's manifest summary; verifies every file unless --no-verify."""
     from ..cube.transfer import inspect
 
@@ -147,7 +102,7 @@ def inspect_cmd(ctx: click.Context, path: str, no_verify: bool, as_json: bool) -
              f"contents   {_counts(info)}",
              "bytes      " + ", ".join(f"{k} {v:,}" for k, v in info["bytes"].items()),
              f"updated    {info.get('updated_at')}"]
-    _out(ctx, as_json, "\n".join(lines), info)
+    app.out("\n".join(lines), info)
 
 
 @cube.command("compose")
@@ -156,17 +111,17 @@ def inspect_cmd(ctx: click.Context, path: str, no_verify: bool, as_json: bool) -
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--name", metavar="ID", help="The new cube's id (default: a new id).")
 @click.option("--owner", metavar="NAME", help="Owner recorded in the manifest.")
-@_json_option
-@click.pass_context
-def compose_cmd(ctx: click.Context, a: str, b: str, out: str, name: str | None,
-                owner: str | None, as_json: bool) -> None:
+@json_option
+@pass_app
+def compose_cmd(app: App, a: str, b: str, out: str, name: str | None,
+                owner: str | None) -> None:
     """Write the union of cubes A and B to OUT (diverged ids: the later writer wins)."""
     from ..cube.compose import compose
 
     manifest = compose(a, b, out, cube_id=name, owner=owner)
     conflicts = len(manifest["provenance"]["conflicts"])
-    _out(ctx, as_json, f"wrote cube {manifest['cube_id']} to {out}: {_counts(manifest)}; "
-                       f"{conflicts} conflict(s) kept both ways", manifest)
+    app.out(f"wrote cube {manifest['cube_id']} to {out}: {_counts(manifest)}; "
+            f"{conflicts} conflict(s) kept both ways", manifest)
 
 
 @cube.command("migrate")
@@ -174,13 +129,12 @@ def compose_cmd(ctx: click.Context, a: str, b: str, out: str, name: str | None,
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--to", "to", required=True, metavar="EMBEDDER",
               help="The new embedder: minilm or hash[-DIM].")
-@_json_option
-@click.pass_context
-def migrate_cmd(ctx: click.Context, path: str, out: str, to: str, as_json: bool) -> None:
+@json_option
+@pass_app
+def migrate_cmd(app: App, path: str, out: str, to: str) -> None:
     """Re-embed the cube at PATH with another embedder into OUT; verified, nothing lost."""
     from ..cube.compose import migrate
 
     manifest = migrate(path, out, to)
-    _out(ctx, as_json, f"wrote cube {manifest['cube_id']} to {out} embedded with "
-                       f"{manifest['embedder']['id']}: {_counts(manifest)}; checksums match",
-         manifest)
+    app.out(f"wrote cube {manifest['cube_id']} to {out} embedded with "
+            f"{manifest['embedder']['id']}: {_counts(manifest)}; checksums match", manifest)

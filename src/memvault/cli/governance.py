@@ -3,7 +3,7 @@
 These run with the operator's authority (whoever can open the vault file), so they can
 share any user's memories; principals share their own through the REST API, MCP or a
 :class:`~memvault.governance.ScopedVault`. Changes are audited with the actor
-``cli:<login name>``. Register with ``cli.add_command(...)`` (see ``memvault.cli``).
+``cli:<login name>``. They work on an existing vault only.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Any, Iterator
 
 import click
 
-from ._tables import short_time, table
 from ..errors import InvalidInput
-from .server import _errors, _options, _out, _settings
-from ..vault import Vault
 from ..governance.acl import Grant
 from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore, operator
+from ._common import App, global_options, pass_app, require_existing
+from ._tables import short_time, table
 
 __all__ = ["share", "unshare", "grants", "team"]
 
@@ -27,12 +26,12 @@ _actor = operator
 
 
 class _Opened:
-    """The vault and its grant store, closed together."""
+    """The vault (from the App, closed with it) and its grant store."""
 
-    def __init__(self, ctx: click.Context, db: str | None, embedder: str | None,
-                 *, vault: bool = True) -> None:
-        settings = _settings(ctx, db, embedder)
-        self.vault = Vault(settings=settings) if vault else None
+    def __init__(self, app: App, *, vault: bool = True) -> None:
+        settings = app.settings()
+        require_existing(settings)
+        self.vault = app.vault() if vault else None
         try:  # the vault's own store holds keys and grants
             self.keys = KeyStore.for_vault(self.vault or settings)
         except BaseException:
@@ -46,8 +45,6 @@ class _Opened:
 
     def __exit__(self, *exc: object) -> None:
         self.keys.close()
-        if self.vault is not None:
-            self.vault.close()
 
 
 def _grant_table(found: list[Grant]) -> str:
@@ -75,17 +72,16 @@ def _split(value: str | None) -> list[str]:
 @click.option("--redact", metavar="F1,F2", help="Fields to hide (metadata, provenance, tags, "
                                                  "session_id, agent_id, event_time, links).")
 @click.option("--until", "valid_to", metavar="ISO", help="The grant ends by itself then.")
-@_options
-@click.pass_context
-@_errors
-def share(ctx: click.Context, item_id: str | None, grantee: str, cube_id: str | None,
+@global_options
+@pass_app
+def share(app: App, item_id: str | None, grantee: str, cube_id: str | None,
           everything: bool, user_id: str | None, write: bool, redact: str | None,
-          valid_to: str | None, db: str | None, embedder: str | None, as_json: bool) -> None:
+          valid_to: str | None) -> None:
     """Share memory ITEM, a cube (--cube C --user U) or everything (--everything --user U)
     with a principal or team."""
     if sum((item_id is not None, cube_id is not None, everything)) != 1:
         raise InvalidInput("give exactly one of: ITEM, --cube, --everything")
-    with _Opened(ctx, db, embedder) as o:
+    with _Opened(app) as o:
         assert o.vault is not None
         if item_id is not None:
             owner = o.vault.get(item_id).user_id
@@ -98,23 +94,20 @@ def share(ctx: click.Context, item_id: str | None, grantee: str, cube_id: str | 
         grant = o.grants.share(o.vault, grantee=grantee, owner_user_id=owner, item_id=item_id,
                                cube_id=cube_id, permission="write" if write else "read",
                                redact=_split(redact), valid_to=valid_to, actor=_actor())
-    _out(ctx, as_json, lambda: f"shared ({grant.grant_id}): {_grant_table([grant])}",
-         grant.to_dict())
+    app.out(lambda: f"shared ({grant.grant_id}): {_grant_table([grant])}", grant.to_dict())
 
 
 @click.command()
 @click.argument("grant_id")
-@_options
-@click.pass_context
-@_errors
-def unshare(ctx: click.Context, grant_id: str, db: str | None, embedder: str | None,
-            as_json: bool) -> None:
+@global_options
+@pass_app
+def unshare(app: App, grant_id: str) -> None:
     """Revoke grant GRANT_ID (it stays on record, closed)."""
-    with _Opened(ctx, db, embedder) as o:
+    with _Opened(app) as o:
         assert o.vault is not None
         grant = o.grants.unshare(o.vault, grant_id, actor=_actor())
-    _out(ctx, as_json, lambda: f"revoked {grant.grant_id} (valid until "
-         f"{short_time(grant.valid_to)})", grant.to_dict())
+    app.out(lambda: f"revoked {grant.grant_id} (valid until "
+            f"{short_time(grant.valid_to)})", grant.to_dict())
 
 
 @click.command()
@@ -122,18 +115,16 @@ def unshare(ctx: click.Context, grant_id: str, db: str | None, embedder: str | N
 @click.option("--user", "user_id", metavar="ID", help="Only grants of this owner's memory.")
 @click.option("--item", "item_id", metavar="ID", help="Only grants of this memory.")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked/expired grants.")
-@_options
-@click.pass_context
-@_errors
-def grants(ctx: click.Context, grantee: str | None, user_id: str | None, item_id: str | None,
-           include_revoked: bool, db: str | None, embedder: str | None,
-           as_json: bool) -> None:
+@global_options
+@pass_app
+def grants(app: App, grantee: str | None, user_id: str | None, item_id: str | None,
+           include_revoked: bool) -> None:
     """List grants, oldest first."""
-    with _Opened(ctx, db, embedder, vault=False) as o:
+    with _Opened(app, vault=False) as o:
         found = o.grants.list(owner_user_id=user_id, item_id=item_id,
                               grantees=[grantee] if grantee else None,
                               include_revoked=include_revoked)
-    _out(ctx, as_json, lambda: _grant_table(found), {"grants": [g.to_dict() for g in found]})
+    app.out(lambda: _grant_table(found), {"grants": [g.to_dict() for g in found]})
 
 
 @click.group()
@@ -141,54 +132,47 @@ def team() -> None:
     """Teams: a grant to team:<name> applies to every current member."""
 
 
-def _membership(ctx: click.Context, join: bool, name: str, member: str, db: str | None,
-                embedder: str | None, as_json: bool) -> None:
-    with _Opened(ctx, db, embedder) as o:
+def _membership(app: App, join: bool, name: str, member: str) -> None:
+    with _Opened(app) as o:
         assert o.vault is not None
         change = o.grants.join if join else o.grants.leave
         changed = change(o.vault, name, member, actor=_actor())
     verb = ("added to" if join else "removed from") if changed else \
         ("already in" if join else "not in")
-    _out(ctx, as_json, f"{member} {verb} {name}",
-         {"team": name, "member": member, "changed": changed})
+    app.out(f"{member} {verb} {name}",
+            {"team": name, "member": member, "changed": changed})
 
 
 @team.command("add")
 @click.argument("name")
 @click.argument("member")
-@_options
-@click.pass_context
-@_errors
-def team_add(ctx: click.Context, name: str, member: str, db: str | None,
-             embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def team_add(app: App, name: str, member: str) -> None:
     """Put principal MEMBER into team NAME."""
-    _membership(ctx, True, name, member, db, embedder, as_json)
+    _membership(app, True, name, member)
 
 
 @team.command("remove")
 @click.argument("name")
 @click.argument("member")
-@_options
-@click.pass_context
-@_errors
-def team_remove(ctx: click.Context, name: str, member: str, db: str | None,
-                embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def team_remove(app: App, name: str, member: str) -> None:
     """Take principal MEMBER out of team NAME."""
-    _membership(ctx, False, name, member, db, embedder, as_json)
+    _membership(app, False, name, member)
 
 
 @team.command("members")
 @click.argument("name")
-@_options
-@click.pass_context
-@_errors
-def team_members(ctx: click.Context, name: str, db: str | None, embedder: str | None,
-                 as_json: bool) -> None:
+@global_options
+@pass_app
+def team_members(app: App, name: str) -> None:
     """Current members of team NAME."""
-    with _Opened(ctx, db, embedder, vault=False) as o:
+    with _Opened(app, vault=False) as o:
         members = o.grants.members(name if name.startswith("team:") else "team:" + name)
-    _out(ctx, as_json, lambda: "\n".join(members) or "no members",
-         {"team": name, "members": members})
+    app.out(lambda: "\n".join(members) or "no members",
+            {"team": name, "members": members})
 
 
 def commands() -> Iterator[Any]:

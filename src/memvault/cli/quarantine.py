@@ -3,31 +3,21 @@
 Quarantined memories are stored but never served by search; an operator looks at why
 (``show`` prints the guard's reasons) and either releases them (a new, active version,
 audited with the actor) or deletes them. ``check`` runs the guard on a text without
-storing anything, to see what it would say. Registered in ``cli.py`` like the other
-face groups; options and error handling are the ones ``memvault keys`` uses.
+storing anything, to see what it would say.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
-from ._tables import item_detail, kv, short_time, table, truncate
-from .server import _errors, _options, _out, _settings
-from ..vault import Vault
-from ..guard.screen import InjectionGuard, Verdict
 from ..guard.quarantine import verdict_of
+from ..guard.screen import InjectionGuard, Verdict
+from ._common import App, global_options, json_option, pass_app
+from ._tables import item_detail, kv, short_time, table, truncate
 
 __all__ = ["quarantine"]
-
-
-@contextlib.contextmanager
-def _vault(ctx: click.Context, db: str | None, embedder: str | None,
-           actor: str | None = None) -> Iterator[Vault]:
-    with Vault(settings=_settings(ctx, db, embedder), actor=actor) as vault:
-        yield vault
 
 
 def _reasons(verdict: dict[str, Any] | Verdict | None) -> str:
@@ -49,15 +39,13 @@ def quarantine() -> None:
 @click.option("--session", "session_id", metavar="ID", help="Only this session.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
-@_options
-@click.pass_context
-@_errors
-def list_(ctx: click.Context, user_id: str | None, session_id: str | None, limit: int,
-          offset: int, db: str | None, embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def list_(app: App, user_id: str | None, session_id: str | None, limit: int,
+          offset: int) -> None:
     """Quarantined memories, newest first, with the families that flagged them."""
-    with _vault(ctx, db, embedder) as vault:
-        page = vault.quarantined(user_id=user_id, session_id=session_id, limit=limit,
-                                 offset=offset)
+    page = app.vault().quarantined(user_id=user_id, session_id=session_id, limit=limit,
+                                   offset=offset)
 
     def human() -> str:
         if not page.items:
@@ -67,58 +55,51 @@ def list_(ctx: click.Context, user_id: str | None, session_id: str | None, limit
             verdict = verdict_of(item) or {}
             rows.append((item.id, short_time(item.created_at), item.user_id or "",
                          f"{verdict.get('score', 0):.2f}",
-                         ",".join(verdict.get("families", [])), truncate(item.text, 60)))
+                         ",".join(verdict.get("families", [])), truncate(item.text, 200)))
         more = f"\n({page.total} in all; next: --offset {page.next_offset})" \
             if page.next_offset is not None else ""
         return table(["id", "created", "user", "score", "families", "text"], rows,
                      flex=5) + more
-    _out(ctx, as_json, human, page.to_dict())
+    app.out(human, page.to_dict())
 
 
 @quarantine.command("show")
 @click.argument("id")
-@_options
-@click.pass_context
-@_errors
-def show(ctx: click.Context, id: str, db: str | None, embedder: str | None,
-         as_json: bool) -> None:
+@global_options
+@pass_app
+def show(app: App, id: str) -> None:
     """Memory ID and why the guard flagged it."""
-    with _vault(ctx, db, embedder) as vault:
-        item = vault.get(id)
+    item = app.vault().get(id)
     verdict = verdict_of(item)
     extra = []
     if verdict and verdict.get("released_at"):
         extra = [("released", f"{verdict['released_at']} by {verdict.get('released_by')}"
                   + (f" ({verdict['release_reason']})" if verdict.get("release_reason") else ""))]
-    _out(ctx, as_json, lambda: item_detail(item) + ("\n" + kv(extra) if extra else "")
-         + "\n\n" + (_reasons(verdict) if verdict else "the guard did not flag this memory"),
-         {"item": item.to_dict(), "guard": verdict})
+    app.out(lambda: item_detail(item) + ("\n" + kv(extra) if extra else "")
+            + "\n\n" + (_reasons(verdict) if verdict else "the guard did not flag this memory"),
+            {"item": item.to_dict(), "guard": verdict})
 
 
 @quarantine.command("release")
 @click.argument("id")
 @click.option("--reason", metavar="TEXT", help="Why it is safe (kept with the verdict).")
 @click.option("--actor", metavar="NAME", help="Who releases it (recorded in the audit log).")
-@_options
-@click.pass_context
-@_errors
-def release(ctx: click.Context, id: str, reason: str | None, actor: str | None,
-            db: str | None, embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def release(app: App, id: str, reason: str | None, actor: str | None) -> None:
     """Serve memory ID: a new active version; the release is audited."""
-    with _vault(ctx, db, embedder, actor=actor) as vault:
-        item = vault.release(id, reason=reason)
-    _out(ctx, as_json, lambda: kv([("released", item.id), ("version", item.version),
-                                   ("status", item.status)]), item.to_dict())
+    item = app.vault(actor=actor).release(id, reason=reason)
+    app.out(lambda: kv([("released", item.id), ("version", item.version),
+                        ("status", item.status)]), item.to_dict())
 
 
 @quarantine.command("check")
 @click.argument("text")
-@click.option("--json", "as_json", is_flag=True, help="Machine output: one JSON document.")
-@click.pass_context
-@_errors
-def check(ctx: click.Context, text: str, as_json: bool) -> None:
+@json_option
+@pass_app
+def check(app: App, text: str) -> None:
     """Run the guard on TEXT (nothing is stored); exit status 1 if it would be flagged."""
     verdict = InjectionGuard().check(text)
-    _out(ctx, as_json, lambda: _reasons(verdict), verdict.to_dict())
+    app.out(lambda: _reasons(verdict), verdict.to_dict())
     if verdict.flagged:
-        ctx.exit(1)
+        click.get_current_context().exit(1)

@@ -1,47 +1,31 @@
 """``memvault ingest FILE`` and ``memvault extract``: the reader on the command line.
 
-Registered by :mod:`memvault.cli` (import that module, not this one, first). Both use the
-CLI's global options (``--db``, ``--embedder``, ``--json``) and its vault; the LLM spec
-comes from ``--llm`` or ``$MEMVAULT_LLM`` and an endpoint's key from
-``$MEMVAULT_LLM_API_KEY`` (read here, at the edge, never by the library).
+Both use the CLI's global options (``--db``, ``--embedder``, ``--json``) and its vault;
+the LLM spec comes from ``--llm`` or ``$MEMVAULT_LLM`` (neither: rule-based reading) and
+an endpoint's key from ``$MEMVAULT_LLM_API_KEY`` (read here, at the edge, never by the
+library). ``ingest`` reads its file as bytes: text that is not UTF-8 or JSON is refused,
+naming the line, before anything is stored.
 """
 
 from __future__ import annotations
 
 import collections
-import sys
 import time
 from typing import Any
 
 import click
 
-from . import App, _open, global_options, pass_app, scope_options
 from ..models import get_llm
 from ..reader.pipeline import MODES, ExtractionJob, RememberResult, remember
+from ._common import (App, global_options, llm_options, pass_app, progress_bar,
+                      scope_options)
 
 __all__ = ["ingest", "extract"]
 
 
-def _llm_options(f: Any) -> Any:
-    f = click.option("--api-key", envvar="MEMVAULT_LLM_API_KEY", metavar="KEY",
-                     help="Key for an HTTP LLM; default $MEMVAULT_LLM_API_KEY.")(f)
-    f = click.option("--timeout", default=60.0, show_default=True,
-                     help="Seconds per LLM request (HTTP endpoints).")(f)
-    return click.option("--llm", "llm_spec", metavar="SPEC",
-                        help="none, local (SmolLM2), openai:<base_url>#<model>, "
-                             "ollama:<model>; default $MEMVAULT_LLM, else rules.")(f)
-
-
 def _resolve(app: App, spec: str | None, api_key: str | None, timeout: float) -> Any:
-    return get_llm(spec if spec is not None else app.vault.settings.llm,
+    return get_llm(spec if spec is not None else app.settings().llm,
                    api_key=api_key, timeout=timeout)
-
-
-def _bar(app: App, total: int) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit=" turn", file=sys.stderr, leave=False,
-                disable=app.as_json or not sys.stderr.isatty())
 
 
 def _summary(verb: str, results: list[RememberResult], seconds: float) -> tuple[str, dict]:
@@ -67,7 +51,7 @@ def _summary(verb: str, results: list[RememberResult], seconds: float) -> tuple[
 @click.option("--mode", type=click.Choice(MODES), default="fast", show_default=True,
               help="fast: store turns now, extract later (memvault extract); "
                    "fine: extract facts and decide ADD/UPDATE/DELETE/NOOP now.")
-@_llm_options
+@llm_options()
 @scope_options
 @global_options
 @pass_app
@@ -79,17 +63,22 @@ def ingest(app: App, file: str, mode: str, llm_spec: str | None, api_key: str | 
     {"messages": [...]}), memvault's sample conversation, a LoCoMo-like file or a ChatGPT
     export. Each session of the export becomes a session scope unless --session is given.
     """
-    from ..reader.formats import loads_chat
+    from ..plaintext.jsonl import decode_utf8, loads
+    from ..reader.formats import parse_chat
+    from .writes import read_bytes
 
-    with _open(file, "r") as stream:
-        sessions = loads_chat(stream.read())
+    sessions = parse_chat(loads(decode_utf8(read_bytes(file))))
     llm = _resolve(app, llm_spec, api_key, timeout) if mode == "fine" else None
-    vault, results, started = app.vault, [], time.perf_counter()
-    with _bar(app, sum(len(s.messages) for s in sessions)) as bar:
+    vault, results, started = app.vault_for_write(), [], time.perf_counter()
+    def step(n: int) -> None:
+        vault.searcher.sync()  # the turns' sentence vectors: inside the bar and the timing
+        bar.update(n)
+
+    with progress_bar(app, total=sum(len(s.messages) for s in sessions), unit=" turn") as bar:
         for session in sessions:
             chosen = {**scope, "session_id": scope.get("session_id") or session.session_id}
             results.append(remember(vault, session.messages, mode=mode, llm=llm or "none",
-                                    progress=bar.update, **chosen))
+                                    progress=step, **chosen))
     human, doc = _summary("ingested", results, time.perf_counter() - started)
     doc["mode"], doc["sessions"] = mode, len(sessions)
     if mode == "fast":
@@ -98,17 +87,17 @@ def ingest(app: App, file: str, mode: str, llm_spec: str | None, api_key: str | 
 
 
 @click.command("extract")
-@_llm_options
+@llm_options()
 @click.option("--batch", default=64, show_default=True, help="Turns read per job step.")
 @global_options
 @pass_app
 def extract(app: App, llm_spec: str | None, api_key: str | None, timeout: float,
             batch: int) -> None:
     """Read the turns that fast-mode ingest deferred (resumable: progress is kept)."""
-    job = ExtractionJob(app.vault, _resolve(app, llm_spec, api_key, timeout) or "none",
+    job = ExtractionJob(app.vault(), _resolve(app, llm_spec, api_key, timeout) or "none",
                         batch=batch)
     started = time.perf_counter()
-    with _bar(app, job.pending()) as bar:
+    with progress_bar(app, total=job.pending(), unit=" turn") as bar:
         result = job.run(progress=bar.update)
     human, doc = _summary("read", [result], time.perf_counter() - started)
     doc["watermark"] = job.watermark

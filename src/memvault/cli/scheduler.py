@@ -1,8 +1,8 @@
 """``memvault forget``, ``memvault consolidate`` and ``memvault scheduler run-once``.
 
-Registered in cli.py beside the other face groups. They take ``--db``/``--embedder``/
-``--json`` before or after the command name like every command (the option helpers are
-shared with ``serve``/``keys``), and print a short human summary or the JSON report.
+They take ``--db``/``--embedder``/``--json`` before or after the command name like every
+command, work on an existing vault only, and print a short human summary or the JSON
+report.
 """
 
 from __future__ import annotations
@@ -12,15 +12,9 @@ from typing import Any
 
 import click
 
-from .server import _errors, _options, _out, _settings
+from ._common import App, global_options, pass_app
 
 __all__ = ["forget_command", "consolidate_command", "scheduler"]
-
-
-def _vault(ctx: click.Context, db: str | None, embedder: str | None) -> Any:
-    from ..vault import Vault
-
-    return Vault(settings=_settings(ctx, db, embedder))
 
 
 def _llm(name: str) -> Any:
@@ -50,19 +44,18 @@ def _forget_line(doc: dict[str, Any]) -> str:
               help="Days an archived memory is kept before it is purged.")
 @click.option("--no-purge", is_flag=True, help="Archive only; never purge.")
 @click.option("--no-cold", is_flag=True, help="Archive expired memories only, not cold ones.")
-@_options
-@click.pass_context
-@_errors
-def forget_command(ctx: click.Context, dry_run: bool, grace_days: float, no_purge: bool,
-                   no_cold: bool, db: str | None, embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def forget_command(app: App, dry_run: bool, grace_days: float, no_purge: bool,
+                   no_cold: bool) -> None:
     """Archive expired and cold memories; purge what forget archived GRACE-DAYS ago."""
     from ..scheduler.forget import ForgetPolicy, forget
 
     policy = ForgetPolicy(purge_after_days=None if no_purge else grace_days,
                           cold_heat_below=None if no_cold else ForgetPolicy().cold_heat_below)
-    with _vault(ctx, db, embedder) as vault:
-        doc = forget(vault, policy, dry_run=dry_run).to_dict()
-    _out(ctx, as_json, lambda: _forget_line(doc), doc)
+    vault = app.vault()
+    doc = forget(vault, policy, dry_run=dry_run).to_dict()
+    app.out(lambda: _forget_line(doc), doc)
 
 
 def _consolidate_line(doc: dict[str, Any]) -> str:
@@ -77,18 +70,16 @@ def _consolidate_line(doc: dict[str, Any]) -> str:
 @click.option("--full", is_flag=True, help="Re-check every session, not only changed ones.")
 @click.option("--no-topics", is_flag=True, help="Session summaries only.")
 @_LLM_OPTION
-@_options
-@click.pass_context
-@_errors
-def consolidate_command(ctx: click.Context, full: bool, no_topics: bool, llm: str,
-                        db: str | None, embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def consolidate_command(app: App, full: bool, no_topics: bool, llm: str) -> None:
     """Summarise sessions that changed into summary memories (and topics above them)."""
     from ..scheduler.consolidate import ConsolidateConfig, consolidate
 
     config = ConsolidateConfig(topics=not no_topics)
-    with _vault(ctx, db, embedder) as vault:
-        doc = consolidate(vault, _llm(llm), config, full=full).to_dict()
-    _out(ctx, as_json, lambda: _consolidate_line(doc), doc)
+    vault = app.vault()
+    doc = consolidate(vault, _llm(llm), config, full=full).to_dict()
+    app.out(lambda: _consolidate_line(doc), doc)
 
 
 @click.group()
@@ -142,11 +133,10 @@ def _pass_lines(doc: dict[str, Any]) -> list[str]:
 @_TIERS_OPTION
 @_STEPS_OPTION
 @_LLM_OPTION
-@_options
-@click.pass_context
-@_errors
-def run_once_command(ctx: click.Context, no_forget: bool, tiers: bool, distill_steps: int,
-                     llm: str, db: str | None, embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def run_once_command(app: App, no_forget: bool, tiers: bool, distill_steps: int,
+                     llm: str) -> None:
     """One pass: heat, forget, link new memories, consolidate, placement decisions.
 
     Without --tiers no activation or LoRA engine is attached, so placement only reports
@@ -154,10 +144,10 @@ def run_once_command(ctx: click.Context, no_forget: bool, tiers: bool, distill_s
     from ..scheduler.scheduler import SchedulerConfig
 
     config = SchedulerConfig(forget=None) if no_forget else SchedulerConfig()
-    with _vault(ctx, db, embedder) as vault:
-        sched = _scheduler(llm, tiers, distill_steps, config, vault)
-        doc = sched.run_once(vault, wait=tiers).to_dict()
-    _out(ctx, as_json, lambda: "\n".join(_pass_lines(doc)), doc)
+    vault = app.vault()
+    sched = _scheduler(llm, tiers, distill_steps, config, vault)
+    doc = sched.run_once(vault, wait=tiers).to_dict()
+    app.out(lambda: "\n".join(_pass_lines(doc)), doc)
 
 
 @scheduler.command("start")
@@ -169,12 +159,10 @@ def run_once_command(ctx: click.Context, no_forget: bool, tiers: bool, distill_s
 @_TIERS_OPTION
 @_STEPS_OPTION
 @_LLM_OPTION
-@_options
-@click.pass_context
-@_errors
-def start_command(ctx: click.Context, interval: float, passes: int | None, no_forget: bool,
-                  tiers: bool, distill_steps: int, llm: str, db: str | None,
-                  embedder: str | None, as_json: bool) -> None:
+@global_options
+@pass_app
+def start_command(app: App, interval: float, passes: int | None, no_forget: bool,
+                  tiers: bool, distill_steps: int, llm: str) -> None:
     """Run a pass every INTERVAL seconds in the foreground, one summary line per pass.
 
     Distillations run in the background between passes; each pass audits the ones that
@@ -186,15 +174,15 @@ def start_command(ctx: click.Context, interval: float, passes: int | None, no_fo
     config = SchedulerConfig(interval=interval)
     if no_forget:
         config = dataclasses.replace(config, forget=None)
-    with _vault(ctx, db, embedder) as vault:
-        sched = _scheduler(llm, tiers, distill_steps, config, vault)
-        done = 0
-        try:
-            while passes is None or done < passes:
-                if done:
-                    time.sleep(interval)
-                doc = sched.run_once(vault).to_dict()
-                done += 1
-                _out(ctx, as_json, lambda: _pass_lines(doc)[0], doc)
-        except KeyboardInterrupt:
-            pass
+    vault = app.vault()
+    sched = _scheduler(llm, tiers, distill_steps, config, vault)
+    done = 0
+    try:
+        while passes is None or done < passes:
+            if done:
+                time.sleep(interval)
+            doc = sched.run_once(vault).to_dict()
+            done += 1
+            app.out(lambda: _pass_lines(doc)[0], doc)
+    except KeyboardInterrupt:
+        pass

@@ -2,44 +2,37 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
 
-from ..errors import MemvaultError
+from ._common import App, json_option, pass_app, progress_bar
+
+__all__ = ["migrate_store"]
 
 
 @click.command("migrate-store")
 @click.argument("src")
 @click.argument("dst")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def migrate_store(src: str, dst: str, as_json: bool) -> None:
+@json_option
+@pass_app
+def migrate_store(app: App, src: str, dst: str) -> None:
     """Copy every row of SRC into the empty store DST and verify counts and checksums.
 
     SRC and DST are SQLite file paths or postgresql:// DSNs. Every version, link, access
     statistic, audit event and the vault's identity move; ids, versions and validity
     times are kept. DST must be new or empty; on any mismatch it should be discarded.
     """
-    from tqdm import tqdm
-
     from ..storage import open_store
     from ..storage.migrate import copy_store
 
+    source = open_store(src)
     try:
-        source, target = open_store(src), open_store(dst)
+        target = open_store(dst)
         try:
-            with tqdm(unit=" rows", file=sys.stderr, disable=as_json or not sys.stderr.isatty(),
-                      leave=False) as bar:
+            with progress_bar(app, unit=" rows") as bar:
                 report = copy_store(source, target, progress=lambda table, n: bar.update(n))
         finally:
-            source.close()
             target.close()
-    except MemvaultError as exc:
-        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        sys.exit(2)
-    if as_json:
-        click.echo(json.dumps(report, default=str))
-        return
+    finally:
+        source.close()
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
-    click.echo(f"copied {counts} in {report['seconds']:.2f} s; checksums match")
+    app.out(f"copied {counts} in {report['seconds']:.2f} s; checksums match", report)

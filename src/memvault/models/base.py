@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where vectors are handled: a by-id read needs none
+    import numpy as np
 
 __all__ = ["Embedder", "HashEmbedder", "normalize_rows"]
 
@@ -29,6 +30,8 @@ class Embedder(Protocol):
 
 
 def normalize_rows(mat: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     mat = np.asarray(mat, dtype=np.float32)
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -58,6 +61,8 @@ class HashEmbedder:
         return feats
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for feat in self._features(text):

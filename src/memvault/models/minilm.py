@@ -20,11 +20,12 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Mapping
 
 from memvault.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ._encoder import Getter, SentenceEncoder
 

@@ -13,17 +13,18 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import ConfigurationError, IntegrityError, StorageError
+from ..errors import IntegrityError, StorageError
 from ..index.vector import ATTRS, VectorIndex, top_k
 from ..models.base import Embedder
 from ..storage.base import RecordStore, RowQuery, StoredRow
-from .fusion import METHODS, fuse
+from .config import SearchConfig
+from .fusion import fuse
 from .context import name_of, part_texts
 from .rerank import (expand_links, length_prior, name_boost, ranked, speaker_boost,
                      validity_prior)
@@ -31,80 +32,10 @@ from .text import in_voice, named_in, terms
 from .when import time_window
 
 log = logging.getLogger("memvault.retrieval")
+#: Memories read and indexed per step of :meth:`Searcher.sync`.
+_SYNC_BLOCK = 256
 
 __all__ = ["Searcher", "SearchConfig", "Candidate"]
-
-
-@dataclass(frozen=True, slots=True)
-class SearchConfig:
-    hnsw_m: int = 32
-    ef_search: int = 256  # 128 gave recall@10 0.976 at 100k MiniLM rows; 256 aims at 0.99
-    ef_construction: int = 80
-    exact_below: int = 2_000
-    #: "minmax" (scores rescaled per retriever, then summed) or "rrf" (ranks only).
-    fusion: str = "minmax"
-    rrf_k: int = 30  # used by fusion="rrf" only
-    #: Which retrievers run: any of "dense", "lexical" (ablations and baselines use subsets).
-    retrievers: tuple[str, ...] = ("dense", "lexical")
-    weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
-    #: How many hits each retriever returns (at least 2 x k). Like ``rerank_depth`` it does
-    #: not grow with k for k <= 20, so the first 10 of a search for 20 are the search for 10.
-    candidates: int = 50
-    #: How many fused candidates the second stage (rows, links, speaker cue) looks at.
-    rerank_depth: int = 40
-    #: Link expansion: share of a candidate's score given to memories ``link_hops`` away.
-    link_beta: float = 0.3
-    link_hops: int = 2
-    #: Link kinds expansion does not follow: the ones the lifecycle scheduler derives in
-    #: bulk. "similar" and "entity" links restate what the first stage already scores
-    #: (embedding similarity, shared words), and a summary's "summarizes" links join it
-    #: to every turn it covers, so two hops through one reach a whole session; a score
-    #: spread along them floods the top k with one topic. On LoCoMo after a scheduler
-    #: pass (``make bench-locomo``, the rows with "lifecycle"), following them cut
-    #: recall@10 from 0.834 to 0.717 and slowed search 2.3x. Thread links ("next"),
-    #: "session" links and links people or agents add (any other kind) are followed.
-    link_skip: tuple[str, ...] = ("similar", "entity", "summarizes")
-    #: Boost for memories whose speaker the query names: x (1 + speaker_gamma); 0 disables.
-    speaker_gamma: float = 1.0
-    #: Boost for memories that name something (a capitalised word inside a sentence, a
-    #: quoted title) when the query asks for named things ("Which books has Tim read?"):
-    #: x (1 + name_gamma); 0 disables. See ``text.asks_for_names``.
-    name_gamma: float = 0.3
-    #: Length prior for chat turns: x (1 + length_beta * min(chars / length_chars, 1)),
-    #: counting the characters outside questions, so "Thanks, that's great!" and "Cool!
-    #: What do you play?" yield to a turn that says something (0 disables).
-    length_beta: float = 0.6
-    #: Current truth (see ``rerank.validity_prior``): a superseded statement's score is
-    #: multiplied by 1 - stale_penalty on a "now" question (half that without a time cue);
-    #: a state that still holds gains 1 + truth_gamma on a "now" question, and on a
-    #: question naming a time the states that held then gain it. 0 and 0 disable.
-    stale_penalty: float = 0.5
-    truth_gamma: float = 0.3
-    length_chars: int = 150
-    query_cache: int = 1024
-    #: Kinds of memory whose sentences get vectors of their own in the dense index (a
-    #: memory scores by its best vector). They are derived state, embedded when the index
-    #: takes a memory in: a rebuild re-embeds them. () keeps one vector per memory.
-    part_kinds: tuple[str, ...] = ("turn",)
-    #: Turns of a named speaker also get their first-person sentences in the third person
-    #: ("I painted a sunset" -> "Melanie painted a sunset"; ``text.in_third``), as part
-    #: vectors: the document side of the voice below. Derived state, like the parts.
-    third_person: bool = True
-    #: A query that names a time ("on 25 May, 2022", "in April 2022", "yesterday",
-    #: "two weeks ago", relative to the wall clock) also runs a dense
-    #: search restricted to that window of event time, fused with this weight (0 disables);
-    #: the window runs ``time_slack_days`` past the named date (see ``when.py``).
-    time_weight: float = 1.0
-    time_slack_days: float = 7.0
-    #: A query that names a speaker ("What did Caroline paint?") also runs a dense search
-    #: for it in that speaker's voice ("What did I paint?"), fused with this weight (0
-    #: disables): chat turns are in the first person, and MiniLM matches "I painted a
-    #: sunset" to the first-person question far better than to the third-person one.
-    voice_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.fusion not in METHODS:
-            raise ConfigurationError(f"fusion must be one of {METHODS}", fusion=self.fusion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,21 +135,28 @@ class Searcher:
             self.sync()
             return len(index)
 
-    def sync(self) -> int:
-        """Apply the store's changes since the watermark; returns how many memories."""
+    def sync(self, progress: Callable[[int], None] | None = None) -> int:
+        """Apply the store's changes since the watermark; returns how many memories.
+
+        ``progress(n)`` is called as each block of memories is indexed (a turn's sentence
+        vectors are embedded here: after a large import this is long work)."""
         with self._lock:
             if self.store.last_change() == self._watermark:
                 return 0
             mark, ids = self.store.changes(self._watermark)
-            if ids:
-                rows = self.store.select(RowQuery(ids=ids, statuses=("active",)))
+            for start in range(0, len(ids), _SYNC_BLOCK):
+                block = ids[start:start + _SYNC_BLOCK]
+                rows = self.store.select(RowQuery(ids=block, statuses=("active",)))
                 active = {r.item.id for r in rows}
-                for item_id in ids:
+                for item_id in block:
                     if item_id not in active:
                         self._index.remove(item_id)
                 if rows:
                     vecs = self.store.embeddings([r.seq for r in rows])
                     self._upsert(self._index, rows, [vecs[r.seq] for r in rows])
+                if progress is not None:
+                    progress(len(block))
+            if ids:
                 self._index.maybe_compact()
             self._watermark = mark
             return len(ids)
@@ -270,6 +208,12 @@ class Searcher:
     @property
     def indexed(self) -> int:
         return len(self._index)
+
+    @property
+    def sentence_vectors(self) -> dict[str, int]:
+        """Sentence vectors since the vault opened: ``embedded`` now, or ``reused`` from
+        an old snapshot (the costly part of indexing chat turns)."""
+        return dict(self._parts)
 
     # -- search ------------------------------------------------------------------------
     def _pool(self) -> ThreadPoolExecutor:

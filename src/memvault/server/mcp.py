@@ -23,6 +23,7 @@ every HTTP request must carry ``Authorization: Bearer <key>`` (:class:`KeyGate` 
 401 otherwise) and each tool call acts as the principal of the key on the request that
 carried it, so a process that merely reaches the port can do nothing, and revoking a
 key takes effect at once.
+:func:`run_mcp` is what ``memvault mcp`` calls.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import json
+import signal
 import typing
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Mapping
 
@@ -38,19 +40,21 @@ import anyio.to_thread
 from pydantic import Field
 
 from .. import __version__
-from ..errors import MemvaultError, Unauthorized
+from ..errors import InvalidInput, MemvaultError, Unauthorized
 from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
 from .model_slot import ModelSlot
 from .wire import remember_doc
+from .serve import _stop_on_sigterm, _Stopped
+from ..settings import Settings
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from mcp.types import CallToolResult
 
-__all__ = ["build_mcp", "http_app", "serve_http", "caller_resolver", "KeyGate", "TOOL_NAMES",
-           "MODEL_TOOL_NAMES"]
+__all__ = ["build_mcp", "http_app", "serve_http", "run_mcp", "caller_resolver", "KeyGate",
+           "TOOL_NAMES", "MODEL_TOOL_NAMES"]
 
 TOOL_NAMES = ("memory_add", "memory_search", "memory_get", "memory_update",
               "memory_delete", "memory_restore", "memory_history", "memory_share",
@@ -397,3 +401,59 @@ def serve_http(vault: Any, keys: KeyStore, *, host: str, port: int, llm: Any = N
     config = uvicorn.Config(http_app(vault, keys, host=host, llm=llm), host=host, port=port,
                             log_level="warning", lifespan="on")
     uvicorn.Server(config).run()
+
+
+# -- running it -------------------------------------------------------------------------
+def run_mcp(settings: Settings, token: str | None, *, transport: str = "stdio",
+            host: str = "127.0.0.1", port: int = 8766, llm: str | None = None,
+            llm_api_key: str | None = None,
+            announce: Callable[[str], None] | None = None) -> None:
+    """What ``memvault mcp`` (:mod:`memvault.cli.mcp`) runs: over stdio, the vault of
+    ``settings`` as MCP tools for the principal of API key ``token`` (checked first, then
+    again on every tool call) until the client disconnects; over streamable HTTP
+    (:func:`serve_http`), every request carries its own key and ``token`` is not used.
+    ``announce(line)`` is told what is served."""
+    from ..vault import Vault
+
+    if transport not in ("stdio", "http"):
+        raise InvalidInput("transport must be stdio or http")
+    vault = Vault(settings=settings)
+    previous = _stop_on_sigterm()
+    try:
+        keys = KeyStore.for_vault(vault)  # keys and grants live in the vault's store
+        try:
+            vault.prepare()  # index and guard now, not in the first tool call
+            slot = ModelSlot(llm or settings.llm, api_key=llm_api_key)
+            where = settings.store or settings.path
+            if transport == "http":
+                if announce:
+                    announce(f"memvault: MCP on http://{host}:{port}/mcp (each request needs "
+                             f"Authorization: Bearer <key>), vault {where}")
+                serve_http(vault, keys, host=host, port=port, llm=slot)
+                return
+            if not token:
+                raise Unauthorized("an API key is required: --key TOKEN or $MEMVAULT_API_KEY "
+                                   "(make one with: memvault keys create)")
+            principal = keys.verify(token)
+            if principal is None:
+                raise Unauthorized("invalid or revoked API key")
+
+            def check_key() -> None:
+                if keys.verify(token) is None:
+                    raise Unauthorized("the API key has been revoked")
+
+            server = build_mcp(ScopedVault(vault, principal, grants=GrantStore(keys),
+                                           audit_reads=True), check_key=check_key, llm=slot)
+            who = f"{principal.name} (user {principal.user_id}" + \
+                (f", agent {principal.agent_id})" if principal.agent_id else ")")
+            if announce:
+                announce(f"memvault: MCP over stdio for {who}, vault {where}")
+            server.run("stdio")
+        finally:
+            keys.close()
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        vault.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

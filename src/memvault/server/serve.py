@@ -7,7 +7,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import uvicorn
 
@@ -17,15 +17,44 @@ from ..settings import Settings
 from ..vault import Vault
 from .app import create_app
 
-__all__ = ["serve", "BackgroundServer"]
+__all__ = ["serve", "bind", "BackgroundServer"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: a free port), or ConfigurationError
+    with the reason (address in use, not allowed, unknown host): bind before announcing."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                                 host=host, port=port) from None
+    family, kind, proto, _, address = infos[0]
+    # proto=IPPROTO_TCP: asyncio then sets TCP_NODELAY on accepted connections
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {reason.lower()}",
+                                 host=host, port=port, errno=exc.errno) from None
+    return sock
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
           threads: int = 8, max_body_bytes: int = 1_048_576, log_level: str = "info",
           access_log: bool = False, llm_api_key: str | None = None,
           llm_timeout: float = 60.0, scheduler_interval: float | None = None,
-          proxy_to: str | None = None) -> None:
+          proxy_to: str | None = None, sock: socket.socket | None = None,
+          ready: Callable[[], None] | None = None) -> None:
     """Open the vault at ``settings.path`` and serve it until SIGINT/SIGTERM.
+
+    ``sock`` is a socket from :func:`bind` (default: bound here, before the vault is
+    opened); ``ready()`` runs once the vault is open and the socket listens, just before
+    requests are served, so a caller announces only what is true.
 
     ``settings.llm`` is the model of ``/v1/chat`` and fine ``/v1/remember`` (none: those
     answer ``model_unavailable``); a local model loads on the first such request, an HTTP
@@ -38,6 +67,21 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
     ``proxy_to`` (an OpenAI-compatible base URL) is where ``/v1/chat/completions``
     forwards, authenticated with ``llm_api_key`` (see :mod:`memvault.server.proxy`).
     """
+    if sock is None:
+        sock = bind(host, port)
+    try:
+        _run(settings, host, port, sock, ready, threads=threads, max_body_bytes=max_body_bytes,
+             log_level=log_level, access_log=access_log, llm_api_key=llm_api_key,
+             llm_timeout=llm_timeout, scheduler_interval=scheduler_interval,
+             proxy_to=proxy_to)
+    finally:
+        sock.close()
+
+
+def _run(settings: Settings, host: str, port: int, sock: socket.socket,
+         ready: Callable[[], None] | None, *, threads: int, max_body_bytes: int,
+         log_level: str, access_log: bool, llm_api_key: str | None, llm_timeout: float,
+         scheduler_interval: float | None, proxy_to: str | None) -> None:
     llm: Any = None
     spec = settings.llm or ""
     if spec.partition(":")[0] in ("openai", "ollama"):
@@ -66,12 +110,15 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765, *,
     try:
         from .proxy import ProxyConfig
 
+        vault.prepare()  # index and guard now, before the port is announced
         proxy = ProxyConfig(proxy_to, api_key=llm_api_key, timeout=llm_timeout)
         app = create_app(vault, keys, max_body_bytes=max_body_bytes, threads=threads, llm=llm,
                          proxy=proxy)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                                 access_log=access_log, lifespan="on")
-        uvicorn.Server(config).run()
+        if ready is not None:
+            ready()
+        uvicorn.Server(config).run(sockets=[sock])
     except (KeyboardInterrupt, _Stopped):
         pass  # uvicorn re-raises the signal it shut down for, once it has shut down
     finally:

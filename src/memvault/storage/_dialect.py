@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
 
 from ..errors import InvalidInput
 from ..types import SCOPE_FIELDS
 from .base import RowQuery
+
+if TYPE_CHECKING:  # numpy is imported where vectors are handled: a by-id read needs none
+    import numpy as np
 
 __all__ = ["Dialect", "Fragment", "SQLITE", "POSTGRES", "where_clause"]
 
@@ -83,10 +85,16 @@ def _sqlite_metadata_eq(key: str, value: Any) -> Fragment:
             [path, path, value])
 
 
+def _float32(blob: bytes) -> np.ndarray:
+    import numpy as np
+
+    return np.frombuffer(blob, dtype="<f4")
+
+
 SQLITE = Dialect(
     name="sqlite", ph="?", in_list=_sqlite_in_list, tags_any=_sqlite_tags_any,
     metadata_eq=_sqlite_metadata_eq, json=json.loads,
-    embedding=lambda blob: np.frombuffer(blob, dtype="<f4"),
+    embedding=_float32,
     vector_cursor=lambda conn: conn.cursor())
 
 

@@ -14,9 +14,10 @@ vector search, ``check``, raw import/export and connection handling.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where vectors are handled: a by-id read needs none
+    import numpy as np
 
 from .._time import from_epoch
 from ..types import AuditEvent

@@ -12,9 +12,10 @@ a :class:`~memvault.types.MemoryItem`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where vectors are handled: a by-id read needs none
+    import numpy as np
 
 from ..types import AuditEvent, MemoryItem
 

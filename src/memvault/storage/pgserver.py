@@ -15,6 +15,10 @@ PostgreSQL refuses to run as root. When this process is root the server runs as 
 unprivileged system user (``postgres`` by default) through ``runuser -u USER --`` and the
 data directory is chowned to it.
 
+:class:`ManagedPostgres` is the same server kept in a directory across runs (``memvault
+postgres start|stop|status``): its data survives ``stop``, its port and password are
+remembered in ``server.json`` beside the data (readable by its owner only).
+
 This is development tooling, not a production deployment: point
 :class:`~memvault.storage.postgres.PostgresStore` at a real server in production.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import os
 import pwd
 import secrets
@@ -35,7 +40,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-__all__ = ["PgServerUnavailable", "LocalPostgres", "find_pg_bin"]
+__all__ = ["PgServerUnavailable", "LocalPostgres", "ManagedPostgres", "find_pg_bin"]
 
 #: The database created with the ``vector`` extension, to clone fresh databases from.
 TEMPLATE_DB = "memvault_template"
@@ -307,3 +312,130 @@ def _conf_value(value: Any) -> str:
     text = str(value)
     return text if text.replace("_", "").replace(".", "").isalnum() else \
         "'" + text.replace("'", "''") + "'"
+
+
+class ManagedPostgres(LocalPostgres):
+    """A local PostgreSQL + pgvector whose data lives in ``directory`` across runs.
+
+    ``start()`` creates the cluster on first use (``directory/data``, a random password,
+    a free port unless ``port`` is given, a database ``memvault`` with ``vector``
+    installed) and starts it in the background; later starts reuse the data, port and
+    password kept in ``directory/server.json``. ``stop()`` stops it and keeps the data.
+    Only the loopback interface is served.
+    """
+
+    DATABASE = "memvault"
+
+    def __init__(self, directory: str | os.PathLike[str], *, port: int | None = None,
+                 bin_dir: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
+                 run_as: str = "postgres", start_timeout: float = 60.0) -> None:
+        super().__init__(bin_dir=bin_dir, host=host, run_as=run_as,
+                         start_timeout=start_timeout)
+        self.directory = Path(directory).expanduser().absolute()
+        self._tmp = self.directory
+        state = self._state()
+        self.port = port or state.get("port")
+        self.password = state.get("password", self.password)
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "server.json"
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise PgServerUnavailable(f"unreadable {self.state_file}: {exc}") from exc
+
+    def _save_state(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"port": self.port, "password": self.password, "user": self.user,
+                       "host": self.host, "database": self.DATABASE}, fh)
+        os.replace(tmp, self.state_file)
+
+    @property
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").is_file()
+
+    def running(self) -> bool:
+        """Whether the server of this directory is up (``pg_ctl status``)."""
+        if not self.initialized:
+            return False
+        proc = subprocess.run([*self._prefix, str(self.bin / "pg_ctl"), "status", "-D",
+                               str(self.data_dir)], capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+        return proc.returncode == 0
+
+    def status(self) -> dict[str, Any]:
+        up = self.running()
+        return {"directory": str(self.directory), "data_dir": str(self.data_dir),
+                "initialized": self.initialized, "running": up, "host": self.host,
+                "port": self.port, "dsn": self.dsn(self.DATABASE) if self.port else None,
+                "log": str(self.log_file)}
+
+    def _check_reachable(self) -> None:
+        """As root the server runs as another user, who must be able to reach the
+        directory: refuse early, naming the parent that blocks it."""
+        if self._uid is None:
+            return
+        for parent in reversed(self.directory.parents):
+            if parent.exists() and not os.stat(parent).st_mode & 0o001:
+                raise PgServerUnavailable(
+                    f"PostgreSQL runs as an unprivileged user when started by root, and "
+                    f"{parent} is closed to other users: choose a directory it can reach, "
+                    f"e.g. --dir /var/lib/memvault/pg")
+
+    def start(self) -> "ManagedPostgres":
+        if self.running():
+            return self
+        self._check_reachable()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        self._own(self.directory)
+        first = not self.initialized
+        if first:
+            self._initdb()
+        if self.port is None:
+            self.port = _free_port(self.host)
+        self._save_state()
+        self._write_conf()
+        try:
+            self._run([self.bin / "pg_ctl", "start", "-D", self.data_dir, "-w",
+                       "-t", str(int(self.start_timeout)), "-l", self.log_file],
+                      timeout=self.start_timeout + 30)
+        except PgServerUnavailable as exc:
+            raise PgServerUnavailable(f"PostgreSQL did not start on port {self.port}: "
+                                      f"{exc}; log: {self._log_tail()}") from None
+        self._running = True
+        if first:
+            self._bootstrap()
+            self.create_database(self.DATABASE)
+        return self
+
+    def _initdb(self) -> None:
+        pwfile = self.directory / "pw"
+        pwfile.write_text(self.password + "\n")
+        os.chmod(pwfile, 0o600)
+        self._own(pwfile)
+        base = [self.bin / "initdb", "-D", self.data_dir, "-U", self.user, "-E", "UTF8",
+                "--pwfile", pwfile, "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256"]
+        try:
+            try:
+                self._run([*base, "--locale=C.UTF-8"])
+            except PgServerUnavailable:  # no C.UTF-8 locale on this system
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+                self._run([*base, "--no-locale"])
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: sessions are disconnected); keep the data."""
+        self._running = False
+        if self.running():
+            self._run([self.bin / "pg_ctl", "stop", "-D", self.data_dir, "-m", "fast",
+                       "-w", "-t", "60"], timeout=90)

@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 
 from .._filelock import LockFile
 from ..errors import Conflict, IntegrityError, InvalidInput, StorageError
@@ -215,6 +214,8 @@ class SQLiteStore(SQLReads):
             conn.execute("UPDATE versions SET valid_to=? WHERE id=? AND valid_to IS NULL",
                          (valid_from, item.id))
         if op.embedding is not None:
+            import numpy as np  # here: a vault that only reads by id never loads numpy
+
             vec = np.ascontiguousarray(op.embedding, dtype="<f4")
             conn.execute("INSERT OR IGNORE INTO vectors(content_hash, dim, embedding) "
                          "VALUES (?,?,?)", (op.content_hash, vec.shape[0], vec.tobytes()))
