@@ -34,7 +34,7 @@ from .settings import Settings
 from .storage.base import AuditOp, InsertVersion, LinkOp, PurgeOp, RecordStore, RowQuery
 from .storage import is_dsn, open_store
 from .storage.sqlite import SQLiteStore
-from .types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
+from .types import WORKING_KINDS, AuditEvent, MemoryItem, Page, SearchHit, utcnow
 
 __all__ = ["Vault"]
 
@@ -534,13 +534,16 @@ class Vault(VaultAPI):
                session_id: str | None = None, cube_id: str | None = None,
                filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
                status: Any = "active", known_at: Any = None) -> list[SearchHit]:
-        """Hybrid search (dense + BM25, fused). ``as_of``: among what held in the world
+        """Hybrid search (dense + BM25, fused); working memory (``WORKING_KINDS``) only when
+        ``filters.kind`` names it. ``as_of``: among what held in the world
         then (valid time); ``known_at``: the vault as it was recorded then (see :meth:`get`)."""
         query = check.text(query, self.limits, field="query")
         k = check.bounded_int(k, field="k", low=1, high=self.limits.max_k)
         q = check.row_query({"user_id": user_id, "agent_id": agent_id,
                              "session_id": session_id, "cube_id": cube_id}, filters,
                             as_of=as_of, known_at=known_at, status=status)
+        if q.kinds is None:  # working memory is found only when asked for by kind
+            q.exclude_kinds = WORKING_KINDS
         candidates = self.searcher.search(query, q, k)
         hits = [SearchHit(item=c.row.item, score=c.score, rank=i + 1, sources=c.sources)
                 for i, c in enumerate(candidates)]
