@@ -506,6 +506,7 @@ def _register_faces() -> None:
     from .chat import chat_command
 
     cli.add_command(chat_command)
+    __import__("memvault.cli.working", fromlist=["register"]).register(cli)  # task, file
 
 
 def main(argv: list[str] | None = None) -> None:

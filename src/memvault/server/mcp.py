@@ -280,6 +280,9 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                 session_id=session_id, cube_id=cube_id))
             return result if isinstance(result, CallToolResult) else result.to_dict()
 
+    from .mcp_working import add_working_tools
+
+    add_working_tools(server, scoped, call, tool)  # task_*, file_*: working memory
     return server
 
 
