@@ -45,9 +45,10 @@ def test_killed_and_resumed_run_builds_the_same_package(tmp_path: Path) -> None:
     assert crashed["files"] == clean["files"]  # the same files, byte for byte
     assert sorted(clean["files"]) == ["README.md", "calclib/__init__.py"] + \
         [f"calclib/m{i}.py" for i in range(6)] + [f"tests/test_m{i}.py" for i in range(6)]
-    # each step saw at most its budget; every file at once would not have fitted
+    # each step saw at most its budget, and less than every file at once would be
     assert max(s.context_tokens for s in clean["steps"]) <= 2000
-    assert max(s.all_files_tokens for s in clean["steps"]) > 2000
+    assert max(s.context_tokens for s in clean["steps"]) < \
+        clean["steps"][-1].all_files_tokens
 
     # the package the agent wrote works: import it and run the tests it wrote
     out = tmp_path / "pkg"
