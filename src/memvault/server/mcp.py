@@ -38,6 +38,7 @@ from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
 from ..cli.server import _errors, _settings
+from .mcp_working import WORKING_TOOL_NAMES, add_working_tools
 from .model_slot import ModelSlot
 from .wire import remember_doc
 from .serve import _stop_on_sigterm, _Stopped
@@ -50,7 +51,7 @@ __all__ = ["build_mcp", "mcp_command", "TOOL_NAMES", "MODEL_TOOL_NAMES"]
 
 TOOL_NAMES = ("memory_add", "memory_search", "memory_get", "memory_update",
               "memory_delete", "memory_restore", "memory_history", "memory_share",
-              "memory_unshare", "memory_grants", "memory_remember")
+              "memory_unshare", "memory_grants", "memory_remember", *WORKING_TOOL_NAMES)
 #: Tools added when the server has an LLM.
 MODEL_TOOL_NAMES = ("memory_chat",)
 
@@ -280,8 +281,6 @@ def build_mcp(scoped: ScopedVault, *, check_key: Callable[[], None] | None = Non
                 session_id=session_id, cube_id=cube_id))
             return result if isinstance(result, CallToolResult) else result.to_dict()
 
-    from .mcp_working import add_working_tools
-
     add_working_tools(server, scoped, call, tool)  # task_*, file_*: working memory
     return server
 
@@ -317,7 +316,8 @@ def mcp_command(ctx: click.Context, transport: str, host: str, port: int, token:
 
     Tools: memory_add, memory_search, memory_get, memory_update, memory_delete,
     memory_restore, memory_history, memory_share, memory_unshare, memory_grants,
-    memory_remember, and memory_chat when an LLM is configured (--llm). With
+    memory_remember, the working-memory task_* and file_* tools, and memory_chat when
+    an LLM is configured (--llm). With
     --transport stdio (the default) an MCP client
     spawns this command; with --transport http it listens on http://HOST:PORT/mcp.
     """
