@@ -147,5 +147,10 @@ bench-cli: install
 bench-concurrency: install
 	$(PY) benchmarks/bench_concurrency.py --seconds 10 --writers 8 --out benchmarks/results
 
+# Working memory: a scripted agent builds a package over MCP, server SIGKILLed and resumed.
+.PHONY: bench-working
+bench-working: install
+	$(PY) benchmarks/bench_working.py --modules 6 --functions 6 --kills 6 --out benchmarks/results
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

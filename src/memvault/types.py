@@ -21,6 +21,12 @@ KNOWN_KINDS: tuple[str, ...] = (
 
 SCOPE_FIELDS: tuple[str, ...] = ("user_id", "agent_id", "session_id", "cube_id")
 
+#: Kinds of working memory (:mod:`memvault.working`): an agent's task tree, files and
+#: instruction stack. They are versioned items like any memory, but they are what the
+#: agent is doing, not what was said: ``search`` leaves them out unless ``filters.kind``
+#: asks for them, statements in them never supersede facts, and forgetting skips them.
+WORKING_KINDS: tuple[str, ...] = ("wm_task", "wm_file", "wm_frame")
+
 
 @dataclass(frozen=True, slots=True)
 class Link:

@@ -37,7 +37,7 @@ from .settings import Settings
 from .storage.base import AuditOp, InsertVersion, LinkOp, PurgeOp, RecordStore, RowQuery
 from .storage import is_dsn, open_store
 from .storage.sqlite import SQLiteStore
-from .types import AuditEvent, MemoryItem, Page, SearchHit, utcnow
+from .types import WORKING_KINDS, AuditEvent, MemoryItem, Page, SearchHit, utcnow
 
 __all__ = ["Vault", "message_records"]
 
@@ -617,8 +617,9 @@ class Vault(VaultAPI):
                session_id: str | None = None, cube_id: str | None = None,
                filters: Mapping[str, Any] | None = None, k: int = 10, as_of: Any = None,
                status: Any = "active", known_at: Any = None) -> list[SearchHit]:
-        """Hybrid search (dense + BM25, fused). ``as_of``: among what held in the world
-        then (valid time); ``known_at``: the vault as it was recorded then (see :meth:`get`).
+        """Hybrid search (dense + BM25, fused); working memory (``WORKING_KINDS``) only when
+        ``filters.kind`` names it. ``as_of``: among what held in the world then (valid
+        time); ``known_at``: the vault as it was recorded then (see :meth:`get`).
 
         Quarantined memories are never served: ``status="any"`` means every other status,
         and asking for ``quarantined`` is refused (review them with :meth:`quarantined`)."""
@@ -628,6 +629,8 @@ class Vault(VaultAPI):
                              "session_id": session_id, "cube_id": cube_id}, filters,
                             as_of=as_of, known_at=known_at, status=status)
         q.statuses = check.searchable(q.statuses)  # never quarantined text
+        if q.kinds is None:  # working memory is found only when asked for by kind
+            q.exclude_kinds = WORKING_KINDS
         candidates = self.searcher.search(query, q, k)
         hits = [SearchHit(item=c.row.item, score=c.score, rank=i + 1, sources=c.sources)
                 for i, c in enumerate(candidates)]

@@ -77,6 +77,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "postgres": ("postgres", "postgres",
                  "A local PostgreSQL with pgvector, for --db postgresql:// (start, stop, status)."),
     "bench": ("bench", "bench", "Evaluations and benchmarks (results: JSON + markdown + PNG)."),
+    "task": ("working", "task", "Working memory: a task tree (add, ls, next, start, done, ...)."),
+    "file": ("working", "file", "Working memory: versioned files (write, read, ls, history, ...)."),
 }
 
 

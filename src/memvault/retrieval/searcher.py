@@ -338,7 +338,7 @@ class Searcher:
             return [self._exact(qvec, query, n) for qvec in qvecs]
         where: dict[str, Any] = dict(query.scope)
         if query.kinds is not None:
-            where["kind"] = list(query.kinds)
+            where["kind"] = [k for k in query.kinds if k not in (query.exclude_kinds or ())]
         needs_sql = bool(query.ids or query.seqs or query.tags_any or query.metadata) or any(
             v is not None for v in (query.event_after, query.event_before,
                                     query.created_after, query.created_before))
@@ -346,6 +346,9 @@ class Searcher:
         with self._lock:
             if sync:
                 self.sync()
+            if query.exclude_kinds and query.kinds is None:  # every kind the index has seen
+                where["kind"] = [k for k in self._index.known("kind")
+                                 if k not in query.exclude_kinds]
             mask = self._index.mask(where, seqs)
             return [self._index.search(qvec, n, mask) for qvec in qvecs]
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .._time import parse_time
 from ..errors import Conflict, InvalidInput, NotFound
 from ..storage.base import RowQuery
-from ..types import MemoryItem, utcnow
+from ..types import WORKING_KINDS, MemoryItem, utcnow
 from ._scan import iter_items
 from .heat import HeatConfig, heat
 
@@ -47,7 +47,7 @@ class ForgetPolicy:
     #: Purge what this policy archived after this many days (None: never purge).
     purge_after_days: float | None = 30.0
     #: Kinds never archived for coldness (expiry still applies: it was asked for).
-    protect_kinds: tuple[str, ...] = ("profile", "summary")
+    protect_kinds: tuple[str, ...] = ("profile", "summary", *WORKING_KINDS)
     heat: HeatConfig = field(default_factory=HeatConfig)
 
     def __post_init__(self) -> None:

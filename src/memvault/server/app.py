@@ -90,6 +90,9 @@ def create_app(vault: Vault, keys: KeyStore, *, max_body_bytes: int = 1_048_576,
     from .assist import assist_router
 
     app.include_router(assist_router())
+    from .working import working_router
+
+    app.include_router(working_router())  # /v1/work/{ws}: tasks, files, stack
     app.include_router(proxy_router(proxy))  # OpenAI-compatible /v1/chat/completions
     from .browser import mount_browser
 

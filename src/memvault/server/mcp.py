@@ -44,6 +44,7 @@ from ..errors import InvalidInput, MemvaultError, Unauthorized
 from ..governance.grants import GrantStore
 from ..governance.principals import KeyStore
 from ..governance.scope import ScopedVault
+from .mcp_working import WORKING_TOOL_NAMES, add_working_tools
 from .model_slot import ModelSlot
 from .wire import remember_doc
 from .serve import _stop_on_sigterm, _Stopped
@@ -58,7 +59,7 @@ __all__ = ["build_mcp", "http_app", "serve_http", "run_mcp", "caller_resolver", 
 
 TOOL_NAMES = ("memory_add", "memory_search", "memory_get", "memory_update",
               "memory_delete", "memory_restore", "memory_history", "memory_share",
-              "memory_unshare", "memory_grants", "memory_remember")
+              "memory_unshare", "memory_grants", "memory_remember", *WORKING_TOOL_NAMES)
 #: Tools added when the server has an LLM.
 MODEL_TOOL_NAMES = ("memory_chat",)
 
@@ -337,6 +338,7 @@ def build_mcp(scoped: ScopedVault | None = None, *,
                 session_id=session_id, cube_id=cube_id))
             return result if isinstance(result, CallToolResult) else result.to_dict()
 
+    add_working_tools(server, sv, call, tool)  # task_*, file_*: working memory
     return server
 
 

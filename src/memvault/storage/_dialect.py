@@ -182,6 +182,9 @@ def where_clause(q: RowQuery, d: Dialect) -> Fragment:
         add((f"v.{key} = {p}", [value]))
     if q.kinds is not None:
         add(d.in_list("v.kind", q.kinds, "text"))
+    if q.exclude_kinds:
+        fragment, values = d.in_list("v.kind", q.exclude_kinds, "text")
+        add((f"NOT ({fragment})", values))
     if q.tags_any:
         add(d.tags_any(q.tags_any))
     for key, value in q.metadata.items():

@@ -33,6 +33,8 @@ class RowQuery:
     seqs: Sequence[int] | None = None
     scope: dict[str, str] = field(default_factory=dict)
     kinds: Sequence[str] | None = None
+    #: Rows of none of these kinds (``search`` leaves working memory out this way).
+    exclude_kinds: Sequence[str] | None = None
     tags_any: Sequence[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     #: Rows whose statements carry any of these keys (``provenance.truth_keys``, see

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from ..storage.base import AuditOp, InsertVersion, LinkOp, RecordStore, RowQuery
-from ..types import MemoryItem
+from ..types import WORKING_KINDS, MemoryItem
 from .statements import Statement, self_name, statements
 
 __all__ = ["annotate", "forget", "plan", "LINK_KIND", "KEYS", "TRUTH"]
@@ -76,6 +76,8 @@ class _Names:
 def annotate(item: MemoryItem, names: _Names) -> MemoryItem:
     """``item`` with its statements recorded in provenance and, when a statement gives the
     date of its change ("I moved here in July"), ``valid_at`` moved back to that date."""
+    if item.kind in WORKING_KINDS:  # an agent's files and tasks state no facts
+        return item
     speaker = _speaker(item)
     said = item.event_time or item.valid_at or item.created_at
     intro = self_name(item.text) if item.kind == "turn" else None
