@@ -137,10 +137,11 @@ def speakers_of(vault: "Vault", items: Sequence[MemoryItem]) -> dict[str, set[st
     return out
 
 
-def topical(ents: set[str], speakers: frozenset[str] | set[str]) -> set[str]:
-    """The entities that say what a memory is about: not a speaker of the conversation
-    (nor a short form of one, "Mel"), not a capitalised function word ("Since")."""
-    return {e for e in ents if e[0].isdigit()
+def topical(text: str, speakers: frozenset[str] | set[str]) -> set[str]:
+    """The entities that say what a memory is about: names written mid-sentence (or
+    acronyms), not a speaker of the conversation nor a short form of one ("Mel"), not a
+    capitalised function word or weekday ("Since", "Friday")."""
+    return {e for e in entities(text, strict=True) if e[0].isdigit()
             or (e not in FILLER and not is_filler_title(e, speakers))}
 
 
@@ -156,7 +157,7 @@ def _shared_entities(vault: "Vault", item: MemoryItem, ents: set[str], cfg: Link
         other = rows[s].item if s in rows else None
         if other is None or not _eligible(item, other):
             continue
-        shared = ents & topical(entities(other.text), speakers)
+        shared = ents & topical(other.text, speakers)
         if len(shared) >= max(1, cfg.min_shared_entities):
             out.append((other, shared))
     return out[:cfg.entity_k]
@@ -175,7 +176,7 @@ def _link_one(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig,
               speakers: set[str]) -> LinkReport:
     report = LinkReport(items=1)
     linked = {n for pair in vault.store.links([item.id]) for n in pair} - {item.id}
-    ents = topical(entities(item.text), speakers)
+    ents = topical(item.text, speakers)
     proposals: dict[str, tuple[str, float, str]] = {}  # dst -> (kind, weight, why)
     for other, shared in _shared_entities(vault, item, ents, cfg, speakers):
         proposals.setdefault(other.id, (ENTITY, float(len(shared)),

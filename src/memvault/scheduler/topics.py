@@ -47,6 +47,7 @@ moment moments today tomorrow yesterday tonight morning evening night recently l
 idea ideas part place people guy guys friend friends life world news update chat talk
 much many more most very pretty quite so too always never sometimes often ever new old
 last next first other another same different own whole little big
+monday tuesday wednesday thursday friday saturday sunday weekend
 """.split())
 FILLER = STOPWORDS | INTERJECTIONS | PRONOUNS | CHATTER
 
