@@ -45,7 +45,7 @@ from ..types import MemoryItem
 from ._scan import OWNER_FIELDS, iter_items, query_scope, same_scope, scope_key, scope_of
 from .entities import entities
 from .summarize import Summary, summarize, summarize_session, token_count
-from .topics import key_phrases
+from .topics import key_phrases, participants
 
 if TYPE_CHECKING:
     from ..vault import Vault
@@ -231,7 +231,8 @@ class _Run:
         times = sorted(s.event_time for s in sources if s.event_time is not None)
         when = f" ({times[0].date().isoformat()})" if times else ""
         title = f"Session {scope['session_id']}{when}"
-        speakers = sorted({n for s in sources for n in (name_of(s), speaker_of(s)) if n})
+        speakers = sorted({n for s in sources for n in (name_of(s), speaker_of(s)) if n}
+                          | participants(s.text for s in sources))
         turns = [(name_of(s) or speaker_of(s), s.text, s.event_time) for s in sources]
         tokens = sum(token_count(s.text) for s in sources)
         budget = max(self.cfg.min_tokens, int(self.cfg.max_ratio * tokens))

@@ -23,7 +23,7 @@ from typing import Iterable
 from ..retrieval.text import STOPWORDS
 from .entities import entities
 
-__all__ = ["FILLER", "is_filler_title", "key_phrases", "title_words"]
+__all__ = ["FILLER", "is_filler_title", "key_phrases", "title_words", "participants"]
 
 #: Words that say nothing about a topic: interjections, pronouns, chatter, and nouns so
 #: general that every conversation has them.
@@ -47,6 +47,8 @@ moment moments today tomorrow yesterday tonight morning evening night recently l
 idea ideas part place people guy guys friend friends life world news update chat talk
 much many more most very pretty quite so too always never sometimes often ever new old
 last next first other another same different own whole little big
+best worst better worse near around across behind inside outside ago hour hours minute
+minutes month months can't won't don't didn't isn't wasn't couldn't wouldn't shouldn't
 monday tuesday wednesday thursday friday saturday sunday weekend
 """.split())
 FILLER = STOPWORDS | INTERJECTIONS | PRONOUNS | CHATTER
@@ -55,6 +57,29 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*[A-Za-z]|[A-Za-z]")
 _DETERMINER = re.compile(
     r"\b(?:the|a|an|my|your|our|his|her|their|this|that|these|those|some|any|every|"
     r"each|new|first|\w+'s)\s+((?:[A-Za-z][\w'’-]*\s+){0,2}[A-Za-z][\w'’-]*)", re.IGNORECASE)
+
+
+_ADDRESSED = re.compile(r"\b(?:hi|hey|hello|hiya|thanks|thank you|bye|congrats|dear|morning|"
+                        r"night|sorry|miss you|love you|see you|cheers),?\s+([A-Z][a-z]+)\b"
+                        r"|^([A-Z][a-z]+)\s+here\b", re.IGNORECASE)
+
+
+def participants(texts: Iterable[str]) -> set[str]:
+    """Names the speakers go by, read from how they talk: the name a greeting addresses
+    ("Hi Felix", "Thanks, Mel"), a sign-in ("Nikolai here"), a self-introduction ("I'm
+    Maya"). A chat handle ("+44 7700 900249") is not what people call each other."""
+    from ..temporal.statements import self_name
+
+    out: set[str] = set()
+    for text in texts:
+        for m in _ADDRESSED.finditer(text):
+            name = m.group(1) or m.group(2)
+            if name[0].isupper() and name.lower() not in FILLER:
+                out.add(name.lower())
+        intro = self_name(text)
+        if intro:
+            out.add(intro)
+    return out
 
 
 def title_words(title: str) -> list[str]:
@@ -120,16 +145,17 @@ def key_phrases(text: str, speakers: Iterable[str] = ()) -> dict[str, str]:
         phrase: list[str] = []
         for w in words:
             bare = w.strip(".,!?;:\"()")
-            if not bare.isalpha() or not _content(bare, names) or (phrase and _verb(bare)):
+            if not bare.isalpha() or not _content(bare, names) or (
+                    phrase and (_verb(bare) or bare.lower().endswith("ing"))):
                 break
             phrase.append(bare)
             if bare != w:  # punctuation ends the phrase ("my dog.")
                 break
-        if not phrase:
+        if not phrase or (len(phrase) == 1 and _verb(phrase[0])):
             continue
         phrase = phrase[-2:]
         out.setdefault(_fold(phrase[-1].lower()), " ".join(p.lower() for p in phrase))
-    for ent in entities(text):
+    for ent in entities(text, strict=True):
         if ent[0].isdigit() or not _content(ent, names):
             continue
         surface = re.search(r"\b" + re.escape(ent) + r"\b", text, re.IGNORECASE)
