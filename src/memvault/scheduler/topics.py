@@ -11,7 +11,9 @@ speakers' own names, which every session mentions. A topic here is a *content ph
   one.
 
 Phrases are keyed by their head noun (the last word, plural folded), so "pottery class"
-and "pottery classes" are one topic, titled by the surface form people used most.
+and "pottery classes" are one topic, titled by the surface form people used most; the
+modifier of a two-word phrase is a key too, so "pottery class" and "pottery teacher" in
+two sessions make the topic "pottery".
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ def key_phrases(text: str, speakers: Iterable[str] = ()) -> dict[str, str]:
             continue
         phrase = phrase[-2:]
         out.setdefault(_fold(phrase[-1].lower()), " ".join(p.lower() for p in phrase))
+        if len(phrase) == 2 and not _verb(phrase[0]):  # "pottery class", "pottery teacher"
+            out.setdefault(_fold(phrase[0].lower()), phrase[0].lower())
     for ent in entities(text, strict=True):
         if ent[0].isdigit() or not _content(ent, names):
             continue
