@@ -184,8 +184,9 @@ def link_precision(conv: locomo.Conversation) -> dict[str, Any]:
     text = {t.dia_id: t.text for t in conv.turns}
     speakers = {s.lower() for s in conv.speakers}
     rules = {"old: any shared capitalised word": lambda a, b: entities(a) & entities(b),
-             "new: shared name, not a speaker": lambda a, b: topical(a, speakers)
-             & topical(b, speakers)}
+             "new: shared name, not a speaker": lambda a, b:
+             (topical(a, speakers) & topical(b, speakers, strict=False))
+             | (topical(a, speakers, strict=False) & topical(b, speakers))}
     related = sum(p["related"] for p in labels["pairs"])
     out: dict[str, Any] = {"pairs": len(labels["pairs"]), "related": related}
     for name, rule in rules.items():

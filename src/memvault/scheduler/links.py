@@ -137,16 +137,19 @@ def speakers_of(vault: "Vault", items: Sequence[MemoryItem]) -> dict[str, set[st
     return out
 
 
-def topical(text: str, speakers: frozenset[str] | set[str]) -> set[str]:
-    """The entities that say what a memory is about: names written mid-sentence (or
-    acronyms), not a speaker of the conversation nor a short form of one ("Mel"), not a
-    capitalised function word or weekday ("Since", "Friday")."""
-    return {e for e in entities(text, strict=True) if e[0].isdigit()
+def topical(text: str, speakers: frozenset[str] | set[str], *, strict: bool = True
+            ) -> set[str]:
+    """The entities that say what a memory is about: not a speaker of the conversation
+    nor a short form of one ("Mel"), not a capitalised function word or weekday ("Since",
+    "Friday"); ``strict``: only names written mid-sentence or acronyms. A link needs the
+    shared name written mid-sentence in at least one of its two memories."""
+    return {e for e in entities(text, strict=strict) if e[0].isdigit()
             or (e not in FILLER and not is_filler_title(e, speakers))}
 
 
 def _shared_entities(vault: "Vault", item: MemoryItem, ents: set[str], cfg: LinkConfig,
-                     speakers: frozenset[str] | set[str] = frozenset()) -> list[tuple[MemoryItem, set[str]]]:
+                     speakers: frozenset[str] | set[str]) -> list[tuple[MemoryItem, set[str]]]:
+    names = topical(item.text, speakers)  # ents: the loose reading of the item
     if cfg.entity_k == 0 or not ents:
         return []
     hits = vault.store.lexical(terms(" ".join(sorted(ents))), _owner_query(item),
@@ -157,7 +160,8 @@ def _shared_entities(vault: "Vault", item: MemoryItem, ents: set[str], cfg: Link
         other = rows[s].item if s in rows else None
         if other is None or not _eligible(item, other):
             continue
-        shared = ents & topical(other.text, speakers)
+        shared = (names & topical(other.text, speakers, strict=False)) | \
+            (ents & topical(other.text, speakers))
         if len(shared) >= max(1, cfg.min_shared_entities):
             out.append((other, shared))
     return out[:cfg.entity_k]
@@ -176,7 +180,7 @@ def _link_one(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig,
               speakers: set[str]) -> LinkReport:
     report = LinkReport(items=1)
     linked = {n for pair in vault.store.links([item.id]) for n in pair} - {item.id}
-    ents = topical(item.text, speakers)
+    ents = topical(item.text, speakers, strict=False)
     proposals: dict[str, tuple[str, float, str]] = {}  # dst -> (kind, weight, why)
     for other, shared in _shared_entities(vault, item, ents, cfg, speakers):
         proposals.setdefault(other.id, (ENTITY, float(len(shared)),
