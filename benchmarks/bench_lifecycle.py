@@ -165,7 +165,9 @@ def main() -> None:
         result["quality"] = lifecycle_quality.run(args.locomo, args.gen, args.convs,
                                                   args.quality_embedder, args.ratios)
     result["env"] = machine(load_start)
-    write(args.out, "lifecycle", result, full_markdown)
+    # a quality-only run leaves the cost figures of the last full run in place
+    write(args.out, "lifecycle-quality" if args.quality_only else "lifecycle", result,
+          full_markdown)
 
 
 def full_markdown(r: dict[str, Any]) -> str:
