@@ -74,6 +74,13 @@ bench-activation: install
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
 
+# Consolidation quality (issue 29) on LoCoMo dev and the generated suite, plus the costs.
+GEN ?= /tmp/gen/seed1.json /tmp/gen/seed2.json /tmp/gen/seed3.json
+.PHONY: bench-lifecycle
+bench-lifecycle: install
+	$(PY) benchmarks/bench_lifecycle.py --size 5000 --locomo $(LOCOMO) --gen $(GEN) \
+		--convs 1 --out benchmarks/results
+
 .PHONY: bench-tiers
 bench-tiers: install
 	$(PY) benchmarks/bench_tiers.py --facts 30 --steps 8 --out benchmarks/results

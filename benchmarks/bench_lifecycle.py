@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import machine, measure_table, write  # noqa: E402
 from bench_core import Corpus  # noqa: E402  (the shared synthetic corpus)
 
+import lifecycle_quality  # noqa: E402
+
 from memvault import Vault  # noqa: E402
 from memvault.scheduler import Scheduler, consolidate, link_new, plan_forget  # noqa: E402
 
@@ -150,11 +152,31 @@ def main() -> None:
     ap.add_argument("--link-batch", type=int, default=300)
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--locomo", help="LoCoMo file for the consolidation quality figures")
+    ap.add_argument("--gen", nargs="*", default=[], help="generated-suite files (same format)")
+    ap.add_argument("--convs", type=int, default=1, help="conversations per suite")
+    ap.add_argument("--ratios", type=float, nargs="*", default=[0.1, 0.15, 0.25, 0.4])
+    ap.add_argument("--quality-embedder", default="minilm")
+    ap.add_argument("--quality-only", action="store_true")
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
-    result = run(args)
+    result = {} if args.quality_only else run(args)
+    if args.locomo or args.gen:
+        result["quality"] = lifecycle_quality.run(args.locomo, args.gen, args.convs,
+                                                  args.quality_embedder, args.ratios)
     result["env"] = machine(load_start)
-    write(args.out, "lifecycle", result, markdown)
+    # a quality-only run leaves the cost figures of the last full run in place
+    write(args.out, "lifecycle-quality" if args.quality_only else "lifecycle", result,
+          full_markdown)
+
+
+def full_markdown(r: dict[str, Any]) -> str:
+    text = markdown(r) if "size" in r else ""
+    if "quality" in r:
+        text += "\n" + lifecycle_quality.markdown(r["quality"])
+        text += (f"\nMachine load {r['env']['load_start']} -> {r['env']['load_end']}.\n"
+                 if "size" not in r else "")
+    return text
 
 
 if __name__ == "__main__":

@@ -8,13 +8,20 @@ The hierarchy (LightMem / MemForest style)::
         |  summarizes
     turns                                  the memories the session holds
 
+Topics are content phrases - names that are not the speakers', and noun phrases - that
+recur across an owner's sessions (:mod:`.topics`), never a function word or a speaker's
+name; session summaries keep the session's facts within a share of its tokens
+(:func:`.summarize.condense`).
+
 It is incremental. The audit log is the change feed: only sessions with a memory written
 since the last run (a watermark in the store's meta) are looked at, and a summary is
 rewritten (a new version, so the old text stays in its history) only when the
 ``source_digest`` in its metadata - a hash of the id and text of every source it
 summarised - no longer matches. A topic is rewritten only when one of its session
 summaries was. The ``summarizes`` links are the complete provenance; ``metadata.sources``
-holds the first source ids for quick inspection (metadata is size-limited).
+holds the first source ids for quick inspection (metadata is size-limited). A run can be
+cancelled between two sessions (``cancel``); it then leaves the watermark where it was, so
+the next run picks the rest up, and its report says what it cost per 1,000 turns read.
 
 Known gap: a turn purged directly (not archived first) leaves no scope behind in the
 change feed; its session's summary is refreshed the next time that session changes.
@@ -24,18 +31,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models.llm import LLM
-from ..retrieval.context import speaker_of
+from ..retrieval.context import name_of, speaker_of
 from ..storage.base import AuditOp, LinkOp, RowQuery
 from ..types import MemoryItem
 from ._scan import OWNER_FIELDS, iter_items, query_scope, same_scope, scope_key, scope_of
 from .entities import entities
-from .summarize import Summary, summarize
+from .summarize import Summary, summarize, summarize_session, token_count
+from .topics import key_phrases, participants
 
 if TYPE_CHECKING:
     from ..vault import Vault
@@ -44,6 +54,8 @@ __all__ = ["ConsolidateConfig", "ConsolidateReport", "consolidate", "WATERMARK_K
 
 WATERMARK_KEY = "lifecycle.consolidate_watermark"
 LINK_KIND = "summarizes"
+#: Part of every digest: a new summary format rewrites old summaries on their next check.
+FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +64,11 @@ class ConsolidateConfig:
     source_kinds: tuple[str, ...] = ("turn",)
     #: Sessions with fewer active sources get no summary.
     min_sources: int = 2
-    max_chars: int = 600
+    #: A session summary's length as a share of the session's tokens (whitespace words),
+    #: but never under ``min_tokens``; ``max_chars`` caps every summary.
+    max_ratio: float = 0.25
+    min_tokens: int = 24
+    max_chars: int = 2000
     topics: bool = True
     #: An entity becomes a topic when this many session summaries of one owner name it.
     topic_min_sessions: int = 2
@@ -66,6 +82,9 @@ class ConsolidateConfig:
         if self.min_sources < 1 or self.topic_min_sessions < 1 or self.max_chars < 80:
             raise InvalidInput("min_sources and topic_min_sessions must be >= 1, "
                                "max_chars >= 80")
+        if not 0.01 <= self.max_ratio <= 1.0 or not 8 <= self.min_tokens <= 10_000:
+            raise InvalidInput("max_ratio must be in 0.01..1 and min_tokens in 8..10000",
+                               field="max_ratio")
 
 
 @dataclass(slots=True)
@@ -82,19 +101,32 @@ class ConsolidateReport:
     fallbacks: dict[str, str] = field(default_factory=dict)
     #: ids of summaries written (created or rewritten) in this run
     written: list[str] = field(default_factory=list)
+    #: source memories (turns) read, and the run's wall time
+    turns_read: int = 0
+    seconds: float = 0.0
+    #: True when ``cancel`` stopped the run before every changed session was checked
+    cancelled: bool = False
+
+    @property
+    def seconds_per_1000_turns(self) -> float | None:
+        return round(1000 * self.seconds / self.turns_read, 4) if self.turns_read else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"sessions_checked": self.sessions_checked,
                 "topics_checked": self.topics_checked, "created": dict(self.created),
                 "rewritten": dict(self.rewritten), "archived": self.archived,
                 "links_added": self.links_added, "links_removed": self.links_removed,
-                "fallbacks": dict(self.fallbacks), "written": list(self.written)}
+                "fallbacks": dict(self.fallbacks), "written": list(self.written),
+                "turns_read": self.turns_read, "seconds": round(self.seconds, 4),
+                "seconds_per_1000_turns": self.seconds_per_1000_turns,
+                "cancelled": self.cancelled}
 
 
 def digest(items: Sequence[MemoryItem]) -> str:
     """What a summary was made from: ids and the lines it read (not versions, so a new
     version that only changed tags or importance does not force a rewrite)."""
-    return hashlib.sha256(json.dumps([[i.id, _line(i)] for i in items]).encode()).hexdigest()
+    lines = [FORMAT, *[[i.id, _line(i)] for i in items]]
+    return hashlib.sha256(json.dumps(lines).encode()).hexdigest()
 
 
 def _line(item: MemoryItem) -> str:
@@ -171,8 +203,8 @@ class _Run:
         self.report.links_added += len(added)
         self.report.links_removed += len(removed)
 
-    def refresh(self, scope: dict[str, str | None], level: str, title: str,
-                sources: list[MemoryItem], lines: list[str], extra: dict[str, Any],
+    def refresh(self, scope: dict[str, str | None], level: str, sources: list[MemoryItem],
+                make: Callable[[], Summary], extra: dict[str, Any],
                 topic: str | None = None) -> bool:
         """Bring one summary node up to date; True if its text was (re)written."""
         existing = _existing(self.vault, scope, level, topic)
@@ -185,8 +217,7 @@ class _Run:
         if existing is not None and existing.metadata.get("source_digest") == digest(sources):
             self.link(existing.id, sources)
             return False
-        summary = summarize(title, lines, self.llm, max_chars=self.cfg.max_chars)
-        item = self.write(scope, level, sources, summary, existing, extra)
+        item = self.write(scope, level, sources, make(), existing, extra)
         self.link(item.id, sources)
         return True
 
@@ -196,12 +227,31 @@ class _Run:
         self.report.sessions_checked += 1
         sources = [i for i in iter_items(self.vault.store, kinds=self.cfg.source_kinds,
                                          scope=query_scope(scope)) if same_scope(i, scope)]
+        self.report.turns_read += len(sources)
         times = sorted(s.event_time for s in sources if s.event_time is not None)
         when = f" ({times[0].date().isoformat()})" if times else ""
-        lines = [_line(s) for s in sources]
-        top = [e for e, _ in Counter(e for s in sources for e in entities(s.text)).most_common(10)]
-        self.refresh(scope, "session", f"Session {scope['session_id']}{when}", sources, lines,
-                     {"entities": top})
+        title = f"Session {scope['session_id']}{when}"
+        speakers = sorted({n for s in sources for n in (name_of(s), speaker_of(s)) if n}
+                          | participants(s.text for s in sources))
+        turns = [(name_of(s) or speaker_of(s), s.text, s.event_time) for s in sources]
+        tokens = sum(token_count(s.text) for s in sources)
+        budget = max(self.cfg.min_tokens, int(self.cfg.max_ratio * tokens))
+        phrases: Counter[str] = Counter()
+        forms: dict[str, Counter[str]] = {}
+        for s in sources:
+            for k, phrase in key_phrases(s.text, speakers).items():
+                phrases[k] += 1
+                forms.setdefault(k, Counter())[phrase] += 1
+        named = {n.lower() for n in speakers}
+        top = [e for e, _ in Counter(e for s in sources for e in entities(s.text)
+                                     if e not in named).most_common(10)]
+        topics = {k: forms[k].most_common(1)[0][0][:60]
+                  for k, _ in phrases.most_common(_TOPICS_PER_SESSION)}
+        self.refresh(scope, "session", sources,
+                     lambda: summarize_session(title, turns, self.llm, max_tokens=budget,
+                                               max_chars=self.cfg.max_chars),
+                     {"entities": top, "topics": topics, "speakers": speakers[:20],
+                      "source_tokens": tokens})
 
     def topics(self, owner_key: str) -> None:
         owner = {**scope_of(owner_key, OWNER_FIELDS), "session_id": None}
@@ -209,14 +259,25 @@ class _Run:
                                           scope=query_scope(owner),
                                           metadata={"level": "session"})
                     if all(i.scope[f] == owner[f] for f in OWNER_FIELDS)]
-        counts = Counter(e for s in sessions for e in set(s.metadata.get("entities") or ()))
-        chosen = [e for e, n in counts.most_common(self.cfg.max_topics_per_owner)
-                  if n >= self.cfg.topic_min_sessions]
+        counts: Counter[str] = Counter()
+        forms: dict[str, Counter[str]] = {}
+        for s in sessions:
+            for k, phrase in (s.metadata.get("topics") or {}).items():
+                counts[k] += 1
+                forms.setdefault(k, Counter())[phrase] += 1
+        # a phrase in (nearly) every session is the conversation's frame, not a topic
+        most = len(sessions) if len(sessions) < 5 else int(0.8 * len(sessions))
+        chosen = [k for k, n in sorted(counts.items(), key=lambda p: (-p[1], p[0]))
+                  if self.cfg.topic_min_sessions <= n <= most][:self.cfg.max_topics_per_owner]
         for topic in chosen:
             self.report.topics_checked += 1
-            members = [s for s in sessions if topic in (s.metadata.get("entities") or ())]
-            self.refresh(owner, "topic", f"About {topic}", members,
-                         [s.text for s in members], {"topic": topic}, topic=topic)
+            members = [s for s in sessions if topic in (s.metadata.get("topics") or {})]
+            title = "About " + forms[topic].most_common(1)[0][0]
+            lines = _topic_lines(members, topic, forms[topic])
+            self.refresh(owner, "topic", members,
+                         lambda: summarize(title, lines, self.llm,
+                                           max_chars=min(self.cfg.max_chars, 800)),
+                         {"topic": topic, "title": title}, topic=topic)
         for old in iter_items(self.vault.store, kinds=["summary"], scope=query_scope(owner),
                               metadata={"level": "topic"}):
             if same_scope(old, owner) and old.metadata.get("topic") not in chosen:
@@ -224,30 +285,60 @@ class _Run:
                 self.report.archived += 1
 
 
+_TOPICS_PER_SESSION = 12
+
+
+def _topic_lines(members: Sequence[MemoryItem], topic: str, forms: Counter[str]) -> list[str]:
+    """The sentences of the member session summaries that mention the topic (all of a
+    summary's sentences when none does, e.g. an LLM summary that paraphrased it)."""
+    words = {topic} | {w.lower() for f in forms for w in f.split()}
+    out: list[str] = []
+    for m in members:
+        body = m.text.split(": ", 1)[-1] if m.text.startswith("Session ") else m.text
+        parts = [p for p in _SENTENCES.split(body) if p]
+        hits = [p for p in parts if words & set(re.findall(r"[a-z0-9']+", p.lower()))]
+        out += hits or parts
+    return out
+
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+
+
 def consolidate(vault: "Vault", llm: LLM | None = None,
                 config: ConsolidateConfig = ConsolidateConfig(), *,
-                full: bool = False) -> ConsolidateReport:
+                full: bool = False, cancel: Callable[[], bool] | None = None
+                ) -> ConsolidateReport:
     """Summarise the sessions (and topics) that changed since the last run.
 
     ``full`` re-checks every session; digests still keep unchanged ones from being
-    rewritten. The watermark advances only after a run that finished without a conflict,
-    so a crash or a concurrent writer means the next run looks at the same sessions again.
+    rewritten. The watermark advances only after a run that finished without a conflict
+    and was not cancelled (``cancel()`` is asked between sessions), so a crash, a
+    concurrent writer or a stop means the next run looks at the same sessions again.
     """
+    started = time.perf_counter()
     after = 0 if full else int(vault.store.meta().get(WATERMARK_KEY, "0"))
     run = _Run(vault, llm, config)
     mark, keys = run.touched_sessions(after)
     retry = False
+    stopped = (lambda: False) if cancel is None else cancel
     for key in sorted(keys):
+        if stopped():
+            run.report.cancelled = True
+            break
         try:
             run.session(key)
         except (Conflict, NotFound):
             retry = True  # a source or the summary changed under us
-    if config.topics:
+    if config.topics and not run.report.cancelled:
         for owner in sorted({scope_key(scope_of(k), OWNER_FIELDS) for k in keys}):
+            if stopped():
+                run.report.cancelled = True
+                break
             try:
                 run.topics(owner)
             except (Conflict, NotFound):
                 retry = True
-    if not retry:  # else the next run looks at the same changes again
+    if not retry and not run.report.cancelled:  # else the next run looks again
         vault.store.set_meta(WATERMARK_KEY, str(mark))
+    run.report.seconds = time.perf_counter() - started
     return run.report

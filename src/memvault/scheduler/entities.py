@@ -25,9 +25,14 @@ that's it's i'm i've i'll i'd we're you're they're there's what's let's
 _NEVER = frozenset({"i", "i'm", "i've", "i'll", "i'd"})
 
 
-def entities(text: str) -> set[str]:
-    """Lowercased entity tokens of ``text`` (possessive ``'s`` removed)."""
+def entities(text: str, *, strict: bool = False) -> set[str]:
+    """Lowercased entity tokens of ``text`` (possessive ``'s`` removed).
+
+    ``strict`` takes a sentence-initial word only when it is an acronym ("LGBTQ") or the
+    text also writes it capitalised mid-sentence: chat starts sentences with any word
+    ("Seeing my kids...", "Plus, ...", "Gonna ..."), and a link on one is noise."""
     out: set[str] = set()
+    initial: set[str] = set()
     for m in _TOKEN.finditer(text):
         token = m.group(0)
         if token[0].isdigit():
@@ -37,10 +42,14 @@ def entities(text: str) -> set[str]:
         word = re.sub(r"['’]s$", "", token).lower()
         if word in _NEVER or len(word) < 2:
             continue
-        if _SENTENCE.search(text[:m.start()]) and word in _COMMON_STARTS:
-            continue
+        if _SENTENCE.search(text[:m.start()]):
+            if word in _COMMON_STARTS:
+                continue
+            if strict and not (token.isupper() and len(token) > 1):
+                initial.add(word)
+                continue
         out.add(word)
-    return out
+    return out | (initial & out)
 
 
 def entity_counts(texts: Iterable[str]) -> Counter[str]:

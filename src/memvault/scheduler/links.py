@@ -4,7 +4,10 @@ Three cheap signals, each giving its own link kind so retrieval and people can t
 them apart:
 
 * ``entity``  - it names the same person, place or number (BM25 on the entities finds
-  candidates, entity extraction on both sides confirms them);
+  candidates, entity extraction on both sides confirms them). The speakers of the
+  conversation do not count: every turn of a two-person chat names one of them, so on
+  LoCoMo most entity links were "both mention Caroline". The owner's speakers are kept
+  in the store's meta (``lifecycle.speakers/<owner>``), learned from every memory linked;
 * ``similar`` - its embedding is close to theirs (cosine above a threshold, through the
   vault's dense index; the stored vector is reused, nothing is re-embedded);
 * ``session`` - it is the next memory of the same session (unless a ``next`` link
@@ -29,11 +32,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .. import hooks
 from ..errors import Conflict, InvalidInput, MemvaultError, NotFound
+from ..retrieval.context import name_of, speaker_of
 from ..retrieval.text import terms
 from ..storage.base import AuditOp, LinkOp, RowQuery
 from ..types import MemoryItem
-from ._scan import OWNER_FIELDS, query_scope, same_scope
+from ._scan import OWNER_FIELDS, query_scope, same_scope, scope_key
 from .entities import entities
+from .topics import FILLER, is_filler_title
 
 if TYPE_CHECKING:
     from ..vault import Vault
@@ -44,6 +49,8 @@ __all__ = ["LinkConfig", "LinkReport", "link_items", "link_new", "link_after_wri
 log = logging.getLogger("memvault.scheduler")
 
 WATERMARK_KEY = "lifecycle.link_watermark"
+SPEAKERS_KEY = "lifecycle.speakers/"
+_MAX_SPEAKERS = 64
 #: The link kinds written here. Search does not spread relevance along the first two
 #: (``SearchConfig.link_skip``): they restate what its first stage already scores.
 ENTITY, SIMILAR, SESSION = "entity", "similar", "session"
@@ -112,8 +119,37 @@ def _similar(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig
     return out[:cfg.similar_k]
 
 
-def _shared_entities(vault: "Vault", item: MemoryItem, ents: set[str], cfg: LinkConfig
-                     ) -> list[tuple[MemoryItem, set[str]]]:
+def speakers_of(vault: "Vault", items: Sequence[MemoryItem]) -> dict[str, set[str]]:
+    """The speakers known for each owner of ``items`` (owner key -> lower-cased names),
+    updated in the store's meta with the speakers of ``items``."""
+    meta = vault.store.meta()
+    out: dict[str, set[str]] = {}
+    for item in items:
+        owner = scope_key({f: getattr(item, f) for f in OWNER_FIELDS}, OWNER_FIELDS)
+        if owner not in out:
+            out[owner] = set(json.loads(meta.get(SPEAKERS_KEY + owner, "[]")))
+        out[owner] |= {n.strip().lower() for n in (name_of(item), speaker_of(item))
+                       if n and n.strip() and len(out[owner]) < _MAX_SPEAKERS}
+    for owner, names in out.items():
+        value = json.dumps(sorted(names))
+        if meta.get(SPEAKERS_KEY + owner, "[]") != value:
+            vault.store.set_meta(SPEAKERS_KEY + owner, value)
+    return out
+
+
+def topical(text: str, speakers: frozenset[str] | set[str], *, strict: bool = True
+            ) -> set[str]:
+    """The entities that say what a memory is about: not a speaker of the conversation
+    nor a short form of one ("Mel"), not a capitalised function word or weekday ("Since",
+    "Friday"); ``strict``: only names written mid-sentence or acronyms. A link needs the
+    shared name written mid-sentence in at least one of its two memories."""
+    return {e for e in entities(text, strict=strict) if e[0].isdigit()
+            or (e not in FILLER and not is_filler_title(e, speakers))}
+
+
+def _shared_entities(vault: "Vault", item: MemoryItem, ents: set[str], cfg: LinkConfig,
+                     speakers: frozenset[str] | set[str]) -> list[tuple[MemoryItem, set[str]]]:
+    names = topical(item.text, speakers)  # ents: the loose reading of the item
     if cfg.entity_k == 0 or not ents:
         return []
     hits = vault.store.lexical(terms(" ".join(sorted(ents))), _owner_query(item),
@@ -124,7 +160,8 @@ def _shared_entities(vault: "Vault", item: MemoryItem, ents: set[str], cfg: Link
         other = rows[s].item if s in rows else None
         if other is None or not _eligible(item, other):
             continue
-        shared = ents & entities(other.text)
+        shared = (names & topical(other.text, speakers, strict=False)) | \
+            (ents & topical(other.text, speakers))
         if len(shared) >= max(1, cfg.min_shared_entities):
             out.append((other, shared))
     return out[:cfg.entity_k]
@@ -139,12 +176,13 @@ def _session_previous(vault: "Vault", item: MemoryItem) -> MemoryItem | None:
                  if _eligible(item, r.item) and r.item.session_id == item.session_id), None)
 
 
-def _link_one(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig) -> LinkReport:
+def _link_one(vault: "Vault", item: MemoryItem, seq: int, cfg: LinkConfig,
+              speakers: set[str]) -> LinkReport:
     report = LinkReport(items=1)
     linked = {n for pair in vault.store.links([item.id]) for n in pair} - {item.id}
-    ents = entities(item.text)
+    ents = topical(item.text, speakers, strict=False)
     proposals: dict[str, tuple[str, float, str]] = {}  # dst -> (kind, weight, why)
-    for other, shared in _shared_entities(vault, item, ents, cfg):
+    for other, shared in _shared_entities(vault, item, ents, cfg, speakers):
         proposals.setdefault(other.id, (ENTITY, float(len(shared)),
                                         "shares " + ", ".join(sorted(shared)[:5])))
     for other, score in _similar(vault, item, seq, cfg):
@@ -194,9 +232,11 @@ def link_items(vault: "Vault", items: Sequence[MemoryItem],
     if not items:
         return report
     rows = vault.store.select(RowQuery(ids=[i.id for i in items]))
+    speakers = speakers_of(vault, [r.item for r in rows])
     for row in rows:
         if row.item.kind not in _SKIP_KINDS:
-            report.merge(_link_one(vault, row.item, row.seq, config))
+            owner = scope_key({f: getattr(row.item, f) for f in OWNER_FIELDS}, OWNER_FIELDS)
+            report.merge(_link_one(vault, row.item, row.seq, config, speakers[owner]))
     return report
 
 

@@ -114,8 +114,9 @@ class Scheduler:
             if cfg.link is not None:
                 report.steps["link"] = link_new(vault, cfg.link).to_dict()
             if cfg.consolidate is not None:
-                report.steps["consolidate"] = consolidate(vault, self.llm,
-                                                          cfg.consolidate).to_dict()
+                # stop() cancels between two sessions; the next pass picks the rest up
+                report.steps["consolidate"] = consolidate(
+                    vault, self.llm, cfg.consolidate, cancel=self._stop.is_set).to_dict()
             ranked = self.heat_by_owner(vault, when, active)
             report.items = sum(len(v) for v in ranked.values())
             top = sorted(((i, h) for v in ranked.values() for i, h in v[:10]),
