@@ -3,12 +3,14 @@ without an LLM on raw turns and on facts, and search that puts what holds now fi
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+import memvault.storage
 from memvault import NotFound, Settings, Vault
 from memvault.reader import FACT_KINDS
 from memvault.retrieval.searcher import SearchConfig
@@ -171,7 +173,12 @@ def test_a_vault_from_before_valid_time_migrates_without_loss(tmp_path: Path) ->
     with Vault(db, embedder="hash") as vault:
         a = vault.add("Alice lives in Paris", event_time="2020-01-01")
         vault.update(a.id, "Alice lives in Berlin")
-    conn = sqlite3.connect(db)  # back to schema 1: drop the new columns
+    conn = sqlite3.connect(db)  # back to schema 1: drop the new columns and later tables
+    later = sorted((Path(memvault.storage.__file__).parent / "migrations" / "sqlite")
+                   .glob("*.sql"))[2:]
+    for script in later:
+        for table in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", script.read_text()):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.executescript("DROP INDEX versions_valid; ALTER TABLE versions DROP COLUMN valid_at;"
                        "ALTER TABLE versions DROP COLUMN invalid_at; PRAGMA user_version=1;")
     conn.close()
