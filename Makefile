@@ -74,7 +74,7 @@ bench-activation: install
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
 
-# Consolidation quality (issue 29) on LoCoMo dev and the generated suite, plus the costs.
+# Consolidation quality on LoCoMo dev and the generated suite, plus the costs.
 GEN ?= /tmp/gen/seed1.json /tmp/gen/seed2.json /tmp/gen/seed3.json
 .PHONY: bench-lifecycle
 bench-lifecycle: install
