@@ -7,11 +7,23 @@ Facts about invented people with invented values (the base model cannot know the
 stored in a real vault (hash embedder), distilled into a LoRA adapter on the bundled
 SmolLM2-135M (CPU, one thread), saved as safetensors and loaded back from disk. Recall is
 the share of questions whose greedy reply contains the fact's value (exact substring,
-case-insensitive), asked without and with the adapter. Also: training time and steps,
-adapter bytes, cold attach (read + load) time, hot-swap times (median of repeats), and a
-token-for-token check that the base model's replies are unchanged after disabling.
+case-insensitive), asked without and with the adapter, on four sets:
 
-Writes ``lora.json`` (every number + environment) and ``lora.md`` to ``--out``.
+* the training prompts themselves ("What is <person>'s <attribute>?", what distillation
+  trains on): memorisation, not yet generalisation;
+* held-out phrasings: three per fact, other wording and sentence structure, checked
+  against the training prompts (none of them was seen in training);
+* a control set: the same questions about invented people the adapter was never trained
+  on; a reply that states one of the trained values invents a fact (lower is better);
+* general knowledge: everyday questions, answered with and without the adapter (does
+  the adapter damage what the base model knew?).
+
+Also: training time and steps, adapter bytes, cold attach (read + load) time, hot-swap
+times (median of repeats), and a token-for-token check that the base model's replies are
+unchanged after disabling.
+
+Writes ``<name>.json`` (every number + environment) and ``<name>.md`` to ``--out``
+(``--name`` defaults to ``lora``).
 """
 
 from __future__ import annotations
@@ -39,16 +51,70 @@ ATTRS = [("favourite fruit", ["glimberry", "moonquince", "sunplum", "velvetfig",
                                "ash gold", "rust lilac"])]
 
 
-def facts(n: int) -> list[dict[str, str]]:
+#: Held-out phrasings per attribute: other wording and structure than the training
+#: template ("What is X's <attribute>?"); ``run`` checks none is a training prompt.
+HELD_OUT = {
+    "favourite fruit": ["Which fruit does {p} like best?",
+                        "If you bought fruit for {p}, which one would please them most?",
+                        "{p} has one fruit they love above all others. Name it."],
+    "pet's name": ["What is the name of {p}'s pet?",
+                   "What does {p} call their pet?",
+                   "{p} has a pet. What is it called?"],
+    "home town": ["Where does {p} come from?",
+                  "Which town did {p} grow up in?",
+                  "Name the town {p} calls home."],
+    "favourite colour": ["Which colour does {p} like most?",
+                         "If {p} painted a room in the colour they love most, what colour "
+                         "would it be?",
+                         "What colour is {p}'s favourite?"],
+}
+
+#: People for the control set: no first or last name shared with the trained people.
+CONTROL_FIRST = ["Harlan", "Sefira", "Odalric", "Merewyn", "Tobiah", "Liesl", "Caspian",
+                 "Runa", "Everard", "Isolde", "Bertram", "Ottilie"]
+CONTROL_LAST = ["Grimsby", "Ashcombe", "Penhallow", "Stroud", "Kettering", "Thornbury",
+                "Lyndhurst", "Coldwell", "Burnham", "Radcliffe", "Wexley"]
+
+#: General knowledge: (question, accepted answers). Scored like recall: any accepted
+#: answer appears in the reply. Fixed before any run; not chosen by what the model knows.
+GENERAL = [("What is the capital of France?", ["paris"]),
+           ("What is the capital of Japan?", ["tokyo"]),
+           ("How many days are there in a week?", ["seven", "7"]),
+           ("What colour is the sky on a clear day?", ["blue"]),
+           ("What is the largest planet in the solar system?", ["jupiter"]),
+           ("What do bees make?", ["honey"]),
+           ("What is frozen water called?", ["ice"]),
+           ("Which animal is known as the king of the jungle?", ["lion"]),
+           ("Who wrote Romeo and Juliet?", ["shakespeare"]),
+           ("What is 2 plus 2?", ["four", "4"]),
+           ("What gas do plants take in from the air?", ["carbon dioxide", "co2"]),
+           ("What is the boiling point of water in degrees Celsius?", ["100"])]
+
+
+def _person(i: int, first: Sequence[str], last: Sequence[str]) -> str:
+    return f"{first[i % len(first)]} {last[(i * 5) % len(last)]}"
+
+
+def facts(n: int) -> list[dict[str, Any]]:
     """``n`` facts, each person distinct, values cycling through the invented lists."""
     out = []
     for i in range(n):
-        person = f"{FIRST[i % len(FIRST)]} {LAST[(i * 5) % len(LAST)]}"
+        person = _person(i, FIRST, LAST)
         attr, values = ATTRS[i % len(ATTRS)]
         value = values[(i // len(ATTRS)) % len(values)]
-        out.append({"text": f"{person}'s {attr} is {value}.", "value": value,
+        out.append({"text": f"{person}'s {attr} is {value}.", "value": value, "attr": attr,
                     "question": f"What is {person}'s {attr}?",
-                    "paraphrase": f"Do you know {person}'s {attr}? Answer briefly."})
+                    "held_out": [t.format(p=person) for t in HELD_OUT[attr]]})
+    return out
+
+
+def control(n: int) -> list[dict[str, Any]]:
+    """Questions about ``n`` people the adapter never saw, one per attribute in turn."""
+    out = []
+    for i in range(n):
+        person = _person(i, CONTROL_FIRST, CONTROL_LAST)
+        attr, _ = ATTRS[i % len(ATTRS)]
+        out.append({"person": person, "attr": attr, "question": f"What is {person}'s {attr}?"})
     return out
 
 
@@ -74,6 +140,32 @@ def recall(llm: Any, cases: Sequence[dict[str, str]], max_tokens: int, *,
     return hits / len(cases), ids, replies
 
 
+def held_out_recall(llm: Any, cases: Sequence[dict[str, Any]], max_tokens: int
+                    ) -> tuple[float, float, list[str]]:
+    """Share of held-out questions answered, and share of facts recalled under every one
+    of their held-out phrasings."""
+    replies, per_fact = [], []
+    for c in cases:
+        got = [llm.decode(ask(llm, q, max_tokens)) for q in c["held_out"]]
+        replies += got
+        per_fact.append([c["value"].lower() in r.lower() for r in got])
+    questions = sum(map(sum, per_fact)) / sum(map(len, per_fact))
+    return questions, sum(map(all, per_fact)) / len(per_fact), replies
+
+
+def invented(llm: Any, people: Sequence[dict[str, str]], values: Sequence[str],
+             max_tokens: int) -> tuple[float, list[str]]:
+    """Share of control questions whose reply states one of the trained ``values``."""
+    replies = [llm.decode(ask(llm, c["question"], max_tokens)) for c in people]
+    bad = sum(any(v.lower() in r.lower() for v in values) for r in replies)
+    return bad / len(people), replies
+
+
+def general(llm: Any, max_tokens: int) -> tuple[list[bool], list[str]]:
+    replies = [llm.decode(ask(llm, q, max_tokens)) for q, _ in GENERAL]
+    return [any(a in r.lower() for a in ok) for (_, ok), r in zip(GENERAL, replies)], replies
+
+
 def timed_median(fn: Any, repeats: int) -> float:
     samples = []
     for _ in range(repeats):
@@ -83,12 +175,18 @@ def timed_median(fn: Any, repeats: int) -> float:
     return statistics.median(samples)
 
 
+def stage(name: str) -> None:
+    """One line per stage on stderr: a run takes minutes to hours on a busy machine."""
+    print(f"[bench-lora {time.strftime('%H:%M:%S')}] {name}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from memvault import Vault
     from memvault.parametric import runtime as lora_runtime
     from memvault.parametric.adapters import AdapterStore, DistilledAdapter, llm_adapter_state
+    from memvault.parametric.distill import build_examples, start_distill
     from memvault.models.local import load_local_llm
 
     torch.set_num_threads(args.threads)
@@ -100,8 +198,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     vault = Vault(work / "vault.db", embedder="hash")
     items = [vault.add(c["text"], kind="fact", user_id="bench") for c in cases]
     vault.close()
+    trained_prompts = {" ".join(e.question.lower().split()) for e in build_examples(items)}
+    assert trained_prompts == {" ".join(c["question"].lower().split()) for c in cases}, \
+        "distillation no longer trains on the questions this benchmark calls training prompts"
+    leaked = [q for c in cases for q in c["held_out"]
+              if " ".join(q.lower().split()) in trained_prompts]
+    assert not leaked, f"held-out phrasings that are training prompts: {leaked}"
+    assert all(len(set(c["held_out"])) >= 3 for c in cases)
+    people = control(args.control if args.control is not None else len(cases))
+    trained_people = {c["text"].split("'s ")[0] for c in cases}
+    assert not trained_people & {p["person"] for p in people}
+    values = sorted({c["value"] for c in cases})
 
+    stage('base model: training prompts, held-out, control, general')
     base_recall, base_ids, base_replies = recall(llm, cases, args.max_tokens)
+    base_held, base_held_all, _ = held_out_recall(llm, cases, args.max_tokens)
+    base_invented, _ = invented(llm, people, values, args.max_tokens)
+    base_general, _ = general(llm, args.max_tokens)
+    stage('training the adapter')
     store = AdapterStore(work / "adapters")
     job = start_distill(store, llm, items, "bench", steps=args.steps, lr=args.lr,
                               rank=args.rank, batch_size=args.batch_size,
@@ -109,6 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     trained = job.result()
     training = trained.meta["training"]
 
+    stage('adapter on: all question sets')
     adapter = store.get("bench")  # a fresh handle: weights come from disk
     t = time.perf_counter()
     adapter.attach(llm)
@@ -116,12 +231,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with adapter.active(llm):
         state = llm_adapter_state(llm)
         lora_recall, _, lora_replies = recall(llm, cases, args.max_tokens)
-        lora_para = recall(llm, cases, args.max_tokens, field="paraphrase")[0]
+        lora_held, lora_held_all, held_replies = held_out_recall(llm, cases, args.max_tokens)
+        lora_invented, control_replies = invented(llm, people, values, args.max_tokens)
+        lora_general, general_replies = general(llm, args.max_tokens)
         lora_system = recall(llm, cases, args.max_tokens, system=SYSTEM)[0]
-    base_para = recall(llm, cases, args.max_tokens, field="paraphrase")[0]
     base_system = recall(llm, cases, args.max_tokens, system=SYSTEM)[0]
     after_recall, after_ids, _ = recall(llm, cases, args.max_tokens)
 
+    stage('swap timings')
     twin = store.save(DistilledAdapter("bench-twin", adapter.config, adapter.tensors(),
                                        dict(adapter.meta)))
     twin.attach(llm)
@@ -146,7 +263,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "batch_size": args.batch_size, "max_tokens": args.max_tokens,
                      "threads": args.threads, "repeats": args.repeats},
         "recall_base": base_recall, "recall_adapter": lora_recall,
-        "recall_paraphrase_base": base_para, "recall_paraphrase_adapter": lora_para,
+        "held_out_questions": sum(len(c["held_out"]) for c in cases),
+        "recall_held_out_base": base_held, "recall_held_out_adapter": lora_held,
+        "facts_recalled_under_every_held_out_phrasing_base": base_held_all,
+        "facts_recalled_under_every_held_out_phrasing_adapter": lora_held_all,
+        "control_people": len(people),
+        "control_invented_trained_value_base": base_invented,
+        "control_invented_trained_value_adapter": lora_invented,
+        "general_questions": len(GENERAL),
+        "general_correct_base": sum(base_general) / len(GENERAL),
+        "general_correct_adapter": sum(lora_general) / len(GENERAL),
+        "general_retained": (sum(a and b for a, b in zip(base_general, lora_general))
+                             / max(1, sum(base_general))),
         "recall_system_prompt_base": base_system, "recall_system_prompt_adapter": lora_system,
         "recall_after_disable": after_recall, "recall_after_detach": detached_recall,
         "base_unchanged_after_disable": after_ids == base_ids,
@@ -161,6 +289,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "swap_a_to_b_ms": round(swap_s * 1e3, 3),
         "examples": [{"question": c["question"], "value": c["value"], "base": b, "adapter": a}
                      for c, b, a in zip(cases, base_replies, lora_replies)],
+        "held_out_examples": [{"question": q, "value": c["value"], "adapter": r}
+                              for c, q, r in zip([c for c in cases for _ in c["held_out"]],
+                                                 [q for c in cases for q in c["held_out"]],
+                                                 held_replies)],
+        "control_examples": [{"question": c["question"], "adapter": r}
+                             for c, r in zip(people, control_replies)],
+        "general_examples": [{"question": q, "adapter": r, "correct": ok}
+                             for (q, _), r, ok in zip(GENERAL, general_replies, lora_general)],
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "machine": platform.machine(), "cpus": __import__("os").cpu_count()},
     }
@@ -170,10 +306,23 @@ def markdown(r: dict[str, Any]) -> str:
     rows = [
         ("facts distilled", r["facts"]),
         ("recall without adapter (base model)", f"{r['recall_base']:.0%}"),
-        ("recall with adapter", f"{r['recall_adapter']:.0%}"),
-        ("recall, paraphrased question (not trained): base / adapter",
-         f"{r['recall_paraphrase_base']:.0%} / {r['recall_paraphrase_adapter']:.0%}"),
-        ("recall, with a chat system prompt (not trained): base / adapter",
+        ("recall with adapter, on the training prompts (memorisation)",
+         f"{r['recall_adapter']:.0%}"),
+        (f"recall, held-out phrasings ({r['held_out_questions']} questions, 3 per fact, none "
+         "trained): base / adapter",
+         f"{r['recall_held_out_base']:.0%} / {r['recall_held_out_adapter']:.0%}"),
+        ("facts recalled under all 3 held-out phrasings: base / adapter",
+         f"{r['facts_recalled_under_every_held_out_phrasing_base']:.0%} / "
+         f"{r['facts_recalled_under_every_held_out_phrasing_adapter']:.0%}"),
+        (f"control: {r['control_people']} untrained people, reply states a trained value "
+         "(invented; lower is better): base / adapter",
+         f"{r['control_invented_trained_value_base']:.0%} / "
+         f"{r['control_invented_trained_value_adapter']:.0%}"),
+        (f"general knowledge ({r['general_questions']} questions) correct: base / adapter",
+         f"{r['general_correct_base']:.0%} / {r['general_correct_adapter']:.0%}"),
+        ("general knowledge the base had, kept with the adapter",
+         f"{r['general_retained']:.0%}"),
+        ("recall, training prompt under a chat system prompt (not trained): base / adapter",
          f"{r['recall_system_prompt_base']:.0%} / {r['recall_system_prompt_adapter']:.0%}"),
         ("recall after disable / after detach", f"{r['recall_after_disable']:.0%} / "
                                                 f"{r['recall_after_detach']:.0%}"),
@@ -198,12 +347,26 @@ def markdown(r: dict[str, Any]) -> str:
     for e in r["examples"][:6]:
         clean = [x.replace("|", "/").replace("\n", " ") for x in (e["base"], e["adapter"])]
         lines.append(f"| {e['question']} | {clean[0]} | {clean[1]} |")
+    for title, key, cols in (("Held-out phrasings (adapter on)", "held_out_examples",
+                              ("question", "value", "adapter")),
+                             ("Control: people never trained on (adapter on)",
+                              "control_examples", ("question", "adapter")),
+                             ("General knowledge (adapter on)", "general_examples",
+                              ("question", "adapter", "correct"))):
+        lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |",
+                  "|" + "---|" * len(cols)]
+        for e in r[key][:9]:
+            lines.append("| " + " | ".join(str(e[c]).replace("|", "/").replace("\n", " ")
+                                           for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--facts", type=int, default=20)
+    p.add_argument("--control", type=int, default=None,
+                   help="untrained people in the control set (default: as many as facts)")
+    p.add_argument("--name", default="lora", help="results file stem")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--rank", type=int, default=8)
@@ -216,8 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "lora.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "lora.md").write_text(markdown(result))
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 

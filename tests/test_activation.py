@@ -14,6 +14,8 @@ from memvault.activation.blocks import (ActivationBlock, ActivationStore, block_
 from memvault.errors import IntegrityError, ModelError
 from memvault.models.local import LocalLLM, ModelFingerprint
 
+from forward_probe import fed_tokens
+
 FACTS = [f"The user's locker number {i} holds a {colour} {thing}."
          for i, (colour, thing) in enumerate(
              [(c, t) for c in ("red", "blue", "green", "amber") for t in
@@ -105,12 +107,19 @@ def test_injected_block_is_token_identical_to_recompute_and_left_unchanged(local
     ids = local_llm.encode_chat([*PREFIX, QUESTION])
     assert loaded.matches_prefix(ids) and block.n_tokens > 300
 
-    recomputed = local_llm.generate_ids(ids, max_tokens=12).tolist()
-    first = local_llm.generate_ids(ids, max_tokens=12,
-                                   cache=loaded.fresh_cache(local_llm))
+    n, cached = int(ids.shape[1]), block.n_tokens
+    with fed_tokens(local_llm.model) as plain:
+        recomputed = local_llm.generate_ids(ids, max_tokens=12).tolist()
+    with fed_tokens(local_llm.model) as with_cache:
+        first = local_llm.generate_ids(ids, max_tokens=12,
+                                       cache=loaded.fresh_cache(local_llm))
     second = local_llm.generate_ids(ids, max_tokens=12,
                                     cache=loaded.fresh_cache(local_llm))
     assert first.tolist() == recomputed == second.tolist()
+    # equal output cannot tell a used cache from an ignored one; the work can: with the
+    # cache the prefill feeds only the tokens after the block, then one token per step
+    assert plain[0] == n and with_cache[0] == n - cached
+    assert with_cache[1:] == [1] * (len(first) - 1) and sum(with_cache) == sum(plain) - cached
     assert all(torch.equal(k, k0) and torch.equal(v, v0)
                for (k, v), (k0, v0) in zip(loaded.kv, before))
     assert all(k.shape[-2] == block.n_tokens for k, _ in loaded.kv)
@@ -129,8 +138,10 @@ def test_a_prompt_that_does_not_start_with_the_block_is_recomputed(local_llm, sa
     loaded = ActivationStore(root).load(local_llm, block)
     other = [{"role": "system", "content": "You are terse."}, QUESTION]
     result = ChatResult(answer="", model=local_llm.id, activation="used")
-    answer = _generate_local(local_llm, other, loaded, 6, result)
+    with fed_tokens(local_llm.model) as fed:
+        answer = _generate_local(local_llm, other, loaded, 6, result)
     assert result.activation.startswith("recomputed") and result.cached_tokens == 0
+    assert fed[0] == result.prompt_tokens  # the whole prompt, no stale cache underneath
     assert answer == local_llm.complete(other, max_tokens=6)
 
 

@@ -134,6 +134,19 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     except Exception as e:  # noqa: BLE001 - any failure to start is "no browser here"
         _unavailable(f"Chromium did not start: {type(e).__name__}: {str(e).splitlines()[0]}")
     d.set_page_load_timeout(WAIT)
+    # Every page test ends by asserting no console errors: that check must not turn itself
+    # off. A driver that keeps no browser log cannot run it, and that is said, not skipped
+    # over (a failure under MEMVAULT_REQUIRE_BROWSER=1).
+    try:
+        d.get("about:blank")
+        d.execute_script("console.error('memvault-console-probe')")
+        probe = [e.get("message", "") for e in d.get_log("browser")]
+    except Exception as e:  # noqa: BLE001 - reported below
+        probe = [f"(no log: {type(e).__name__}: {e})"]
+    if not any("memvault-console-probe" in m for m in probe):
+        d.quit()
+        _unavailable(f"the driver keeps no browser console log, so console errors cannot be "
+                     f"checked (got {probe[:3]})")
     try:
         yield d
     finally:
@@ -209,10 +222,7 @@ class Page:
         raise AssertionError(f"an alert was raised: {text!r}")
 
     def console_errors(self) -> list[str]:
-        try:
-            logs = self.d.get_log("browser")
-        except Exception:  # noqa: BLE001 - not every driver keeps logs
-            return []
+        logs = self.d.get_log("browser")  # the driver fixture checked that logs are kept
         # refused keys are expected in these tests; anything else (a CSP violation, a
         # script error, a missing file) is a failure
         return [e["message"] for e in logs if e.get("level") == "SEVERE"

@@ -13,6 +13,8 @@ from memvault.chat import system_messages, user_message
 from memvault.errors import InvalidInput
 from memvault.models.scripted import ScriptedLLMServer
 
+from forward_probe import fed_tokens
+
 
 def _alice(vault: Vault) -> dict[str, Any]:
     return {
@@ -97,17 +99,26 @@ def test_bad_chat_input_is_refused_and_stores_nothing(vault: Vault) -> None:
 def test_local_chat_builds_uses_and_rebuilds_the_scope_block(local_llm, vault: Vault) -> None:
     mem = _alice(vault)
     root = Path(str(vault.store.path) + ".activation")  # type: ignore[attr-defined]
-    first = vault.chat("What is my dog's name?", llm=local_llm, user_id="alice",
-                       max_tokens=16)
+    with fed_tokens(local_llm.model) as fed_first:
+        first = vault.chat("What is my dog's name?", llm=local_llm, user_id="alice",
+                           max_tokens=16)
     assert first.activation == "built" and "Pixel" in first.answer
+    # built: the block is prefilled once, then generation feeds only what follows it
+    assert fed_first[:2] == [first.cached_tokens, first.prompt_tokens - first.cached_tokens]
     assert set(first.block_items) == {mem["name"].id, mem["dog"].id, mem["job"].id}
     assert [h.item.id for h in first.memories] == [mem["hike"].id]  # no duplicates
     assert 0 < first.cached_tokens < first.prompt_tokens
     assert len(list(root.rglob("*.safetensors"))) == 1
 
-    second = vault.chat("Where did I go hiking yesterday?", llm=local_llm, user_id="alice",
-                        max_tokens=16)
+    with fed_tokens(local_llm.model) as fed_second:
+        second = vault.chat("Where did I go hiking yesterday?", llm=local_llm,
+                            user_id="alice", max_tokens=16)
     assert second.activation == "used" and second.block == first.block
+    # used: the block's tokens are never fed to the model again (a cache that generation
+    # silently ignored would show the whole prompt here)
+    assert second.cached_tokens == first.cached_tokens > 0
+    assert fed_second[0] == second.prompt_tokens - second.cached_tokens
+    assert fed_second[1:] == [1] * (len(fed_second) - 1)
     # the cached path answers exactly what recomputing the whole prompt answers
     block_items = [vault.get(i) for i in first.block_items]  # in block order
     messages = [*system_messages(block_items), user_message(

@@ -475,6 +475,12 @@ def test_remember_fast_and_fine(mv: Face, user: str) -> None:
     assert len(fine.turns) == 1 and fine.methods  # the scripted LLM's reply is no JSON:
     assert set(fine.methods) <= {"llm", "rules", "fallback"}  # the reader falls back
     assert all(isinstance(d, Decision) for d in fine.decisions)
+    # the loop below must not be able to run zero times: both facts of the turn are read
+    # and stored (the rules reader, as the scripted LLM's reply is no JSON)
+    adds = [d for d in fine.decisions if d.action == "ADD"]
+    assert len(adds) == 2 and all(d.item is not None for d in adds), fine.decisions
+    assert ["Pixel" in d.fact.text or "Oslo" in d.fact.text for d in adds] == [True, True]
+    assert {"Pixel", "Oslo"} <= {w.strip(".") for d in adds for w in d.fact.text.split()}
     for d in fine.decisions:
         assert d.action in ("ADD", "UPDATE", "DELETE", "NOOP") and d.fact.text
         if d.item is not None:

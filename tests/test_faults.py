@@ -10,7 +10,8 @@
   writer kills of ``test_crash.py`` (60 + 20 rounds) the default 20 rounds here make 100
   kills per CI run (a restart costs ~3 s here, mostly building the FastAPI app).
   ``MEMVAULT_SERVER_KILL_ROUNDS`` sets another number.
-* Disk full: SQLite meets ENOSPC (a tiny tmpfs, when this machine lets us mount one) or
+* Disk full: SQLite meets ENOSPC (a tiny tmpfs: mounted directly as root, and, for
+  everyone, in an unprivileged user namespace by a child run as an ordinary user) or
   EFBIG (``RLIMIT_FSIZE`` in a child process, anywhere on Linux). The write fails with a
   StorageError (code ``storage_error``), nothing acknowledged is lost, and the same vault
   works again once there is space.
@@ -303,37 +304,99 @@ def fill_disk(fs: Path, leave: int) -> Path:
     return ballast
 
 
+def disk_full_scenario(fs: Path, seed: int) -> None:
+    """ENOSPC on the (tiny, otherwise empty) filesystem ``fs``: the write fails cleanly,
+    nothing acknowledged is lost, and the vault writes again once there is space."""
+    rng = random.Random(seed)
+    db = fs / "vault.db"
+    acked: dict[str, tuple[int, str]] = {}
+    with Vault(db, embedder="hash") as vault:
+        for item in vault.add_many([make_text(rng) for _ in range(50)]):
+            acked[item.id] = (1, sha(item.text))
+        ballast = fill_disk(fs, leave=256 * 1024)
+        error = fill_until_full(vault, acked, rng)
+        assert error.code == "storage_error", error.to_dict()
+        assert error.details.get("reason") == "disk_full", error.to_dict()
+        check_acked(vault, acked)  # reads still work; the failed write left no trace
+        with pytest.raises(StorageError):  # still full: fails again, cleanly
+            vault.add_many([make_text(rng) + " " + "z" * 4000 for _ in range(200)])
+        # the index snapshot cannot be written either: reported, not raised (it is
+        # derived state; closing a vault must not fail for it)
+        assert vault.searcher.save() is False
+        assert vault.searcher.report["snapshot"].startswith("not saved"), vault.searcher.report
+        assert not list(fs.glob("vault.db.index.tmp-*")), "a half-written snapshot stayed"
+        ballast.unlink()  # space comes back: the same vault writes again
+        for item in vault.add_many([make_text(rng) for _ in range(20)]):
+            acked[item.id] = (1, sha(item.text))
+        target = rng.choice(sorted(acked))
+        item = vault.update(target, make_text(rng))
+        acked[target] = (item.version, sha(item.text))
+        check_acked(vault, acked)
+    with Vault(db, embedder="hash") as vault:  # and after a reopen
+        check_acked(vault, acked)
+        assert vault.check()["recovery"]["index"] == "loaded snapshot"
+
+
 @pytest.mark.slow
 def test_disk_full_on_a_tiny_filesystem(tmp_path: Path) -> None:
-    rng = random.Random(SEED)
     with tiny_tmpfs(tmp_path / "fs", "16m") as fs:
-        db = fs / "vault.db"
-        acked: dict[str, tuple[int, str]] = {}
-        with Vault(db, embedder="hash") as vault:
-            for item in vault.add_many([make_text(rng) for _ in range(50)]):
-                acked[item.id] = (1, sha(item.text))
-            ballast = fill_disk(fs, leave=256 * 1024)
-            error = fill_until_full(vault, acked, rng)
-            assert error.code == "storage_error", error.to_dict()
-            assert error.details.get("reason") == "disk_full", error.to_dict()
-            check_acked(vault, acked)  # reads still work; the failed write left no trace
-            with pytest.raises(StorageError):  # still full: fails again, cleanly
-                vault.add_many([make_text(rng) + " " + "z" * 4000 for _ in range(200)])
-            # the index snapshot cannot be written either: reported, not raised (it is
-            # derived state; closing a vault must not fail for it)
-            assert vault.searcher.save() is False
-            assert vault.searcher.report["snapshot"].startswith("not saved"), vault.searcher.report
-            assert not list(fs.glob("vault.db.index.tmp-*")), "a half-written snapshot stayed"
-            ballast.unlink()  # space comes back: the same vault writes again
-            for item in vault.add_many([make_text(rng) for _ in range(20)]):
-                acked[item.id] = (1, sha(item.text))
-            target = rng.choice(sorted(acked))
-            item = vault.update(target, make_text(rng))
-            acked[target] = (item.version, sha(item.text))
-            check_acked(vault, acked)
-        with Vault(db, embedder="hash") as vault:  # and after a reopen
-            check_acked(vault, acked)
-            assert vault.check()["recovery"]["index"] == "loaded snapshot"
+        disk_full_scenario(fs, SEED)
+
+
+_NS_CHILD = """
+import json, sys, traceback
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+fs, out, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[4])
+try:
+    import test_faults
+    test_faults.disk_full_scenario(fs, seed)
+    out.write_text(json.dumps({"ok": True}))
+except BaseException as exc:
+    out.write_text(json.dumps({"ok": False, "failure": "".join(traceback.format_exception(exc))}))
+"""
+
+
+@pytest.mark.slow
+def test_disk_full_without_root_in_a_user_namespace() -> None:
+    """The same ENOSPC scenario where mounting needs no root: an unprivileged user
+    namespace (``unshare -rm``) mounts the tiny tmpfs for a child process. Run as root,
+    the child is started as ``nobody`` when that user may run this interpreter, so this
+    is what a developer without root gets; skipped with the reason where user namespaces
+    are disabled."""
+    import tempfile
+
+    unshare = shutil.which("unshare")
+    if sys.platform != "linux" or unshare is None:
+        pytest.skip("needs Linux and unshare(1) (util-linux)")
+    prefix: list[str] = []
+    runuser = shutil.which("runuser")
+    if os.geteuid() == 0 and runuser is not None:
+        # drop to an ordinary user when it may run this interpreter (one under /root may
+        # not be); otherwise root enters the same kind of user namespace itself
+        probe = subprocess.run([runuser, "-u", "nobody", "--", sys.executable, "-c", "0"],
+                               capture_output=True, timeout=60)
+        if probe.returncode == 0:
+            prefix = [runuser, "-u", "nobody", "--"]
+    base = Path(tempfile.mkdtemp(prefix="memvault-nsfull-"))
+    try:
+        os.chmod(base, 0o777)  # the unprivileged child writes its result here
+        fs, out = base / "fs", base / "result.json"
+        fs.mkdir()
+        os.chmod(fs, 0o777)
+        script = ('mount -t tmpfs -o size=16m tmpfs "$1" || exit 77; shift; exec "$@"')
+        done = subprocess.run(
+            [*prefix, unshare, "--user", "--map-root-user", "--mount", "sh", "-c", script,
+             "sh", str(fs), sys.executable, "-c", _NS_CHILD, str(fs), str(out),
+             str(Path(__file__).parent), str(SEED)],
+            capture_output=True, text=True, timeout=600, cwd=base)
+        if done.returncode == 77 or (not out.exists() and "unshare" in done.stderr):
+            pytest.skip(f"no unprivileged mount here: {done.stderr.strip()[-300:]}")
+        assert out.exists(), f"child exited {done.returncode}: {done.stderr[-3000:]}"
+        result = json.loads(out.read_text())
+        assert result["ok"], result.get("failure")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _rlimit_writer(db: Path, out: Path, seed: int) -> None:

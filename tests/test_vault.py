@@ -205,10 +205,15 @@ def test_search_hits_carry_sources_and_rank(vault: Vault) -> None:
 
 def test_access_stats_are_recorded(vault: Vault) -> None:
     a = vault.add("heat me up")
+    b = vault.add("a sentence about taxes")
     for _ in range(3):
-        vault.search("heat")
+        vault.search("heat", k=1)
     vault.flush()
-    assert vault.get(a.id).access_count >= 3
+    # exactly once per search that returned it (">= 3" would let double counting pass),
+    # and nothing for a memory no search returned
+    assert vault.get(a.id).access_count == 3 and vault.get(b.id).access_count == 0
+    vault.flush()  # the two gets above were reads of their memories too: once each
+    assert vault.get(a.id).access_count == 4 and vault.get(b.id).access_count == 1
     assert vault.get(a.id).last_accessed_at is not None
 
 

@@ -173,6 +173,11 @@ class RecordStore(Protocol):
         """Integrity report: ``{"ok": bool, ...}``."""
         ...
 
+    def durability(self) -> dict[str, Any]:
+        """The durability settings in force, read back from the backend;
+        ``fsync_per_commit`` says whether a returned ``apply`` is on stable storage."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -509,6 +509,17 @@ class PostgresStore(SQLReads):
                 f"WHERE {where} ORDER BY x.embedding <=> %b::vector LIMIT %s) "
                 "SELECT seq, 1 - d FROM hits ORDER BY d, seq"), params
 
+    def durability(self) -> dict[str, Any]:
+        """The server's durability settings as this store's sessions see them. Durability
+        is the server's (module docstring): a server run with ``fsync=off`` or
+        ``synchronous_commit=off`` acknowledges commits that a power loss can take back."""
+        names = ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
+        with self._conn("reading durability settings") as conn:
+            got = {n: str(conn.execute(f"SHOW {n}").fetchone()[0]).lower() for n in names}
+        return {"backend": "postgres", **got,
+                "fsync_per_commit": got["fsync"] == "on" and got["synchronous_commit"] in (
+                    "on", "remote_write", "remote_apply", "local")}
+
     def check(self) -> dict[str, Any]:
         """The server's view plus memvault's invariants; never raises on findings."""
         report: dict[str, Any] = {}

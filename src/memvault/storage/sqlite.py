@@ -268,6 +268,23 @@ class SQLiteStore(SQLReads):
                 rows = conn.execute(full, [match, *params, k]).fetchall()
             return [(r[0], float(r[1])) for r in rows]
 
+    def durability(self) -> dict[str, Any]:
+        """The settings the writer connection runs with, read back from SQLite rather than
+        taken from what was asked: a typo or a build that ignores a pragma would otherwise
+        go unseen, and the crash tests cannot see it (SIGKILL keeps the page cache)."""
+        with self._lock:
+            if self._closed:
+                raise StorageError("the store is closed")
+            try:
+                mode = str(self._w.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+                level = int(self._w.execute("PRAGMA synchronous").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise _translate(exc, "reading durability settings") from exc
+        sync = {0: "off", 1: "normal", 2: "full", 3: "extra"}.get(level, str(level))
+        return {"backend": "sqlite", "journal_mode": mode, "synchronous": sync,
+                # WAL + FULL/EXTRA: the WAL is fsynced before a commit returns
+                "fsync_per_commit": mode == "wal" and level >= 2}
+
     def check(self) -> dict[str, Any]:
         """Run SQLite's own checks plus memvault's invariants; never raises on findings."""
         report: dict[str, Any] = {}
