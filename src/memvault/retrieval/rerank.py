@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .context import name_of
@@ -132,37 +132,61 @@ def intent(text: str, window: tuple[float | None, float | None] | None) -> str:
 def validity_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow], *,
                    now: float, window: tuple[float | None, float | None] | None,
                    penalty: float, gamma: float) -> dict[int, float]:
-    """Current truth first. A memory whose statement was superseded (``invalid_at`` in
-    the past) yields to what holds now, unless the question asks about another time: it
-    is multiplied by ``1 - penalty``, and a
-    state statement that still holds gains ``1 + gamma`` on a "now" question. A question
-    naming a time ("where did she live in March 2023?") prefers the state statements
-    that held during it and pushes back the ones that did not; memories that state no
-    change are left alone either way (their validity says nothing about the question)."""
+    """Current truth first, among statements about the same thing.
+
+    Only candidates that state the same subject's same attribute (a shared key in
+    ``provenance["truth_keys"]``, written by :mod:`memvault.temporal`) are weighed against
+    each other, so a question about anything else keeps its ranking. In such a group:
+    with no time in the question (or "now", "currently", ...), a statement superseded in
+    the past is multiplied by ``1 - penalty``, one that still holds by ``1 + gamma``, and
+    the stale one never stays above the best current one; a question naming a time
+    ("where did she live in March 2023?") prefers, the same way, the statements that held
+    then. A question asking about the past without a date ("used to", "before") is left
+    alone."""
     if penalty <= 0 and gamma <= 0:
         return scores
-    cue = intent(text, window)
-    out = dict(scores)
-    for seq, score in scores.items():
+    groups: dict[str, list[int]] = {}
+    for seq in scores:
         row = rows.get(seq)
         if row is None:
             continue
-        item = row.item
-        stateful = bool(item.provenance.get("truth_keys"))
-        start = (item.valid_at or item.valid_from).timestamp()  # type: ignore[union-attr]
-        end = item.invalid_at.timestamp() if item.invalid_at is not None else None
-        if cue == "then":
-            if window is None or not stateful:
-                continue
-            after, before = window
-            held = (before is None or start < before) and (end is None or after is None
-                                                          or end > after)
-            out[seq] = score * ((1.0 + gamma) if held else (1.0 - penalty))
-        elif end is not None and end <= now:
-            out[seq] = score * (1.0 - penalty)
-        elif cue == "now" and stateful:
-            out[seq] = score * (1.0 + gamma)
+        for k in row.item.provenance.get("truth_keys") or ():
+            if not k.startswith("alias|"):
+                groups.setdefault(k, []).append(seq)
+    cue = intent(text, window)
+    if cue == "then" and window is None:
+        return scores
+    factor: dict[int, float] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        held = {seq: _held(rows[seq].item, now, window if cue == "then" else None)
+                for seq in members}
+        if all(held.values()) or not any(held.values()):
+            continue  # nothing to tell apart
+        for seq, ok in held.items():
+            factor[seq] = (1.0 + gamma) if ok else min(factor.get(seq, 1.0), 1.0 - penalty)
+    out = dict(scores)
+    for seq, f in factor.items():
+        out[seq] = scores[seq] * f
+    for members in groups.values():  # a stale statement never outranks a current one
+        best = max((out[s] for s in members if factor.get(s, 1.0) > 1.0), default=None)
+        if best is None:
+            continue
+        for seq in members:
+            if factor.get(seq, 1.0) < 1.0 and out[seq] >= best:
+                out[seq] = best * 0.999
     return out
+
+
+def _held(item: Any, now: float, window: tuple[float | None, float | None] | None) -> bool:
+    """Did ``item``'s statement hold now (no window) or during ``window``?"""
+    start = (item.valid_at or item.valid_from).timestamp()
+    end = item.invalid_at.timestamp() if item.invalid_at is not None else None
+    if window is None:
+        return end is None or end > now
+    after, before = window
+    return (before is None or start < before) and (end is None or after is None or end > after)
 
 
 def stated(text: str) -> int:
