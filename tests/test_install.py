@@ -43,6 +43,12 @@ EXTRA_ONLY = {
     "memvault.server.serve": "server",
     "memvault.server.sharing": "server",
     "memvault.server.mcp": "mcp",
+    "memvault.server.mcp_working": "mcp",
+    "memvault.server.proxy": "server",
+    "memvault.server.working": "server",
+    "memvault.integrations.lg_store": "langgraph",
+    "memvault.integrations.lg_checkpoint": "langgraph",
+    "memvault.integrations.langgraph": "langgraph",
 }
 #: Never in a core install: the weight of the old install, none of it imported by the core.
 HEAVY = ("torch", "transformers", "sentence-transformers", "scipy", "scikit-learn", "spacy",
@@ -274,6 +280,6 @@ def test_the_demo_and_the_cli_run_in_a_core_install(core_venv: Path, tmp_path: P
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
         assert f"memvault[{extra}]" in done.stderr, done.stderr
     # the mpnet weights are not in the core: the error says how to get them
-    done = _run([cli, "--db", str(tmp_path / "m.db"), "--embedder", "mpnet", "search", "x"],
+    done = _run([cli, "--db", str(tmp_path / "m.db"), "--embedder", "mpnet", "add", "x"],
                 cwd=tmp_path)
     assert done.returncode == 2 and "requirements/mpnet.txt" in done.stderr, done.stderr

@@ -85,7 +85,10 @@ def test_add_get_roundtrip(vault: Vault) -> None:
     assert (got.kind, got.user_id, got.version, got.status) == ("fact", "alice", 1, "active")
     assert got.metadata == {"deep": {"a": None, "b": [1, 2]}, "n": 3, "source": "chat"}
     assert list(got.metadata) == ["deep", "n", "source"]  # same key order on every backend
-    assert got.provenance == {"actor": None, "source": "unit"}
+    # the statement the text makes (current truth) is recorded beside the caller's keys
+    assert got.provenance["truth_keys"] == ["alice|pet"]
+    assert {k: v for k, v in got.provenance.items() if not k.startswith("truth")} == \
+        {"actor": None, "source": "unit"}
     assert got.tags == ("pets", "cats")
     assert got.event_time.isoformat() == "2024-05-01T10:00:00+00:00"
     assert got.expires_at.year == 2030 and got.importance == 0.9

@@ -25,6 +25,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
                       "httpx"}),
     "local": frozenset({"torch", "transformers", "gguf", "peft"}),
     "postgres": frozenset({"psycopg", "psycopg_pool", "pgvector"}),
+    "langgraph": frozenset({"langgraph", "langchain_core"}),
 }
 
 _TORCH_HINT = ("; install the CPU build of torch first (scripts/install-torch.sh, or pip "

@@ -15,8 +15,6 @@ import re
 import unicodedata
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
 from ._time import to_epoch
 from .errors import InvalidInput, MemvaultError
 from .settings import Limits
@@ -124,6 +122,8 @@ def nesting(text: str) -> int:
     brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
     if not brackets:
         return 0
+    import numpy as np  # here: a by-id read (the CLI's `get`) never needs numpy
+
     codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
     steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
     return max(0, int(np.cumsum(steps).max()))

@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "delete": ("writes", "delete", "Delete memory ID (restorable unless --purge)."),
     "restore": ("writes", "restore", "Bring a deleted or archived memory back."),
     "search": ("reads", "search", "Hybrid (semantic + keyword) search."),
-    "get": ("reads", "get", "Show memory ID (its current version, or the one valid --as-of)."),
+    "get": ("reads", "get", "Show memory ID (current, or as it held --as-of / was recorded --known-at)."),
     "history": ("reads", "history", "Every version of memory ID, oldest first."),
     "list": ("reads", "list_", "List memories, newest first."),
     "export": ("reads", "export", "Export every memory as JSONL."),
@@ -77,8 +77,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "postgres": ("postgres", "postgres",
                  "A local PostgreSQL with pgvector, for --db postgresql:// (start, stop, status)."),
     "bench": ("bench", "bench", "Evaluations and benchmarks (results: JSON + markdown + PNG)."),
-    "task": ("working", "task", "Working memory: a task tree (add, ls, next, start, done, ...)."),
-    "file": ("working", "file", "Working memory: versioned files (write, read, ls, history, ...)."),
+    "task": ("working", "task", "The task tree and instruction stack of a workspace."),
+    "file": ("working", "file", "The files of a workspace: every write a version."),
 }
 
 

@@ -108,11 +108,13 @@ def _run_demo(vault: Any, sample: dict[str, Any], echo: Callable[..., None],
     echo("An update writes a new version and keeps the old one (memvault history ID):")
     for row in history_table(versions, precise=True, width=width - 2).splitlines():
         echo("  " + row)
-    old = vault.get(fact.id, as_of=before)
+    old = vault.get(fact.id, known_at=before)  # what the vault had recorded then
     query = "Where does Maya live?"
-    then = vault.search(query, k=1, user_id=DEMO_USER, filters={"kind": "profile"}, as_of=before)
+    then = vault.search(query, k=1, user_id=DEMO_USER, filters={"kind": "profile"},
+                        known_at=before)
     now = vault.search(query, k=1, user_id=DEMO_USER, filters={"kind": "profile"})
-    echo(f"\nLooking back to {short_time(before, precise=True)} (--as-of), before the update:")
+    echo(f"\nWhat the vault knew at {short_time(before, precise=True)} (--known-at), before "
+         "the update:")
     echo(truncate(f"  get     -> v{old.version}: {old.text}", width))
     for label, hits in (("search", then), ("and now", now)):
         for h in hits:

@@ -52,8 +52,10 @@ def search(app: App, query: str, k: int, kinds: tuple[str, ...], tags: tuple[str
 @global_options
 @pass_app
 def get(app: App, id: str, as_of: str | None, known_at: str | None) -> None:
-    """Show memory ID (its current version, the one that held --as-of, or the one the
-    vault had recorded --known-at)."""
+    """Show memory ID (current, or as it held --as-of / was recorded --known-at).
+
+    --as-of reads valid time (what held in the world then); --known-at transaction time
+    (what the vault had recorded then)."""
     item = app.vault().get(id, as_of=as_of, known_at=known_at)
     app.out(lambda: item_detail(item), item.to_dict())
 

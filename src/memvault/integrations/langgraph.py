@@ -14,6 +14,8 @@ checkpoints are kept in :mod:`memvault.integrations.lg_checkpoint`.
 
 from __future__ import annotations
 
+import langgraph  # noqa: F401  (the `langgraph` extra: without it this module cannot import)
+
 from .lg_checkpoint import MemvaultSaver, SafeSerializer
 from .lg_store import MemvaultStore
 

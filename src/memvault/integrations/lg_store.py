@@ -175,7 +175,30 @@ class MemvaultStore(BaseStore):
     def _id(self, namespace: tuple[str, ...], key: str) -> str:
         doc = json.dumps([self._scope, list(namespace), key], ensure_ascii=False,
                          sort_keys=True)
-        return "lg-" + hashlib.sha256(doc.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        digest = "lg-" + hashlib.sha256(doc.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        return self._prefix(self._scope_of(namespace)) + digest
+
+    def _prefix(self, scope: Mapping[str, str]) -> str:
+        """The id namespace of the memory's owner: a principal's face (ScopedVault,
+        RemoteVault) accepts chosen ids only under ``<user>:[<agent>:]`` (see
+        :mod:`memvault.governance.namespace`); the operator's Vault takes any."""
+        from ..governance.namespace import id_prefix
+
+        owner = getattr(self, "_owner", None)
+        if owner is None:
+            principal = getattr(self.vault, "principal", None)
+            whoami = getattr(self.vault, "whoami", None)
+            if principal is not None:
+                owner = (principal.user_id, principal.agent_id)
+            elif callable(whoami):
+                me = whoami()
+                owner = (me.get("user_id"), me.get("agent_id"))
+            else:
+                owner = (None, None)
+            self._owner = owner
+        user = owner[0] or scope.get("user_id")
+        agent = owner[1] or (scope.get("agent_id") if owner[0] is None else None)
+        return id_prefix(user, agent) if user else ""
 
     def _scope_of(self, labels: Sequence[str]) -> dict[str, str]:
         scope = dict(self._scope)

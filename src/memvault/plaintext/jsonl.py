@@ -43,7 +43,7 @@ EXPORT_FIELDS = frozenset({"id", "text", "kind", "user_id", "agent_id", "session
                            "cube_id", "metadata", "provenance", "tags", "created_at",
                            "event_time", "valid_from", "valid_to", "version", "status",
                            "importance", "expires_at", "access_count", "last_accessed_at",
-                           "links"})
+                           "links", "valid_at", "invalid_at"})
 _REQUIRED = ("id", "text", "version", "created_at", "valid_from", "status")
 
 
@@ -247,7 +247,9 @@ def import_export(vault: "Vault", records: Sequence[tuple[int, Any]], *,
                          json.dumps(list(item.tags)), to_epoch(item.created_at),
                          to_epoch(item.event_time), to_epoch(item.valid_from),
                          to_epoch(item.valid_to), item.status, item.importance,
-                         to_epoch(item.expires_at), content_hash(source_text), source_text))
+                         to_epoch(item.expires_at), content_hash(source_text),
+                         to_epoch(item.valid_at or item.valid_from), to_epoch(item.invalid_at),
+                         source_text))
         last = versions[-1][1]
         if last.access_count:
             p.access[item_id] = (last.access_count, to_epoch(last.last_accessed_at))
@@ -255,7 +257,7 @@ def import_export(vault: "Vault", records: Sequence[tuple[int, Any]], *,
     rows.sort()
     for start in range(0, len(rows), 256):  # embed each distinct content once
         chunk = rows[start:start + 256]
-        todo = {r[20]: r[21] for r in chunk if r[20] not in p.vectors}
+        todo = {r[20]: r[23] for r in chunk if r[20] not in p.vectors}
         if todo:
             vectors = vault.embedder.embed(list(todo.values()))
             for h, vec in zip(todo, vectors):
@@ -263,6 +265,6 @@ def import_export(vault: "Vault", records: Sequence[tuple[int, Any]], *,
         if progress:
             progress(len(chunk))
     for r in rows:
-        p.versions.setdefault(r[1], []).append(r[:21])
+        p.versions.setdefault(r[1], []).append(r[:23])  # the raw layout, without the source
     return import_plaintext(vault.store, p, cube_id=f"export:{source}", policy=on_conflict,
                             actor=vault.actor)

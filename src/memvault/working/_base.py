@@ -58,7 +58,13 @@ class Space:
     def item_id(self, kind: str, key: str) -> str:
         """Deterministic: the same owner, workspace and key always name the same item."""
         raw = json.dumps([self.user_id, self.agent_id, self.name, kind, key])
-        return "wm-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+        digest = "wm-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+        if self.user_id is None:
+            return digest
+        # in the owner's id namespace: a principal's face accepts chosen ids only there
+        from ..governance.namespace import id_prefix
+
+        return id_prefix(self.user_id, self.agent_id) + digest
 
     def find(self, kind: str, key: str, *, as_of: Any = None,
              known_at: Any = None) -> MemoryItem | None:
