@@ -88,6 +88,10 @@ _END = (r"(?=\s*(?:$|[,.;!?]|\s(?:now|today|again|too|as well|since|last|this|in
 _VEHICLE = (r"(?P<v>[A-Z][\w-]*(?:\s+[A-Z0-9][\w-]*){0,3}|(?:\w+\s+)?(?:car|truck|motorbike|motorcycle|"
             r"bike|scooter|van|suv|ev|hatchback|sedan|convertible))")
 _ANIMAL = r"(?:dog|puppy|cat|kitten|rabbit|bunny|parrot|hamster|turtle|horse|bird|fish|lizard|snake)"
+#: Words that do not name a hobby's object ("started looking into", "started playing five ...")
+_FUNCTION = (r"(?:about|into|to|for|with|more|some|out|here|there|at|on|in|by|up|a|an|the|my|"
+             r"our|it|this|that|again|now|one|two|three|four|five|six|ten|so|and|but|as|"
+             r"when|because|after|before|since|every|all|lots?|again|people|things)\b")
 _I = r"\b(?:i|we)(?:'ve| have|'ve been| have been)?\s+(?:just\s+|finally\s+|recently\s+|officially\s+|now\s+)?"
 
 # (attribute, holds, verb part (case-insensitive), value part (case-sensitive: names are
@@ -138,9 +142,10 @@ _TABLE: list[tuple[str, bool, str, str | None]] = [
      _VEHICLE + _END),
     ("car", False, r"\bi\s+(?:just\s+)?sold\s+my\s+(?:old\s+)?", _VEHICLE + _END),
     ("hobby", True, _I + r"(?:started|took up|picked up|got into|began)\s+"
-                    r"(?P<v>(?!working|living|dating|seeing|going)\w+ing(?:\s+\w+)?)", None),
+                    r"(?P<v>(?!working|living|dating|seeing|going|looking|caring|trying|feeling|thinking)"
+                    r"\w+ing(?:\s+(?!" + _FUNCTION + r")\w+)?)", None),
     ("hobby", False, _I + r"(?:stopped|quit|gave up|given up|no longer do)\s+"
-                     r"(?P<v>(?!working|living|dating|seeing)\w+ing(?:\s+\w+)?)", None),
+                     r"(?P<v>(?!working|living|dating|seeing)\w+ing(?:\s+(?!" + _FUNCTION + r")\w+)?)", None),
     ("diet", True, r"\bi(?:'m| am)\s+(?:now\s+|fully\s+)?(?:a\s+)?(?P<v>vegan|vegetarian|"
                    r"pescatarian|keto|gluten[- ]free|dairy[- ]free)\b", None),
     ("diet", False, r"\bi(?:'m| am)\s+no longer\s+(?:a\s+)?(?P<v>vegan|vegetarian|pescatarian|"
@@ -155,12 +160,15 @@ PATTERNS: list[tuple[str, bool, re.Pattern[str]]] = [
     (a, h, re.compile(f"(?i:{verb}){value}" if value is not None else verb, re.IGNORECASE
                       if value is None else 0)) for a, h, verb, value in _TABLE]
 # third person: "<Name> moved to X" etc. (the name stands where "i" stands above)
-_THIRD = re.compile(r"^(?!(?:We|They|He|She|You|It|This|That|There)\b)(?P<who>[A-Z][a-z]+)\s+(?:has\s+|just\s+|finally\s+|now\s+)*"
+_THIRD = re.compile(r"^(?!(?:We|They|He|She|You|It|This|That|There|Just|Recently|Finally|Also|"
+                    r"Then|Today|Yesterday|Now|Actually|Really|So|And|But|Still|Lately|"
+                    r"Last|Next|Once|Soon|Already|Even|Only|Well|Oh|Yeah|Yes|No|Thanks|"
+                    r"Everyone|Someone|Nobody|Everybody)\b)(?P<who>[A-Z][a-z]+)\s+(?:has\s+|just\s+|finally\s+|now\s+)*"
                     r"(?=(?:moved|relocated|lives|is living|works|is working|joined|started|quit|"
                     r"left|resigned|got|adopted|is dating|is engaged|married|broke up|is now)\b)")
 _VERB_3RD = {"lives": "live", "works": "work", "is living": "am living", "is working": "am working",
              "is dating": "am dating", "is engaged": "am engaged", "is now": "am now"}
-_INTRO = re.compile(r"(?i:\b(?:i'm|i am|my name is|my name's|call me|this is))\s+(?P<v>[A-Z][a-z]+)\b"
+_INTRO = re.compile(r"(?i:\b(?:i'm|i am|my name is|my name's|call me))\s+(?P<v>[A-Z][a-z]+)\b"
                     r"(?!\s+(?:and|from|at|in|with)\b)")
 _NOT_NAMES = frozenset("""sorry so glad happy here back home fine good okay ok just really
 not also still going moving working living tired sure excited new done the a an very""".split())
