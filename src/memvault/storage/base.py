@@ -127,6 +127,12 @@ class RecordStore(Protocol):
 
     def count(self, query: RowQuery) -> int: ...
 
+    def by_seqs(self, seqs: Sequence[int], query: RowQuery | None = None
+                ) -> dict[int, StoredRow]:
+        """The rows with these sequence numbers that ``query`` also selects (the searcher
+        and the linker read candidates this way; :class:`StoreReads` derives it)."""
+        ...
+
     def seqs(self, query: RowQuery) -> list[int]:
         """Sequence numbers of matching rows, unordered and unpaged (for index masks)."""
         ...
