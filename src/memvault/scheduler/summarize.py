@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..errors import ModelError
 from ..models.llm import LLM
@@ -250,19 +250,12 @@ def summarize_session(title: str, turns: Sequence[tuple[str | None, str, datetim
                 {"role": "user", "content": f"{title}\n\n{source}\n\nSummarize the text "
                  f"above in at most {body} words. Keep every fact: names, places, dates, "
                  "numbers, what people did and plan. Leave out greetings and small talk."}]
-    try:
-        answer = llm.complete(messages, max_tokens=llm_tokens, temperature=0.0)
-        text = validate_summary(answer, source, max_chars=max_chars)
-        text = " ".join(text.split()[:body])
+    def check(answer: str) -> str:
+        text = " ".join(validate_summary(answer, source, max_chars=max_chars).split()[:body])
         if _kept_facts(text, facts) < 0.5:
             raise ValueError("drops the session's facts")
-    except ModelError as exc:
-        reason = f"model error: {exc.message}"
-    except ValueError as exc:
-        reason = f"rejected: {exc}"
-    else:
-        return Summary(text, llm.id)
-    return Summary(fallback, EXTRACTIVE_ID, reason)
+        return text
+    return _from_llm(llm, messages, llm_tokens, check, lambda: fallback)
 
 
 def summarize(title: str, lines: Sequence[str], llm: LLM | None = None, *,
@@ -274,13 +267,21 @@ def summarize(title: str, lines: Sequence[str], llm: LLM | None = None, *,
     messages = [{"role": "system", "content": _SYSTEM},
                 {"role": "user", "content": f"{title}\n\n{source}\n\nSummarize the text "
                  "above in two or three sentences."}]
+    return _from_llm(llm, messages, max_tokens,
+                     lambda answer: validate_summary(answer, source, max_chars=max_chars),
+                     lambda: extractive(title, lines, max_chars=max_chars))
+
+
+def _from_llm(llm: LLM, messages: list[dict[str, str]], max_tokens: int,
+              check: Callable[[str], str], fallback: Callable[[], str]) -> Summary:
+    """The model's summary if ``check`` accepts it (it raises ValueError otherwise), else
+    the extractive ``fallback`` with the reason kept."""
     try:
-        answer = llm.complete(messages, max_tokens=max_tokens, temperature=0.0)
-        text = validate_summary(answer, source, max_chars=max_chars)
+        text = check(llm.complete(messages, max_tokens=max_tokens, temperature=0.0))
     except ModelError as exc:
         reason = f"model error: {exc.message}"
     except ValueError as exc:
         reason = f"rejected: {exc}"
     else:
         return Summary(text, llm.id)
-    return Summary(extractive(title, lines, max_chars=max_chars), EXTRACTIVE_ID, reason)
+    return Summary(fallback(), EXTRACTIVE_ID, reason)

@@ -143,6 +143,25 @@ class LocalPostgres:
                 f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
         return proc.stdout
 
+    def _initdb_in(self, directory: Path) -> None:
+        """``initdb`` of ``self.data_dir`` with the password from a file in ``directory``
+        (removed afterwards), C.UTF-8 where the system has that locale."""
+        pwfile = directory / "pw"
+        pwfile.write_text(self.password + "\n")
+        os.chmod(pwfile, 0o600)
+        self._own(pwfile)
+        base = [self.bin / "initdb", "-D", self.data_dir, "-U", self.user, "-E", "UTF8",
+                "--pwfile", pwfile, "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256"]
+        try:
+            try:
+                self._run([*base, "--locale=C.UTF-8"])
+            except PgServerUnavailable:  # no C.UTF-8 locale on this system
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+                self._run([*base, "--no-locale"])
+        finally:
+            pwfile.unlink(missing_ok=True)
+
     def _own(self, path: Path) -> None:
         if self._uid is not None:
             os.chown(path, self._uid, self._gid)  # type: ignore[arg-type]
@@ -166,19 +185,7 @@ class LocalPostgres:
         assert self._tmp is not None
         os.chmod(self._tmp, 0o700)
         self._own(self._tmp)
-        pwfile = self._tmp / "pw"
-        pwfile.write_text(self.password + "\n")
-        os.chmod(pwfile, 0o600)
-        self._own(pwfile)
-        base = [self.bin / "initdb", "-D", self.data_dir, "-U", self.user, "-E", "UTF8",
-                "--pwfile", pwfile, "--auth-local=scram-sha-256",
-                "--auth-host=scram-sha-256"]
-        try:
-            self._run([*base, "--locale=C.UTF-8"])
-        except PgServerUnavailable:  # no C.UTF-8 locale on this system
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-            self._run([*base, "--no-locale"])
-        pwfile.unlink()
+        self._initdb_in(self._tmp)
         last: Exception | None = None
         for _attempt in range(3):  # a free port can be taken between probe and bind
             self.port = _free_port(self.host)
@@ -417,21 +424,7 @@ class ManagedPostgres(LocalPostgres):
         return self
 
     def _initdb(self) -> None:
-        pwfile = self.directory / "pw"
-        pwfile.write_text(self.password + "\n")
-        os.chmod(pwfile, 0o600)
-        self._own(pwfile)
-        base = [self.bin / "initdb", "-D", self.data_dir, "-U", self.user, "-E", "UTF8",
-                "--pwfile", pwfile, "--auth-local=scram-sha-256",
-                "--auth-host=scram-sha-256"]
-        try:
-            try:
-                self._run([*base, "--locale=C.UTF-8"])
-            except PgServerUnavailable:  # no C.UTF-8 locale on this system
-                shutil.rmtree(self.data_dir, ignore_errors=True)
-                self._run([*base, "--no-locale"])
-        finally:
-            pwfile.unlink(missing_ok=True)
+        self._initdb_in(self.directory)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: sessions are disconnected); keep the data."""
