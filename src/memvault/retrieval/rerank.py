@@ -145,17 +145,21 @@ def validity_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRo
     alone."""
     if penalty <= 0 and gamma <= 0:
         return scores
+    cue = intent(text, window)
+    if cue == "then" and window is None:
+        return scores
     groups: dict[str, list[int]] = {}
     for seq in scores:
         row = rows.get(seq)
         if row is None:
             continue
+        truth = row.item.provenance.get("truth") or ()
+        single = {t.get("a") for t in truth if isinstance(t, dict) and t.get("single")}
         for k in row.item.provenance.get("truth_keys") or ():
-            if not k.startswith("alias|"):
+            # which value held then is a question about one-at-a-time attributes (home,
+            # employer, partner ...); hobbies and pets held then are no better an answer
+            if not k.startswith("alias|") and (cue != "then" or k.partition("|")[2] in single):
                 groups.setdefault(k, []).append(seq)
-    cue = intent(text, window)
-    if cue == "then" and window is None:
-        return scores
     factor: dict[int, float] = {}
     for members in groups.values():
         if len(members) < 2:
