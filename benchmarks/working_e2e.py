@@ -92,6 +92,7 @@ def run_build(db: Path, token: str, *, kills: int = 0, seed: int = 0, modules: i
 
 async def _run(db: Path, token: str, kills: int, seed: int, modules: int, functions: int,
                budget_tokens: int) -> dict[str, Any]:
+    import httpx2
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
@@ -141,8 +142,12 @@ async def _run(db: Path, token: str, kills: int, seed: int, modules: int, functi
             url = server.start()
             pending["kill"] = False
             try:
-                async with streamable_http_client(url) as (read, write), \
-                        ClientSession(read, write) as session:
+                # every MCP request over HTTP carries the key (the server checks it per
+                # request, like REST)
+                client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"},
+                                            timeout=30)
+                async with client, streamable_http_client(url, http_client=client) as (
+                        read, write), ClientSession(read, write) as session:
                     await session.initialize()
                     session_ref["s"] = session
                     await agent.run()

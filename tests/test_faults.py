@@ -144,7 +144,7 @@ def client(http: httpx.Client, url: str, ledger: Ledger, mine: list[str],
     while not stop.is_set():
         r = rng.random()
         if r < 0.45 or not mine:
-            text, item_id = make_text(rng), _uuid(rng)
+            text, item_id = make_text(rng), "u1:" + _uuid(rng)  # the key's id namespace
             flight = Flight("add", item_id, 1, sha(text), "active")
             request = ("POST", "/v1/memories", {"text": text, "id": item_id})
         elif r < 0.85:

@@ -10,7 +10,7 @@ import pytest
 
 from memvault import Vault
 from memvault.parametric import runtime as lora_runtime
-from memvault.parametric.distill import DistillJob, build_examples, distill
+from memvault.parametric.distill import DistillJob, build_examples, distill, start_distill
 from memvault.parametric.adapters import (AdapterStore, DistilledAdapter, llm_adapter_state,
                                       validate_name)
 from memvault.errors import Conflict, IntegrityError, InvalidInput, ModelError, NotFound
