@@ -70,7 +70,10 @@ class Server:
     def kill(self, proc: subprocess.Popen | None = None) -> None:
         proc = proc or self.proc
         if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it died between poll() and kill()
+                pass
             proc.wait()
 
     def stop(self) -> None:
