@@ -34,3 +34,22 @@ def measure_table(title: str, rows: list[tuple[str, str, str]], env: dict[str, A
     out += ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, load "
             f"{env['load_start']} -> {env['load_end']}; {setup}.", ""]
     return "\n".join(out)
+
+
+def wait_healthy(url: str, server: Any, seconds: float = 60.0) -> bool:
+    """Poll ``url``/v1/health until it answers 200 (True), or the server process exits or
+    ``seconds`` pass (False): how the benchmarks that start `memvault serve` wait for it."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 import httpx
 
+from _results import wait_healthy
 from memvault import MemvaultError, Vault
 from memvault.client import connect
 from memvault.governance import KeyStore
@@ -139,16 +140,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server = subprocess.Popen([sys.executable, "-c", SERVER, str(db), args.embedder,
                                    args.durability, str(port), str(args.threads)])
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.1)
+            if not wait_healthy(url, server):
+                raise SystemExit("the server did not start")
             stop, samples = threading.Event(), []
             watcher = threading.Thread(target=monitor, args=(url, stop, samples), daemon=True)
             watcher.start()

@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+
+from _results import wait_healthy
 
 
 def free_port() -> int:
@@ -72,17 +73,9 @@ def main() -> int:
                                "--port", str(port), "--log-level", "warning"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                print("the server did not start", file=sys.stderr)
-                return 2
-            time.sleep(0.1)
+        if not wait_healthy(url, server):
+            print("the server did not start", file=sys.stderr)
+            return 2
         config = Path(__file__).with_name("schemathesis.toml")
         command = [str(Path(sys.executable).with_name("schemathesis")),
                    "--config-file", str(config), "run",
