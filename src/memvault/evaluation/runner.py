@@ -102,10 +102,14 @@ VARIANTS: list[Variant] = [
     Variant("+name cue", "name cue: x1.3 for memories naming something when the question "
             "asks for named things (\"Which cities has John been to?\")",
             _NOTRUTH, "thread", supersede=False),
-    Variant("memvault", "current truth: statements close the ones they replace on write "
-            "(valid time), handles take the names people introduce; superseded memories "
-            "x0.5 unless the question names another time: the product default",
-            SearchConfig(), "thread"),
+    Variant("+current truth", "statements close the ones they replace on write "
+            "(valid time), handles take the names people introduce or are greeted by; "
+            "superseded memories x0.5 unless the question names another time",
+            replace(SearchConfig(), topic_gamma=0.0), "thread"),
+    Variant("memvault", "+ topic prior: a question for a named person's one-at-a-time "
+            "attribute (home, work, partner, car, drink, diet, phone) now or at a named "
+            "time puts the latest assertion about it (or the one that held then) first: "
+            "the product default", SearchConfig(), "thread"),
     Variant("memvault, mpnet", "the product default with the accurate embedder "
             "(all-mpnet-base-v2, `--embedder mpnet`)", SearchConfig(), "thread", "mpnet"),
     Variant("+lifecycle, every link", "after one scheduler pass (`memvault scheduler "

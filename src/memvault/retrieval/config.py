@@ -57,6 +57,12 @@ class SearchConfig:
     #: naming a time the states that held then gain it. 0 and 0 disable.
     stale_penalty: float = 0.5
     truth_gamma: float = 0.3
+    #: Current truth where no rule read a statement (``rerank.topic_prior``): on a
+    #: question asking for a named person's attribute now or at a named time, the latest
+    #: of the candidates asserting something about it (or the one that held then) is
+    #: multiplied by 1 + topic_gamma and put first; the others of its group divided by
+    #: it. 0 disables.
+    topic_gamma: float = 1.0
     query_cache: int = 1024
     #: Kinds of memory whose sentences get vectors of their own in the dense index (a
     #: memory scores by its best vector). They are derived state, embedded when the index

@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
+from ..temporal.topics import LEXICON, SINGLE_TOPICS, about, asked
 from .context import name_of
 from .text import asks_for_names, name_words, named_in, names_something, sentences
 
@@ -181,6 +182,101 @@ def validity_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRo
             if factor.get(seq, 1.0) < 1.0 and out[seq] >= best:
                 out[seq] = best * 0.999
     return out
+
+
+def topic_question(text: str, window: tuple[float | None, float | None] | None
+                   ) -> tuple[str, set[str]] | None:
+    """(time cue, attributes) when ``text`` asks for one-at-a-time attributes now or at a
+    named time (``topic_prior``), else None."""
+    cue = intent(text, window)
+    if cue == "" or (cue == "then" and window is None):
+        return None
+    wanted = asked(text) & SINGLE_TOPICS
+    return (cue, wanted) if wanted else None
+
+
+def topic_words(attributes: set[str]) -> list[str]:
+    """The words of ``attributes``' lexicons, for a lexical search that finds statements
+    the question shares no word with ("Green tea has replaced rooibos in my life")."""
+    words = {w for a in sorted(attributes) for phrase in LEXICON[a] for w in phrase.split()}
+    return sorted(w for w in words if len(w) > 2 and w not in _FILLER)
+
+
+_FILLER = frozenset("the and new with for about place life team first day".split())
+
+
+def _people(name: str) -> set[str]:
+    """What a question may call a speaker: "Rafael Kowalski" is also "Rafael"."""
+    name = name.strip().lower()
+    first = name.split()[0] if name.split() else name
+    return {name, first} if first.isalpha() and len(first) > 1 else {name}
+
+
+def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow], *,
+                window: tuple[float | None, float | None] | None, gamma: float,
+                aliases: dict[str, set[str]] | None = None,
+                floor: float = 0.0) -> dict[int, float]:
+    """The latest word on a person's attribute first, when no rule read a statement.
+
+    A question that names a person and asks for one of their one-at-a-time attributes
+    now ("Which company is Maya working for these days?") or at a named time: among the
+    candidates that assert something about that attribute for that person
+    (:func:`memvault.temporal.topics.about`: their own first-person statements or
+    third-person ones naming them, not questions, plans or other people's news) and
+    score at least ``floor`` x the best of them, the most recent one (on a dated
+    question: the most recent that began before the time ends) is multiplied by
+    ``1 + gamma`` and put above every candidate; the group's others are divided by
+    ``1 + gamma``. Other questions keep their ranking. ``aliases``: name -> the handles
+    known to go by it (a speaker named by a greeting after their earlier turns)."""
+    ask = topic_question(text, window) if gamma > 0 else None
+    if ask is None:
+        return scores
+    cue, wanted = ask
+    calls: dict[str, set[str]] = {}  # what the question may call someone -> their names
+    speakers = {seq: (name_of(r.item) or "").lower() for seq, r in rows.items()}
+    for name in set(speakers.values()) - {""}:
+        for alias in _people(name):
+            calls.setdefault(alias, set()).add(name)
+    for name, handles in (aliases or {}).items():
+        calls.setdefault(name, set()).update(handles)
+    named = {n.lower() for n in named_in(text, calls)}
+    subjects = {full for n in named for full in calls[n]} | named
+    if not named:
+        return scores
+    group: list[int] = []
+    for seq in scores:
+        row = rows.get(seq)
+        if row is None:
+            continue
+        said = about(row.item.text, speaker=speakers.get(seq) or None, names=subjects,
+                     inherited=row.item.provenance.get("topics") or ())
+        if any(who in subjects and attrs & wanted for who, attrs in said.items()):
+            group.append(seq)
+    if not group:
+        return scores
+    best = max(scores[s] for s in group)
+    group = [s for s in group if scores[s] >= floor * best]
+    after, before = window if cue == "then" and window is not None else (None, None)
+    timed = sorted((began(rows[s].item), s) for s in group)
+    if after is not None and before is None:  # "after she moved": the first word since
+        later = [(t, s) for t, s in timed if t >= after]
+        eligible = later[:1] or timed[-1:]
+    else:
+        eligible = [(t, s) for t, s in timed if before is None or t < before]
+    if not eligible:
+        return scores
+    chosen = max(eligible)[1]
+    out = dict(scores)
+    for seq in group:
+        out[seq] = scores[seq] / (1.0 + gamma)
+    out[chosen] = max(max(scores.values()) * 1.001, scores[chosen] * (1.0 + gamma))
+    return out
+
+
+def began(item: Any) -> float:
+    """When ``item``'s statement was made (valid time, else event time, else written)."""
+    start = item.valid_at or item.event_time or item.valid_from
+    return start.timestamp() if start is not None else 0.0
 
 
 def _held(item: Any, now: float, window: tuple[float | None, float | None] | None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
@@ -27,9 +28,9 @@ from .config import SearchConfig
 from .fusion import fuse
 from .context import name_of, part_texts
 from .rerank import (expand_links, length_prior, name_boost, ranked, speaker_boost,
-                     validity_prior)
+                     began, topic_prior, topic_question, topic_words, validity_prior)
 from .text import in_voice, named_in, terms
-from .when import time_window
+from .when import event_phrase, time_window
 
 log = logging.getLogger("memvault.retrieval")
 #: Memories read and indexed per step of :meth:`Searcher.sync`.
@@ -249,8 +250,12 @@ class Searcher:
                     self._cache.popitem(last=False)
         return [found[t] for t in texts]
 
-    def search(self, text: str, query: RowQuery, k: int) -> list[Candidate]:
-        """First stage (dense + lexical, fused), then link expansion and speaker cue."""
+    def search(self, text: str, query: RowQuery, k: int, *,
+               events: bool = True) -> list[Candidate]:
+        """First stage (dense + lexical, fused), then link expansion and speaker cue.
+        ``events``: a question placed around an event ("before she moved to Porto")
+        searches for the event first, to know when it was (one level deep, without the
+        current-truth priors: the event is wanted as it was said)."""
         c = self.config
         n = max(c.candidates, 2 * k)
         rankings: dict[str, list[tuple[int, float]]] = {}
@@ -277,6 +282,15 @@ class Searcher:
         fused = fused[:max(c.rerank_depth, 2 * k)]
         sources = {seq: src for seq, _, src in fused}
         scores = {seq: score for seq, score, _ in fused}
+        window = time_window(text, now=time.time(), slack_days=0.0)
+        span = None if window is None else (window.after, window.before)
+        if span is None and events and c.topic_gamma + c.truth_gamma > 0:
+            span = self._event_span(text, query)
+        asks = topic_question(text, span) if c.topic_gamma > 0 else None
+        if asks is not None and "lexical" in c.retrievers:  # statements sharing no word
+            low = min(scores.values(), default=1.0) * 0.5
+            for seq, _ in self.store.lexical(topic_words(asks[1]), query, n):
+                scores.setdefault(seq, low)
         rows = self.store.by_seqs(list(scores), query)
         scores = {seq: s for seq, s in scores.items() if seq in rows}
         if c.link_beta > 0 and c.link_hops > 0:
@@ -293,14 +307,42 @@ class Searcher:
                 sources.setdefault(seq, {})[cue] = 1.0
             scores = boosted
         boosted = length_prior(scores, rows, beta=c.length_beta, chars=c.length_chars)
-        if query.as_of is None and query.known_at is None:  # time travel already chose
-            window = time_window(text, now=time.time(), slack_days=0.0)
-            boosted = validity_prior(text, boosted, rows, now=time.time(),
-                                     window=None if window is None else
-                                     (window.after, window.before),
+        # time travel already chose; an event looked up for a question is found as said
+        if query.as_of is None and query.known_at is None and events:
+            boosted = validity_prior(text, boosted, rows, now=time.time(), window=span,
                                      penalty=c.stale_penalty, gamma=c.truth_gamma)
+            boosted = topic_prior(text, boosted, rows, gamma=c.topic_gamma, window=span,
+                                  aliases=self._aliases(text, query) if asks else None)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
+
+    def _event_span(self, text: str, query: RowQuery) -> tuple[float | None, float | None] | None:
+        """The valid-time window before or after the event ``text`` names, from the best
+        memory of that event in the same scope."""
+        found = event_phrase(text)
+        if found is None:
+            return None
+        side, event = found
+        hits = self.search(event, query, 1, events=False)
+        if not hits:
+            return None
+        at = began(hits[0].row.item)
+        return (None, at) if side == "before" else (at, None)
+
+    def _aliases(self, text: str, query: RowQuery) -> dict[str, set[str]]:
+        """Name -> handles, for the names in ``text`` that speakers were found to go by
+        (greetings and introductions, recorded on write by memvault.temporal)."""
+        words = {w.lower() for w in re.findall(r"\b[A-Z][a-z]+\b", text)}
+        if not words:
+            return {}
+        rows = self.store.select(RowQuery(scope=dict(query.scope), limit=50,
+                                          truth_any=[f"alias|{w}" for w in sorted(words)]))
+        out: dict[str, set[str]] = {}
+        for row in rows:
+            for s in row.item.provenance.get("truth") or ():
+                if isinstance(s, dict) and s.get("a") == "alias" and s.get("v") in words:
+                    out.setdefault(str(s["v"]), set()).add(str(s.get("s")).lower())
+        return out
 
     def _voiced(self, text: str, query: RowQuery) -> str | None:
         """``text`` in the first person of the speakers it names, if it names any whose

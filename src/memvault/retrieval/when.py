@@ -152,3 +152,23 @@ def _relative(text: str, now: float) -> Window | None:
             start, end = days_back(match)
             return Window(today - start * _DAY_S, today + (1 - end) * _DAY_S)
     return None
+
+
+_EVENT = re.compile(r"\b(?P<side>before|after|since|until)\s+(?P<ev>[^?.!]{2,120}?)\s*[?.!]*\s*$",
+                    re.IGNORECASE)
+_NOT_EVENTS = frozenset("""that this it then lunch dinner breakfast work school noon midnight
+now today tonight yesterday tomorrow class bed""".split())
+
+
+def event_phrase(text: str) -> tuple[str, str] | None:
+    """("before" | "after", the event) when ``text`` places its question around an event
+    rather than a date ("Where did Maya live before she moved to Porto?"); the caller
+    finds when the event happened by searching for it."""
+    m = _EVENT.search(text)
+    if m is None or time_window(text) is not None:
+        return None
+    words = m.group("ev").split()
+    if not words or all(w.lower().strip(",") in _NOT_EVENTS for w in words):
+        return None
+    side = "before" if m.group("side").lower() in ("before", "until") else "after"
+    return side, m.group("ev").strip()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
-__all__ = ["Statement", "statements", "clauses", "SINGLE", "self_name", "key"]
+__all__ = ["Statement", "statements", "clauses", "SINGLE", "self_name", "addressed", "key"]
 
 #: Attributes with one value at a time: a new value ends the old one.
 SINGLE = frozenset({"home", "employer", "job", "partner", "car", "diet", "phone"})
@@ -239,6 +239,24 @@ def self_name(text: str) -> str | None:
     if m and m.group("v").lower() not in _NOT_NAMES:
         return m.group("v").lower()
     return None
+
+
+_GREETING = re.compile(
+    r"^\W*(?:hi|hey|hello|hiya|heya|yo|morning|good morning|afternoon|good afternoon|evening|"
+    r"good evening|thanks|thank you|congrats|congratulations|welcome back|happy birthday|"
+    r"dear)[\s,!.]+(?P<v>[A-Z][a-z]+)\b(?!\s+[a-z])", re.IGNORECASE)
+_NOT_ADDRESSED = frozenset("""there everyone everybody all guys folks friend friends buddy mate
+pal man dude girl again you yourself team yes yeah yep no nope sure""".split()) | _NOT_NAMES
+
+
+def addressed(text: str) -> str | None:
+    """The name a turn greets its listener by ("Hey Nikolai!", "Morning, Sam."): in a
+    two-person chat it names the other speaker, whose handle may be a phone number."""
+    m = _GREETING.match(text)
+    if m is None or not m.group("v")[0].isupper():
+        return None
+    name = m.group("v").lower()
+    return None if name in _NOT_ADDRESSED else name
 
 
 def statements(text: str, *, said: datetime | None = None,

@@ -22,12 +22,14 @@ speaker's statements. The keys each memory carries are in ``provenance["truth_ke
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from ..storage.base import AuditOp, InsertVersion, LinkOp, RecordStore, RowQuery
 from ..types import WORKING_KINDS, MemoryItem
-from .statements import Statement, self_name, statements
+from .statements import Statement, addressed, self_name, statements
+from .topics import CORRECTION, mentions
 
 __all__ = ["annotate", "forget", "plan", "LINK_KIND", "KEYS", "TRUTH"]
 
@@ -73,9 +75,63 @@ class _Names:
         return {who} | self.alias.get(who, set())
 
 
-def annotate(item: MemoryItem, names: _Names) -> MemoryItem:
+_NAME_LIKE = re.compile(r"[A-Z][a-z'-]+(?: [A-Z][a-z'-]+){0,3}")
+
+
+def _greeted(items: Sequence[MemoryItem]) -> dict[str, tuple[str, str]]:
+    """Item id -> (listener's handle, name) for the turns of a two-person session that
+    greet the listener by a name ("Hey Nikolai!") while the listener's handle is not a
+    name (a phone number, "mk_92"): real messaging exports name people by handles, and
+    the people in them call each other by name. A handle that already is a name keeps
+    it: "Hey Mel!" to Melanie is a nickname, not who she is."""
+    sessions: dict[tuple[Any, ...], list[MemoryItem]] = {}
+    for item in items:
+        sid = item.session_id
+        if item.kind == "turn" and sid and isinstance(item.metadata.get("speaker"), str):
+            sessions.setdefault((tuple(sorted(_owner(item).items())), sid), []).append(item)
+    out: dict[str, tuple[str, str]] = {}
+    for turns in sessions.values():
+        speakers = {_speaker(t) for t in turns}
+        if len(speakers) != 2:
+            continue
+        for t in turns:
+            name = addressed(t.text)
+            me = _speaker(t)
+            (other,) = speakers - {me}
+            raw = next(str(u.metadata["speaker"]).strip() for u in turns if _speaker(u) == other)
+            if name and name != me and not _NAME_LIKE.fullmatch(raw):
+                out[t.id] = (other, name)
+    return out
+
+
+TOPICS = "topics"
+
+
+def _corrections(items: Sequence[MemoryItem]) -> list[MemoryItem]:
+    """``items``, a correction ("Oops, not Lisbon: Porto!") carrying in
+    ``provenance["topics"]`` the attributes of its speaker's previous turn in the batch,
+    the statement it corrects: its own words name none (``topics.about`` reads them)."""
+    last: dict[tuple[Any, str], MemoryItem] = {}
+    out: list[MemoryItem] = []
+    for item in items:
+        if item.kind == "turn":
+            who = (item.session_id, _speaker(item))
+            prev = last.get(who)
+            if prev is not None and CORRECTION.search(item.text):
+                found = sorted(mentions(prev.text))
+                if found:
+                    item = dataclasses.replace(item, provenance={**item.provenance,
+                                                                 TOPICS: found})
+            last[who] = item
+        out.append(item)
+    return out
+
+
+def annotate(item: MemoryItem, names: _Names,
+             greets: tuple[str, str] | None = None) -> MemoryItem:
     """``item`` with its statements recorded in provenance and, when a statement gives the
-    date of its change ("I moved here in July"), ``valid_at`` moved back to that date."""
+    date of its change ("I moved here in July"), ``valid_at`` moved back to that date.
+    ``greets``: (listener's handle, name) when the turn greets its listener by name."""
     if item.kind in WORKING_KINDS:  # an agent's files and tasks state no facts
         return item
     speaker = _speaker(item)
@@ -89,13 +145,16 @@ def annotate(item: MemoryItem, names: _Names) -> MemoryItem:
             item = dataclasses.replace(
                 item, provenance={**item.provenance, "speaker_name": known[0].title()})
     found = statements(item.text, said=said)
-    if not found and not intro:
+    if not found and not intro and not greets:
         return item
     truth: list[dict[str, Any]] = []
     keys: set[str] = set()
     if intro:
         truth.append({"s": speaker, "a": "alias", "v": intro, "h": True})
         keys |= {f"alias|{intro}", f"alias|{speaker}"}
+    if greets:
+        truth.append({"s": greets[0], "a": "alias", "v": greets[1], "h": True})
+        keys |= {f"alias|{greets[1]}", f"alias|{greets[0]}"}
     valid_at = item.valid_at
     for s in found:
         subjects = names.lookup(s.subject or speaker)
@@ -110,7 +169,8 @@ def annotate(item: MemoryItem, names: _Names) -> MemoryItem:
 
 def forget(provenance: dict[str, Any]) -> dict[str, Any]:
     """``provenance`` without the statements of an older text (an update re-reads them)."""
-    return {k: v for k, v in provenance.items() if k not in (TRUTH, KEYS, "speaker_name")}
+    return {k: v for k, v in provenance.items()
+            if k not in (TRUTH, KEYS, TOPICS, "speaker_name")}
 
 
 def _closes(new: dict[str, Any], old: dict[str, Any]) -> bool:
@@ -140,11 +200,17 @@ def plan(store: RecordStore, items: Sequence[MemoryItem], *, actor: str | None,
     """Annotate ``items`` (new memories about to be written) and return them with the
     operations that close what they supersede (to apply in the same transaction)."""
     by_owner: dict[tuple[tuple[str, str], ...], _Names] = {}
+    greeted = _greeted(items)
+    for item in items:  # names first: a greeting names its listener's earlier turns too
+        if item.id in greeted:
+            owner = _owner(item)
+            names = by_owner.setdefault(tuple(sorted(owner.items())), _Names(store, owner))
+            names.learn(*greeted[item.id])
     out: list[MemoryItem] = []
-    for item in items:
+    for item in _corrections(items):
         owner = _owner(item)
         names = by_owner.setdefault(tuple(sorted(owner.items())), _Names(store, owner))
-        out.append(annotate(item, names))
+        out.append(annotate(item, names, greeted.get(item.id)))
     if not any(i.provenance.get(TRUTH) for i in out):
         return out, []
     closes: dict[str, tuple[datetime, str]] = {}  # stored id -> (invalid_at, by)

@@ -1,0 +1,150 @@
+"""What a clause is about, when no rule reads a full statement from it.
+
+The statement rules (:mod:`.statements`) read subject, attribute and value, and only
+fire on the phrasings they know: on chats of another shape they miss most state changes
+("Green tea has replaced rooibos in my life", "I'm officially a Harbor Health employee").
+This module answers a weaker question that holds across phrasings: is this clause the
+speaker's (or a named person's) assertion *about* one of their one-at-a-time attributes
+(where they live, where they work, their partner, their car, what they drink, their
+diet, their phone)? It reads words, not sentence shapes: a lexicon of what each
+attribute is talked about with, written from general knowledge, not from any benchmark's
+templates.
+
+The read path uses it (``rerank.topic_prior``): when a question asks for a named person's
+attribute now ("Which company is Maya working for these days?") or at a time, the most
+recent such assertion among the candidates (or the one that held then) comes first. No
+value is needed for that, so nothing is closed or rewritten on write: a clause misread
+here changes one ranking, never a stored version. Questions, hypotheticals and plans,
+and other people's news ("my sister moved to Rome") are not assertions about the
+speaker. English only; another language adds a ``LEXICON`` of its own words.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from .statements import _HYPOTHETICAL, _OTHER, _QUESTION, clauses
+
+__all__ = ["LEXICON", "SINGLE_TOPICS", "CORRECTION", "asked", "about", "mentions"]
+
+#: Attribute -> the words people use about it. Brands and kinds of things are world
+#: knowledge (a Corolla is a car, a flat white is a drink), never a benchmark's values.
+LEXICON: dict[str, tuple[str, ...]] = {
+    "home": ("live", "lives", "living", "lived", "moved", "move", "moving", "relocated",
+             "relocate", "relocating", "settled", "apartment", "apartments", "flat", "house",
+             "address", "city", "town", "neighbourhood", "neighborhood", "rent", "renting",
+             "rented", "landlord", "hometown", "resident", "residence", "reside", "based",
+             "new home", "my home", "new place", "my place", "place in", "life in",
+             "commute", "local", "neighbours", "neighbors", "moved in", "lease"),
+    "work": ("work", "works", "working", "job", "jobs", "company", "employer", "employee",
+             "employed", "hired", "office", "colleague", "colleagues", "coworker",
+             "coworkers", "co-workers", "boss", "position", "role", "career", "promoted",
+             "promotion", "quit", "resigned", "resign", "laid off", "fired", "salary",
+             "first day at", "firm", "startup", "start-up", "team at", "contract with",
+             "shift", "shifts", "workplace", "payroll", "gig", "onboarding",
+             "badge", "manager", "internship", "intern", "clocked", "started at",
+             "new job", "new role"),
+    "partner": ("partner", "boyfriend", "girlfriend", "husband", "wife", "spouse", "fiance",
+                "fiancé", "fiancee", "fiancée", "dating", "dated", "married", "marry",
+                "engaged", "engagement", "wedding", "relationship", "broke up", "break up",
+                "breakup", "split up", "divorce", "divorced", "single", "my ex",
+                "seeing someone", "other half", "significant other", "together with"),
+    "car": ("car", "cars", "drive", "drives", "driving", "drove", "vehicle", "truck", "van",
+            "suv", "motorbike", "motorcycle", "scooter", "sedan", "hatchback", "pickup",
+            "convertible", "hybrid", "ev", "tesla", "toyota", "honda", "ford", "volkswagen",
+            "vw", "bmw", "audi", "mercedes", "subaru", "mazda", "nissan", "kia", "hyundai",
+            "volvo", "fiat", "renault", "peugeot", "skoda", "jeep", "chevrolet", "chevy",
+            "porsche", "lexus", "mini cooper", "prius", "corolla", "civic", "golf", "polo",
+            "leaf", "model 3", "model y", "wheels", "garage", "mileage"),
+    "drink": ("drink", "drinks", "drinking", "drank", "coffee", "coffees", "espresso",
+              "espressos", "latte", "lattes", "cappuccino", "cappuccinos", "americano",
+              "flat white", "mocha", "macchiato", "cold brew", "tea", "teas", "chai",
+              "matcha", "green tea", "black tea", "herbal tea", "rooibos", "earl grey",
+              "kombucha", "juice", "smoothie", "smoothies", "soda", "cola", "lemonade",
+              "beer", "beers", "wine", "wines", "whisky", "whiskey", "cocktail", "cocktails",
+              "hot chocolate", "cocoa", "yerba mate", "mate", "oat milk", "milkshake",
+              "sparkling water", "decaf", "brew", "caffeine", "cuppa", "mug of", "cup of"),
+    "diet": ("vegan", "vegetarian", "pescatarian", "keto", "gluten-free", "gluten free",
+             "dairy-free", "diet", "plant-based", "meat", "paleo"),
+    "phone": ("phone", "iphone", "android", "pixel", "galaxy", "smartphone", "cellphone",
+              "mobile"),
+}
+#: All of the above hold one value at a time: a newer assertion is the current one.
+SINGLE_TOPICS = frozenset(LEXICON)
+
+_PATTERNS = {a: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(words, key=len,
+                                                                             reverse=True))
+                           + r")(?:s|es)?\b", re.IGNORECASE) for a, words in LEXICON.items()}
+#: Not (yet) the speaker's state: trying things out, shopping around, interviews.
+_TENTATIVE = re.compile(r"\b(?:test[- ]?driv\w*|just looking|shopping (?:for|around)|"
+                        r"trying to|try to|interview\w*|appl(?:y|ying) (?:to|for)|"
+                        r"next (?:week|month|year)|tomorrow|this weekend|would love|"
+                        r"dreaming|fingers crossed)\b", re.IGNORECASE)
+#: A correction of what was just said ("Oops, not Lisbon: Porto!", "X should be Y").
+CORRECTION = re.compile(r"^\W*(?:correction|oops|sorry,? i meant|i meant|typo|autocorrect|"
+                        r"ugh,? autocorrect|wait,? (?:no|not)|not \w+[:,] )|\bshould (?:be|read|say)\b",
+                        re.IGNORECASE)
+#: Question words that name an attribute on their own ("Where does she live" is home).
+_ASKED = [(re.compile(p, re.IGNORECASE), a) for p, a in (
+    (r"\bwhere\b.*\b(?:live|living|stay|staying|based|reside)\b", "home"),
+    (r"\b(?:which|what)\s+(?:city|town|country|place|neighbou?rhood)\b", "home"),
+    (r"\b(?:who|which company|what company|where)\b.*\b(?:work|working|employ\w*)\b", "work"),
+    (r"\b(?:who)\b.*\b(?:partner|boyfriend|girlfriend|husband|wife|dating|seeing|with)\b",
+     "partner"),
+    (r"\bwhat\b.*\b(?:drink|drinking|sip)\b", "drink"),
+    (r"\bwhat\b.*\b(?:car|drive|driving|vehicle)\b", "car"),
+)]
+_FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|we've|our)\b", re.IGNORECASE)
+#: Someone else is the subject: "she moved", "your new job", "they live in".
+_SOMEONE = re.compile(r"\b(?:he|she|they|you|his|her|their|your|he's|she's|they're|you're|"
+                      r"you've|them|him)\b", re.IGNORECASE)
+#: Phrases that use an attribute's word for something else.
+_IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked out|"
+                    r"at work|for work|after work|from work|to work|off work|work from|worked from|"
+                    r"drive me|drives me|drove me|"
+                    r"home from|back home|homework)\b", re.IGNORECASE)
+
+
+def mentions(text: str) -> set[str]:
+    """The attributes ``text`` uses words of; a word inside a longer phrase of another
+    attribute counts for that one only ("flat white" is a drink, not a flat)."""
+    spans = [(m.start(), m.end(), a) for a, rx in _PATTERNS.items() for m in rx.finditer(text)]
+    return {a for s, e, a in spans
+            if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)}
+
+
+def asked(question: str) -> set[str]:
+    """The attributes a question asks about ("Which city is Maya living in?": home)."""
+    found = {a for rx, a in _ASKED if rx.search(question)}
+    return found or mentions(question)
+
+
+def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
+          inherited: Iterable[str] = ()) -> dict[str, set[str]]:
+    """Who -> the attributes ``text`` asserts something about. ``speaker`` (lower-cased
+    name or handle) is who "I" is; a clause that opens with one of ``names`` ("Maya
+    started at Siemens") is about that person. Questions, hypotheticals, plans and other
+    people's news are skipped; a clause with no person in it ("Life in Porto is good")
+    is the speaker's. ``inherited``: the attributes of the statement this one corrects
+    (recorded on write, ``provenance["topics"]``): "Oops, not Lisbon: Porto!" names none."""
+    known = {n.lower() for n in names}
+    out: dict[str, set[str]] = {}
+    if speaker and inherited:
+        out[speaker] = set(inherited) & SINGLE_TOPICS
+    for clause in clauses(text):
+        if clause.endswith("?") or _QUESTION.match(clause) or _HYPOTHETICAL.search(clause):
+            continue
+        if _OTHER.match(clause) or _TENTATIVE.search(clause):
+            continue
+        first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
+        if first in known:
+            who = first
+        elif speaker and (_FIRST.search(clause) or not _SOMEONE.search(clause)):
+            who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
+        else:
+            continue
+        found = mentions(_IDIOM.sub(" ", clause))
+        if found:
+            out.setdefault(who, set()).update(found)
+    return out
