@@ -444,3 +444,19 @@ def test_llm_update_of_another_attribute_is_overruled(vault: Vault,
     neighbours = [n for n in (d.target,) if n is not None]
     assert d.decided_by == "llm" and neighbours and neighbours[0].id == partner.id
     assert vault.get(partner.id).text == "Maya's partner is Sam."
+
+
+@pytest.mark.slow
+def test_constrained_extraction_fits_its_budget_with_real_smollm2(local_llm) -> None:
+    """The bounded schema closes the document before ``extract``'s 384-token budget ends:
+    the reply parses and keeps the bounds (a model that runs on would be cut mid-string)."""
+    from memvault.reader.extract import EXTRACT_SCHEMA, SYSTEM
+    chat = ("Maya: Big news, I moved to Porto last week, I started at Siemens as an "
+            "engineer, my partner Tom and I adopted a cat named Miso, and I switched "
+            "from coffee to green tea. Also my sister lives in Rome and my car is a Fiat.")
+    reply = local_llm.complete([{"role": "system", "content": SYSTEM},
+                                {"role": "user", "content": chat}],
+                               max_tokens=384, json_schema=EXTRACT_SCHEMA)
+    facts = json.loads(reply)["facts"]
+    assert len(facts) <= 5
+    assert all(0 < len(f["text"]) <= 160 for f in facts)

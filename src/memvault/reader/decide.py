@@ -43,12 +43,13 @@ log = logging.getLogger("memvault.reader")
 __all__ = ["Decision", "DecideConfig", "Decider", "ACTIONS", "DECIDE_SCHEMA"]
 
 ACTIONS = ("ADD", "UPDATE", "DELETE", "NOOP")
+#: Bounded to fit the decision's 128-token budget (see ``extract.EXTRACT_SCHEMA``).
 DECIDE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"action": {"type": "string", "enum": list(ACTIONS)},
                    "target": {"type": ["integer", "null"]},
-                   "text": {"type": ["string", "null"]},
-                   "reason": {"type": "string"}},
+                   "text": {"type": ["string", "null"], "maxLength": 160},
+                   "reason": {"type": "string", "maxLength": 60}},
     "required": ["action", "target", "text", "reason"], "additionalProperties": False,
 }
 SYSTEM = (

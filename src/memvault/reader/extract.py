@@ -25,13 +25,17 @@ log = logging.getLogger("memvault.reader")
 
 __all__ = ["extract", "Extraction", "EXTRACT_SCHEMA", "render_turns"]
 
+#: Bounded so that a complete reply always fits the token budget (``extract``'s
+#: max_tokens=384: 5 facts of <= 160 characters, ~40 tokens each, plus the JSON around
+#: them): constrained decoding keeps every token a valid prefix, and the bounds make the
+#: model close the document before the budget cuts it off.
 EXTRACT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"facts": {"type": "array", "items": {
+    "properties": {"facts": {"type": "array", "maxItems": 5, "items": {
         "type": "object",
-        "properties": {"text": {"type": "string"},
+        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 160},
                        "kind": {"type": "string", "enum": list(FACT_KINDS)},
-                       "date": {"type": ["string", "null"]}},
+                       "date": {"type": ["string", "null"], "maxLength": 10}},
         "required": ["text", "kind", "date"], "additionalProperties": False}}},
     "required": ["facts"], "additionalProperties": False,
 }
