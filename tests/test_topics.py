@@ -19,7 +19,8 @@ from memvault.temporal.topics import about, asked
     ("These days I'm a nurse at St Mary's, night shifts mostly.", {"work"}),
     ("Flat whites are my thing now, no more filter coffee.", {"drink"}),
     ("Life in Bristol suits me.", {"home"}),
-    ("Honestly the old Corolla still runs fine.", {"car"}),
+    ("Mornings are for matcha these days.", {"drink"}),
+    ("Honestly my old Corolla still runs fine.", {"car"}),
     ("We're engaged!!", {"partner"}),
 ])
 def test_assertions_about_an_attribute(text: str, expected: set[str]) -> None:
@@ -33,6 +34,8 @@ def test_assertions_about_an_attribute(text: str, expected: set[str]) -> None:
     "She works at the bakery now.",                  # someone else
     "I'm test-driving a Kia on Friday, just looking.",  # not (yet) theirs
     "I have an interview with Contoso next week.",   # a plan
+    "Coffee in hand, ready for the day.",            # says nothing (no verb)
+    "The neighbours moved out last week.",           # about something else
 ])
 def test_no_assertion(text: str) -> None:
     assert about(text, speaker="priya") == {}

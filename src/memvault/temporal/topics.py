@@ -99,6 +99,13 @@ _FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|we've|our)\b"
 #: Someone else is the subject: "she moved", "your new job", "they live in".
 _SOMEONE = re.compile(r"\b(?:he|she|they|you|his|her|their|your|he's|she's|they're|you're|"
                       r"you've|them|him)\b", re.IGNORECASE)
+#: A clause with no person in it speaks for the speaker only if it says something (a
+#: finite verb: "Nothing beats rooibos", not "Coffee in hand, ready to chat") about no
+#: other thing ("The neighbours are renovating").
+_VERB = re.compile(r"\b(?:is|are|was|were|am|has|have|had|been|do|does|did|\w+'s|\w+'re|"
+                   r"\w{3,}s|\w{3,}ed)\b", re.IGNORECASE)
+_THING = re.compile(r"^(?:the|a|an|this|that|these|those|some|every|each)\s+\w+",
+                    re.IGNORECASE)
 #: Phrases that use an attribute's word for something else.
 _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked out|"
                     r"at work|for work|after work|from work|to work|off work|work from|worked from|"
@@ -140,7 +147,10 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
         if first in known:
             who = first
-        elif speaker and (_FIRST.search(clause) or not _SOMEONE.search(clause)):
+        elif speaker and _FIRST.search(clause):
+            who = speaker
+        elif speaker and not _SOMEONE.search(clause) and _VERB.search(clause) \
+                and not _THING.match(clause):
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
         else:
             continue
