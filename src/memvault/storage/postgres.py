@@ -13,9 +13,9 @@ Same semantics as :class:`~memvault.storage.sqlite.SQLiteStore`, with these choi
   so racing creators of one id get Conflict, never two open versions.
 * Embeddings live in ``vectors`` (keyed by content hash) as pgvector ``vector(dim)``; the
   column gets its dimension, and the HNSW index (``vector_cosine_ops``), with the first
-  embedding written (or at open, given ``dim``). The Searcher keeps using its in-memory
-  faiss index built from ``scan_current``/``changes``; :meth:`PostgresStore.vector_search`
-  is the database-side dense path for deployments too large for that.
+  embedding written (or at open, given ``dim``). The Searcher asks it for dense
+  candidates (:meth:`PostgresStore.dense_source`, ``pg_search.py``): no process holds
+  or rebuilds an in-memory index of a PostgreSQL vault.
 * Lexical search is Okapi BM25 computed in SQL with FTS5's formula and constants
   (k1 = 1.2, b = 0.75, text weight 1.0, tags 0.5, as sqlite.py calls ``bm25()``): a
   stored generated ``tsvector`` (english stemming, GIN index) finds the rows, stored
@@ -498,6 +498,13 @@ class PostgresStore(SQLReads):
                 cur = conn.execute(sql, [vec, *params, vec, k])
             rows = cur.fetchall()
         return [(int(s), float(score)) for s, score in rows]
+
+    def dense_source(self, ef_search: int) -> Any:
+        """Dense candidates from pgvector for the Searcher (instead of a faiss index
+        built in every app process): see :mod:`memvault.storage.pg_search`."""
+        from .pg_search import PgDense
+
+        return PgDense(self, ef_search)
 
     def _vector_sql(self, query: RowQuery) -> tuple[str, list[Any]]:
         """The k-NN statement; parameters are ``[query vector, *params, k]``. The inner
