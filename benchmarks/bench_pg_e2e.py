@@ -41,28 +41,31 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 EMBEDDER_ID = "bench-table-384"
-_WORDS = 4000  # synthetic vocabulary: Zipf-ish word frequencies over it
+_WORDS = 20_000  # synthetic vocabulary (content words: stop words are not indexed anyway)
+_ZIPF_S, _ZIPF_Q = 1.1, 30.0  # Zipf-Mandelbrot: p(rank r) ~ 1 / (r + q)^s
 
 
 # -- texts ------------------------------------------------------------------------------------
 
 def _vocab() -> list[str]:
-    syll = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "pe", "da", "gu", "zo", "fi", "ba"]
-    out = []
-    for i in range(_WORDS):
-        a, b, c = syll[i % 14], syll[(i // 14) % 14], syll[(i // 196) % 14]
-        out.append(f"{a}{b}{c}{'n' if i >= 2744 else ''}")
-    return out
+    syll = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "pe", "da", "gu", "zo", "fi", "ba",
+            "he", "ju", "wy", "xo", "ce", "qu", "ro", "ni"]
+    n = len(syll)
+    return [f"{syll[i % n]}{syll[(i // n) % n]}{syll[(i // n ** 2) % n]}{syll[(i // n ** 3) % n]}"
+            for i in range(_WORDS)]
 
 
 VOCAB = _vocab()
+_P = 1.0 / (np.arange(_WORDS) + _ZIPF_Q) ** _ZIPF_S
+_CDF = np.cumsum(_P / _P.sum())
 
 
 def memory_text(i: int) -> str:
-    """Deterministic ~10-word text of memory ``i``: words from a Zipf-like distribution,
-    so some terms are common (long posting lists) and most are rare, as in chat."""
-    rng = np.random.default_rng(1_000_003 + i)
-    ranks = np.minimum(rng.zipf(1.3, size=10), _WORDS) - 1
+    """Deterministic 10-word text of memory ``i``: content words from a Zipf-Mandelbrot
+    distribution over 20,000 words, so the most common word is in ~5 % of memories (like
+    a frequent content word once stop words are gone) and most words are rare."""
+    u = np.random.default_rng(1_000_003 + i).random(10)
+    ranks = np.minimum(np.searchsorted(_CDF, u), _WORDS - 1)
     return f"memory {i}: " + " ".join(VOCAB[r] for r in ranks)
 
 

@@ -154,3 +154,31 @@ def test_speaker_names_follow_the_change_feed_and_scope(pg_dsn: str,  # noqa: F8
         assert dense.speakers_in(["Oona", "Pele"], RowQuery(scope={"user_id": "u2"})) == ["Pele"]
         hits = v.search("What did Oona paint?", k=1, user_id="u1")
         assert "voice" in hits[0].sources
+
+
+def test_common_terms_are_pruned_alike_on_both_backends(pg_dsn: str,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    """A lexical query matching more than ``max_lexical_matches`` rows drops its most
+    common terms on PostgreSQL by SQLite's rule, so the two still rank alike."""
+    from memvault.retrieval.text import terms
+    from memvault.storage.base import RowQuery
+    from memvault.storage.postgres import PostgresStore
+
+    records = [{"text": f"note {i}: the {'red' if i % 2 else 'blue'} kite and "
+                        f"{'a harbour' if i % 7 == 0 else 'the garden'} of {'Oona' if i % 11 == 0 else 'Pele'}",
+                "user_id": "u"} for i in range(120)]
+    got: dict[str, list[list[tuple[int, float]]]] = {}
+    queries = ["red kite harbour", "blue garden Oona", "kite garden Pele harbour"]
+    for name in ("sqlite", "postgres"):
+        store: Any = SQLiteStore(tmp_path / "p.db") if name == "sqlite" else \
+            PostgresStore(pg_dsn, pool_size=2)
+        with Vault(settings=Settings(path=tmp_path / "p.db", embedder="hash"), embedder="hash",
+                   store=store) as v:
+            v.add_many(records, batch_size=60)
+            got[name + "-all"] = [store.lexical(terms(q), RowQuery(), 10) for q in queries]
+            store.max_lexical_matches = 30
+            got[name] = [store.lexical(terms(q), RowQuery(), 10) for q in queries]
+    for q, s, p, full in zip(queries, got["sqlite"], got["postgres"], got["postgres-all"]):
+        assert [seq for seq, _ in s] == [seq for seq, _ in p], q
+        assert [round(x, 9) for _, x in s] == [round(x, 9) for _, x in p], q
+    assert got["postgres"] != got["postgres-all"]  # the limit did prune something

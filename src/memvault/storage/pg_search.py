@@ -75,7 +75,10 @@ class PgDense:
                     conn.execute("SELECT set_config('hnsw.ef_search', %s, false), "
                                  "set_config('hnsw.iterative_scan', 'relaxed_order', false)",
                                  (ef,))
-                    curs = [conn.execute(sql, [vec, *params, vec, n]) for vec in block]
+                    # never a prepared statement: its generic plan (after five runs) may
+                    # sort the whole table instead of walking the HNSW index
+                    curs = [conn.execute(sql, [vec, *params, vec, n], prepare=False)
+                            for vec in block]
                 out += [[(int(s), float(x)) for s, x in cur.fetchall()] for cur in curs]
         return out
 
