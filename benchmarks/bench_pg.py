@@ -25,6 +25,11 @@ What it does, all on this machine:
    min(N, 100000)): a SQLiteStore bulk-written in one transaction, the Searcher's faiss
    index built from it (library defaults: HNSW M=32, efConstruction=80), and
    ``Searcher.dense`` from the same threads at the same efSearch values.
+6. After each backend's store-level numbers, ``Vault.search`` end to end from
+   ``--app-procs`` separate app processes on the same store (``bench_pg_e2e.py`` says
+   how): p50/p95/p99, QPS, recall@10 against the same pipeline with exact dense
+   candidates, each process's start time and peak RSS. Memory texts come from
+   ``bench_pg_e2e.memory_text`` so BM25 has real work.
 
 Writes ``--out``/<name>.json (every number and the environment) and <name>.md.
 """
