@@ -57,6 +57,12 @@ bench-server: install
 bench-pg: install
 	$(PY) benchmarks/bench_pg.py --n 20000 --out benchmarks/results
 
+# Vault.search end to end at 100k on both backends (~10 min on 2 cores).
+.PHONY: bench-pg-100k
+bench-pg-100k: install
+	$(PY) benchmarks/bench_pg.py --n 100000 --sqlite-n 100000 --m 24 --ef-construction 100 \
+		--ef 100 --name pg-100k --out benchmarks/results
+
 # The 1M run: ~45 min on 2 cores, ~3 GB of index; run it alone.
 .PHONY: bench-pg-1m
 bench-pg-1m: install

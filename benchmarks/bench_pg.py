@@ -25,6 +25,11 @@ What it does, all on this machine:
    min(N, 100000)): a SQLiteStore bulk-written in one transaction, the Searcher's faiss
    index built from it (library defaults: HNSW M=32, efConstruction=80), and
    ``Searcher.dense`` from the same threads at the same efSearch values.
+6. After each backend's store-level numbers, ``Vault.search`` end to end from
+   ``--app-procs`` separate app processes on the same store (``bench_pg_e2e.py`` says
+   how): p50/p95/p99, QPS, recall@10 against the same pipeline with exact dense
+   candidates, each process's start time and peak RSS. Memory texts come from
+   ``bench_pg_e2e.memory_text`` so BM25 has real work.
 
 Writes ``--out``/<name>.json (every number and the environment) and <name>.md.
 """
@@ -52,6 +57,10 @@ from memvault.retrieval.searcher import SearchConfig, Searcher
 from memvault.storage.base import RowQuery
 from memvault.storage.migrate import _sqlite_write
 from memvault.storage.sqlite import SQLiteStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pg_e2e import (exact_store, memory_text, query_texts, recall,  # noqa: E402
+                          reference_top10, run_apps, save_table)
 
 DIM = 384
 
@@ -116,10 +125,10 @@ def raw_chunks(vectors: np.ndarray, chunk: int = 10_000) -> Iterator[tuple[str, 
         rows = []
         for j, h in enumerate(hashes):
             i = start + j
-            text = f"synthetic memory {i} in cluster group {i % 97}"
+            text = memory_text(i)
             rows.append((i + 1, f"bench-{i:08d}", 1, text, text, "note", f"user{i % 100}",
                          None, None, None, "{}", "{}", "[]", now, None, now, None, "active",
-                         0.5, None, h))
+                         0.5, None, h, now, None))  # valid_at, invalid_at
         yield "versions", rows
 
 
@@ -226,6 +235,8 @@ def bench_postgres(args: argparse.Namespace, data: np.ndarray, queries: np.ndarr
             fn = lambda q, ef=ef: store.vector_search(q, RowQuery(), 10, ef_search=ef)  # noqa: E731
             _measure(out, fn, queries, truth, ef, args.threads, "postgres")
         store.close()
+        if args.app_procs:
+            out["vault_search"] = e2e(args, dsn, data, queries, truth, PostgresStore)
     finally:
         if server is not None:
             server.stop()
@@ -254,8 +265,45 @@ def bench_sqlite(args: argparse.Namespace, data: np.ndarray, queries: np.ndarray
             searcher._index.ef_search = ef  # benchmark-only: the setting SearchConfig fixes
             fn = lambda q: searcher.dense(q, RowQuery(), 10)  # noqa: E731
             _measure(out, fn, queries, truth, ef, args.threads, "sqlite+faiss")
+        searcher.close()
         store.close()
+        if args.app_procs:
+            out["vault_search"] = e2e(args, str(path), data, queries, truth, SQLiteStore,
+                                      index_dir=Path(tmp) / "index")
     return out
+
+
+def e2e(args: argparse.Namespace, store_arg: str, data: np.ndarray, queries: np.ndarray,
+        truth: np.ndarray, store_cls: type, index_dir: Path | None = None) -> dict[str, Any]:
+    """``Vault.search`` from ``--app-procs`` app processes (bench_pg_e2e.py), with recall@10
+    against the same pipeline on exact dense candidates. On SQLite a first vault builds
+    the faiss index and saves its snapshot (what a deployment's first start does); the app
+    processes then load it."""
+    from memvault import Settings, Vault
+    from memvault.retrieval.config import SearchConfig
+
+    texts = query_texts(truth)
+    store_args = (store_arg,) if store_cls.__name__ == "PostgresStore" else (Path(store_arg),)
+    with tempfile.TemporaryDirectory(prefix="memvault-e2e-") as work:
+        table = save_table(Path(work) / "table.npz", texts, queries)
+        out: dict[str, Any] = {}
+        if index_dir is not None:
+            t = time.perf_counter()
+            s = Settings(path=Path(work) / "unused.db", index_dir=index_dir,
+                         search=SearchConfig(ef_search=args.e2e_ef))
+            with Vault(settings=s, embedder=table, store=store_cls(*store_args)) as v:
+                v.prepare()
+            out["first_open_with_index_build_s"] = round(time.perf_counter() - t, 2)
+        print(f"  Vault.search from {args.app_procs} app processes, ef {args.e2e_ef}", flush=True)
+        out.update(run_apps(store_arg, texts, Path(work) / "table.npz", args.app_procs,
+                            args.e2e_ef, index_dir, Path(work)))
+        ref_store = exact_store(store_cls, data)(*store_args)
+        t = time.perf_counter()
+        ref = reference_top10(ref_store, texts, table, args.e2e_ef)
+        out["reference_s"] = round(time.perf_counter() - t, 2)
+        out["recall@10_vs_exact_dense_pipeline"] = recall(out.pop("top10"), ref)
+        print(f"  {json.dumps({k: v for k, v in out.items()})}", flush=True)
+        return out
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -299,7 +347,39 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
               "Searcher's change-feed poll. The index build for SQLite is `Searcher(...)`: "
               "scan_current plus faiss insertion. The two HNSW graphs may differ (pgvector m "
               "above vs the library's faiss M=32), which explains most of any recall gap at "
-              "equal ef_search.", "", "Query plan (PostgreSQL):", "", "```", *pg["plan"], "```", ""]
+              "equal ef_search."]
+    parts = [(name, part) for name, part in (("PostgreSQL", pg), ("SQLite + faiss", sq))
+             if part and part.get("vault_search")]
+    if parts:
+        e = parts[0][1]["vault_search"]
+        lines += ["", f"## `Vault.search` end to end: {e['procs']} app processes, k=10, "
+                  f"ef_search {e['ef_search']}, {e['queries']} queries", "",
+                  "| backend | n | p50 ms | p95 ms | p99 ms | QPS | recall@10 vs the exact-dense "
+                  "pipeline | app start s (each) | first search ms | RSS MB | dense candidates |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |"]
+        for name, part in parts:
+            v = part["vault_search"]
+            lines.append(
+                f"| {name} | {part['n']:,} | {v['p50_ms']} | {v['p95_ms']} | {v['p99_ms']} | "
+                f"{v['qps']} | {v['recall@10_vs_exact_dense_pipeline']} | "
+                f"{' / '.join(map(str, v['start_s']))} | "
+                f"{' / '.join(map(str, v['first_search_ms']))} | "
+                f"{' / '.join(map(str, v['rss_mb']))} | {v['index']} |")
+        lines += ["", "Each app process is a new interpreter that imports memvault, opens a "
+                  "`Vault` on the store and calls `prepare()` (as `memvault serve` does before "
+                  "it is ready): *app start* is spawn to ready, imports included, one process "
+                  "at a time. The processes then search together (one untimed pass over their "
+                  "queries, then the timed one): dense candidates, BM25, fusion, link "
+                  "expansion, boosts, row fetch and access bookkeeping; query embedding is a "
+                  "table lookup (bench_pg_e2e.TableEmbedder), so add the embedder's time. "
+                  "*recall@10* compares each top 10 with the same pipeline fed exact dense "
+                  "candidates (numpy over the stored vectors). *RSS* is each app process's "
+                  "peak resident memory: on SQLite it holds the faiss index (loaded from the "
+                  "snapshot a first vault saved"
+                  + (f", {sq['vault_search']['first_open_with_index_build_s']} s to build"
+                     if sq and sq.get("vault_search") else "")
+                  + "); on PostgreSQL no process holds an index."]
+    lines += ["", "Query plan (PostgreSQL):", "", "```", *pg["plan"], "```", ""]
     path.write_text("\n".join(lines))
 
 
@@ -336,6 +416,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-workers", type=int, default=1,
                     help="max_parallel_maintenance_workers for the HNSW build")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--app-procs", type=int, default=4,
+                    help="app processes timing Vault.search end to end (0 skips)")
+    ap.add_argument("--e2e-ef", type=int, default=SearchConfig().ef_search,
+                    help="ef_search of the vaults in the end-to-end run (the library default)")
     args = ap.parse_args(argv)
     sqlite_n = min(args.n, 100_000) if args.sqlite_n is None else args.sqlite_n
 

@@ -3,6 +3,10 @@
 The searcher keeps the in-memory vector index in step with the record store by reading
 the store's change feed (the audit log) before each search, so writes made by other
 processes sharing the same store are visible without any signalling between them.
+
+A store that can search its own vectors (``dense_source``: PostgreSQL + pgvector) is asked
+for the dense candidates instead, and no in-memory index is built: app processes sharing
+the database share its index. Everything after candidate generation is the same code.
 """
 
 from __future__ import annotations
@@ -62,7 +66,10 @@ class Searcher:
         self._tag = f"{store_tag}|parts={parts}|{context}" if parts else store_tag
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._index = self._new_index()
+        #: the store's own dense search, when it has one (then there is no faiss index)
+        source = getattr(store, "dense_source", None)
+        self._db: Any = source(self.config.ef_search) if callable(source) else None
+        self._index = self._new_index() if self._db is None else None
         self._watermark = 0
         self._executor: ThreadPoolExecutor | None = None
         self.report: dict[str, Any] = {}
@@ -84,6 +91,9 @@ class Searcher:
         re-read from the change feed after the snapshot), ``indexed`` and ``seconds``."""
         started = time.monotonic()
         replayed = 0
+        if self._db is not None:  # nothing to load, replay or rebuild
+            self.report.update(self._db.describe(), seconds=0.0)
+            return
         if self.index_dir is not None and self.index_dir.exists():
             reuse: dict[int, np.ndarray] = {}
             try:
@@ -127,6 +137,8 @@ class Searcher:
 
         ``reuse``: sentence vectors by content key (``VectorIndex.reusable``) to take
         instead of embedding those sentences again."""
+        if self._db is not None:
+            return self._db.count()  # the database's index is kept by the database
         with self._lock:
             mark = self.store.last_change()
             index = self._new_index()
@@ -141,6 +153,8 @@ class Searcher:
 
         ``progress(n)`` is called as each block of memories is indexed (a turn's sentence
         vectors are embedded here: after a large import this is long work)."""
+        if self._db is not None:
+            return 0  # the database's index is current as soon as a write commits
         with self._lock:
             if self.store.last_change() == self._watermark:
                 return 0
@@ -193,7 +207,7 @@ class Searcher:
 
         A failed save (disk full, I/O error) is logged and reported, not raised: the
         snapshot is derived state, and closing a vault must not fail for it."""
-        if self.index_dir is None:
+        if self.index_dir is None or self._db is not None:
             return False
         with self._lock:
             self.sync()
@@ -208,7 +222,7 @@ class Searcher:
 
     @property
     def indexed(self) -> int:
-        return len(self._index)
+        return self._db.count() if self._db is not None else len(self._index)
 
     @property
     def sentence_vectors(self) -> dict[str, int]:
@@ -347,6 +361,9 @@ class Searcher:
     def _voiced(self, text: str, query: RowQuery) -> str | None:
         """``text`` in the first person of the speakers it names, if it names any whose
         memories are in the query's scope (read from the index: ``search`` synced it)."""
+        if self._db is not None:
+            named = named_in(text, self._db.known_speakers())
+            return in_voice(text, self._db.speakers_in(named, query)) if named else None
         with self._lock:
             if not named_in(text, self._index.known("speaker")):
                 return None  # most queries: no mask over the whole index
@@ -374,6 +391,8 @@ class Searcher:
     def _dense_many(self, qvecs: list[np.ndarray], query: RowQuery, n: int, *,
                     sync: bool = True) -> list[list[tuple[int, float]]]:
         """``dense`` for several query vectors over the same rows: one filter, one mask."""
+        if self._db is not None:  # the store filters and walks its own index
+            return self._db.search_many(qvecs, query, n)
         if query.as_of is not None or query.known_at is not None or \
                 tuple(query.statuses or ()) != ("active",):
             # the index holds current active rows only

@@ -13,9 +13,9 @@ Same semantics as :class:`~memvault.storage.sqlite.SQLiteStore`, with these choi
   so racing creators of one id get Conflict, never two open versions.
 * Embeddings live in ``vectors`` (keyed by content hash) as pgvector ``vector(dim)``; the
   column gets its dimension, and the HNSW index (``vector_cosine_ops``), with the first
-  embedding written (or at open, given ``dim``). The Searcher keeps using its in-memory
-  faiss index built from ``scan_current``/``changes``; :meth:`PostgresStore.vector_search`
-  is the database-side dense path for deployments too large for that.
+  embedding written (or at open, given ``dim``). The Searcher asks it for dense
+  candidates (:meth:`PostgresStore.dense_source`, ``pg_search.py``): no process holds
+  or rebuilds an in-memory index of a PostgreSQL vault.
 * Lexical search is Okapi BM25 computed in SQL with FTS5's formula and constants
   (k1 = 1.2, b = 0.75, text weight 1.0, tags 0.5, as sqlite.py calls ``bm25()``): a
   stored generated ``tsvector`` (english stemming, GIN index) finds the rows, stored
@@ -147,6 +147,9 @@ class PostgresStore(SQLReads):
         self._df_lock = threading.Lock()
         self._df_cache: dict[str, tuple[tuple[str, ...], int]] = {}
         self._df_key: tuple[int, int, int] | None = None
+        #: Lexical queries matching more rows than this drop their most common terms
+        #: (the rule and limit of ``SQLiteStore``: both backends rank alike).
+        self.max_lexical_matches = 5000
         self._migrate()
         self._pool = ConnectionPool(
             dsn, min_size=1, max_size=pool_size, open=False, timeout=pool_timeout,
@@ -432,6 +435,7 @@ class PostgresStore(SQLReads):
             kept = [(t, *stats[t]) for t in terms if stats[t][0]]
             if not kept:
                 return []
+            kept = self._prune_common(conn, kept)
             docs = int(docs)
             avgdl = max(int(tokens) / docs if docs else 1.0, 1e-9)
             freq, score, params_tf, params_idf = [], [], [], []
@@ -451,7 +455,28 @@ class PostgresStore(SQLReads):
                    "ORDER BY score DESC, v.seq LIMIT %s")
             params = [*params_idf, *params_tf, avgdl, *[t for t, _, _ in kept],
                       *where_params, k]
-            return [(int(s), float(x)) for s, x in conn.execute(sql, params)]
+            # unprepared: a generic plan of this statement may not use the GIN index
+            return [(int(s), float(x)) for s, x in conn.execute(sql, params, prepare=False)]
+
+    def _prune_common(self, conn: Any, kept: list[tuple[str, tuple[str, ...], int]]
+                      ) -> list[tuple[str, tuple[str, ...], int]]:
+        """``kept`` without its most common terms if the query would match more than
+        ``max_lexical_matches`` rows: BM25 in SQL costs time per matching row, and terms
+        that frequent carry little IDF weight. The same rule as SQLite's
+        ``_prune_common_terms`` (union count first, then drop by document frequency until
+        the sum fits or one term is left), so the backends keep ranking alike."""
+        limit = self.max_lexical_matches
+        if len(kept) < 2 or sum(n for _, _, n in kept) <= limit:
+            return kept  # the union is at most the sum: no count needed
+        match = " || ".join(["phraseto_tsquery('english'::regconfig, %s)"] * len(kept))
+        union = conn.execute(f"SELECT count(*) FROM versions v WHERE v.search_tsv @@ ({match})",
+                             [t for t, _, _ in kept]).fetchone()[0]
+        if union <= limit:
+            return kept
+        order = sorted(kept, key=lambda e: e[2])
+        while len(order) > 1 and sum(n for _, _, n in order) > limit:
+            order.pop()
+        return [e for e in kept if e in order]
 
     def _term_stats(self, conn: Any, terms: Sequence[str],
                     key: tuple[int, int, int]) -> dict[str, tuple[tuple[str, ...], int]]:
@@ -498,6 +523,13 @@ class PostgresStore(SQLReads):
                 cur = conn.execute(sql, [vec, *params, vec, k])
             rows = cur.fetchall()
         return [(int(s), float(score)) for s, score in rows]
+
+    def dense_source(self, ef_search: int) -> Any:
+        """Dense candidates from pgvector for the Searcher (instead of a faiss index
+        built in every app process): see :mod:`memvault.storage.pg_search`."""
+        from .pg_search import PgDense
+
+        return PgDense(self, ef_search)
 
     def _vector_sql(self, query: RowQuery) -> tuple[str, list[Any]]:
         """The k-NN statement; parameters are ``[query vector, *params, k]``. The inner
