@@ -78,6 +78,15 @@ class SearchConfig:
     #: sunset" to the first-person question far better than to the third-person one.
     voice_weight: float = 1.0
 
+    #: ``Vault.add(dedup=...)``: the cosine at or above which a memory of the same kind
+    #: and owner is a candidate duplicate (it must also state the same values; see
+    #: ``retrieval.dedup``). The reader's near-dedup threshold; on the labelled pairs of
+    #: ``benchmarks/dedup_quality.py`` (``make bench-lifecycle``).
+    dedup_threshold: float = 0.92
+
     def __post_init__(self) -> None:
         if self.fusion not in METHODS:
             raise ConfigurationError(f"fusion must be one of {METHODS}", fusion=self.fusion)
+        if not 0.0 < self.dedup_threshold <= 1.0:
+            raise ConfigurationError("dedup_threshold must be in (0, 1]",
+                                     dedup_threshold=self.dedup_threshold)
