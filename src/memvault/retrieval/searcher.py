@@ -249,8 +249,16 @@ class Searcher:
                     self._cache.popitem(last=False)
         return [found[t] for t in texts]
 
-    def search(self, text: str, query: RowQuery, k: int) -> list[Candidate]:
-        """First stage (dense + lexical, fused), then link expansion and speaker cue."""
+    def search(self, text: str, query: RowQuery, k: int, *,
+               tier: str | None = None) -> list[Candidate]:
+        """First stage (dense + lexical, fused), then link expansion and speaker cue.
+
+        ``tier`` (default ``config.tier``): "flat", or through the summaries first
+        ("summaries", "auto": see :mod:`.tier`)."""
+        if (tier or self.config.tier) != "flat":
+            from .tier import tiered
+
+            return tiered(self, text, query, k, tier or self.config.tier)
         c = self.config
         n = max(c.candidates, 2 * k)
         rankings: dict[str, list[tuple[int, float]]] = {}
