@@ -129,7 +129,7 @@ def speed(n: int, queries: int, embedder: str) -> dict[str, Any]:
             scheduled = time.perf_counter() - started
             summaries = vault.list(filters={"kind": "summary"}, limit=1).total
         texts = [r["text"] for r in corpus.records(n, n + queries)]
-        out: dict[str, Any] = {"memories": n, "summaries": summaries, "queries": queries,
+        out: dict[str, Any] = {"memories": n, "summary_memories": summaries, "queries": queries,
                                "ingest_s": round(ingest, 1), "scheduler_s": round(scheduled, 1)}
         for tier in TIERS:
             settings = base.replace(search=replace(SearchConfig(), tier=tier))
@@ -149,7 +149,7 @@ def speed(n: int, queries: int, embedder: str) -> dict[str, Any]:
 
 
 def run(locomo_path: str | None, gen: list[str], limit: int, scale: int, queries: int,
-        embedder: str, weights: list[float] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+        embedder: str, weights: tuple[float, ...] = ()) -> dict[str, Any]:
     suites = {}
     configs = rows_for(list(weights))
     for path in [p for p in [locomo_path, *gen] if p]:
@@ -182,9 +182,17 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"- `tier=\"{tier}\"` lowers R@10 or MRR on: "
                      f"{', '.join(names) if names else 'no suite'}")
+    same = all(s["auto"]["recall_by_k"] == s["flat"]["recall_by_k"] and
+               s["auto"]["mrr"] == s["flat"]["mrr"] for s in r["suites"].values())
+    if r["suites"] and same:
+        lines += ["", "`auto` equals `flat` on every quality suite: no conversation's scope "
+                  f"reaches tier_min_memories ({r['tier_config']['tier_min_memories']}), so "
+                  "the planner never descended there; its rule result says nothing about "
+                  "the descent itself."]
     if "speed" in r:
         sp = r["speed"]
-        lines += ["", f"Search p50 at {sp['memories']} memories ({sp['summaries']} summaries, "
+        lines += ["", f"Search p50 at {sp['memories']} memories "
+                  f"({sp.get('summary_memories', 'n/a')} summaries, "
                   f"{sp['queries']} queries, k=10): " + "; ".join(
                       f"{t} {sp[t]['p50_ms']} ms ({sp[t]['vs_flat']}x flat)" for t in TIERS)]
     c = r["tier_config"]
@@ -206,7 +214,7 @@ def main() -> None:
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
     result = run(args.locomo, args.gen, args.limit, args.scale, args.queries, args.embedder,
-                 args.tier_weights)
+                 tuple(args.tier_weights))
     result["env"] = machine(load_start)
     write(args.out, "summary_tier", result, markdown)
     print(json.dumps({k: v for k, v in result.items() if k != "suites"}, indent=1))
