@@ -109,13 +109,11 @@ def tiered(searcher: "Searcher", text: str, query: RowQuery, k: int,
     fused = fuse("rrf", {"flat": [(h.seq, h.score) for h in flat],
                          "tier": [(h.seq, h.score) for h in below]},
                  k=c.rrf_k, weights={"flat": 1.0, "tier": c.tier_weight})
-    from .searcher import Candidate
-
     out = []
     for seq, score, src in fused[:k]:
         hit = rows[seq]
         sources = dict(hit.sources)
         if "tier" in src:
             sources["tier"] = round(src["tier"], 6)
-        out.append(Candidate(seq, score, sources, hit.row))
+        out.append(replace(hit, score=score, sources=sources))
     return out
