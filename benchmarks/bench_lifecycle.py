@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import machine, measure_table, write  # noqa: E402
 from bench_core import Corpus  # noqa: E402  (the shared synthetic corpus)
 
+import bench_summary_tier  # noqa: E402
+import dedup_quality  # noqa: E402
 import lifecycle_quality  # noqa: E402
 
 from memvault import Vault  # noqa: E402
@@ -158,12 +160,21 @@ def main() -> None:
     ap.add_argument("--ratios", type=float, nargs="*", default=[0.1, 0.15, 0.25, 0.4])
     ap.add_argument("--quality-embedder", default="minilm")
     ap.add_argument("--quality-only", action="store_true")
+    ap.add_argument("--tier-limit", type=int, default=2,
+                    help="conversations per suite for the summary tier (0: skip it)")
+    ap.add_argument("--tier-scale", type=int, default=10_000,
+                    help="memories for the summary tier's search p50 (0: skip)")
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
     result = {} if args.quality_only else run(args)
     if args.locomo or args.gen:
         result["quality"] = lifecycle_quality.run(args.locomo, args.gen, args.convs,
                                                   args.quality_embedder, args.ratios)
+        if args.tier_limit:
+            result["summary_tier"] = bench_summary_tier.run(
+                args.locomo, args.gen, args.tier_limit, args.tier_scale, 50,
+                args.quality_embedder)
+    result["dedup"] = dedup_quality.run(args.quality_embedder)
     result["env"] = machine(load_start)
     # a quality-only run leaves the cost figures of the last full run in place
     write(args.out, "lifecycle-quality" if args.quality_only else "lifecycle", result,
@@ -174,6 +185,11 @@ def full_markdown(r: dict[str, Any]) -> str:
     text = markdown(r) if "size" in r else ""
     if "quality" in r:
         text += "\n" + lifecycle_quality.markdown(r["quality"])
+    if "summary_tier" in r:
+        text += "\n" + bench_summary_tier.markdown(r["summary_tier"])
+    if "dedup" in r:
+        text += "\n" + dedup_quality.markdown(r["dedup"])
+    if "quality" in r:
         text += (f"\nMachine load {r['env']['load_start']} -> {r['env']['load_end']}.\n"
                  if "size" not in r else "")
     return text

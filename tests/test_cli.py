@@ -70,6 +70,17 @@ def test_add_json_and_from_stdin(mv) -> None:
     assert doc["text"].strip() == "note from stdin" and doc["status"] == "active"
 
 
+def test_add_dedup_prints_the_memory_kept(mv) -> None:
+    first = add(mv, "Maya lives in Lisbon", "--kind", "fact", "--user", "maya")
+    assert add(mv, "Maya lives in Lisbon", "--kind", "fact", "--user", "maya",
+               "--dedup", "noop") == first
+    again = as_json(mv("add", "maya lives in Lisbon.", "--kind", "fact", "--user", "maya",
+                       "--dedup", "version", "--json"))
+    assert again["id"] == first and again["version"] == 2
+    bad = mv("add", "x", "--dedup", "merge", code=2)
+    assert "merge" in bad.output and "Traceback" not in bad.output
+
+
 def test_global_options_also_work_after_the_command(db: Path) -> None:
     runner = CliRunner()
     out = runner.invoke(cli, ["add", "hello", "--db", str(db), "--embedder", "hash", "--json"])

@@ -536,3 +536,22 @@ def test_quarantine_and_release(mv: Face, user: str) -> None:
         mv.release(held.id)
     with pytest.raises(NotFound):
         mv.release("no-such-memory")
+
+
+def test_add_dedup_noop_and_version(mv: Face, user: str) -> None:
+    """The same dedup policy on every face: a restatement is kept once (noop) or becomes
+    the next version of the memory it restates (version); off (the default) stores both."""
+    first = mv.add("Alice drinks green tea every morning", kind="fact")
+    again = mv.add("Alice drinks green tea every morning", kind="fact", dedup="noop")
+    assert again.id == first.id and again.version == 1
+    reworded = mv.add("alice drinks green tea, every morning!", kind="fact", dedup="version")
+    assert reworded.id == first.id and reworded.version == 2
+    assert mv.get(first.id).text == "alice drinks green tea, every morning!"
+    other_kind = mv.add("Alice drinks green tea every morning", kind="note", dedup="noop")
+    assert other_kind.id != first.id  # another kind is another memory
+    plain = mv.add("Alice drinks green tea every morning", kind="fact")
+    assert plain.id != first.id  # off: a new memory
+    assert mv.count() == 3
+    with pytest.raises(InvalidInput):
+        mv.add("Alice drinks green tea every morning", dedup="sometimes")
+    assert mv.count() == 3

@@ -42,7 +42,7 @@ class VaultAPI(Protocol):
             cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
             provenance: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
             event_time: Any = None, importance: float = 0.5, expires_at: Any = None,
-            id: str | None = None) -> MemoryItem: ...
+            id: str | None = None, dedup: str = "off") -> MemoryItem: ...
 
     def add_messages(self, messages: Sequence[Mapping[str, Any]], *,
                      user_id: str | None = None, agent_id: str | None = None,

@@ -193,8 +193,10 @@ class RemoteVault(VaultAPI):
             cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
             provenance: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
             event_time: Any = None, importance: float = 0.5, expires_at: Any = None,
-            id: str | None = None) -> MemoryItem:
+            id: str | None = None, dedup: str = "off") -> MemoryItem:
         body = {k: v for k, v in locals().items() if k != "self" and v is not None}
+        if dedup == "off":  # the server's default: a server without dedup still answers
+            del body["dedup"]
         return MemoryItem.from_dict(self._request("POST", "/v1/memories", body=body))
 
     def add_messages(self, messages: Sequence[Mapping[str, Any]], *,

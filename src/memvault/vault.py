@@ -31,6 +31,7 @@ from . import hooks
 from .api import Record, VaultAPI
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
+from .retrieval import dedup as near
 from .retrieval.context import MODES as CONTEXT_MODES
 from .retrieval.context import embed_text, search_text
 from .settings import Settings
@@ -267,10 +268,33 @@ class Vault(VaultAPI):
             cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
             provenance: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
             event_time: Any = None, importance: float = 0.5, expires_at: Any = None,
-            id: str | None = None) -> MemoryItem:
-        """Store one memory; durable when this returns."""
-        record = {k: v for k, v in locals().items() if k not in ("self",)}
+            id: str | None = None, dedup: str = "off") -> MemoryItem:
+        """Store one memory; durable when this returns.
+
+        ``dedup``: what to do when the text restates an active memory of the same kind and
+        owner (``retrieval.dedup``: cosine >= ``settings.search.dedup_threshold`` and the
+        same values): "off" stores it anyway, "noop" returns that memory and writes
+        nothing, "version" writes the new text as that memory's next version. A chosen
+        ``id`` cannot be combined with dedup (the memory kept may have another id)."""
+        record = {k: v for k, v in locals().items() if k not in ("self", "dedup")}
+        if near.policy(dedup) != "off":
+            if id is not None:
+                raise InvalidInput("id cannot be combined with dedup", field="dedup")
+            match = self._near_duplicate(record)
+            if match is not None and dedup == "noop":
+                return match
+            if match is not None:
+                return self.update(match.id, text, metadata=metadata, tags=tags,
+                                   event_time=event_time, expires_at=expires_at,
+                                   reason="restated by an add (dedup=version)")
         return self.add_many([record])[0]
+
+    def _near_duplicate(self, record: dict[str, Any]) -> MemoryItem | None:
+        """The active memory ``record`` restates (see :mod:`memvault.retrieval.dedup`)."""
+        item = self._new_item(record, {})
+        vector = self.embedder.embed([embed_text(item, self.settings.index_context)])[0]
+        return near.near_duplicate(self.searcher, item, vector,
+                                   self.settings.search.dedup_threshold)
 
     def add_messages(self, messages: Sequence[Mapping[str, Any]], *,
                      user_id: str | None = None, agent_id: str | None = None,

@@ -82,10 +82,14 @@ def init(app: App) -> None:
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata entry (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Tag (repeatable).")
 @click.option("--event-time", metavar="ISO", help="When it happened (default: unknown).")
+@click.option("--dedup", type=click.Choice(["off", "noop", "version"]), default="off",
+              show_default=True, help="If TEXT restates a memory of the same kind and "
+              "owner: store it anyway, keep that memory (noop), or make TEXT its next "
+              "version. The id printed is the memory kept.")
 @global_options
 @pass_app
 def add(app: App, text: str, kind: str, meta: tuple[str, ...], tags: tuple[str, ...],
-        event_time: str | None, **scope: str | None) -> None:
+        event_time: str | None, dedup: str, **scope: str | None) -> None:
     """Store TEXT ('-' reads stdin) and print its id."""
     from ._tables import parse_pairs
 
@@ -93,7 +97,7 @@ def add(app: App, text: str, kind: str, meta: tuple[str, ...], tags: tuple[str, 
         text = sys.stdin.read()
     metadata = parse_pairs(meta)
     item = app.vault_for_write().add(text, kind=kind, metadata=metadata, tags=list(tags),
-                                     event_time=event_time, **scope)
+                                     event_time=event_time, dedup=dedup, **scope)
     app.out(item.id, item.to_dict())
     if item.status == "quarantined":  # stderr: stdout stays the id (or the JSON)
         click.echo(f"note: quarantined by the injection guard (memvault quarantine show "

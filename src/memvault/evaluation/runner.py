@@ -119,6 +119,10 @@ VARIANTS: list[Variant] = [
     Variant("memvault, lifecycle", "the product default after one scheduler pass: "
             "expansion skips the similar, entity and summary links the pass adds",
             SearchConfig(), "thread", lifecycle=True),
+    Variant("+summary tier", "after the scheduler pass, search the session and topic "
+            "summaries too and descend to the turns under the best 3, merged with the flat "
+            "list by reciprocal rank (`SearchConfig(tier=\"summaries\")`; off by default)",
+            replace(SearchConfig(), tier="summaries"), "thread", lifecycle=True),
 ]
 
 

@@ -269,7 +269,7 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
             cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
             provenance: Mapping[str, Any] | None = None, tags: Sequence[str] | None = None,
             event_time: Any = None, importance: float = 0.5, expires_at: Any = None,
-            id: str | None = None) -> MemoryItem:
+            id: str | None = None, dedup: str = "off") -> MemoryItem:
         scope = self._pin(user_id, agent_id)
         if id is not None:
             chosen_id(id, scope["user_id"], scope["agent_id"])
@@ -277,7 +277,8 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
             return self.vault.add(text, kind=kind, **scope,
                                   session_id=session_id, cube_id=cube_id, metadata=metadata,
                                   provenance=provenance, tags=tags, event_time=event_time,
-                                  importance=importance, expires_at=expires_at, id=id)
+                                  importance=importance, expires_at=expires_at, id=id,
+                                  dedup=dedup)
 
     def add_messages(self, messages: Sequence[Mapping[str, Any]], *,
                      user_id: str | None = None, agent_id: str | None = None,

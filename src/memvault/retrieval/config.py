@@ -84,6 +84,30 @@ class SearchConfig:
     #: sunset" to the first-person question far better than to the third-person one.
     voice_weight: float = 1.0
 
+    #: The summary tier (``retrieval.tier``): "flat" searches every memory at once;
+    #: "summaries" also searches the summaries a scheduler pass wrote and descends to the
+    #: turns under the best ``tier_summaries`` (at most ``tier_max_turns``), ranked with
+    #: the usual pipeline and merged with the flat list by reciprocal rank (the descent
+    #: weighted ``tier_weight``, the flat list's top ``tier_depth`` 1); "auto" does so
+    #: only for a scope of ``tier_min_memories`` memories or more. Flat by default: see
+    #: the README's lifecycle section for the figures that decide it.
+    tier: str = "flat"
+    tier_summaries: int = 3
+    tier_max_turns: int = 400
+    tier_depth: int = 20
+    tier_weight: float = 1.0
+    tier_min_memories: int = 2_000
+    #: ``Vault.add(dedup=...)``: the cosine at or above which a memory of the same kind
+    #: and owner is a candidate duplicate (it must also state the same values; see
+    #: ``retrieval.dedup``). The reader's near-dedup threshold; on the labelled pairs of
+    #: ``benchmarks/dedup_quality.py`` (``make bench-lifecycle``).
+    dedup_threshold: float = 0.92
+
     def __post_init__(self) -> None:
         if self.fusion not in METHODS:
             raise ConfigurationError(f"fusion must be one of {METHODS}", fusion=self.fusion)
+        if self.tier not in ("flat", "summaries", "auto"):
+            raise ConfigurationError("tier must be flat, summaries or auto", tier=self.tier)
+        if not 0.0 < self.dedup_threshold <= 1.0:
+            raise ConfigurationError("dedup_threshold must be in (0, 1]",
+                                     dedup_threshold=self.dedup_threshold)

@@ -265,11 +265,18 @@ class Searcher:
         return [found[t] for t in texts]
 
     def search(self, text: str, query: RowQuery, k: int, *,
-               events: bool = True) -> list[Candidate]:
+               events: bool = True, tier: str | None = None) -> list[Candidate]:
         """First stage (dense + lexical, fused), then link expansion and speaker cue.
+
         ``events``: a question placed around an event ("before she moved to Porto")
         searches for the event first, to know when it was (one level deep, without the
-        current-truth priors: the event is wanted as it was said)."""
+        current-truth priors: the event is wanted as it was said). ``tier`` (default
+        ``config.tier``): "flat", or through the summaries first ("summaries", "auto":
+        see :mod:`.tier`)."""
+        if (tier or self.config.tier) != "flat":
+            from .tier import tiered
+
+            return tiered(self, text, query, k, tier or self.config.tier)
         c = self.config
         n = max(c.candidates, 2 * k)
         rankings: dict[str, list[tuple[int, float]]] = {}

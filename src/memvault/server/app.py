@@ -123,7 +123,7 @@ def _memories() -> APIRouter:
 
     @r.post("/memories", status_code=201, response_model=m.MemoryItemOut,
             summary="Store one memory (durable when answered)")
-    async def add(body: m.AddIn, sv: SV, rt: RT) -> Response:
+    async def add(body: m.AddOneIn, sv: SV, rt: RT) -> Response:
         fields = body.model_dump(exclude_none=True)
         item = await rt.run(sv.add, fields.pop("text"), **fields)
         return _ok(item.to_dict(), 201)

@@ -126,6 +126,14 @@ class AddIn(RecordDefaults):
                            "UUIDv7).")
 
 
+class AddOneIn(AddIn):
+    dedup: Literal["off", "noop", "version"] | None = Field(
+        default=None, description="When the text restates an active memory of the same "
+        "kind and owner: off (store it anyway, the default), noop (answer that memory, "
+        "write nothing) or version (write the text as its next version). The answer is "
+        "201 either way; its id says which memory was kept. Not with id.")
+
+
 #: Records (or messages) one request may carry: bounds the work a request makes (a
 #: 1 MB body holds ~20,000 short records, minutes of embedding); send more in several.
 MAX_RECORDS = 1000
