@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..errors import ConfigurationError, IntegrityError
+from ..settings import KV_QUANTS
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMES", "HADAMARD_BLOCK", "INT4_GROUP", "check_scheme", "decode", "encode",
            "tensor_names"]
 
-SCHEMES = ("fp16", "int8", "int4")
+SCHEMES = KV_QUANTS
 HADAMARD_BLOCK = 64
 INT4_GROUP = 64
 _PARTS = {"fp16": ("",), "int8": (".q", ".scale"), "int4": (".q", ".scale", ".zero")}

@@ -22,6 +22,7 @@ from ..parametric.adapters import AdapterStore
 from ..parametric.tier import AdapterHandle, scope_adapter
 from ..types import MemoryItem
 from .blocks import ActivationStore, LoadedBlock, build_block, live_adapter, stale_ids
+from .pager import vault_pager
 
 __all__ = ["ActivationTierEngine", "BLOCK_KINDS", "INSTRUCTIONS", "block_name",
            "default_activation_store", "model_state", "render_items", "scope_block",
@@ -42,14 +43,17 @@ def default_activation_store(vault: Any) -> ActivationStore | None:
     """A vault's blocks live in ``<db>.activation/`` next to its SQLite file (a throw-away
     vault's in its temporary directory, removed with it); a store without a file (e.g.
     PostgreSQL) has none unless one is passed explicitly. One store object per vault,
-    so blocks stay loaded in memory between calls."""
+    so blocks stay loaded in memory between calls, within the vault's pager budget
+    (:func:`~.pager.vault_pager`); new blocks are written in ``settings.kv_quant``."""
     with _STORES_LOCK:
         store = _STORES.get(vault)
         if store is None:
             root = default_dirs(vault)["activation"]
             if root is None:
                 return None
-            store = _STORES[vault] = ActivationStore(root)
+            store = _STORES[vault] = ActivationStore(
+                root, quant=getattr(vault.settings, "kv_quant", "fp16"),
+                pager=vault_pager(vault))
         return store
 
 
