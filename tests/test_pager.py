@@ -255,3 +255,27 @@ def test_vault_chat_pages_blocks_and_adapters_within_one_budget(local_llm, tmp_p
     finally:
         vault.close()
         runtime.detach(local_llm)
+
+
+def test_cli_scheduler_status_reports_budget_scheme_and_disk(tmp_path: Path, local_llm) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from memvault.cli import cli
+
+    db = tmp_path / "v.db"
+    with Vault(db, embedder="hash", settings=Settings(path=db, kv_quant="int4")) as vault:
+        vault.add("The user's locker 2 holds a red violin.", kind="fact", user_id="ann")
+        vault.chat("What is in locker 2?", user_id="ann", llm=local_llm, k=0, max_tokens=2)
+    env = {"MEMVAULT_PAGER_BUDGET_MB": "64"}
+    res = CliRunner().invoke(cli, ["--db", str(db), "--embedder", "hash", "--json",
+                                   "scheduler", "status"], env=env)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["budget_bytes"] == 64 * MB and doc["kv_quant"] == "fp16"
+    row = doc["disk"]["blocks"]["int4"]
+    assert row["blocks"] == 1 and 0 < row["bytes"] / row["tokens"] < 0.3 * 23040 + 16
+    human = CliRunner().invoke(cli, ["--db", str(db), "--embedder", "hash", "scheduler",
+                                     "status"], env={"MEMVAULT_KV_QUANT": "int5"})
+    assert human.exit_code == 2 and "kv_quant must be one of" in human.output

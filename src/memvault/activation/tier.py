@@ -25,8 +25,8 @@ from .blocks import ActivationStore, LoadedBlock, build_block, live_adapter, sta
 from .pager import vault_pager
 
 __all__ = ["ActivationTierEngine", "BLOCK_KINDS", "INSTRUCTIONS", "block_name",
-           "default_activation_store", "model_state", "render_items", "scope_block",
-           "select_block_items", "system_messages"]
+           "default_activation_store", "model_state", "pager_status", "render_items",
+           "scope_block", "select_block_items", "system_messages"]
 
 INSTRUCTIONS = ("You are a helpful assistant with a long-term memory of the user. "
                 "Answer the user's question using what you remember when it is relevant. "
@@ -55,6 +55,32 @@ def default_activation_store(vault: Any) -> ActivationStore | None:
                 root, quant=getattr(vault.settings, "kv_quant", "fp16"),
                 pager=vault_pager(vault))
         return store
+
+
+def pager_status(vault: Any, *, disk: bool = False) -> dict[str, Any]:
+    """The vault's RAM budget for blocks and adapters and what this process holds in it
+    (:meth:`~.pager.Pager.stats`), the scheme new blocks are written in, and with
+    ``disk`` the totals on disk the pager pages from (blocks by scheme, adapters)."""
+    out: dict[str, Any] = {"kv_quant": getattr(vault.settings, "kv_quant", "fp16"),
+                           **vault_pager(vault).stats()}
+    if disk:
+        dirs = default_dirs(vault)
+        blocks: dict[str, dict[str, int]] = {}
+        store = default_activation_store(vault)
+        for block in store.all_blocks() if store is not None else []:
+            path = store.root / block.fingerprint.key / f"{block.hash}.safetensors"
+            row = blocks.setdefault(block.quant, {"blocks": 0, "bytes": 0, "tokens": 0})
+            row["blocks"] += 1
+            row["tokens"] += block.n_tokens
+            row["bytes"] += path.stat().st_size if path.is_file() else 0
+        adapters = {"adapters": 0, "bytes": 0}
+        root = dirs["parametric"]
+        for name in AdapterStore(root).names() if root is not None else []:
+            weights = root / name / "adapter_model.safetensors"
+            adapters["adapters"] += 1
+            adapters["bytes"] += weights.stat().st_size if weights.is_file() else 0
+        out["disk"] = {"blocks": blocks, "adapters": adapters}
+    return out
 
 
 def block_name(scope: Mapping[str, str], state: str | None = None) -> str:
