@@ -81,7 +81,7 @@ bench-quant: install
 # The pager: 50 scopes (profile block + adapter), Zipf(1.1) use, budget 20 % of their size,
 # against no cache and an unbounded cache in the same run (JSON + markdown + plot).
 bench-pager: install
-	$(PY) benchmarks/bench_pager.py --scopes 50 --requests 200 --warmup 100 --baseline-requests 40 --budget 0.2 --out benchmarks/results
+	$(PY) benchmarks/bench_pager.py --scopes 50 --requests 150 --warmup 50 --baseline-requests 30 --budget 0.2 --out benchmarks/results
 
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results

@@ -5,7 +5,7 @@
         --out benchmarks/results
 
 With the bundled SmolLM2-135M (one torch thread): ``--scopes`` scopes, each with a profile
-block (6-20 synthetic facts rendered as ``Vault.chat`` renders a scope's block, built
+block (4-12 synthetic facts rendered as ``Vault.chat`` renders a scope's block, built
 under the scope's adapter and stored in ``--quant``) and a LoRA adapter (rank 8 on
 q_proj/v_proj, random weights: the size and loading cost of a distilled one, not its
 content). A trace of ``--warmup`` + ``--requests`` requests picks scopes by a Zipf law
@@ -75,7 +75,7 @@ def rss() -> int:
 
 
 def scope_facts(scope: int) -> list[MemoryItem]:
-    n = 6 + (scope * 7) % 15
+    n = 4 + (scope * 7) % 9
     return [MemoryItem(id=f"s{scope}f{i}", kind="fact", user_id=f"u{scope}",
                        text=f"The user's friend {PEOPLE[(scope + i) % len(PEOPLE)]} keeps a "
                             f"{THINGS[(scope * 3 + i * 7) % len(THINGS)]} in a flat in "
@@ -83,14 +83,23 @@ def scope_facts(scope: int) -> list[MemoryItem]:
             for i in range(n)]
 
 
-def random_adapter(llm: Any, store: AdapterStore, name: str, seed: int) -> Any:
-    import torch
+_CONFIG = {"r": 8, "lora_alpha": 16.0, "target_modules": ["q_proj", "v_proj"]}
 
-    config = {"r": 8, "lora_alpha": 16.0, "target_modules": ["q_proj", "v_proj"]}
-    key = f"training:shape-{name}"
-    runtime.install(llm, key, config)
+
+def adapter_shapes(llm: Any) -> dict[str, Any]:
+    """The tensor names and shapes of a rank-8 q/v adapter for this model."""
+    key = "training:shape"
+    runtime.install(llm, key, _CONFIG)
     shapes = runtime.slot_tensors(llm, key)
     runtime.uninstall(llm, key)
+    return shapes
+
+
+def random_adapter(llm: Any, store: AdapterStore, name: str, seed: int,
+                   shapes: dict[str, Any]) -> Any:
+    import torch
+
+    config = _CONFIG
     gen = torch.Generator().manual_seed(seed)
     tensors = {k: torch.randn(t.shape, generator=gen) * 0.01 for k, t in shapes.items()}
     return store.save(DistilledAdapter(name, config, tensors,
@@ -252,8 +261,10 @@ def main() -> None:
         adapters = AdapterStore(root / "adapters")
         names, blocks, questions, sizes = [], [], [], []
         elem = torch.empty(0, dtype=llm.model.dtype).element_size()
+        shapes = adapter_shapes(llm)
         for scope in range(args.scopes):
-            adapter = random_adapter(llm, adapters, f"scope-{scope}", seed=scope)
+            adapter = random_adapter(llm, adapters, f"scope-{scope}", seed=scope,
+                                     shapes=shapes)
             items = scope_facts(scope)
             with adapter.active(llm):
                 built = build_block(llm, system_messages(items), items=items)
