@@ -279,3 +279,38 @@ def test_cli_scheduler_status_reports_budget_scheme_and_disk(tmp_path: Path, loc
     human = CliRunner().invoke(cli, ["--db", str(db), "--embedder", "hash", "scheduler",
                                      "status"], env={"MEMVAULT_KV_QUANT": "int5"})
     assert human.exit_code == 2 and "kv_quant must be one of" in human.output
+
+
+def test_eviction_callbacks_run_outside_the_pager_lock() -> None:
+    """An adapter's unload takes the model's lock; a thread holding that lock may be
+    asking the pager for a block at the same moment. No deadlock."""
+    import threading
+
+    model_lock = threading.Lock()
+    pager = Pager(3 * MB)
+    pager.get("adapter", "a", _tensor_page(2),
+              on_evict=lambda _: model_lock.acquire() and model_lock.release())
+    holder_in, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def holder() -> None:  # a generation: holds the model lock, then asks for a block
+        with model_lock:
+            holder_in.set()
+            release.wait(5)
+            pager.get("block", "x", _tensor_page(1))
+        done.append("holder")
+
+    t = threading.Thread(target=holder)
+    t.start()
+    holder_in.wait(5)
+    evictor = threading.Thread(target=lambda: (pager.get("block", "b", _tensor_page(2)),
+                                               done.append("evictor")))
+    evictor.start()  # evicts "a": its callback waits for the model lock...
+    import time
+
+    time.sleep(0.3)
+    release.set()    # ...while the holder needs the pager: must not deadlock
+    t.join(10)
+    evictor.join(10)
+    assert sorted(done) == ["evictor", "holder"]
+    assert pager.resident <= pager.budget

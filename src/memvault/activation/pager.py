@@ -68,9 +68,11 @@ class Pager:
 
     ``budget_bytes``: the most the pages may hold together; ``half_life_s``: how fast an
     unused page cools; ``clock``: seconds, monotonic (a test may pass its own).
-    Thread-safe: one lock around the bookkeeping; loaders run outside it, so a slow
-    page-in does not stall hits on other pages (two threads missing on the same key both
-    load; the second result is dropped).
+    Thread-safe: one lock around the bookkeeping; loaders and ``on_evict`` callbacks run
+    outside it, so a slow page-in does not stall hits on other pages, and a callback that
+    takes the model's lock (unloading an adapter) cannot deadlock with a thread holding
+    that lock while it asks the pager for a block. Two threads missing on the same key
+    both load; the second result is dropped.
     """
 
     def __init__(self, budget_bytes: int, *, half_life_s: float = 600.0,
@@ -103,8 +105,9 @@ class Pager:
                     else self._per_byte(page.kind))
         return heat * per_byte
 
-    def _make_room(self, need: int) -> bool:
-        """Evict lowest-value unpinned pages until ``need`` more bytes fit (lock held)."""
+    def _make_room(self, need: int, out: list[Page]) -> bool:
+        """Evict lowest-value unpinned pages until ``need`` more bytes fit (lock held);
+        the evicted pages go to ``out`` (their callbacks run after the lock is released)."""
         if need > self.budget:
             return False
         now = self.clock()
@@ -112,15 +115,18 @@ class Pager:
             victims = [p for p in self._pages.values() if p.pins == 0]
             if not victims:
                 return False
-            self._evict(min(victims, key=lambda p: self.value(p, now)))
+            page = min(victims, key=lambda p: self.value(p, now))
+            del self._pages[(page.kind, page.key)]
+            self.resident -= page.nbytes
+            self.counts["evictions"] += 1
+            out.append(page)
         return True
 
-    def _evict(self, page: Page) -> None:
-        del self._pages[(page.kind, page.key)]
-        self.resident -= page.nbytes
-        self.counts["evictions"] += 1
-        if page.on_evict is not None:
-            page.on_evict(page.value)
+    @staticmethod
+    def _release(pages: list[Page]) -> None:
+        for page in pages:
+            if page.on_evict is not None:
+                page.on_evict(page.value)
 
     # -- use -----------------------------------------------------------------------------
     def get(self, kind: str, key: Hashable, load: Callable[[], tuple[Any, int]], *,
@@ -157,6 +163,15 @@ class Pager:
 
     def _admit(self, kind: str, key: Hashable, value: Any, nbytes: int, cost: float | None,
                on_evict: Callable[[Any], None] | None) -> Any:
+        evicted: list[Page] = []
+        try:
+            return self._admit_locked(kind, key, value, nbytes, cost, on_evict, evicted)
+        finally:
+            self._release(evicted)
+
+    def _admit_locked(self, kind: str, key: Hashable, value: Any, nbytes: int,
+                      cost: float | None, on_evict: Callable[[Any], None] | None,
+                      evicted: list[Page]) -> Any:
         with self._lock:
             if cost is not None and nbytes > 0:
                 samples = self._costs.setdefault(kind, [])
@@ -168,9 +183,9 @@ class Pager:
                     return value
                 self._pages.pop((kind, key))
                 self.resident -= old.nbytes
-                if old.on_evict is not None and old.pins == 0:
-                    old.on_evict(old.value)
-            if not self._make_room(nbytes):
+                if old.pins == 0:
+                    evicted.append(old)
+            if not self._make_room(nbytes, evicted):
                 self.counts["bypass"] += 1
                 return value
             self._pages[(kind, key)] = Page(kind, key, value, nbytes, cost, hits=0,
@@ -193,20 +208,25 @@ class Pager:
             page = self._pages.pop((kind, key), None)
             if page is not None:
                 self.resident -= page.nbytes
-                if page.on_evict is not None and page.pins == 0:
-                    page.on_evict(page.value)
+        if page is not None and page.pins == 0:
+            self._release([page])
 
     def resize(self, budget_bytes: int) -> None:
         """A new budget; pages are evicted at once if they no longer fit."""
+        evicted: list[Page] = []
         with self._lock:
             self.budget = max(0, int(budget_bytes))
-            self._make_room(0)
+            self._make_room(0, evicted)
+        self._release(evicted)
 
     def clear(self) -> None:
+        """Release every unpinned page."""
         with self._lock:
-            for page in list(self._pages.values()):
-                if page.pins == 0:
-                    self.drop(page.kind, page.key)
+            pages = [p for p in self._pages.values() if p.pins == 0]
+            for page in pages:
+                del self._pages[(page.kind, page.key)]
+                self.resident -= page.nbytes
+        self._release(pages)
 
     # -- what it holds -------------------------------------------------------------------
     def pages(self) -> list[Page]:
