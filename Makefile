@@ -77,6 +77,18 @@ bench-lora: install
 bench-activation: install
 	$(PY) benchmarks/bench_activation.py --tokens 1500 --repeats 3 --out benchmarks/results
 
+# Quantized KV blocks (int8, int4 + Hadamard) vs fp16: bytes/token and greedy fidelity over
+# 60 prompts built from the generated suites' memories (~10 min on 2 shared cores).
+QUANT_SUITES ?= /tmp/gen/main-seed1.json /tmp/gen/main-seed2.json /tmp/gen/main-seed3.json
+.PHONY: bench-quant bench-pager
+bench-quant: install
+	$(PY) benchmarks/bench_quant.py --prompts 60 --gen 32 --suites $(QUANT_SUITES) --out benchmarks/results
+
+# The pager: 50 scopes (profile block + adapter), Zipf(1.1) use, budget 20 % of their size,
+# against no cache and an unbounded cache in the same run (JSON + markdown + plot).
+bench-pager: install
+	$(PY) benchmarks/bench_pager.py --scopes 50 --requests 150 --warmup 50 --baseline-requests 30 --budget 0.2 --out benchmarks/results
+
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
 

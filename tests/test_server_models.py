@@ -139,9 +139,13 @@ def test_scheduler_shows_the_callers_blocks_and_adapters(tmp_path: Path, local_l
     s = Served(tmp_path / "vault.db")
     try:
         with s.client("app-a", "alice") as alice, s.client("app-b", "bob") as bob:
-            assert alice.get("/v1/scheduler").json() == {
+            first = alice.get("/v1/scheduler").json()
+            pager = first.pop("pager")
+            assert first == {
                 "activation": {"available": True, "blocks": [], "skipped": 0},
                 "adapters": {"available": True, "adapters": [], "skipped": 0}}
+            assert (pager["kv_quant"], pager["budget_bytes"], pager["resident_bytes"]) == \
+                ("fp16", 512 * 1024 * 1024, 0)
             facts = [s.vault.add(t, kind="fact", user_id="alice") for t in
                      ("Alice's dog is called Pixel", "Alice lives in Oslo")]
             s.vault.add("Bob's dog is called Rex", kind="fact", user_id="bob")
@@ -151,7 +155,11 @@ def test_scheduler_shows_the_callers_blocks_and_adapters(tmp_path: Path, local_l
             AdapterStore(tmp_path / "vault.db.adapters").save(adapter)
 
             doc = alice.get("/v1/scheduler").json()
+            # the server's pager holds both scopes' blocks (one budget, aggregates only)
+            assert doc["pager"]["by_kind"]["block"]["pages"] == 2
+            assert 0 < doc["pager"]["resident_bytes"] <= doc["pager"]["budget_bytes"]
             (block,) = doc["activation"]["blocks"]
+            assert block["quant"] == "fp16"
             assert sorted(block["item_ids"]) == sorted(f.id for f in facts)
             assert block["n_tokens"] > 10 and block["stale"] is False
             assert block["model"] == local_llm.fingerprint.key

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 from . import _validate as check
 from . import hooks
 from .activation.blocks import ActivationStore, LoadedBlock
+from .activation.pager import vault_pager
 from .activation.tier import (INSTRUCTIONS, ActivationTierEngine, block_name,
                               default_activation_store, model_state, scope_block,
                               select_block_items, system_messages)
@@ -148,7 +149,7 @@ def vault_chat(vault: Any, query: str, *, llm: Any = None, user_id: str | None =
     if model is None:
         raise ConfigurationError("chat needs an LLM; llm='none' was given")
     store = default_activation_store(vault) if activation is True else activation or None
-    adapters = default_adapter_store(vault) if adapter is None else None
+    adapters = default_adapter_store(vault, pager=vault_pager(vault)) if adapter is None else None
     return chat(vault, query, llm=model, k=k, activation=store,
                 adapter=None if adapter is False else adapter, adapters=adapters,
                 remember=remember, max_tokens=max_tokens,

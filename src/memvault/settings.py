@@ -41,6 +41,10 @@ class Limits:
     max_cube_files: int = 100_000
 
 
+#: How activation blocks may be stored on disk (memvault.activation.quant).
+KV_QUANTS = ("fp16", "int8", "int4")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     #: Where the vault lives: a SQLite file path (the embedded default).
@@ -70,8 +74,23 @@ class Settings:
     #: Porto") closes the valid time of the earlier one about the same attribute (a new
     #: version with ``invalid_at``, and a ``supersedes`` link; see memvault.temporal).
     supersede: bool = True
+    #: How new activation blocks are stored: "fp16", "int8" (~0.51x the bytes, greedy
+    #: output as fp16's) or "int4" (Hadamard-rotated, ~0.27x; see memvault.activation.quant).
+    kv_quant: str = "fp16"
+    #: The RAM budget (MiB) KV blocks and LoRA adapters share (memvault.activation.pager).
+    pager_budget_mb: int = 512
     limits: Limits = field(default_factory=Limits)
     search: SearchConfig = field(default_factory=SearchConfig)
+
+    def __post_init__(self) -> None:
+        if self.kv_quant not in KV_QUANTS:
+            raise ConfigurationError(f"kv_quant must be one of {', '.join(KV_QUANTS)}, got "
+                                     f"{self.kv_quant!r}", field="kv_quant")
+        if isinstance(self.pager_budget_mb, bool) or not isinstance(self.pager_budget_mb, int) \
+                or not 0 <= self.pager_budget_mb <= 1_048_576:
+            raise ConfigurationError("pager_budget_mb must be a whole number of MiB in "
+                                     f"0..1048576, got {self.pager_budget_mb!r}",
+                                     field="pager_budget_mb")
 
     @property
     def resolved_index_dir(self) -> Path:
@@ -84,13 +103,20 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
         """Build settings from ``MEMVAULT_*`` variables (``MEMVAULT_PATH``, ``MEMVAULT_STORE``,
         ``MEMVAULT_EMBEDDER``, ``MEMVAULT_DURABILITY``, ``MEMVAULT_INDEX_DIR``, ``MEMVAULT_LLM``,
-        ``MEMVAULT_GUARD``); explicit
+        ``MEMVAULT_GUARD``, ``MEMVAULT_KV_QUANT``, ``MEMVAULT_PAGER_BUDGET_MB``); explicit
         overrides win. A ``postgresql://`` value given as the path selects that store."""
         values: dict[str, Any] = {}
-        for name in ("path", "store", "embedder", "durability", "index_dir", "llm", "guard"):
+        for name in ("path", "store", "embedder", "durability", "index_dir", "llm", "guard",
+                     "kv_quant", "pager_budget_mb"):
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
                 values[name] = Path(raw).expanduser() if name in ("path", "index_dir") else raw
+        if "pager_budget_mb" in values:
+            try:
+                values["pager_budget_mb"] = int(values["pager_budget_mb"])
+            except ValueError as exc:
+                raise ConfigurationError(f"MEMVAULT_PAGER_BUDGET_MB must be a whole number "
+                                         f"of MiB, got {values['pager_budget_mb']!r}") from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "path" in values and str(values["path"]).startswith(("postgresql://", "postgres://")):
             values["store"] = str(values.pop("path"))

@@ -7,7 +7,8 @@ the prefill of the block: time-to-first-token falls from seconds to a fraction o
 
 On disk (the ``activation/`` part of a MemCube)::
 
-    <root>/<fingerprint.key>/<block-hash>.safetensors   keys/values (fp16) + input ids
+    <root>/<fingerprint.key>/<block-hash>.safetensors   keys/values (fp16, int8 or int4:
+                                                        :mod:`.quant`) + input ids
     <root>/<fingerprint.key>/<block-hash>.json          the block index entry (below)
     <root>/<fingerprint.key>/names.json                 {block name: block hash}
 
@@ -41,12 +42,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .. import _validate as check
-from .._files import load_safetensors
+from .._files import sha256_file
 from ..errors import IntegrityError, InvalidInput, ModelError, NotFound, StorageError
 from ..models.llm import Message
 from ..models.local import LocalLLM, ModelFingerprint
 from ..storage.base import RecordStore, RowQuery
 from ..types import MemoryItem, utcnow
+from . import quant as kvq
+from .pager import Pager
 
 if TYPE_CHECKING:
     import torch
@@ -91,6 +94,8 @@ class ActivationBlock:
     adapter: str | None = None
     created_at: str = ""
     file_sha256: str = ""
+    #: How the file stores the keys/values (:data:`memvault.activation.quant.SCHEMES`).
+    quant: str = "fp16"
 
     @property
     def n_tokens(self) -> int:
@@ -107,7 +112,7 @@ class ActivationBlock:
                 "items": [{"id": e.id, "version": e.version, "content_sha256": e.content_sha256}
                           for e in self.entries],
                 "adapter": self.adapter, "created_at": self.created_at,
-                "file_sha256": self.file_sha256}
+                "file_sha256": self.file_sha256, "quant": self.quant}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ActivationBlock":
@@ -131,9 +136,12 @@ class ActivationBlock:
                                          str(e["content_sha256"])) for e in data["items"]),
                 adapter=None if data.get("adapter") is None else str(data["adapter"]),
                 created_at=str(data.get("created_at", "")),
-                file_sha256=str(data.get("file_sha256", "")))
+                file_sha256=str(data.get("file_sha256", "")),
+                quant=str(data.get("quant", "fp16")))
         except (KeyError, TypeError, ValueError, ModelError) as exc:
             raise IntegrityError(f"bad activation block entry: {exc}") from exc
+        if block.quant not in kvq.SCHEMES:
+            raise IntegrityError(f"bad activation block entry: quant {block.quant[:20]!r}")
         if len(block.hash) != _HASH_CHARS or not block.hash.isalnum() or not block.hash.isascii():
             raise IntegrityError(f"bad activation block entry: hash {block.hash[:40]!r}")
         if block.hash != block_hash(block.fingerprint, block.token_ids, block.adapter):
@@ -284,12 +292,22 @@ class ActivationStore:
     :meth:`memvault.Vault.chat`); a MemCube carries the same tree as ``activation/``.
     Writes are atomic (temp file + rename); concurrent writers of the same block write the
     same bytes, and the name map is last-writer-wins (a lost name only costs a rebuild).
+
+    ``quant``: how new blocks are written (:mod:`.quant`; each block records its own, so
+    older blocks of another scheme still load). ``pager``: when given, it owns which
+    blocks stay in RAM (one budget with the adapters, :mod:`.pager`); without one, the
+    ``max_loaded`` most recently used blocks stay. A file's checksum is verified on its
+    first read; later page-ins memory-map it and read only the tensors.
     """
 
-    def __init__(self, root: str | Path, *, max_loaded: int = 4) -> None:
+    def __init__(self, root: str | Path, *, max_loaded: int = 4, quant: str = "fp16",
+                 pager: Pager | None = None) -> None:
         self.root = Path(root)
         self.max_loaded = max_loaded
+        self.quant = kvq.check_scheme(quant)
+        self.pager = pager
         self._loaded: OrderedDict[tuple[str, str], LoadedBlock] = OrderedDict()
+        self._verified: dict[str, tuple[int, int, str]] = {}  # path -> size, mtime, sha
         self._lock = threading.RLock()
 
     def _dir(self, fingerprint: ModelFingerprint) -> Path:
@@ -297,23 +315,24 @@ class ActivationStore:
 
     # -- writing -------------------------------------------------------------------------
     def save(self, loaded: LoadedBlock, *, name: str | None = None) -> ActivationBlock:
-        """Write the block as fp16 safetensors + its JSON entry; optionally name it."""
+        """Write the block (in this store's ``quant``) + its JSON entry; optionally name it."""
         import torch
         from safetensors.torch import save
 
         block = loaded.block
         tensors: dict[str, torch.Tensor] = {"input_ids": torch.tensor(block.token_ids,
                                                                       dtype=torch.int64)}
-        for i, (k, v) in enumerate(loaded.kv):
-            tensors[f"layers.{i}.keys"] = k.to(torch.float16).contiguous()
-            tensors[f"layers.{i}.values"] = v.to(torch.float16).contiguous()
+        tensors.update(kvq.encode(loaded.kv, self.quant))
         data = save(tensors, metadata={"format": str(FORMAT_VERSION), "hash": block.hash,
-                                       "fingerprint": block.fingerprint.key})
-        saved = dataclasses.replace(block, file_sha256=hashlib.sha256(data).hexdigest())
-        # kept loaded as the disk holds it (fp16-rounded): same answers before and after
-        # a restart
-        kv = [(tensors[f"layers.{i}.keys"].to(k.dtype), tensors[f"layers.{i}.values"].to(v.dtype))
-              for i, (k, v) in enumerate(loaded.kv)]
+                                       "fingerprint": block.fingerprint.key,
+                                       "quant": self.quant})
+        saved = dataclasses.replace(block, file_sha256=hashlib.sha256(data).hexdigest(),
+                                    quant=self.quant)
+        # kept loaded as the disk holds it (rounded, dequantized): same answers before and
+        # after a restart
+        k0 = loaded.kv[0][0]
+        kv = kvq.decode(tensors, self.quant, n_layers=len(loaded.kv), shape=tuple(k0.shape),
+                        dtype=k0.dtype)
         directory = self._dir(block.fingerprint)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -328,6 +347,7 @@ class ActivationStore:
         except OSError as exc:
             raise StorageError(f"cannot write activation block {block.hash}: {exc}") from exc
         with self._lock:
+            self._verified.pop(str(directory / f"{block.hash}.safetensors"), None)
             self._remember((block.fingerprint.key, block.hash), LoadedBlock(saved, kv))
         return saved
 
@@ -336,6 +356,8 @@ class ActivationStore:
         directory = self._dir(block.fingerprint)
         with self._lock:
             self._loaded.pop((block.fingerprint.key, block.hash), None)
+            if self.pager is not None:
+                self.pager.drop("block", (str(self.root), block.fingerprint.key, block.hash))
             names = self._names(block.fingerprint)
             kept = {n: h for n, h in names.items() if h != block.hash}
             try:
@@ -414,6 +436,13 @@ class ActivationStore:
         """The block's keys/values for ``llm``: refused if built for another model."""
         _check_fingerprint(llm, block)
         key = (block.fingerprint.key, block.hash)
+        if self.pager is not None:
+            def page_in() -> tuple[LoadedBlock, int]:
+                loaded = LoadedBlock(block, self._read_tensors(llm, block))
+                return loaded, loaded.nbytes
+
+            return self.pager.get("block", (str(self.root), *key), page_in,
+                                  valid=lambda lb: lb.block == block)
         with self._lock:
             if key in self._loaded:
                 self._loaded.move_to_end(key)
@@ -426,11 +455,33 @@ class ActivationStore:
     def _read_tensors(self, llm: LocalLLM, block: ActivationBlock
                       ) -> list[tuple["torch.Tensor", "torch.Tensor"]]:
         path = self._dir(block.fingerprint) / f"{block.hash}.safetensors"
-        tensors = load_safetensors(path, block.file_sha256, "activation block file",
-                                   block=block.hash)
-        return _check_tensors(llm, block, tensors)
+        return _check_tensors(llm, block, self._map(path, block))
+
+    def _map(self, path: Path, block: ActivationBlock) -> dict[str, "torch.Tensor"]:
+        """The file's tensors through a memory map (only the tensors are read), after its
+        checksum was verified once for this size and modification time."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            st = path.stat()
+            seen = self._verified.get(str(path))
+            if seen != (st.st_size, st.st_mtime_ns, block.file_sha256):
+                if sha256_file(path) != block.file_sha256:
+                    raise IntegrityError(f"activation block file {path} fails its checksum",
+                                         block=block.hash)
+                self._verified[str(path)] = (st.st_size, st.st_mtime_ns, block.file_sha256)
+            with safe_open(str(path), framework="pt") as fh:
+                return {name: fh.get_tensor(name) for name in fh.keys()}
+        except OSError as exc:
+            raise NotFound(f"activation block file {path} is missing", block=block.hash) from exc
+        except (SafetensorError, ValueError) as exc:
+            raise IntegrityError(f"unreadable activation block file {path}: {exc}",
+                                 block=block.hash) from exc
 
     def _remember(self, key: tuple[str, str], loaded: LoadedBlock) -> None:
+        if self.pager is not None:
+            self.pager.put("block", (str(self.root), *key), loaded, loaded.nbytes)
+            return
         self._loaded[key] = loaded
         self._loaded.move_to_end(key)
         while len(self._loaded) > self.max_loaded:
@@ -458,16 +509,5 @@ def _check_tensors(llm: LocalLLM, block: ActivationBlock, tensors: Mapping[str, 
     ids = tensors.get("input_ids")
     if ids is None or ids.tolist() != list(block.token_ids):
         raise IntegrityError(f"activation block {block.hash}: token ids differ from its entry")
-    if set(tensors) != {"input_ids"} | {f"layers.{i}.{w}" for i in range(n_layers)
-                                        for w in ("keys", "values")}:
-        raise IntegrityError(f"activation block {block.hash}: wrong tensor names for a "
-                             f"{n_layers}-layer model")
-    dtype = llm.model.dtype
-    kv = []
-    for i in range(n_layers):
-        k, v = tensors[f"layers.{i}.keys"], tensors[f"layers.{i}.values"]
-        if tuple(k.shape) != want or tuple(v.shape) != want:
-            raise IntegrityError(f"activation block {block.hash}: layer {i} has shape "
-                                 f"{tuple(k.shape)}, expected {want}")
-        kv.append((k.to(dtype), v.to(dtype)))
-    return kv
+    return kvq.decode(tensors, block.quant, n_layers=n_layers, shape=want,
+                      dtype=llm.model.dtype, what=f"activation block {block.hash}")

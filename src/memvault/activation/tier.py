@@ -22,10 +22,11 @@ from ..parametric.adapters import AdapterStore
 from ..parametric.tier import AdapterHandle, scope_adapter
 from ..types import MemoryItem
 from .blocks import ActivationStore, LoadedBlock, build_block, live_adapter, stale_ids
+from .pager import vault_pager
 
 __all__ = ["ActivationTierEngine", "BLOCK_KINDS", "INSTRUCTIONS", "block_name",
-           "default_activation_store", "model_state", "render_items", "scope_block",
-           "select_block_items", "system_messages"]
+           "default_activation_store", "model_state", "pager_status", "render_items",
+           "scope_block", "select_block_items", "system_messages"]
 
 INSTRUCTIONS = ("You are a helpful assistant with a long-term memory of the user. "
                 "Answer the user's question using what you remember when it is relevant. "
@@ -42,15 +43,44 @@ def default_activation_store(vault: Any) -> ActivationStore | None:
     """A vault's blocks live in ``<db>.activation/`` next to its SQLite file (a throw-away
     vault's in its temporary directory, removed with it); a store without a file (e.g.
     PostgreSQL) has none unless one is passed explicitly. One store object per vault,
-    so blocks stay loaded in memory between calls."""
+    so blocks stay loaded in memory between calls, within the vault's pager budget
+    (:func:`~.pager.vault_pager`); new blocks are written in ``settings.kv_quant``."""
     with _STORES_LOCK:
         store = _STORES.get(vault)
         if store is None:
             root = default_dirs(vault)["activation"]
             if root is None:
                 return None
-            store = _STORES[vault] = ActivationStore(root)
+            store = _STORES[vault] = ActivationStore(
+                root, quant=getattr(vault.settings, "kv_quant", "fp16"),
+                pager=vault_pager(vault))
         return store
+
+
+def pager_status(vault: Any, *, disk: bool = False) -> dict[str, Any]:
+    """The vault's RAM budget for blocks and adapters and what this process holds in it
+    (:meth:`~.pager.Pager.stats`), the scheme new blocks are written in, and with
+    ``disk`` the totals on disk the pager pages from (blocks by scheme, adapters)."""
+    out: dict[str, Any] = {"kv_quant": getattr(vault.settings, "kv_quant", "fp16"),
+                           **vault_pager(vault).stats()}
+    if disk:
+        dirs = default_dirs(vault)
+        blocks: dict[str, dict[str, int]] = {}
+        store = default_activation_store(vault)
+        for block in store.all_blocks() if store is not None else []:
+            path = store.root / block.fingerprint.key / f"{block.hash}.safetensors"
+            row = blocks.setdefault(block.quant, {"blocks": 0, "bytes": 0, "tokens": 0})
+            row["blocks"] += 1
+            row["tokens"] += block.n_tokens
+            row["bytes"] += path.stat().st_size if path.is_file() else 0
+        adapters = {"adapters": 0, "bytes": 0}
+        root = dirs["parametric"]
+        for name in AdapterStore(root).names() if root is not None else []:
+            weights = root / name / "adapter_model.safetensors"
+            adapters["adapters"] += 1
+            adapters["bytes"] += weights.stat().st_size if weights.is_file() else 0
+        out["disk"] = {"blocks": blocks, "adapters": adapters}
+    return out
 
 
 def block_name(scope: Mapping[str, str], state: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""``memvault forget``, ``memvault consolidate`` and ``memvault scheduler run-once``.
+"""``memvault forget``, ``memvault consolidate``, ``memvault scheduler run-once|start|status``.
 
 They take ``--db``/``--embedder``/``--json`` before or after the command name like every
 command, work on an existing vault only, and print a short human summary or the JSON
@@ -14,7 +14,7 @@ import click
 
 from ._common import App, global_options, pass_app
 
-__all__ = ["forget_command", "consolidate_command", "scheduler"]
+__all__ = ["forget_command", "consolidate_command", "scheduler", "status_command"]
 
 
 def _llm(name: str) -> Any:
@@ -186,3 +186,32 @@ def start_command(app: App, interval: float, passes: int | None, no_forget: bool
             app.out(lambda: _pass_lines(doc)[0], doc)
     except KeyboardInterrupt:
         pass
+
+
+def _status_lines(doc: dict[str, Any]) -> list[str]:
+    mib = 1024 * 1024
+    lines = [f"pager budget {doc['budget_bytes'] / mib:.0f} MiB for KV blocks and adapters "
+             f"together; new blocks stored as {doc['kv_quant']}",
+             f"policy: {doc['policy']}"]
+    disk = doc.get("disk", {})
+    for scheme, row in sorted(disk.get("blocks", {}).items()):
+        per_token = row["bytes"] / row["tokens"] if row["tokens"] else 0
+        lines.append(f"on disk: {row['blocks']} {scheme} blocks, {row['bytes'] / mib:.1f} MiB "
+                     f"({per_token / 1024:.1f} KiB per token)")
+    ad = disk.get("adapters", {"adapters": 0, "bytes": 0})
+    lines.append(f"on disk: {ad['adapters']} adapters, {ad['bytes'] / mib:.1f} MiB")
+    lines.append(f"resident in this process: {doc['resident_bytes'] / mib:.1f} MiB in "
+                 f"{doc['pages']} pages (a server's residency: GET /v1/scheduler)")
+    return lines
+
+
+@scheduler.command("status")
+@global_options
+@pass_app
+def status_command(app: App) -> None:
+    """The RAM budget KV blocks and adapters share, how blocks are stored, and what is on
+    disk to page in. Residency is per process: a running server reports its own."""
+    from ..activation.tier import pager_status
+
+    doc = pager_status(app.vault(), disk=True)
+    app.out(lambda: "\n".join(_status_lines(doc)), doc)

@@ -126,8 +126,10 @@ class Adapter:
     never mix an adapter's model state with the base model's or another adapter's.
     """
 
-    def __init__(self, path: Path, config: dict[str, Any], meta: dict[str, Any]) -> None:
+    def __init__(self, path: Path, config: dict[str, Any], meta: dict[str, Any],
+                 pager: Any = None) -> None:
         self.path = path
+        self.pager = pager
         self.name = path.name
         self.config = config
         self.meta = meta
@@ -164,10 +166,32 @@ class Adapter:
                                 adapter=self.name)
 
     def attach(self, llm: LocalLLM) -> None:
-        """Load the weights into ``llm`` (switched off) unless they are there already."""
+        """Load the weights into ``llm`` (switched off) unless they are there already.
+
+        With a pager (:class:`memvault.activation.pager.Pager`, shared with the KV blocks)
+        the adapter is a page: loading it may evict blocks or other adapters to stay in
+        the budget, and the pager unloads it from the model when it is evicted."""
         self.check_model(llm)
-        if not lora_runtime.is_loaded(llm, self.key):
-            lora_runtime.install(llm, self.key, self.config, self.tensors())
+        if self.pager is None:
+            if not lora_runtime.is_loaded(llm, self.key):
+                lora_runtime.install(llm, self.key, self.config, self.tensors())
+            return
+        key = self.key
+
+        def page_in() -> tuple[str, int]:
+            tensors = self.tensors()
+            lora_runtime.install(llm, key, self.config, tensors, max_loaded=1_000_000)
+            size = _element_size(llm)
+            return key, sum(t.numel() for t in tensors.values()) * size
+
+        def evict(_: Any) -> None:
+            try:
+                lora_runtime.uninstall(llm, key)
+            except ModelError:
+                pass  # switched on in a generation right now: unloaded when next evicted
+
+        self.pager.get("adapter", (id(llm), key), page_in, on_evict=evict,
+                       valid=lambda _: lora_runtime.is_loaded(llm, key))
 
     @contextmanager
     def active(self, llm: LocalLLM) -> Iterator["Adapter"]:
@@ -178,8 +202,15 @@ class Adapter:
         """
         with llm.lock:
             self.attach(llm)
-            with lora_runtime.enabled(llm, self.key):
-                yield self
+            page = ("adapter", (id(llm), self.key))
+            if self.pager is not None:
+                self.pager.pin(*page)
+            try:
+                with lora_runtime.enabled(llm, self.key):
+                    yield self
+            finally:
+                if self.pager is not None:
+                    self.pager.pin(*page, pinned=False)
 
     def detach_from(self, llm: LocalLLM) -> None:
         """Unload this adapter's weights from ``llm`` (it stays on disk)."""
@@ -187,10 +218,12 @@ class Adapter:
 
 
 class AdapterStore:
-    """Adapters under one directory, one sub-directory per adapter name."""
+    """Adapters under one directory, one sub-directory per adapter name. ``pager``: the
+    RAM budget the handles' weights count against (None: the runtime's own LRU)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, pager: Any = None) -> None:
         self.root = Path(root)
+        self.pager = pager
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -212,7 +245,7 @@ class AdapterStore:
             raise IntegrityError(f"{path / META}: unknown adapter format {meta.get('format')!r}")
         if not isinstance(meta.get("weights_sha256"), str):
             raise IntegrityError(f"{path / META}: no weights checksum")
-        return Adapter(path, _read_config(path / CONFIG), meta)
+        return Adapter(path, _read_config(path / CONFIG), meta, pager=self.pager)
 
     def save(self, adapter: DistilledAdapter, *, overwrite: bool = False) -> Adapter:
         """Write the three files atomically (temp dir + rename); returns the handle."""
@@ -252,6 +285,13 @@ class AdapterStore:
             shutil.rmtree(path)
         except OSError as exc:
             raise StorageError(f"cannot delete adapter {name}: {exc}") from exc
+
+
+def _element_size(llm: LocalLLM) -> int:
+    """Bytes per LoRA weight once installed (peft casts them to the model's dtype)."""
+    import torch
+
+    return torch.empty(0, dtype=llm.model.dtype).element_size()
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -111,13 +111,16 @@ def _all_off(slots: _Slots) -> None:
 
 
 def install(llm: LocalLLM, key: str, config: Mapping[str, Any],
-            tensors: Mapping[str, "torch.Tensor"] | None = None) -> str:
+            tensors: Mapping[str, "torch.Tensor"] | None = None, *,
+            max_loaded: int = MAX_LOADED) -> str:
     """Add an adapter to ``llm.model`` under ``key`` (disabled); returns its internal name.
 
     ``tensors`` are keyed as in our files (``FILE_PREFIX`` + module path); they must match
     the injected layers exactly (names and shapes), else :class:`IntegrityError` and the
     model is left as it was. ``tensors=None`` keeps peft's initialisation (B = 0: the
-    adapter starts as a no-op), which is how training starts.
+    adapter starts as a no-op), which is how training starts. ``max_loaded``: how many
+    adapters may stay loaded (least recently used dropped first); a caller that budgets
+    residency itself (:class:`memvault.activation.pager.Pager`) passes a large number.
     """
     with requires("local", "LoRA adapters"):
         from peft.functional import get_peft_model_state_dict, inject_adapter_in_model
@@ -128,7 +131,7 @@ def install(llm: LocalLLM, key: str, config: Mapping[str, Any],
         if key in slots.loaded:
             slots.loaded.move_to_end(key)
             return slots.loaded[key]
-        while len(slots.loaded) >= MAX_LOADED:
+        while len(slots.loaded) >= max(1, max_loaded):
             victim = next((k for k in slots.loaded
                            if k != slots.active and not k.startswith(TRAINING)), None)
             if victim is None:

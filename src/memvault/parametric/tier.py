@@ -194,12 +194,13 @@ class AdapterHandle(Protocol):
         ...
 
 
-def default_adapter_store(vault: Any) -> AdapterStore | None:
+def default_adapter_store(vault: Any, *, pager: Any = None) -> AdapterStore | None:
     """A vault's adapters: ``<db>.adapters/`` next to its SQLite file, where
     ``memvault adapter distill`` and the scheduler's :class:`memvault.parametric.tier.AdapterTier`
-    write them (None for a store without a file)."""
+    write them (None for a store without a file). ``pager``: the RAM budget its adapters
+    count against (see :func:`memvault.activation.pager.vault_pager`)."""
     root = default_dirs(vault)["parametric"]
-    return None if root is None else AdapterStore(root)
+    return None if root is None else AdapterStore(root, pager=pager)
 
 
 def scope_adapter(store: AdapterStore | None, scope: Mapping[str, str | None],

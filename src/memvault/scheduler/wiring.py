@@ -30,13 +30,14 @@ def for_vault(vault: "Vault", llm: LLM | None = None, config: SchedulerConfig | 
     ``distill_options`` (``steps``, ``lr``, ``rank``, ...) go to every distillation the
     scheduler queues; distillation runs in background threads (``run_once(wait=True)``
     waits for it)."""
+    from ..activation.pager import vault_pager
     from ..chat import ActivationTierEngine, default_activation_store, default_adapter_store
     from ..parametric.tier import AdapterTier
     from ..models.local import LocalLLM
 
     activation = parametric = None
     if isinstance(llm, LocalLLM):
-        adapters = default_adapter_store(vault)
+        adapters = default_adapter_store(vault, pager=vault_pager(vault))
         blocks = default_activation_store(vault)
         if adapters is not None:
             parametric = AdapterTier(adapters, llm, vault=vault, **distill_options)

@@ -30,6 +30,7 @@ def _mine(sv: "ScopedVault", ids: Sequence[str]) -> bool:
 
 
 def scheduler_state(sv: "ScopedVault") -> dict[str, Any]:
+    from ..activation.tier import pager_status
     from ..chat import default_activation_store
     from ..activation.blocks import stale_ids
     from ..parametric.adapters import AdapterStore
@@ -49,7 +50,8 @@ def scheduler_state(sv: "ScopedVault") -> dict[str, Any]:
         out["activation"]["blocks"].append({
             "hash": block.hash, "model": block.fingerprint.key, "n_tokens": block.n_tokens,
             "item_ids": block.item_ids, "stale": bool(stale), "stale_ids": stale,
-            "adapter": block.adapter, "created_at": block.created_at or None})
+            "adapter": block.adapter, "created_at": block.created_at or None,
+            "quant": block.quant})
     adapters = AdapterStore(dirs["parametric"]) if dirs["parametric"] is not None else None
     for name in adapters.names() if adapters is not None else []:
         try:
@@ -68,4 +70,5 @@ def scheduler_state(sv: "ScopedVault") -> dict[str, Any]:
             "sources": len(ids), "created_at": adapter.meta.get("created_at"),
             "size_bytes": size})
     out["activation"]["blocks"].sort(key=lambda b: b["created_at"] or "", reverse=True)
+    out["pager"] = pager_status(sv.vault)  # aggregates only: no other principal's pages
     return out

@@ -506,6 +506,25 @@
   async function loadTiers() {
     const doc = await guarded(() => api("GET", "/scheduler"));
     if (!doc) return;
+    const pager = $("scheduler-pager").tBodies[0];
+    clear(pager);
+    const pg = doc.pager || {};
+    const mib = (n) => ((n || 0) / 1048576).toFixed(1) + " MiB";
+    pager.append(kvRow("budget", mib(pg.budget_bytes)));
+    pager.append(kvRow("resident", mib(pg.resident_bytes) + " in " + (pg.pages || 0) +
+      " pages (peak " + mib(pg.peak_bytes) + ")"));
+    for (const [kind, row] of Object.entries(pg.by_kind || {})) {
+      pager.append(kvRow("  " + kind + "s", row.pages + " (" + mib(row.bytes) + ")"));
+    }
+    pager.append(kvRow("hit rate", pg.hit_rate == null ? "—" :
+      (100 * pg.hit_rate).toFixed(1) + " % (" + pg.hits + " hits, " + pg.misses + " misses)"));
+    pager.append(kvRow("evictions", (pg.evictions || 0) + (pg.bypass ? ", " + pg.bypass +
+      " served unkept" : "")));
+    pager.append(kvRow("page-in p50 / p95", pg.page_in_s_per_mb_p50 == null ? "—" :
+      (1000 * pg.page_in_s_per_mb_p50).toFixed(1) + " / " +
+      (1000 * pg.page_in_s_per_mb_p95).toFixed(1) + " ms per MiB"));
+    pager.append(kvRow("KV blocks stored as", pg.kv_quant || "fp16"));
+    pager.append(kvRow("eviction policy", pg.policy || "—"));
     const act = doc.activation || { available: false, blocks: [] };
     fillTier("scheduler-blocks", "scheduler-blocks-empty", act.blocks.map((b) =>
       el("tr", { data: { block: b.hash } },

@@ -1,0 +1,177 @@
+#!/usr/bin/env python
+"""Quantized activation memory: bytes per token and output fidelity of int8 / int4 blocks.
+
+    python benchmarks/bench_quant.py --prompts 60 --suites /tmp/gen/main-seed1.json ... \
+        --out benchmarks/results
+
+Prompts are built from memories, as ``Vault.chat`` builds them: for each question of the
+given LoCoMo-format suites (taken round-robin over the suites), the turns of its
+conversation around the evidence (``--turns`` of them, the evidence turns first) become
+the scope's block, rendered by :func:`memvault.activation.tier.system_messages`; the
+question is the user message. With the bundled SmolLM2-135M (one torch thread) each block
+is built once (fp32), then saved and read back from disk by an :class:`ActivationStore`
+per scheme (fp16, int8, int4: :mod:`memvault.activation.quant`), and for each scheme:
+
+* greedy exact match: the first ``--gen`` generated tokens equal the fp16 block's;
+* next-token fidelity, teacher-forced along the fp16 block's greedy output (``--gen`` + 1
+  positions per prompt): top-1 token agreement with fp16 and the mean KL(fp16 || scheme);
+* bytes per token of the block file (input ids included) and the ratio to fp16.
+
+Writes ``quant.json`` and ``quant.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _results  # noqa: E402
+
+from memvault.activation import quant  # noqa: E402
+from memvault.activation.blocks import ActivationStore, build_block  # noqa: E402
+from memvault.activation.tier import system_messages  # noqa: E402
+from memvault.types import MemoryItem  # noqa: E402
+
+
+def prompts(suites: list[str], n: int, turns: int) -> list[tuple[str, list[MemoryItem], str]]:
+    """(suite, block memories, question), round-robin over the suites."""
+    import json
+
+    per_suite = []
+    for path in suites:
+        rows = []
+        for sample in json.loads(Path(path).read_text()):
+            conv = sample["conversation"]
+            all_turns = [t for key, value in conv.items()
+                         if key.startswith("session_") and isinstance(value, list)
+                         for t in value]
+            by_id = {t["dia_id"]: i for i, t in enumerate(all_turns)}
+            for qa in sample["qa"]:
+                if "answer" not in qa:
+                    continue
+                idx = [by_id[e] for e in qa.get("evidence", []) if e in by_id]
+                around = sorted({j for i in idx for j in range(i - 2, i + 3)
+                                 if 0 <= j < len(all_turns)})
+                chosen = list(dict.fromkeys(idx + around))[:turns]
+                if not chosen:
+                    continue
+                items = [MemoryItem(id=f"m{j}", kind="fact", user_id="bench",
+                                    text=f"{all_turns[j]['speaker']}: {all_turns[j]['text']}")
+                         for j in sorted(chosen)]
+                rows.append((Path(path).name, items, qa["question"]))
+        per_suite.append(rows)
+    out: list[tuple[str, list[MemoryItem], str]] = []
+    i = 0
+    while len(out) < n and any(i < len(r) for r in per_suite):
+        for rows in per_suite:
+            if i < len(rows) and len(out) < n:
+                out.append(rows[i])
+        i += 1
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prompts", type=int, default=60)
+    ap.add_argument("--gen", type=int, default=32)
+    ap.add_argument("--turns", type=int, default=12)
+    ap.add_argument("--suites", nargs="+", required=True)
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args()
+
+    import torch
+
+    from memvault.models.local import load_local_llm
+
+    torch.set_num_threads(1)
+    load0 = os.getloadavg()[0]
+    llm = load_local_llm()
+    cases = prompts(args.suites, args.prompts, args.turns)
+    schemes = list(quant.SCHEMES)
+    stats: dict[str, dict[str, Any]] = {s: {"exact": 0, "top1": 0, "positions": 0, "kl": 0.0,
+                                            "bytes": 0, "tokens": 0} for s in schemes}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {s: ActivationStore(Path(tmp) / s, quant=s, max_loaded=0) for s in schemes}
+        for n, (_, items, question) in enumerate(cases):
+            prefix = system_messages(items)
+            built = build_block(llm, prefix, items=items)
+            ids = llm.encode_chat([*prefix, {"role": "user", "content": question}])
+            k = built.block.n_tokens
+            ref_gen = ref_logp = None
+            for s in schemes:
+                store = stores[s]
+                saved = store.save(built)
+                path = store.root / saved.fingerprint.key / f"{saved.hash}.safetensors"
+                stats[s]["bytes"] += path.stat().st_size
+                stats[s]["tokens"] += k
+                loaded = store.load(llm, store.entry(saved.fingerprint, saved.hash))
+                gen = llm.generate_ids(ids, max_tokens=args.gen,
+                                       cache=loaded.fresh_cache(llm)).tolist()
+                if ref_gen is None:
+                    ref_gen = gen
+                forced = torch.cat([ids, torch.tensor([ref_gen], dtype=ids.dtype)], dim=1)
+                with torch.inference_mode():
+                    logits = llm.model(forced[:, k:], cache=loaded.fresh_cache(llm),
+                                       use_cache=True).logits[0]
+                # positions predicting the first answer token and each later one
+                logp = torch.log_softmax(logits[ids.shape[1] - k - 1:].float(), dim=-1)
+                if ref_logp is None:
+                    ref_logp = logp
+                stats[s]["exact"] += int(gen == ref_gen)
+                stats[s]["top1"] += int((logp.argmax(-1) == ref_logp.argmax(-1)).sum())
+                stats[s]["positions"] += int(logp.shape[0])
+                kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+                stats[s]["kl"] += float(kl.sum())
+            print(f"{n + 1}/{len(cases)} prompts", file=sys.stderr, flush=True)
+    fp16_bpt = stats["fp16"]["bytes"] / stats["fp16"]["tokens"]
+    rows = {}
+    for s in schemes:
+        st = stats[s]
+        bpt = st["bytes"] / st["tokens"]
+        rows[s] = {"bytes_per_token": round(bpt, 1), "ratio_vs_fp16": round(bpt / fp16_bpt, 4),
+                   "exact_match_first_n": round(st["exact"] / len(cases), 4),
+                   "top1_agreement": round(st["top1"] / st["positions"], 4),
+                   "mean_kl": round(st["kl"] / st["positions"], 6)}
+    result = {"benchmark": "quant", "model": llm.id, "prompts": len(cases),
+              "gen_tokens": args.gen, "turns_per_block": args.turns,
+              "mean_block_tokens": round(stats["fp16"]["tokens"] / len(cases), 1),
+              "suites": [Path(s).name for s in args.suites], "schemes": rows,
+              "goals": {"int8": "exact match >= 0.99 at <= 0.52x bytes",
+                        "int4": "<= 0.30x bytes with top-1 agreement >= 0.97"},
+              "met": {"int8": rows["int8"]["exact_match_first_n"] >= 0.99
+                      and rows["int8"]["ratio_vs_fp16"] <= 0.52,
+                      "int4": rows["int4"]["ratio_vs_fp16"] <= 0.30
+                      and rows["int4"]["top1_agreement"] >= 0.97},
+              "seconds": round(time.perf_counter() - started, 1),
+              "machine": _results.machine(load0)}
+    _results.write(args.out, "quant", result, markdown)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    out = ["# Quantized activation blocks (int8, int4 + Hadamard) vs fp16", "",
+           f"{r['prompts']} prompts built from memories of {', '.join(r['suites'])} "
+           f"({r['turns_per_block']} turns per block, {r['mean_block_tokens']} tokens on "
+           f"average), {r['model']}, greedy; fidelity against the fp16 block.", "",
+           f"| scheme | bytes/token | vs fp16 | exact match, first {r['gen_tokens']} tokens "
+           "| top-1 agreement | mean KL |", "|---|---|---|---|---|---|"]
+    for s, row in r["schemes"].items():
+        out.append(f"| {s} | {row['bytes_per_token']:.0f} | {row['ratio_vs_fp16']:.3f}x | "
+                   f"{100 * row['exact_match_first_n']:.1f} % | "
+                   f"{100 * row['top1_agreement']:.1f} % | {row['mean_kl']:.5f} |")
+    m = r["machine"]
+    out += ["", f"Goals: int8 {r['goals']['int8']} ({'met' if r['met']['int8'] else 'not met'}); "
+            f"int4 {r['goals']['int4']} ({'met' if r['met']['int4'] else 'not met'}). "
+            f"{r['seconds']} s, load {m['load_start']} -> {m['load_end']}.", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
