@@ -77,10 +77,13 @@ def pct(samples: Sequence[float]) -> dict[str, float]:
             "mean_ms": round(sum(s) / len(s) * 1000, 3), "n": len(s)}
 
 
-def progress(done: int, total: int, what: str, started: float) -> None:
-    """One line per tenth of the work (the driver's output is a log, not a terminal)."""
+def progress(done: int, total: int, what: str, started: float, before: int | None = None
+             ) -> None:
+    """One line each time a tenth of the work is crossed (the driver's output is a log,
+    not a terminal); ``before``: the count before this step, when steps are uneven."""
     step = max(1, total // 10)
-    if done == total or done % step == 0:
+    prev = done - 1 if before is None else before
+    if done == total or done // step > prev // step:
         rate = done / max(time.perf_counter() - started, 1e-9)
         print(f"  {what}: {done}/{total} ({rate:.0f}/s)", file=sys.stderr, flush=True)
 
@@ -304,7 +307,7 @@ def run_locomo(system: System, data: Path) -> dict[str, Any]:
     for (conv, _s), group in sessions.items():
         system.add_session(conv, group)
         done += len(group)
-        progress(done, len(turns), "ingest", t0)
+        progress(done, len(turns), "ingest", t0, done - len(group))
     system.finish_ingest()
     ingest_s, ingest_cpu = time.perf_counter() - t0, time.process_time() - c0
     for q in questions[:3]:
@@ -318,11 +321,11 @@ def run_locomo(system: System, data: Path) -> dict[str, Any]:
 def run_synth(system: System, data: Path, concurrency: int) -> dict[str, Any]:
     rows = read_jsonl(data / "synth.jsonl")
     queries = read_jsonl(data / "synth_queries.jsonl")
-    chunk = 2048  # the driver hands the rows over in chunks, to print progress
+    chunk = 512  # rows handed over in chunks (a multiple of every batch), for progress
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, len(rows), chunk):
         system.add_synth(rows[i:i + chunk])
-        progress(min(i + chunk, len(rows)), len(rows), "ingest", t0)
+        progress(min(i + chunk, len(rows)), len(rows), "ingest", t0, i)
     system.finish_ingest()
     ingest_s, ingest_cpu = time.perf_counter() - t0, time.process_time() - c0
     for q in queries[:5]:
