@@ -5,7 +5,11 @@
 * activation: the scope's profile and hottest facts are rendered as the system message,
   whose KV cache (:mod:`memvault.activation`) is passed to generation as its ``cache`` so
   that block is not prefilled again;
-* parametric: the scope's LoRA adapter, if any, is enabled while generating.
+* parametric: the scope's LoRA adapter, if any, is enabled while generating, when
+  :func:`route_adapter` lets it: only for a query about the adapter's own memories (a
+  topic gate), and never an adapter whose general-knowledge retention was not measured
+  or is below 0.95 (:mod:`memvault.parametric.retention`). An adapter passed explicitly
+  is the caller's choice and is used as given.
 
 Activation and parametric memory need the model's weights, so they apply to a
 :class:`~memvault.models.local.LocalLLM` only; any other :class:`~memvault.models.llm.LLM`
@@ -20,6 +24,7 @@ the result says so in ``activation``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,7 +37,10 @@ from .activation.tier import (INSTRUCTIONS, ActivationTierEngine, block_name,
                               default_activation_store, model_state, scope_block,
                               select_block_items, system_messages)
 from .parametric.adapters import AdapterStore
+from .parametric import retention as retention_mod
+from .parametric.adapters import Adapter
 from .parametric.tier import AdapterHandle, default_adapter_store, scope_adapter
+from .storage.base import RowQuery
 from .errors import ConfigurationError, InvalidInput
 from .models import get_llm
 from .models.llm import LLM, Message
@@ -57,6 +65,8 @@ class ChatResult:
     cached_tokens: int = 0
     prompt_tokens: int | None = None
     adapter: str | None = None
+    #: why the scope's adapter is on or off: "on: ...", "off: ...", "refused: ..."
+    adapter_route: str = "off: no adapter"
     #: "used" | "built" (built now, then used) | "off: <why>" | "recomputed: <why>"
     activation: str = "off"
     remembered: list[str] = field(default_factory=list)
@@ -66,6 +76,7 @@ class ChatResult:
                 "memories": [h.to_dict() for h in self.memories], "block": self.block,
                 "block_items": list(self.block_items), "cached_tokens": self.cached_tokens,
                 "prompt_tokens": self.prompt_tokens, "adapter": self.adapter,
+                "adapter_route": self.adapter_route,
                 "activation": self.activation, "remembered": list(self.remembered)}
 
 
@@ -85,12 +96,14 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
          k: int = 5, activation: ActivationStore | None = None,
          adapter: AdapterHandle | None = None, adapters: AdapterStore | None = None,
          remember: bool = False, max_tokens: int = 256, block_budget: int = 1024,
-         instructions: str = INSTRUCTIONS) -> ChatResult:
+         instructions: str = INSTRUCTIONS,
+         min_retention: float = retention_mod.MIN_RETENTION) -> ChatResult:
     """Answer ``query`` for ``scope`` (see the module docstring).
 
     ``activation``: where the scope's KV-cache block lives (None: no activation memory);
     ``adapter``: a LoRA adapter handle to enable while generating, else the scope's own
-    adapter from ``adapters`` if it has one (:func:`scope_adapter`; None: no lookup);
+    adapter from ``adapters`` if it has one (:func:`scope_adapter`; None: no lookup),
+    routed by :func:`route_adapter` (``min_retention``: the refusal threshold);
     ``remember``: store the query and the answer as turns of the scope.
     """
     query = check.text(query, vault.limits, field="query")
@@ -105,8 +118,12 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
         result.activation = "off: the model is not local"
     elif activation is None:
         result.activation = "off: no activation store"
-    use_adapter = ((adapter if adapter is not None else scope_adapter(adapters, scope_, llm))
-                   if local else None)
+    use_adapter = None
+    if local and adapter is not None:
+        use_adapter, result.adapter_route = adapter, "on: passed by the caller"
+    elif local:
+        use_adapter, result.adapter_route = route_adapter(
+            vault, scope_adapter(adapters, scope_, llm), query, min_retention)
 
     with use_adapter.active(llm) if use_adapter is not None else nullcontext():
         loaded, state = None, model_state(llm, use_adapter) if local else None
@@ -135,6 +152,46 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
                                    metadata={"chat_model": llm.id}, **scope_)
         result.remembered = [t.id for t in turns]
     return result
+
+
+def route_adapter(vault: Any, handle: Any, query: str,
+                  min_retention: float = retention_mod.MIN_RETENTION) -> tuple[Any, str]:
+    """The scope's adapter if it may answer ``query``, else None; and why.
+
+    An adapter that memorised a few facts damages answers about everything else, so it
+    is on only for queries close to one of its source memories (still active in the
+    vault) under the vault's embedder, with the threshold its retention was measured
+    at; and it is refused outright when that retention is unknown or below
+    ``min_retention`` (see :mod:`memvault.parametric.retention`).
+    """
+    if handle is None:
+        return None, "off: no adapter"
+    if not isinstance(handle, Adapter):  # another AdapterHandle: no metadata to judge
+        return handle, "on: not a stored adapter, used as given"
+    embedder = getattr(vault, "embedder", None)
+    why = retention_mod.servable(handle.meta, getattr(embedder, "id", None), min_retention)
+    if why is not None:
+        log.info("adapter %s refused: %s", handle.name, why)
+        return None, f"refused: {why}"
+    gate_doc = handle.meta["retention"].get("gate")
+    if gate_doc is None or embedder is None:
+        return handle, "on: measured without a gate"
+    ids = [s["id"] for s in handle.sources if isinstance(s, dict) and isinstance(s.get("id"), str)]
+
+    def texts() -> list[str]:
+        rows = vault.store.select(RowQuery(ids=ids, limit=max(1, len(ids))))
+        return [r.item.text for r in rows]
+
+    if not ids or not (live := texts()):
+        return None, "off: none of the adapter's memories is active any more"
+    digest = hashlib.sha256("\x00".join(live).encode()).hexdigest()[:16]
+    gate = retention_mod.gate_for(f"{handle.key}:{digest}", embedder, lambda: live,
+                                  float(gate_doc.get("threshold", retention_mod.DEFAULT_THRESHOLD)))
+    score = gate.score(query)
+    if score < gate.threshold:
+        return None, f"off: the query is not about the adapter's memories ({score:.2f} < " \
+                     f"{gate.threshold:.2f})"
+    return handle, f"on: the query is about the adapter's memories ({score:.2f})"
 
 
 @hooks.provide("chat")

@@ -53,7 +53,7 @@ MIN_RETENTION = 0.95
 DEFAULT_THRESHOLD = 0.5
 #: Tokens generated per general question (the answer comes first in a short reply).
 GENERAL_TOKENS = 12
-_BATCH = 16
+BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def gate_for(key: str, embedder: Embedder, texts: Callable[[], Sequence[str]],
 
 
 def replies(llm: LocalLLM, questions: Sequence[str], max_tokens: int = GENERAL_TOKENS,
-            batch: int = _BATCH) -> list[str]:
+            batch: int = BATCH, on_batch: Callable[[], None] | None = None) -> list[str]:
     """Greedy replies to single-turn ``questions``, generated in left-padded batches
     (one question at a time costs ~1 s on a CPU core; batches amortise the weights)."""
     import torch
@@ -134,6 +134,8 @@ def replies(llm: LocalLLM, questions: Sequence[str], max_tokens: int = GENERAL_T
         except Exception as exc:
             raise ModelError(f"local generation failed: {exc}") from exc
         out += [llm.decode(g[width:]) for g in gen]
+        if on_batch is not None:
+            on_batch()
     return out
 
 
@@ -141,14 +143,28 @@ def _questions_digest(questions: Sequence[tuple[str, Sequence[str]]]) -> str:
     return hashlib.sha256(json.dumps(list(questions)).encode()).hexdigest()[:16]
 
 
-def base_answers(llm: LocalLLM, cache_dir: Path | None = None,
-                 questions: Sequence[tuple[str, list[str]]] = GENERAL_QUESTIONS
-                 ) -> list[bool]:
-    """Which ``questions`` the base model (no adapter on) answers right, cached as JSON
-    in ``cache_dir`` per model fingerprint and question set."""
+def _cache_path(llm: LocalLLM, cache_dir: str | Path | None,
+                questions: Sequence[tuple[str, Sequence[str]]]) -> Path | None:
+    if cache_dir is None:
+        return None
     digest = _questions_digest(questions)
-    path = (None if cache_dir is None
-            else Path(cache_dir) / f".general-{llm.fingerprint.key}-{digest}.json")
+    return Path(cache_dir) / f".general-{llm.fingerprint.key}-{digest}.json"
+
+
+def base_cached(llm: LocalLLM, cache_dir: str | Path | None,
+                questions: Sequence[tuple[str, list[str]]] = GENERAL_QUESTIONS) -> bool:
+    path = _cache_path(llm, cache_dir, questions)
+    return path is not None and path.is_file()
+
+
+def base_answers(llm: LocalLLM, cache_dir: str | Path | None = None,
+                 questions: Sequence[tuple[str, list[str]]] = GENERAL_QUESTIONS,
+                 on_batch: Callable[[], None] | None = None) -> list[bool]:
+    """Which ``questions`` the base model (no adapter on) answers right, cached as JSON
+    in ``cache_dir`` per model fingerprint and question set. Other threads may generate
+    between the batches (each batch holds ``llm.lock``, and an adapter is only ever on
+    inside a block that holds it too, so every batch sees the base model)."""
+    path = _cache_path(llm, cache_dir, questions)
     if path is not None and path.is_file() and path.stat().st_size < 1_000_000:
         try:
             data = json.loads(path.read_text())
@@ -157,10 +173,9 @@ def base_answers(llm: LocalLLM, cache_dir: Path | None = None,
                 return data
         except (OSError, ValueError):
             pass  # recompute below
-    with llm.lock:
-        if lora_runtime.adapter_state(llm) is not None:
-            raise ModelError("base answers need the base model, but an adapter is on")
-        got = replies(llm, [q for q, _ in questions])
+    if lora_runtime.adapter_state(llm) is not None:  # this very thread is inside one
+        raise ModelError("base answers need the base model, but an adapter is on")
+    got = replies(llm, [q for q, _ in questions], on_batch=on_batch)
     right = [correct(r, ok) for r, (_, ok) in zip(got, questions)]
     if path is not None:
         try:
@@ -174,8 +189,8 @@ def base_answers(llm: LocalLLM, cache_dir: Path | None = None,
 
 
 def measure(llm: LocalLLM, key: str, gate: AdapterGate | None, base_right: Sequence[bool],
-            questions: Sequence[tuple[str, list[str]]] = GENERAL_QUESTIONS
-            ) -> dict[str, Any]:
+            questions: Sequence[tuple[str, list[str]]] = GENERAL_QUESTIONS,
+            on_batch: Callable[[], None] | None = None) -> dict[str, Any]:
     """Retention of the loaded adapter ``key``: of the questions the base model answers
     right, the share still right when each is asked the way chat asks it (through
     ``gate``; ``gate=None``: with the adapter always on). A question the gate does not
@@ -186,7 +201,7 @@ def measure(llm: LocalLLM, key: str, gate: AdapterGate | None, base_right: Seque
                          "retention cannot be measured")
     routed = [(q, ok) for q, ok in known if gate is None or gate.routes(q)]
     with lora_runtime.enabled(llm, key):
-        got = replies(llm, [q for q, _ in routed])
+        got = replies(llm, [q for q, _ in routed], on_batch=on_batch)
     wrong = [q for (q, ok), r in zip(routed, got) if not correct(r, ok)]
     doc: dict[str, Any] = {"general": round(1 - len(wrong) / len(known), 4),
                            "questions": len(known), "routed": len(routed),

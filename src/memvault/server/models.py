@@ -372,6 +372,7 @@ class ChatOut(BaseModel):
     cached_tokens: int
     prompt_tokens: int | None
     adapter: str | None
+    adapter_route: str = "off: no adapter"
     activation: str
     remembered: list[str]
 
