@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 from . import _validate as check
 from . import hooks
 from .activation.blocks import ActivationStore, LoadedBlock
+from .activation.compose import Composition, compose, prompt_pieces, shared_cache
 from .activation.tier import (INSTRUCTIONS, ActivationTierEngine, block_name,
                               default_activation_store, model_state, scope_block,
                               select_block_items, system_messages)
@@ -80,16 +81,24 @@ class ChatResult:
                 "activation": self.activation, "remembered": list(self.remembered)}
 
 
-def user_message(query: str, hits: Sequence[SearchHit]) -> dict[str, str]:
-    if not hits:
-        return {"role": "user", "content": query}
+MEMORY_MARKER = "Memories that may help:\n"
+
+
+def memory_lines(hits: Sequence[SearchHit]) -> list[str]:
+    """One "- (date) text" line per hit: the unit composed from cached chunks."""
     lines = []
     for hit in hits:
         when = hit.item.event_time or hit.item.created_at
         date = f"({when.date().isoformat()}) " if when is not None else ""
         lines.append(f"- {date}{' '.join(hit.item.text.split())}")
+    return lines
+
+
+def user_message(query: str, hits: Sequence[SearchHit]) -> dict[str, str]:
+    if not hits:
+        return {"role": "user", "content": query}
     return {"role": "user",
-            "content": "Memories that may help:\n" + "\n".join(lines) + "\n\n" + query}
+            "content": MEMORY_MARKER + "\n".join(memory_lines(hits)) + "\n\n" + query}
 
 
 def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | None = None,
@@ -97,14 +106,17 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
          adapter: AdapterHandle | None = None, adapters: AdapterStore | None = None,
          remember: bool = False, max_tokens: int = 256, block_budget: int = 1024,
          instructions: str = INSTRUCTIONS,
-         min_retention: float = retention_mod.MIN_RETENTION) -> ChatResult:
+         min_retention: float = retention_mod.MIN_RETENTION,
+         composition: Composition | None = None) -> ChatResult:
     """Answer ``query`` for ``scope`` (see the module docstring).
 
     ``activation``: where the scope's KV-cache block lives (None: no activation memory);
     ``adapter``: a LoRA adapter handle to enable while generating, else the scope's own
     adapter from ``adapters`` if it has one (:func:`scope_adapter`; None: no lookup),
     routed by :func:`route_adapter` (``min_retention``: the refusal threshold);
-    ``remember``: store the query and the answer as turns of the scope.
+    ``remember``: store the query and the answer as turns of the scope;
+    ``composition``: build the prompt's KV from per-memory chunks in retrieval order
+    (:mod:`memvault.activation.compose`) instead of the scope's prefix block.
     """
     query = check.text(query, vault.limits, field="query")
     scope_ = check.scope(scope or {})
@@ -116,7 +128,7 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
     result = ChatResult(answer="", model=llm.id)
     if not local:
         result.activation = "off: the model is not local"
-    elif activation is None:
+    elif activation is None and composition is None:
         result.activation = "off: no activation store"
     use_adapter = None
     if local and adapter is not None:
@@ -128,7 +140,7 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
     with use_adapter.active(llm) if use_adapter is not None else nullcontext():
         loaded, state = None, model_state(llm, use_adapter) if local else None
         result.adapter = state
-        if local and activation is not None:  # the block belongs to the owner, not a session
+        if local and activation is not None and composition is None:  # the owner's block
             owner = {f: v for f, v in scope_.items() if f != "session_id"}
             loaded, result.activation = scope_block(vault, llm, activation, owner,
                                                      state, block_budget, instructions)
@@ -140,7 +152,10 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
         prefix = list(loaded.block.messages) if loaded is not None else system_messages(
             [], instructions)
         messages: list[Message] = [*prefix, user_message(query, hits)]
-        if local:
+        if local and composition is not None and hits:
+            result.answer = _generate_composed(llm, messages, hits, composition, max_tokens,
+                                               result)
+        elif local:
             result.answer = _generate_local(llm, messages, loaded, max_tokens, result, state)
         else:
             result.answer = llm.complete(messages, max_tokens=max_tokens)
@@ -204,11 +219,13 @@ def vault_chat(vault: Any, query: str, *, llm: Any = None, user_id: str | None =
     model = get_llm(llm if llm is not None else (vault.settings.llm or "local"))
     if model is None:
         raise ConfigurationError("chat needs an LLM; llm='none' was given")
-    store = default_activation_store(vault) if activation is True else activation or None
+    composition = activation if isinstance(activation, Composition) else None
+    store = (default_activation_store(vault) if activation is True
+             else None if composition is not None else activation or None)
     adapters = default_adapter_store(vault) if adapter is None else None
     return chat(vault, query, llm=model, k=k, activation=store,
                 adapter=None if adapter is False else adapter, adapters=adapters,
-                remember=remember, max_tokens=max_tokens,
+                remember=remember, max_tokens=max_tokens, composition=composition,
                 scope={"user_id": user_id, "agent_id": agent_id,
                        "session_id": session_id, "cube_id": cube_id})
 
@@ -228,3 +245,18 @@ def _generate_local(llm: LocalLLM, messages: Sequence[Message], loaded: LoadedBl
         else:
             result.activation = "recomputed: the prompt does not start with the block's tokens"
     return llm.decode(llm.generate_ids(ids, max_tokens=max_tokens, cache=cache)).strip()
+
+
+def _generate_composed(llm: LocalLLM, messages: Sequence[Message], hits: Sequence[SearchHit],
+                       composition: Composition, max_tokens: int, result: ChatResult) -> str:
+    """Generate from a cache composed of the hits' chunk KV, in retrieval order."""
+    head, chunks, tail = prompt_pieces(llm, messages, memory_lines(hits), MEMORY_MARKER)
+    cache = composition.cache if composition.cache is not None else shared_cache(llm)
+    prompt = compose(llm, head, chunks, tail, recompute=composition.recompute, cache=cache)
+    result.prompt_tokens = int(prompt.input_ids.shape[-1])
+    result.cached_tokens = prompt.cached
+    result.activation = (f"composed: {prompt.reused_chunks} chunks reused, "
+                         f"{prompt.new_chunks} computed, {prompt.recomputed} tokens "
+                         f"recomputed ({composition.recompute:.0%})")
+    return llm.decode(llm.generate_ids(prompt.input_ids, max_tokens=max_tokens,
+                                       cache=prompt.cache)).strip()

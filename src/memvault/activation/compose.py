@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
@@ -37,7 +38,8 @@ from .blocks import live_adapter
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ChunkCache", "ChunkKV", "ComposedPrompt", "compose", "rerotate"]
+__all__ = ["ChunkCache", "ChunkKV", "ComposedPrompt", "Composition", "compose", "prompt_pieces", "rerotate",
+           "shared_cache"]
 
 KV = list[tuple["torch.Tensor", "torch.Tensor"]]
 
@@ -66,6 +68,21 @@ class ComposedPrompt:
     recomputed: int
     reused_chunks: int
     new_chunks: int
+
+
+@dataclass(frozen=True)
+class Composition:
+    """Ask ``Vault.chat`` to compose the retrieved memories from per-chunk KV (pass it as
+    ``activation=``): ``recompute`` is the tail fraction prefilled again; ``cache``
+    defaults to the model's :func:`shared_cache`."""
+
+    recompute: float = 0.5
+    cache: "ChunkCache | None" = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recompute, bool) or not isinstance(self.recompute, (int, float)) \
+                or not 0.0 <= float(self.recompute) <= 1.0:
+            raise InvalidInput("recompute is a fraction in [0, 1]", field="recompute")
 
 
 def rerotate(keys: "torch.Tensor", delta: int, inv_freq: "torch.Tensor") -> "torch.Tensor":
@@ -142,6 +159,45 @@ class ChunkCache:
             while len(self._items) > self.max_chunks:
                 self._items.popitem(last=False)
         return chunk, False
+
+
+_SHARED: "weakref.WeakKeyDictionary[LocalLLM, ChunkCache]" = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_cache(llm: LocalLLM) -> ChunkCache:
+    """The process-wide chunk cache of ``llm`` (what chat composes from)."""
+    with _SHARED_LOCK:
+        cache = _SHARED.get(llm)
+        if cache is None:
+            cache = _SHARED[llm] = ChunkCache()
+        return cache
+
+
+def prompt_pieces(llm: LocalLLM, messages: Sequence[Any], lines: Sequence[str],
+                  marker: str) -> tuple[list[int], list[list[int]], list[int]]:
+    """Split the chat-templated prompt into head (through ``marker``), one chunk per
+    memory line (``line + "\n"``, in the order given) and tail, each tokenized alone.
+
+    Tokenizing pieces apart can differ from tokenizing the whole text at a boundary; the
+    composed prompt is still the same text, and the full prefill it is compared with (in
+    the benchmark) uses the same pieces.
+    """
+    text = llm.tokenizer.apply_chat_template([dict(m) for m in messages],
+                                             add_generation_prompt=True, tokenize=False)
+    at = text.find(marker)
+    if at < 0:
+        raise InvalidInput("the prompt does not contain the memory marker", field="marker")
+    pos = at + len(marker)
+    chunks = []
+    for line in lines:
+        piece = line + "\n"
+        if not text.startswith(piece, pos):
+            raise InvalidInput("a memory line is not where the prompt should have it")
+        chunks.append(llm.encode(piece)[0].tolist())
+        pos += len(piece)
+    return llm.encode(text[:at + len(marker)])[0].tolist(), chunks, \
+        llm.encode(text[pos:])[0].tolist()
 
 
 def _prefill(llm: LocalLLM, head: list[int], ids: list[int], head_kv: KV | None) -> KV:
