@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: install install-core demo test test-install test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
+.PHONY: install install-core demo test test-install test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-compose bench-knowledge bench-lora bench-guard soak clean
 
 # Two steps, one venv. The core (what `make demo` needs: library, CLI, search with the
 # bundled MiniLM) has no torch and no transformers. The full install adds everything the
@@ -70,6 +70,10 @@ bench-lora: install
 
 bench-activation: install
 	$(PY) benchmarks/bench_activation.py --tokens 1500 --repeats 3 --out benchmarks/results
+	$(PY) benchmarks/bench_compose.py --facts 200 --questions 10 --k 12 --out benchmarks/results
+
+bench-compose: install
+	$(PY) benchmarks/bench_compose.py --facts 200 --questions 10 --k 12 --out benchmarks/results
 
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
