@@ -30,6 +30,9 @@ def test_rerotation_composes_like_positions_add() -> None:
         Composition(recompute=1.5)
     with pytest.raises(InvalidInput):
         Composition(recompute=True)
+    for bad in (0, -5, 10**6, 1.5, True):
+        with pytest.raises(InvalidInput):
+            Composition(all_within=bad)
 
 
 def _pieces(llm, order):
@@ -94,5 +97,20 @@ def test_vault_chat_composes_retrieved_chunks_and_reuses_them(local_llm, tmp_pat
                            max_tokens=8, activation=False)
         assert exact.cached_tokens < second.cached_tokens
         assert exact.prompt_tokens == plain.prompt_tokens and exact.answer == plain.answer
+        assert exact.route == "retrieval"
+
+        # routing by budget: a history that fits is served whole, without retrieval
+        vault.add("The weather in Lima was mild all week.", kind="fact", user_id="u1")
+        whole = vault.chat("What did Bob sell?", llm=local_llm, user_id="u1", k=1,
+                           max_tokens=4, activation=Composition(0.0, cache, all_within=512))
+        assert whole.route.startswith("all: 4 memories,") and len(whole.memories) == 4
+        assert [h.item.text for h in whole.memories][0] == MEMORIES[0]  # oldest first
+        assert whole.activation.startswith("composed: 3 chunks reused, 1 computed")
+        tight = vault.chat("What did Bob sell?", llm=local_llm, user_id="u1", k=1,
+                           max_tokens=4, activation=Composition(0.0, cache, all_within=20))
+        assert tight.route == "retrieval" and len(tight.memories) == 1
+        assert vault.chat("What did Bob sell?", llm=local_llm, user_id="u2", k=1,
+                          max_tokens=2, activation=Composition(0.0, cache, all_within=512)
+                          ).route == "retrieval"  # nothing stored: nothing to serve whole
     finally:
         vault.close()

@@ -66,6 +66,8 @@ class ChatResult:
     cached_tokens: int = 0
     prompt_tokens: int | None = None
     adapter: str | None = None
+    #: how the memories were chosen: "retrieval" or "all: <n> memories, <t> tokens <= <b>"
+    route: str = "retrieval"
     #: why the scope's adapter is on or off: "on: ...", "off: ...", "refused: ..."
     adapter_route: str = "off: no adapter"
     #: "used" | "built" (built now, then used) | "off: <why>" | "recomputed: <why>"
@@ -77,7 +79,7 @@ class ChatResult:
                 "memories": [h.to_dict() for h in self.memories], "block": self.block,
                 "block_items": list(self.block_items), "cached_tokens": self.cached_tokens,
                 "prompt_tokens": self.prompt_tokens, "adapter": self.adapter,
-                "adapter_route": self.adapter_route,
+                "adapter_route": self.adapter_route, "route": self.route,
                 "activation": self.activation, "remembered": list(self.remembered)}
 
 
@@ -145,9 +147,15 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
             loaded, result.activation = scope_block(vault, llm, activation, owner,
                                                      state, block_budget, instructions)
         block_items = set(loaded.block.item_ids) if loaded is not None else set()
-        want = min(k + len(block_items), vault.limits.max_k)
-        hits = vault.search(query, k=want, **scope_) if k else []
-        hits = [h for h in hits if h.item.id not in block_items][:k]
+        everything = (all_within_budget(vault, llm, scope_, composition.all_within)
+                      if local and composition is not None and composition.all_within
+                      else None)
+        if everything is not None:
+            hits, result.route = everything
+        else:
+            want = min(k + len(block_items), vault.limits.max_k)
+            hits = vault.search(query, k=want, **scope_) if k else []
+            hits = [h for h in hits if h.item.id not in block_items][:k]
         result.memories = hits
         prefix = list(loaded.block.messages) if loaded is not None else system_messages(
             [], instructions)
@@ -207,6 +215,21 @@ def route_adapter(vault: Any, handle: Any, query: str,
         return None, f"off: the query is not about the adapter's memories ({score:.2f} < " \
                      f"{gate.threshold:.2f})"
     return handle, f"on: the query is about the adapter's memories ({score:.2f})"
+
+
+def all_within_budget(vault: Any, llm: LocalLLM, scope: Mapping[str, str | None],
+                      budget: int) -> tuple[list[SearchHit], str] | None:
+    """All of the scope's active memories as hits (oldest first), if their memory lines
+    fit in ``budget`` tokens; None when they do not (chat retrieves instead)."""
+    limit = min(vault.limits.max_page, max(1, budget // 4))  # a line is >= ~4 tokens
+    page = vault.list(**scope, limit=limit, order="created_asc")
+    if not page.items or page.total > len(page.items):
+        return None
+    hits = [SearchHit(item=item, score=1.0, rank=i) for i, item in enumerate(page.items)]
+    tokens = sum(int(llm.encode(line + "\n").shape[-1]) for line in memory_lines(hits))
+    if tokens > budget:
+        return None
+    return hits, f"all: {len(hits)} memories, {tokens} tokens <= {budget}"
 
 
 @hooks.provide("chat")

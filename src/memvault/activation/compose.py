@@ -74,15 +74,28 @@ class ComposedPrompt:
 class Composition:
     """Ask ``Vault.chat`` to compose the retrieved memories from per-chunk KV (pass it as
     ``activation=``): ``recompute`` is the tail fraction prefilled again; ``cache``
-    defaults to the model's :func:`shared_cache`."""
+    defaults to the model's :func:`shared_cache`.
+
+    ``all_within`` (tokens; None: off): routing by budget. A short history does not need
+    retrieval: when all of the scope's memories fit in this many tokens, chat serves all
+    of them (oldest first, so each chunk keeps its offset from one query to the next)
+    from their cached chunks instead of searching. The crossover was not measured yet,
+    so there is no default.
+    """
 
     recompute: float = 0.5
     cache: "ChunkCache | None" = None
+    all_within: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.recompute, bool) or not isinstance(self.recompute, (int, float)) \
                 or not 0.0 <= float(self.recompute) <= 1.0:
             raise InvalidInput("recompute is a fraction in [0, 1]", field="recompute")
+        if self.all_within is not None and (
+                isinstance(self.all_within, bool) or not isinstance(self.all_within, int)
+                or not 1 <= self.all_within <= 32_768):
+            raise InvalidInput("all_within is a token budget in [1, 32768] or None",
+                               field="all_within")
 
 
 def rerotate(keys: "torch.Tensor", delta: int, inv_freq: "torch.Tensor") -> "torch.Tensor":

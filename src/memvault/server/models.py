@@ -373,6 +373,7 @@ class ChatOut(BaseModel):
     prompt_tokens: int | None
     adapter: str | None
     adapter_route: str = "off: no adapter"
+    route: str = "retrieval"
     activation: str
     remembered: list[str]
 
