@@ -123,7 +123,7 @@ def test_scheduler_adapter_keeps_general_knowledge_and_chat_routes_it(
         assert general.answer == base.answer
         # a question about the scope's memories gets the adapter
         fact, question, value = FACTS[1]
-        tuned = vault.chat(question, llm=local_llm, user_id="u1", max_tokens=12,
+        tuned = vault.chat(question, llm=local_llm, user_id="u1", max_tokens=24,
                            activation=False, k=0)
         assert tuned.adapter == adapter.key and tuned.adapter_route.startswith("on: the query")
         assert value.lower() in tuned.answer.lower()
