@@ -227,13 +227,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base_recall, base_ids, base_replies = recall(llm, cases, args.max_tokens)
     base_held_hits, _ = held_out_recall(llm, cases, args.max_tokens)
     base_invented, _ = invented(llm, people, values, args.max_tokens)
-    base_general = base_answers(llm, store.root)  # distillation reuses this cache
+    cache_dir = Path(args.general_cache) if args.general_cache else store.root
+    base_general = base_answers(llm, cache_dir)  # distillation reuses this cache
     known = [qa for qa, ok in zip(GENERAL_QUESTIONS, base_general) if ok]
     stage('training the adapter (then its retention through the gate)')
     embedder = get_embedder(args.gate_embedder)
     job = start_distill(store, llm, items, "bench", steps=args.steps, lr=args.lr,
                         rank=args.rank, batch_size=args.batch_size, gate_embedder=embedder,
-                        gate_threshold=args.threshold,
+                        gate_threshold=args.threshold, cache_dir=cache_dir,
                         progress="tqdm" if sys.stderr.isatty() else None)
     trained = job.result()
     training = trained.meta["training"]
@@ -437,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-tokens", type=int, default=20)
+    p.add_argument("--general-cache", default=None,
+                   help="directory of the base model's cached general answers (JSON; "
+                        "default: a fresh one, computed in this run)")
     p.add_argument("--gate-embedder", default="minilm",
                    help="embedder of the topic gate (the vault's, in chat)")
     p.add_argument("--threshold", type=float, default=None,
