@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: bench-peers bench-scale install install-core demo test test-install test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-knowledge bench-lora bench-guard soak clean
+.PHONY: bench-peers bench-scale install install-core demo test test-install test-browser test-fast fuzz-schema bench bench-locomo bench-generated bench-server bench-pg bench-activation bench-compose bench-knowledge bench-lora bench-guard soak clean
 
 # Two steps, one venv. The core (what `make demo` needs: library, CLI, search with the
 # bundled MiniLM) has no torch and no transformers. The full install adds everything the
@@ -76,6 +76,10 @@ bench-lora: install
 
 bench-activation: install
 	$(PY) benchmarks/bench_activation.py --tokens 1500 --repeats 3 --out benchmarks/results
+	$(PY) benchmarks/bench_compose.py --facts 200 --questions 10 --k 12 --out benchmarks/results
+
+bench-compose: install
+	$(PY) benchmarks/bench_compose.py --facts 200 --questions 10 --k 12 --out benchmarks/results
 
 # Quantized KV blocks (int8, int4 + Hadamard) vs fp16: bytes/token and greedy fidelity over
 # 60 prompts built from the generated suites' memories (~10 min on 2 shared cores).

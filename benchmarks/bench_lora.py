@@ -15,8 +15,14 @@ case-insensitive), asked without and with the adapter, on four sets:
   against the training prompts (none of them was seen in training);
 * a control set: the same questions about invented people the adapter was never trained
   on; a reply that states one of the trained values invents a fact (lower is better);
-* general knowledge: everyday questions, answered with and without the adapter (does
-  the adapter damage what the base model knew?).
+* general knowledge: the product's 231 everyday questions
+  (:mod:`memvault.parametric.general`); those the base model answers right are asked
+  with the adapter on (does the adapter damage what the base model knew?).
+
+Then routing, what ``Vault.chat`` does by default: the adapter is on only for questions
+its topic gate routes to it (cosine to a source memory >= threshold, ``--gate-embedder``),
+else the base model answers. Every set is scored again as chat would answer it, and the
+retention the distillation itself measured (what chat's refusal reads) is reported.
 
 Also: training time and steps, adapter bytes, cold attach (read + load) time, hot-swap
 times (median of repeats), and a token-for-token check that the base model's replies are
@@ -75,22 +81,6 @@ CONTROL_FIRST = ["Harlan", "Sefira", "Odalric", "Merewyn", "Tobiah", "Liesl", "C
 CONTROL_LAST = ["Grimsby", "Ashcombe", "Penhallow", "Stroud", "Kettering", "Thornbury",
                 "Lyndhurst", "Coldwell", "Burnham", "Radcliffe", "Wexley"]
 
-#: General knowledge: (question, accepted answers). Scored like recall: any accepted
-#: answer appears in the reply. Fixed before any run; not chosen by what the model knows.
-GENERAL = [("What is the capital of France?", ["paris"]),
-           ("What is the capital of Japan?", ["tokyo"]),
-           ("How many days are there in a week?", ["seven", "7"]),
-           ("What colour is the sky on a clear day?", ["blue"]),
-           ("What is the largest planet in the solar system?", ["jupiter"]),
-           ("What do bees make?", ["honey"]),
-           ("What is frozen water called?", ["ice"]),
-           ("Which animal is known as the king of the jungle?", ["lion"]),
-           ("Who wrote Romeo and Juliet?", ["shakespeare"]),
-           ("What is 2 plus 2?", ["four", "4"]),
-           ("What gas do plants take in from the air?", ["carbon dioxide", "co2"]),
-           ("What is the boiling point of water in degrees Celsius?", ["100"])]
-
-
 def _person(i: int, first: Sequence[str], last: Sequence[str]) -> str:
     return f"{first[i % len(first)]} {last[(i * 5) % len(last)]}"
 
@@ -141,29 +131,47 @@ def recall(llm: Any, cases: Sequence[dict[str, str]], max_tokens: int, *,
 
 
 def held_out_recall(llm: Any, cases: Sequence[dict[str, Any]], max_tokens: int
-                    ) -> tuple[float, float, list[str]]:
+                    ) -> tuple[list[bool], list[str]]:
+    """Per held-out question (in ``cases`` order): is the fact's value in the reply."""
+    replies, hits = [], []
+    for c in cases:
+        for q in c["held_out"]:
+            replies.append(llm.decode(ask(llm, q, max_tokens)))
+            hits.append(c["value"].lower() in replies[-1].lower())
+    return hits, replies
+
+
+def held_out_rates(cases: Sequence[dict[str, Any]], hits: Sequence[bool]
+                   ) -> tuple[float, float]:
     """Share of held-out questions answered, and share of facts recalled under every one
     of their held-out phrasings."""
-    replies, per_fact = [], []
+    per_fact, at = [], 0
     for c in cases:
-        got = [llm.decode(ask(llm, q, max_tokens)) for q in c["held_out"]]
-        replies += got
-        per_fact.append([c["value"].lower() in r.lower() for r in got])
-    questions = sum(map(sum, per_fact)) / sum(map(len, per_fact))
-    return questions, sum(map(all, per_fact)) / len(per_fact), replies
+        per_fact.append(hits[at:at + len(c["held_out"])])
+        at += len(c["held_out"])
+    return sum(hits) / len(hits), sum(map(all, per_fact)) / len(per_fact)
 
 
 def invented(llm: Any, people: Sequence[dict[str, str]], values: Sequence[str],
-             max_tokens: int) -> tuple[float, list[str]]:
-    """Share of control questions whose reply states one of the trained ``values``."""
+             max_tokens: int) -> tuple[list[bool], list[str]]:
+    """Per control question: does the reply state one of the trained ``values``."""
     replies = [llm.decode(ask(llm, c["question"], max_tokens)) for c in people]
-    bad = sum(any(v.lower() in r.lower() for v in values) for r in replies)
-    return bad / len(people), replies
+    return [any(v.lower() in r.lower() for v in values) for r in replies], replies
 
 
-def general(llm: Any, max_tokens: int) -> tuple[list[bool], list[str]]:
-    replies = [llm.decode(ask(llm, q, max_tokens)) for q, _ in GENERAL]
-    return [any(a in r.lower() for a in ok) for (_, ok), r in zip(GENERAL, replies)], replies
+def general(llm: Any, questions: Sequence[tuple[str, list[str]]]
+            ) -> tuple[list[bool], list[str]]:
+    """Replies to the general questions (batched, as the product measures retention)."""
+    from memvault.parametric.general import correct
+    from memvault.parametric.retention import replies as batch_replies
+
+    got = batch_replies(llm, [q for q, _ in questions])
+    return [correct(r, ok) for (_, ok), r in zip(questions, got)], got
+
+
+def gated(routes: Sequence[bool], base: Sequence[Any], adapter: Sequence[Any]) -> list[Any]:
+    """What chat answers: the adapter's reply where the gate routes, else the base's."""
+    return [a if r else b for r, b, a in zip(routes, base, adapter)]
 
 
 def timed_median(fn: Any, repeats: int) -> float:
@@ -195,7 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_s = time.perf_counter() - t
     cases = facts(args.facts)
     work = Path(tempfile.mkdtemp(prefix="bench-lora-"))
-    vault = Vault(work / "vault.db", embedder="hash")
+    vault = Vault(work / "vault.db", embedder=args.gate_embedder)
     items = [vault.add(c["text"], kind="fact", user_id="bench") for c in cases]
     vault.close()
     trained_prompts = {" ".join(e.question.lower().split()) for e in build_examples(items)}
@@ -210,18 +218,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     assert not trained_people & {p["person"] for p in people}
     values = sorted({c["value"] for c in cases})
 
-    stage('base model: training prompts, held-out, control, general')
-    base_recall, base_ids, base_replies = recall(llm, cases, args.max_tokens)
-    base_held, base_held_all, _ = held_out_recall(llm, cases, args.max_tokens)
-    base_invented, _ = invented(llm, people, values, args.max_tokens)
-    base_general, _ = general(llm, args.max_tokens)
-    stage('training the adapter')
+    from memvault.models import get_embedder
+    from memvault.parametric.general import GENERAL_QUESTIONS
+    from memvault.parametric.retention import AdapterGate, base_answers
+
     store = AdapterStore(work / "adapters")
+    stage(f'base model: training prompts, held-out, control, {len(GENERAL_QUESTIONS)} general')
+    base_recall, base_ids, base_replies = recall(llm, cases, args.max_tokens)
+    base_held_hits, _ = held_out_recall(llm, cases, args.max_tokens)
+    base_invented, _ = invented(llm, people, values, args.max_tokens)
+    cache_dir = Path(args.general_cache) if args.general_cache else store.root
+    base_general = base_answers(llm, cache_dir)  # distillation reuses this cache
+    known = [qa for qa, ok in zip(GENERAL_QUESTIONS, base_general) if ok]
+    stage('training the adapter (then its retention through the gate)')
+    embedder = get_embedder(args.gate_embedder)
     job = start_distill(store, llm, items, "bench", steps=args.steps, lr=args.lr,
-                              rank=args.rank, batch_size=args.batch_size,
-                              progress="tqdm" if sys.stderr.isatty() else None)
+                        rank=args.rank, batch_size=args.batch_size, gate_embedder=embedder,
+                        gate_threshold=args.threshold, cache_dir=cache_dir,
+                        progress="tqdm" if sys.stderr.isatty() else None)
     trained = job.result()
     training = trained.meta["training"]
+    kept = trained.meta["retention"]
 
     stage('adapter on: all question sets')
     adapter = store.get("bench")  # a fresh handle: weights come from disk
@@ -231,12 +248,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with adapter.active(llm):
         state = llm_adapter_state(llm)
         lora_recall, _, lora_replies = recall(llm, cases, args.max_tokens)
-        lora_held, lora_held_all, held_replies = held_out_recall(llm, cases, args.max_tokens)
+        lora_held_hits, held_replies = held_out_recall(llm, cases, args.max_tokens)
         lora_invented, control_replies = invented(llm, people, values, args.max_tokens)
-        lora_general, general_replies = general(llm, args.max_tokens)
+        lora_general, general_replies = general(llm, known)
         lora_system = recall(llm, cases, args.max_tokens, system=SYSTEM)[0]
     base_system = recall(llm, cases, args.max_tokens, system=SYSTEM)[0]
     after_recall, after_ids, _ = recall(llm, cases, args.max_tokens)
+
+    stage('routing: what chat serves through the topic gate')
+    gate = AdapterGate.from_texts(embedder, [c["text"] for c in cases], args.threshold)
+    route_train = [gate.routes(c["question"]) for c in cases]
+    route_held = [gate.routes(q) for c in cases for q in c["held_out"]]
+    route_control = [gate.routes(p["question"]) for p in people]
+    route_general = [gate.routes(q) for q, _ in known]
+    hits = lambda replies: [c["value"].lower() in r.lower() for c, r in zip(cases, replies)]
+    gated_train = gated(route_train, hits(base_replies), hits(lora_replies))
+    gated_held = gated(route_held, base_held_hits, lora_held_hits)
+    gated_control = gated(route_control, base_invented, lora_invented)
+    gated_general = gated(route_general, [True] * len(known), lora_general)
+    base_held, base_held_all = held_out_rates(cases, base_held_hits)
+    lora_held, lora_held_all = held_out_rates(cases, lora_held_hits)
+    gate_held, gate_held_all = held_out_rates(cases, gated_held)
+    share = lambda xs: sum(xs) / max(1, len(xs))
 
     stage('swap timings')
     twin = store.save(DistilledAdapter("bench-twin", adapter.config, adapter.tensors(),
@@ -268,13 +301,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "facts_recalled_under_every_held_out_phrasing_base": base_held_all,
         "facts_recalled_under_every_held_out_phrasing_adapter": lora_held_all,
         "control_people": len(people),
-        "control_invented_trained_value_base": base_invented,
-        "control_invented_trained_value_adapter": lora_invented,
-        "general_questions": len(GENERAL),
-        "general_correct_base": sum(base_general) / len(GENERAL),
-        "general_correct_adapter": sum(lora_general) / len(GENERAL),
-        "general_retained": (sum(a and b for a, b in zip(base_general, lora_general))
-                             / max(1, sum(base_general))),
+        "control_invented_trained_value_base": share(base_invented),
+        "control_invented_trained_value_adapter": share(lora_invented),
+        "general_questions": len(GENERAL_QUESTIONS),
+        "general_known_by_base": len(known),
+        "general_correct_base": len(known) / len(GENERAL_QUESTIONS),
+        "general_retained": share(lora_general),
+        "gate": {"embedder": embedder.id, "threshold": args.threshold,
+                 "routed_training": share(route_train), "routed_held_out": share(route_held),
+                 "routed_control": share(route_control), "routed_general": share(route_general)},
+        "gated_recall": share(gated_train), "gated_recall_held_out": gate_held,
+        "gated_facts_recalled_under_every_held_out_phrasing": gate_held_all,
+        "gated_control_invented": share(gated_control),
+        "gated_general_retained": share(gated_general),
+        "distill_retention": kept,
         "recall_system_prompt_base": base_system, "recall_system_prompt_adapter": lora_system,
         "recall_after_disable": after_recall, "recall_after_detach": detached_recall,
         "base_unchanged_after_disable": after_ids == base_ids,
@@ -296,7 +336,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "control_examples": [{"question": c["question"], "adapter": r}
                              for c, r in zip(people, control_replies)],
         "general_examples": [{"question": q, "adapter": r, "correct": ok}
-                             for (q, _), r, ok in zip(GENERAL, general_replies, lora_general)],
+                             for (q, _), r, ok in zip(known, general_replies, lora_general)
+                             if not ok][:20],
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "machine": platform.machine(), "cpus": __import__("os").cpu_count()},
     }
@@ -318,9 +359,9 @@ def markdown(r: dict[str, Any]) -> str:
          "(invented; lower is better): base / adapter",
          f"{r['control_invented_trained_value_base']:.0%} / "
          f"{r['control_invented_trained_value_adapter']:.0%}"),
-        (f"general knowledge ({r['general_questions']} questions) correct: base / adapter",
-         f"{r['general_correct_base']:.0%} / {r['general_correct_adapter']:.0%}"),
-        ("general knowledge the base had, kept with the adapter",
+        (f"general knowledge: questions the base model answers right (of "
+         f"{r['general_questions']})", f"{r['general_known_by_base']}"),
+        ("general knowledge the base had, kept with the adapter always on",
          f"{r['general_retained']:.0%}"),
         ("recall, training prompt under a chat system prompt (not trained): base / adapter",
          f"{r['recall_system_prompt_base']:.0%} / {r['recall_system_prompt_adapter']:.0%}"),
@@ -337,12 +378,36 @@ def markdown(r: dict[str, Any]) -> str:
         ("hot swap base -> adapter -> base (median)", f"{r['toggle_on_off_ms']:.2f} ms"),
         ("extra swap adapter A -> B -> A (median)", f"{r['swap_a_to_b_ms']:.2f} ms"),
     ]
+    g = r["gate"]
+    routed = [
+        ("", "adapter always on", f"through the gate (chat's default)"),
+        ("general knowledge kept (goal >= 95 %)", f"{r['general_retained']:.0%}",
+         f"{r['gated_general_retained']:.0%} (at distillation: "
+         f"{r['distill_retention']['general']:.0%})"),
+        ("recall, training prompts", f"{r['recall_adapter']:.0%}", f"{r['gated_recall']:.0%}"),
+        ("recall, held-out phrasings", f"{r['recall_held_out_adapter']:.0%}",
+         f"{r['gated_recall_held_out']:.0%}"),
+        ("facts recalled under all 3 held-out phrasings",
+         f"{r['facts_recalled_under_every_held_out_phrasing_adapter']:.0%}",
+         f"{r['gated_facts_recalled_under_every_held_out_phrasing']:.0%}"),
+        ("control people given a trained value (lower is better)",
+         f"{r['control_invented_trained_value_adapter']:.0%}",
+         f"{r['gated_control_invented']:.0%}"),
+        ("routed to the adapter: training / held-out / control / general", "all",
+         f"{g['routed_training']:.0%} / {g['routed_held_out']:.0%} / "
+         f"{g['routed_control']:.0%} / {g['routed_general']:.0%}"),
+    ]
     lines = ["# Parametric memory (LoRA) benchmark", "",
              f"Model {r['model']} ({r['fingerprint']}), CPU, {r['settings']['threads']} "
              f"thread(s); greedy replies of at most {r['settings']['max_tokens']} tokens; "
              "recall = the fact's value appears in the reply.", "",
              "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
+    lines += ["", f"Routing by topic: the adapter is on only for a query whose {g['embedder']} "
+              f"cosine to one of its source memories is >= {g['threshold']}; chat refuses an "
+              "adapter whose measured retention is below 95 %.", "",
+              "| measure | " + " | ".join(routed[0][1:]) + " |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in routed[1:]]
     lines += ["", "Sample replies:", "", "| question | base | with adapter |", "|---|---|---|"]
     for e in r["examples"][:6]:
         clean = [x.replace("|", "/").replace("\n", " ") for x in (e["base"], e["adapter"])]
@@ -351,7 +416,8 @@ def markdown(r: dict[str, Any]) -> str:
                               ("question", "value", "adapter")),
                              ("Control: people never trained on (adapter on)",
                               "control_examples", ("question", "adapter")),
-                             ("General knowledge (adapter on)", "general_examples",
+                             ("General knowledge lost with the adapter always on",
+                              "general_examples",
                               ("question", "adapter", "correct"))):
         lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |",
                   "|" + "---|" * len(cols)]
@@ -372,10 +438,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-tokens", type=int, default=20)
+    p.add_argument("--general-cache", default=None,
+                   help="directory of the base model's cached general answers (JSON; "
+                        "default: a fresh one, computed in this run)")
+    p.add_argument("--gate-embedder", default="minilm",
+                   help="embedder of the topic gate (the vault's, in chat)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="gate threshold (default: the product's DEFAULT_THRESHOLD)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
+    if args.threshold is None:
+        from memvault.parametric.retention import DEFAULT_THRESHOLD
+
+        args.threshold = DEFAULT_THRESHOLD
     result = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

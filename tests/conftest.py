@@ -30,3 +30,10 @@ def local_llm():
 
     torch.set_num_threads(1)
     return load_local_llm()
+
+
+@pytest.fixture(scope="session")
+def general_cache(tmp_path_factory) -> Path:
+    """Where distillations in this session keep the base model's general-knowledge answers
+    (minutes to compute; the same for every adapter on one model)."""
+    return tmp_path_factory.mktemp("general-answers")

@@ -386,7 +386,7 @@ def test_scheduler_panel_shows_blocks_and_adapters(page: Page, srv: Served,
     srv.vault.chat("What do I play?", llm=local_llm, user_id="tess", max_tokens=2)
     items = [srv.vault.get(f["id"]) for f in facts]
     AdapterStore(Path(str(srv.vault.settings.path) + ".adapters")).save(
-        distill(local_llm, items, "user-tess", steps=1))
+        distill(local_llm, items, "user-tess", steps=1, retention=False))
 
     sign_in(page, srv.token)
     page.click("tab-scheduler")

@@ -43,18 +43,19 @@ def _actions(vault: Vault, after: int = 0) -> list[str]:
 
 
 @pytest.mark.slow
-def test_scheduler_promotes_distils_and_chat_uses_all_three(local_llm, tmp_path: Path) -> None:
+def test_scheduler_promotes_distils_and_chat_uses_all_three(local_llm, tmp_path: Path,
+                                                            general_cache: Path) -> None:
     vault = Vault(tmp_path / "vault.db", embedder="hash")
     try:
-        _run(vault, local_llm)
+        _run(vault, local_llm, general_cache)
     finally:
         vault.close()
     assert lora_runtime.adapter_state(local_llm) is None  # the shared model is left as found
 
 
-def _run(vault: Vault, llm) -> None:
+def _run(vault: Vault, llm, general_cache: Path) -> None:
     items = _hot(vault)
-    sched = for_vault(vault, llm, CONFIG, **TINY)
+    sched = for_vault(vault, llm, CONFIG, **TINY, cache_dir=general_cache)
     assert sched.activation is not None and sched.parametric is not None
     seq = vault.store.last_change()
 
@@ -72,6 +73,9 @@ def _run(vault: Vault, llm) -> None:
     assert adapter.key == distilled["key"] and adapter.fingerprint == llm.fingerprint
     assert {s["id"] for s in adapter.sources} == {i.id for i in items}
     assert adapter.meta["training"]["steps"] == TINY["steps"]
+    # measured through chat's topic gate on the vault's embedder: served (>= 0.95)
+    assert adapter.meta["retention"]["general"] >= 0.95
+    assert adapter.meta["retention"]["gate"]["embedder"] == vault.embedder.id
     # the block is where chat looks: this scope, this model, computed under that adapter
     blocks = default_activation_store(vault)
     block = blocks.get(llm.fingerprint, block_name(SCOPE, adapter.key))
@@ -151,7 +155,7 @@ def test_a_newer_distillation_supersedes_a_running_one_and_keeps_its_items(
 
     first, second, gone = (vault.add(t, kind="fact", **SCOPE) for t in FACTS)
     tier = AdapterTier(default_adapter_store(vault), local_llm, vault=vault, steps=3,
-                       batch_size=2, rank=2)
+                       batch_size=2, rank=2, retention=False)
     old = tier.queue(SCOPE, [first, gone])
     vault.delete(gone.id)  # deleted while its job runs: the newer job must not train it
     new = tier.queue(SCOPE, [second])

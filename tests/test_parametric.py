@@ -125,7 +125,8 @@ def trained(local_llm, tmp_path_factory):
     base = {q: _ask(local_llm, q) for _, q, _ in FACTS}
     seen = []
     job = start_distill(AdapterStore(root / "store"), local_llm, items, "u1", steps=8,
-                                                     batch_size=3, lr=3e-3, progress=seen.append)
+                                                     batch_size=3, lr=3e-3, progress=seen.append,
+                        retention=False)  # measured in test_adapter_routing
     adapter = job.result(timeout=900)
     return {"adapter": adapter, "base": base, "items": items, "progress": seen,
             "store": AdapterStore(root / "store")}
@@ -263,7 +264,7 @@ def test_redistilling_keeps_active_sources_and_drops_forgotten_ones(local_llm, t
     vault = Vault(tmp_path / "v.db", embedder="hash")
     kept, forgotten, new = (vault.add(t, kind="fact", user_id="u9") for t, _, _ in FACTS)
     tier = AdapterTier(AdapterStore(tmp_path / "adapters"), local_llm, vault=vault,
-                       steps=1, batch_size=2)
+                       steps=1, batch_size=2, retention=False)
     assert isinstance(tier, ParametricTier) and tier.adapter_for({"user_id": "u9"}) is None
     tier.jobs[tier.queue({"user_id": "u9"}, [kept, forgotten])].result(timeout=600)
     vault.delete(forgotten.id)
@@ -302,7 +303,7 @@ def test_cli_distills_a_scope_and_answers_with_it(local_llm, tmp_path: Path) -> 
         _cli(db, "add", text, "--user", "u1", "--kind", "fact")
     _cli(db, "add", "not mine", "--user", "u2")
     doc = json.loads(_cli(db, "adapter", "distill", "u1", "--user", "u1", "--steps", "1",
-                          "--json").output)
+                          "--no-retention", "--json").output)
     assert doc["name"] == "u1" and doc["sources"] == 3 and doc["steps"] == 1
     assert "error [conflict]" in _cli(db, "adapter", "distill", "u1", "--user", "u1",
                                       code=2).output

@@ -5,7 +5,11 @@
 * activation: the scope's profile and hottest facts are rendered as the system message,
   whose KV cache (:mod:`memvault.activation`) is passed to generation as its ``cache`` so
   that block is not prefilled again;
-* parametric: the scope's LoRA adapter, if any, is enabled while generating.
+* parametric: the scope's LoRA adapter, if any, is enabled while generating, when
+  :func:`route_adapter` lets it: only for a query about the adapter's own memories (a
+  topic gate), and never an adapter whose general-knowledge retention was not measured
+  or is below 0.95 (:mod:`memvault.parametric.retention`). An adapter passed explicitly
+  is the caller's choice and is used as given.
 
 Activation and parametric memory need the model's weights, so they apply to a
 :class:`~memvault.models.local.LocalLLM` only; any other :class:`~memvault.models.llm.LLM`
@@ -20,6 +24,7 @@ the result says so in ``activation``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -28,12 +33,16 @@ from typing import Any, Mapping, Sequence
 from . import _validate as check
 from . import hooks
 from .activation.blocks import ActivationStore, LoadedBlock
+from .activation.compose import Composition, compose, prompt_pieces, shared_cache
 from .activation.pager import vault_pager
 from .activation.tier import (INSTRUCTIONS, ActivationTierEngine, block_name,
                               default_activation_store, model_state, scope_block,
                               select_block_items, system_messages)
 from .parametric.adapters import AdapterStore
+from .parametric import retention as retention_mod
+from .parametric.adapters import Adapter
 from .parametric.tier import AdapterHandle, default_adapter_store, scope_adapter
+from .storage.base import RowQuery
 from .errors import ConfigurationError, InvalidInput
 from .models import get_llm
 from .models.llm import LLM, Message
@@ -58,6 +67,10 @@ class ChatResult:
     cached_tokens: int = 0
     prompt_tokens: int | None = None
     adapter: str | None = None
+    #: how the memories were chosen: "retrieval" or "all: <n> memories, <t> tokens <= <b>"
+    route: str = "retrieval"
+    #: why the scope's adapter is on or off: "on: ...", "off: ...", "refused: ..."
+    adapter_route: str = "off: no adapter"
     #: "used" | "built" (built now, then used) | "off: <why>" | "recomputed: <why>"
     activation: str = "off"
     remembered: list[str] = field(default_factory=list)
@@ -67,32 +80,46 @@ class ChatResult:
                 "memories": [h.to_dict() for h in self.memories], "block": self.block,
                 "block_items": list(self.block_items), "cached_tokens": self.cached_tokens,
                 "prompt_tokens": self.prompt_tokens, "adapter": self.adapter,
+                "adapter_route": self.adapter_route, "route": self.route,
                 "activation": self.activation, "remembered": list(self.remembered)}
 
 
-def user_message(query: str, hits: Sequence[SearchHit]) -> dict[str, str]:
-    if not hits:
-        return {"role": "user", "content": query}
+MEMORY_MARKER = "Memories that may help:\n"
+
+
+def memory_lines(hits: Sequence[SearchHit]) -> list[str]:
+    """One "- (date) text" line per hit: the unit composed from cached chunks."""
     lines = []
     for hit in hits:
         when = hit.item.event_time or hit.item.created_at
         date = f"({when.date().isoformat()}) " if when is not None else ""
         lines.append(f"- {date}{' '.join(hit.item.text.split())}")
+    return lines
+
+
+def user_message(query: str, hits: Sequence[SearchHit]) -> dict[str, str]:
+    if not hits:
+        return {"role": "user", "content": query}
     return {"role": "user",
-            "content": "Memories that may help:\n" + "\n".join(lines) + "\n\n" + query}
+            "content": MEMORY_MARKER + "\n".join(memory_lines(hits)) + "\n\n" + query}
 
 
 def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | None = None,
          k: int = 5, activation: ActivationStore | None = None,
          adapter: AdapterHandle | None = None, adapters: AdapterStore | None = None,
          remember: bool = False, max_tokens: int = 256, block_budget: int = 1024,
-         instructions: str = INSTRUCTIONS) -> ChatResult:
+         instructions: str = INSTRUCTIONS,
+         min_retention: float = retention_mod.MIN_RETENTION,
+         composition: Composition | None = None) -> ChatResult:
     """Answer ``query`` for ``scope`` (see the module docstring).
 
     ``activation``: where the scope's KV-cache block lives (None: no activation memory);
     ``adapter``: a LoRA adapter handle to enable while generating, else the scope's own
-    adapter from ``adapters`` if it has one (:func:`scope_adapter`; None: no lookup);
-    ``remember``: store the query and the answer as turns of the scope.
+    adapter from ``adapters`` if it has one (:func:`scope_adapter`; None: no lookup),
+    routed by :func:`route_adapter` (``min_retention``: the refusal threshold);
+    ``remember``: store the query and the answer as turns of the scope;
+    ``composition``: build the prompt's KV from per-memory chunks in retrieval order
+    (:mod:`memvault.activation.compose`) instead of the scope's prefix block.
     """
     query = check.text(query, vault.limits, field="query")
     scope_ = check.scope(scope or {})
@@ -104,27 +131,40 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
     result = ChatResult(answer="", model=llm.id)
     if not local:
         result.activation = "off: the model is not local"
-    elif activation is None:
+    elif activation is None and composition is None:
         result.activation = "off: no activation store"
-    use_adapter = ((adapter if adapter is not None else scope_adapter(adapters, scope_, llm))
-                   if local else None)
+    use_adapter = None
+    if local and adapter is not None:
+        use_adapter, result.adapter_route = adapter, "on: passed by the caller"
+    elif local:
+        use_adapter, result.adapter_route = route_adapter(
+            vault, scope_adapter(adapters, scope_, llm), query, min_retention)
 
     with use_adapter.active(llm) if use_adapter is not None else nullcontext():
         loaded, state = None, model_state(llm, use_adapter) if local else None
         result.adapter = state
-        if local and activation is not None:  # the block belongs to the owner, not a session
+        if local and activation is not None and composition is None:  # the owner's block
             owner = {f: v for f, v in scope_.items() if f != "session_id"}
             loaded, result.activation = scope_block(vault, llm, activation, owner,
                                                      state, block_budget, instructions)
         block_items = set(loaded.block.item_ids) if loaded is not None else set()
-        want = min(k + len(block_items), vault.limits.max_k)
-        hits = vault.search(query, k=want, **scope_) if k else []
-        hits = [h for h in hits if h.item.id not in block_items][:k]
+        everything = (all_within_budget(vault, llm, scope_, composition.all_within)
+                      if local and composition is not None and composition.all_within
+                      else None)
+        if everything is not None:
+            hits, result.route = everything
+        else:
+            want = min(k + len(block_items), vault.limits.max_k)
+            hits = vault.search(query, k=want, **scope_) if k else []
+            hits = [h for h in hits if h.item.id not in block_items][:k]
         result.memories = hits
         prefix = list(loaded.block.messages) if loaded is not None else system_messages(
             [], instructions)
         messages: list[Message] = [*prefix, user_message(query, hits)]
-        if local:
+        if local and composition is not None and hits:
+            result.answer = _generate_composed(llm, messages, hits, composition, max_tokens,
+                                               result)
+        elif local:
             result.answer = _generate_local(llm, messages, loaded, max_tokens, result, state)
         else:
             result.answer = llm.complete(messages, max_tokens=max_tokens)
@@ -138,6 +178,61 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
     return result
 
 
+def route_adapter(vault: Any, handle: Any, query: str,
+                  min_retention: float = retention_mod.MIN_RETENTION) -> tuple[Any, str]:
+    """The scope's adapter if it may answer ``query``, else None; and why.
+
+    An adapter that memorised a few facts damages answers about everything else, so it
+    is on only for queries close to one of its source memories (still active in the
+    vault) under the vault's embedder, with the threshold its retention was measured
+    at; and it is refused outright when that retention is unknown or below
+    ``min_retention`` (see :mod:`memvault.parametric.retention`).
+    """
+    if handle is None:
+        return None, "off: no adapter"
+    if not isinstance(handle, Adapter):  # another AdapterHandle: no metadata to judge
+        return handle, "on: not a stored adapter, used as given"
+    embedder = getattr(vault, "embedder", None)
+    why = retention_mod.servable(handle.meta, getattr(embedder, "id", None), min_retention)
+    if why is not None:
+        log.info("adapter %s refused: %s", handle.name, why)
+        return None, f"refused: {why}"
+    gate_doc = handle.meta["retention"].get("gate")
+    if gate_doc is None or embedder is None:
+        return handle, "on: measured without a gate"
+    ids = [s["id"] for s in handle.sources if isinstance(s, dict) and isinstance(s.get("id"), str)]
+
+    def texts() -> list[str]:
+        rows = vault.store.select(RowQuery(ids=ids, limit=max(1, len(ids))))
+        return [r.item.text for r in rows]
+
+    if not ids or not (live := texts()):
+        return None, "off: none of the adapter's memories is active any more"
+    digest = hashlib.sha256("\x00".join(live).encode()).hexdigest()[:16]
+    gate = retention_mod.gate_for(f"{handle.key}:{digest}", embedder, lambda: live,
+                                  float(gate_doc.get("threshold", retention_mod.DEFAULT_THRESHOLD)))
+    score = gate.score(query)
+    if score < gate.threshold:
+        return None, f"off: the query is not about the adapter's memories ({score:.2f} < " \
+                     f"{gate.threshold:.2f})"
+    return handle, f"on: the query is about the adapter's memories ({score:.2f})"
+
+
+def all_within_budget(vault: Any, llm: LocalLLM, scope: Mapping[str, str | None],
+                      budget: int) -> tuple[list[SearchHit], str] | None:
+    """All of the scope's active memories as hits (oldest first), if their memory lines
+    fit in ``budget`` tokens; None when they do not (chat retrieves instead)."""
+    limit = min(vault.limits.max_page, max(1, budget // 4))  # a line is >= ~4 tokens
+    page = vault.list(**scope, limit=limit, order="created_asc")
+    if not page.items or page.total > len(page.items):
+        return None
+    hits = [SearchHit(item=item, score=1.0, rank=i) for i, item in enumerate(page.items)]
+    tokens = sum(int(llm.encode(line + "\n").shape[-1]) for line in memory_lines(hits))
+    if tokens > budget:
+        return None
+    return hits, f"all: {len(hits)} memories, {tokens} tokens <= {budget}"
+
+
 @hooks.provide("chat")
 def vault_chat(vault: Any, query: str, *, llm: Any = None, user_id: str | None = None,
                agent_id: str | None = None, session_id: str | None = None,
@@ -148,11 +243,13 @@ def vault_chat(vault: Any, query: str, *, llm: Any = None, user_id: str | None =
     model = get_llm(llm if llm is not None else (vault.settings.llm or "local"))
     if model is None:
         raise ConfigurationError("chat needs an LLM; llm='none' was given")
-    store = default_activation_store(vault) if activation is True else activation or None
+    composition = activation if isinstance(activation, Composition) else None
+    store = (default_activation_store(vault) if activation is True
+             else None if composition is not None else activation or None)
     adapters = default_adapter_store(vault, pager=vault_pager(vault)) if adapter is None else None
     return chat(vault, query, llm=model, k=k, activation=store,
                 adapter=None if adapter is False else adapter, adapters=adapters,
-                remember=remember, max_tokens=max_tokens,
+                remember=remember, max_tokens=max_tokens, composition=composition,
                 scope={"user_id": user_id, "agent_id": agent_id,
                        "session_id": session_id, "cube_id": cube_id})
 
@@ -172,3 +269,18 @@ def _generate_local(llm: LocalLLM, messages: Sequence[Message], loaded: LoadedBl
         else:
             result.activation = "recomputed: the prompt does not start with the block's tokens"
     return llm.decode(llm.generate_ids(ids, max_tokens=max_tokens, cache=cache)).strip()
+
+
+def _generate_composed(llm: LocalLLM, messages: Sequence[Message], hits: Sequence[SearchHit],
+                       composition: Composition, max_tokens: int, result: ChatResult) -> str:
+    """Generate from a cache composed of the hits' chunk KV, in retrieval order."""
+    head, chunks, tail = prompt_pieces(llm, messages, memory_lines(hits), MEMORY_MARKER)
+    cache = composition.cache if composition.cache is not None else shared_cache(llm)
+    prompt = compose(llm, head, chunks, tail, recompute=composition.recompute, cache=cache)
+    result.prompt_tokens = int(prompt.input_ids.shape[-1])
+    result.cached_tokens = prompt.cached
+    result.activation = (f"composed: {prompt.reused_chunks} chunks reused, "
+                         f"{prompt.new_chunks} computed, {prompt.recomputed} tokens "
+                         f"recomputed ({composition.recompute:.0%})")
+    return llm.decode(llm.generate_ids(prompt.input_ids, max_tokens=max_tokens,
+                                       cache=prompt.cache)).strip()

@@ -44,7 +44,8 @@ def _describe(a: Any) -> dict[str, Any]:
     return {"name": a.name, "key": a.key, "sources": len(a.sources), "bytes": a.size_bytes,
             "model": a.fingerprint.key, "steps": training.get("steps"),
             "seconds": training.get("seconds"), "final_loss": training.get("final_loss"),
-            "created_at": a.meta.get("created_at")}
+            "created_at": a.meta.get("created_at"),
+            "retention": (a.meta.get("retention") or {}).get("general")}
 
 
 @click.group()
@@ -65,11 +66,14 @@ def adapter() -> None:
 @click.option("--rank", type=int, default=8, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an adapter with this name.")
+@click.option("--retention/--no-retention", default=True, show_default=True,
+              help="Measure general-knowledge retention after training (minutes the "
+                   "first time; chat refuses an adapter without it).")
 @_dir_option
 @global_options
 @pass_app
 def distill_cmd(app: App, name: str, kinds: tuple[str, ...], limit: int,
-                directory: str | None, overwrite: bool, user_id: str | None,
+                directory: str | None, overwrite: bool, retention: bool, user_id: str | None,
                 agent_id: str | None, cube_id: str | None, **options: Any) -> None:
     """Train adapter NAME on the active memories of a scope and save it."""
     from ..models.local import load_local_llm
@@ -81,7 +85,8 @@ def distill_cmd(app: App, name: str, kinds: tuple[str, ...], limit: int,
                       filters={"kind": list(kinds)} if kinds else None)
     llm = load_local_llm()
     job = start_distill(store, llm, page.items, name, overwrite=overwrite,
-                        progress=None if app.as_json else "tqdm", **options)
+                        progress=None if app.as_json else "tqdm", retention=retention,
+                        gate_embedder=vault.embedder, **options)
     try:
         saved = job.result()
     except KeyboardInterrupt:

@@ -24,12 +24,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .._validate import bounded_int, finite
 from ..errors import Conflict, InvalidInput, MemvaultError, ModelError
+from ..models.base import Embedder
 from ..models.local import LocalLLM
 from ..types import MemoryItem, utcnow
+from . import retention as retention_mod
 from . import runtime as lora_runtime
 from .adapters import Adapter, AdapterStore, DistilledAdapter, validate_name
 
@@ -176,11 +179,21 @@ def distill(llm: LocalLLM, items: Iterable[MemoryItem], name: str, *, steps: int
             lr: float = 3e-3, rank: int = 8, alpha: float | None = None, batch_size: int = 8,
             seed: int = 0, targets: Sequence[str] = lora_runtime.TARGETS,
             progress: ProgressFn | None = None,
-            cancel: threading.Event | None = None) -> DistilledAdapter:
+            cancel: threading.Event | None = None, retention: bool = True,
+            gate_embedder: Embedder | None = None,
+            gate_threshold: float = retention_mod.DEFAULT_THRESHOLD,
+            cache_dir: str | Path | None = None) -> DistilledAdapter:
     """Train a LoRA adapter on ``items`` and return it (nothing is written to disk).
 
     Deterministic for a given seed on one machine. ``cancel`` set -> :class:`Conflict`,
     and the model is left without the half-trained adapter.
+
+    ``retention`` (default on): after training, measure how much general knowledge the
+    model keeps with the adapter in chat's path (:mod:`.retention`), through a topic gate
+    on ``gate_embedder`` (None: the adapter always on) and write it to
+    ``meta["retention"]``; chat refuses an adapter without it or below 0.95. The base
+    model's answers are cached in ``cache_dir``. Progress counts training steps, then
+    the retention batches.
     """
     import torch
 
@@ -189,6 +202,10 @@ def distill(llm: LocalLLM, items: Iterable[MemoryItem], name: str, *, steps: int
     chosen = _check_items(items)
     examples = build_examples(chosen)
     encoded = _encode(llm, examples)
+    gate = (retention_mod.AdapterGate.from_texts(gate_embedder, [i.text for i in chosen],
+                                                 gate_threshold)
+            if retention and gate_embedder is not None else None)
+    total = opts.steps + (_retention_batches(llm, gate, cache_dir) if retention else 0)
     config = {"r": opts.rank, "lora_alpha": opts.alpha, "target_modules": list(opts.targets)}
     key = f"{lora_runtime.TRAINING}{name}:{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
@@ -222,9 +239,11 @@ def distill(llm: LocalLLM, items: Iterable[MemoryItem], name: str, *, steps: int
                 raise ModelError(f"training adapter {name!r} failed: {exc}") from exc
             losses.append(float(loss.detach()))
             if progress is not None:
-                progress(DistillProgress(name, step, opts.steps, losses[-1],
+                progress(DistillProgress(name, step, total, losses[-1],
                                          time.perf_counter() - started))
         tensors = lora_runtime.slot_tensors(llm, key)
+        kept = _measure_retention(llm, key, gate, cache_dir, name, progress, opts.steps,
+                                  total, losses[-1], started) if retention else None
     finally:
         lora_runtime.uninstall(llm, key)
     seconds = time.perf_counter() - started
@@ -240,8 +259,38 @@ def distill(llm: LocalLLM, items: Iterable[MemoryItem], name: str, *, steps: int
                      "targets": list(opts.targets), "seconds": round(seconds, 3),
                      "first_loss": losses[0], "final_loss": losses[-1],
                      "losses": [round(v, 4) for v in losses]},
+        "retention": kept,
     }
     return DistilledAdapter(name=name, config=config, tensors=tensors, meta=meta)
+
+
+def _retention_batches(llm: LocalLLM, gate: Any, cache_dir: Any) -> int:
+    """Generation batches :func:`_measure_retention` will run (for the progress total):
+    the base pass unless cached, and the questions the gate may route (an upper bound:
+    those the base model gets wrong are skipped)."""
+    questions = retention_mod.GENERAL_QUESTIONS
+    per = retention_mod.BATCH
+    base = 0 if retention_mod.base_cached(llm, cache_dir) else -(-len(questions) // per)
+    routed = sum(gate is None or gate.routes(q) for q, _ in questions)
+    return base + -(-routed // per)
+
+
+def _measure_retention(llm: LocalLLM, key: str, gate: Any, cache_dir: Any, name: str,
+                       progress: ProgressFn | None, done: int, total: int, loss: float,
+                       started: float) -> dict[str, Any]:
+    count = [done]
+
+    def tick() -> None:
+        count[0] += 1
+        if progress is not None:
+            progress(DistillProgress(name, min(count[0], total), total, loss,
+                                     time.perf_counter() - started))
+
+    base = retention_mod.base_answers(llm, cache_dir, on_batch=tick)
+    doc = retention_mod.measure(llm, key, gate, base, on_batch=tick)
+    while count[0] < total:  # questions the base got wrong were not asked
+        tick()
+    return doc
 
 
 class DistillJob:
@@ -272,7 +321,7 @@ class DistillJob:
                         options.get("batch_size", 8), options.get("seed", 0),
                         options.get("targets", lora_runtime.TARGETS))
         build_examples(chosen)
-        job = cls(name, opts.steps)
+        job = cls(name, opts.steps)  # the total grows once retention batches are known
         report = job._reporter(progress)
 
         def run() -> None:
@@ -307,6 +356,8 @@ class DistillJob:
                 return
             self._progress = p
             if bar is not None:
+                if bar.total != p.total:
+                    bar.total = p.total
                 bar.update(p.step - bar.n)
                 bar.set_postfix(loss=f"{p.loss:.3f}")
             elif callable(progress):
@@ -349,5 +400,6 @@ def start_distill(store: AdapterStore, llm: LocalLLM, items: Any, name: str, *,
     if (store.root / name).exists() and not overwrite:
         raise Conflict(f"adapter {name!r} exists; pass overwrite=True to replace it",
                        adapter=name)
+    options.setdefault("cache_dir", store.root)
     return DistillJob.start(llm, items, name, save=lambda a: store.save(a, overwrite=overwrite),
                             **options)

@@ -110,8 +110,11 @@ class AdapterTier:
             pending = self._supersede(name)  # its items join this job
             for item in self._earlier_sources(name, set(chosen), pending):
                 chosen[item.id] = item
+            options = dict(self.options)
+            if self.vault is not None:  # retention is measured through chat's gate
+                options.setdefault("gate_embedder", getattr(self.vault, "embedder", None))
             job = start_distill(self.store, self.llm, list(chosen.values()), name,
-                                           overwrite=True, **self.options)
+                                overwrite=True, **options)
             job_id = f"distill:{name}:{uuid.uuid4().hex[:8]}"
             self.jobs[job_id] = job
             self._running[name] = (job_id, list(chosen.values()))

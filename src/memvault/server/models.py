@@ -380,6 +380,8 @@ class ChatOut(BaseModel):
     cached_tokens: int
     prompt_tokens: int | None
     adapter: str | None
+    adapter_route: str = "off: no adapter"
+    route: str = "retrieval"
     activation: str
     remembered: list[str]
 

@@ -1,0 +1,280 @@
+"""Blocks composed in any order: one KV cache per memory chunk, stitched per prompt.
+
+A prefix block (:mod:`.blocks`) is reusable only as the exact first tokens of a prompt.
+Retrieval returns a different set and order of memories for every query, so here each
+memory chunk's keys/values are computed once, on their own, and a prompt is assembled
+from the chunks in whatever order retrieval gives (Cache-Craft, KVShare, CacheBlend):
+
+* a chunk is prefilled right after the prompt's fixed *head* (the chat template's system
+  turn and the start of the user turn), so it sees the same attention sink it sees in a
+  real prompt; its KV is kept without the head's;
+* placed at another offset, its keys are re-rotated: RoPE is a rotation by position, and
+  rotations compose, so a key computed at position p moves to p + d by one more rotation
+  by d (values carry no position and are reused as they are);
+* what is lost is cross-chunk attention: a chunk's tokens never saw the chunks before it.
+  ``recompute`` (a fraction of the context's tokens) repairs the *tail* of the context:
+  those tokens are prefilled again over the composed cache, so they attend to every
+  chunk, exactly as in a full prefill. 0: pure composition; 1: a full prefill.
+
+The result is a transformers ``DynamicCache`` over the prompt's first tokens; generation
+prefills only the rest (recomputed tail + question), so time to first token falls with
+the share of the prompt that came from cached chunks. It is an approximation of a full
+prefill, measured by ``make bench-activation`` (answer agreement vs recompute fraction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..errors import InvalidInput, ModelError
+from ..models.local import LocalLLM
+from .blocks import live_adapter
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ChunkCache", "ChunkKV", "ComposedPrompt", "Composition", "compose", "prompt_pieces", "rerotate",
+           "shared_cache"]
+
+KV = list[tuple["torch.Tensor", "torch.Tensor"]]
+
+
+@dataclass
+class ChunkKV:
+    """One chunk's tokens and keys/values, computed at positions ``start ..`` after a head."""
+
+    ids: list[int]
+    kv: KV = field(repr=False)
+    start: int  # the position its first token had when computed (the head's length)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class ComposedPrompt:
+    """The full prompt's ids, and a cache over its first ``cached`` tokens."""
+
+    input_ids: "torch.Tensor"
+    cache: Any
+    cached: int
+    chunk_tokens: int
+    recomputed: int
+    reused_chunks: int
+    new_chunks: int
+
+
+@dataclass(frozen=True)
+class Composition:
+    """Ask ``Vault.chat`` to compose the retrieved memories from per-chunk KV (pass it as
+    ``activation=``): ``recompute`` is the tail fraction prefilled again; ``cache``
+    defaults to the model's :func:`shared_cache`.
+
+    ``all_within`` (tokens; None: off): routing by budget. A short history does not need
+    retrieval: when all of the scope's memories fit in this many tokens, chat serves all
+    of them (oldest first, so each chunk keeps its offset from one query to the next)
+    from their cached chunks instead of searching. The crossover was not measured yet,
+    so there is no default.
+    """
+
+    recompute: float = 0.5
+    cache: "ChunkCache | None" = None
+    all_within: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recompute, bool) or not isinstance(self.recompute, (int, float)) \
+                or not 0.0 <= float(self.recompute) <= 1.0:
+            raise InvalidInput("recompute is a fraction in [0, 1]", field="recompute")
+        if self.all_within is not None and (
+                isinstance(self.all_within, bool) or not isinstance(self.all_within, int)
+                or not 1 <= self.all_within <= 32_768):
+            raise InvalidInput("all_within is a token budget in [1, 32768] or None",
+                               field="all_within")
+
+
+def rerotate(keys: "torch.Tensor", delta: int, inv_freq: "torch.Tensor") -> "torch.Tensor":
+    """Keys (batch, heads, n, dim) rotated by RoPE by ``delta`` more positions."""
+    import torch
+
+    if delta == 0:
+        return keys
+    freqs = float(delta) * inv_freq.to(torch.float64)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos().to(keys.dtype), emb.sin().to(keys.dtype)
+    half = keys.shape[-1] // 2
+    rotated = torch.cat((-keys[..., half:], keys[..., :half]), dim=-1)
+    return keys * cos + rotated * sin
+
+
+def _inv_freq(llm: LocalLLM) -> "torch.Tensor":
+    rotary = getattr(getattr(llm.model, "model", None), "rotary_emb", None)
+    inv = getattr(rotary, "inv_freq", None)
+    if inv is None:
+        raise ModelError(f"{llm.id}: no rotary embedding found; chunks cannot be re-placed")
+    return inv
+
+
+class ChunkCache:
+    """Chunk KV in memory, keyed by model, adapter state, head and chunk tokens (LRU).
+
+    The head is part of the key because a chunk's KV depends on what preceded it when
+    it was computed; the adapter state because LoRA changes every key and value.
+    """
+
+    def __init__(self, max_chunks: int = 512) -> None:
+        if max_chunks < 1:
+            raise InvalidInput("a chunk cache holds at least one chunk", field="max_chunks")
+        self.max_chunks = max_chunks
+        self._items: "OrderedDict[str, ChunkKV]" = OrderedDict()
+        self._heads: "OrderedDict[str, KV]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @staticmethod
+    def _key(llm: LocalLLM, head: Sequence[int], ids: Sequence[int]) -> str:
+        doc = f"{llm.fingerprint.key}|{live_adapter(llm)}|{list(head)}|{list(ids)}"
+        return hashlib.sha256(doc.encode()).hexdigest()
+
+    def head(self, llm: LocalLLM, head: Sequence[int]) -> KV:
+        """The head's own KV (the start of every composed cache)."""
+        key = self._key(llm, head, [])
+        with self._lock:
+            kv = self._heads.get(key)
+        if kv is None:
+            kv = _prefill(llm, list(head), [], None)
+            with self._lock:
+                self._heads[key] = kv
+                while len(self._heads) > 16:
+                    self._heads.popitem(last=False)
+        return kv
+
+    def chunk(self, llm: LocalLLM, head: Sequence[int], ids: Sequence[int]
+              ) -> tuple[ChunkKV, bool]:
+        """The chunk's KV (computed after ``head`` on a miss); and whether it was cached."""
+        key = self._key(llm, head, ids)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit, True
+        kv = _prefill(llm, list(head), list(ids), self.head(llm, head))
+        chunk = ChunkKV(list(ids), kv, len(head))
+        with self._lock:
+            self._items[key] = chunk
+            while len(self._items) > self.max_chunks:
+                self._items.popitem(last=False)
+        return chunk, False
+
+
+_SHARED: "weakref.WeakKeyDictionary[LocalLLM, ChunkCache]" = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_cache(llm: LocalLLM) -> ChunkCache:
+    """The process-wide chunk cache of ``llm`` (what chat composes from)."""
+    with _SHARED_LOCK:
+        cache = _SHARED.get(llm)
+        if cache is None:
+            cache = _SHARED[llm] = ChunkCache()
+        return cache
+
+
+def prompt_pieces(llm: LocalLLM, messages: Sequence[Any], lines: Sequence[str],
+                  marker: str) -> tuple[list[int], list[list[int]], list[int]]:
+    """Split the chat-templated prompt into head (through ``marker``), one chunk per
+    memory line (``line + "\n"``, in the order given) and tail, each tokenized alone.
+
+    Tokenizing pieces apart can differ from tokenizing the whole text at a boundary; the
+    composed prompt is still the same text, and the full prefill it is compared with (in
+    the benchmark) uses the same pieces.
+    """
+    text = llm.tokenizer.apply_chat_template([dict(m) for m in messages],
+                                             add_generation_prompt=True, tokenize=False)
+    at = text.find(marker)
+    if at < 0:
+        raise InvalidInput("the prompt does not contain the memory marker", field="marker")
+    pos = at + len(marker)
+    chunks = []
+    for line in lines:
+        piece = line + "\n"
+        if not text.startswith(piece, pos):
+            raise InvalidInput("a memory line is not where the prompt should have it")
+        chunks.append(llm.encode(piece)[0].tolist())
+        pos += len(piece)
+    return llm.encode(text[:at + len(marker)])[0].tolist(), chunks, \
+        llm.encode(text[pos:])[0].tolist()
+
+
+def _prefill(llm: LocalLLM, head: list[int], ids: list[int], head_kv: KV | None) -> KV:
+    """KV of ``ids`` run after ``head`` (whose KV is ``head_kv``), without the head's."""
+    import torch
+    from transformers import DynamicCache
+
+    try:
+        with llm.lock, torch.inference_mode():
+            if head_kv is None:
+                x = torch.tensor([head], dtype=torch.long)
+                out = llm.model(x, attention_mask=torch.ones_like(x), use_cache=True)
+                return [(l.keys.clone(), l.values.clone()) for l in out.cache.layers]
+            cache = DynamicCache(ddp_cache_data=[(k.clone(), v.clone()) for k, v in head_kv],
+                                 config=llm.model.config)
+            x = torch.tensor([ids], dtype=torch.long)
+            mask = torch.ones((1, len(head) + len(ids)), dtype=torch.long)
+            out = llm.model(x, attention_mask=mask, cache=cache, use_cache=True)
+            n = len(head)
+            return [(l.keys[:, :, n:].clone(), l.values[:, :, n:].clone())
+                    for l in out.cache.layers]
+    except Exception as exc:
+        raise ModelError(f"local prefill failed: {exc}") from exc
+
+
+def compose(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
+            tail: Sequence[int], *, recompute: float = 0.0,
+            cache: ChunkCache | None = None) -> ComposedPrompt:
+    """The prompt ``head + chunks... + tail`` with a cache built from per-chunk KV.
+
+    ``chunks`` in any order (each cached on its own in ``cache``); ``recompute``: the
+    fraction of the chunks' tokens, counted from the end of the context, left out of the
+    composed cache so generation prefills them over it (repairing their cross-chunk
+    attention). Generation then also prefills ``tail`` (the question).
+    """
+    import torch
+    from transformers import DynamicCache
+
+    if not 0.0 <= float(recompute) <= 1.0:
+        raise InvalidInput("recompute is a fraction in [0, 1]", field="recompute")
+    if not head or not tail:
+        raise InvalidInput("a composed prompt needs a head and a tail (the question)")
+    cache = cache if cache is not None else ChunkCache()
+    inv_freq = _inv_freq(llm)
+    layers = [(k, v) for k, v in cache.head(llm, head)]
+    keys = [[k] for k, _ in layers]
+    values = [[v] for _, v in layers]
+    pos, reused = len(head), 0
+    for ids in chunks:
+        if not ids:
+            continue
+        chunk, hit = cache.chunk(llm, head, ids)
+        reused += hit
+        delta = pos - chunk.start
+        for i, (k, v) in enumerate(chunk.kv):
+            keys[i].append(rerotate(k, delta, inv_freq))
+            values[i].append(v)
+        pos += chunk.n_tokens
+    total = sum(len(c) for c in chunks)
+    redo = int(round(float(recompute) * total))
+    keep = pos - redo
+    data = [(torch.cat(k, dim=2)[:, :, :keep].contiguous(),
+             torch.cat(v, dim=2)[:, :, :keep].contiguous()) for k, v in zip(keys, values)]
+    ids = [*head, *(t for c in chunks for t in c), *tail]
+    return ComposedPrompt(torch.tensor([ids], dtype=torch.long),
+                          DynamicCache(ddp_cache_data=data, config=llm.model.config), keep,
+                          total, redo, reused, sum(1 for c in chunks if c) - reused)

@@ -1,0 +1,116 @@
+"""Blocks composed in any order: per-chunk KV, RoPE re-rotation, tail recompute (issue 26.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from memvault import Vault
+from memvault.activation.compose import (ChunkCache, Composition, compose, prompt_pieces,
+                                         rerotate)
+from memvault.chat import MEMORY_MARKER, memory_lines, system_messages, user_message
+from memvault.errors import InvalidInput
+
+MEMORIES = ["Alice keeps a violin in a flat in Porto.",
+            "Bob sold his kayak last June after the storm.",
+            "Carmen's sister moved to Oslo to study marine biology."]
+
+
+def test_rerotation_composes_like_positions_add() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    inv = 1.0 / (10000 ** (torch.arange(0, 16, 2, dtype=torch.float32) / 16))
+    keys = torch.randn(1, 2, 5, 16)
+    assert torch.equal(rerotate(keys, 0, inv), keys)
+    twice = rerotate(rerotate(keys, 7, inv), 11, inv)
+    assert torch.allclose(twice, rerotate(keys, 18, inv), atol=1e-5)
+    assert torch.allclose(rerotate(rerotate(keys, 9, inv), -9, inv), keys, atol=1e-5)
+    assert not torch.allclose(rerotate(keys, 3, inv), keys)
+    with pytest.raises(InvalidInput):
+        Composition(recompute=1.5)
+    with pytest.raises(InvalidInput):
+        Composition(recompute=True)
+    for bad in (0, -5, 10**6, 1.5, True):
+        with pytest.raises(InvalidInput):
+            Composition(all_within=bad)
+
+
+def _pieces(llm, order):
+    from memvault.types import MemoryItem, SearchHit
+
+    hits = [SearchHit(item=MemoryItem(id=f"m{i}", text=MEMORIES[i]), score=1.0, rank=r) for r, i in enumerate(order)]
+    messages = [*system_messages([], "Answer from the memories."),
+                user_message("Where does Alice keep her violin?", hits)]
+    return prompt_pieces(llm, messages, memory_lines(hits), MEMORY_MARKER)
+
+
+@pytest.mark.slow
+def test_placed_chunks_match_a_full_prefill_where_they_must(local_llm) -> None:
+    import torch
+
+    head, chunks, tail = _pieces(local_llm, [2, 0, 1])
+    full = torch.tensor([head + [t for c in chunks for t in c] + tail])
+    reference = local_llm.prefill(full)
+    cache = ChunkCache()
+    composed = compose(local_llm, head, chunks, tail, recompute=0.0, cache=cache)
+    assert composed.input_ids.tolist() == full.tolist() and composed.new_chunks == 3
+    n0 = len(head) + len(chunks[0])
+    # the first chunk was computed right after the head: exact in every layer
+    got, ref = composed.cache.layers[5].keys, reference.layers[5].keys
+    assert torch.allclose(got[:, :, :n0], ref[:, :, :n0], atol=1e-4)
+    # later chunks were moved by RoPE re-rotation: layer 0 (no cross-token mixing) exact
+    assert torch.allclose(composed.cache.layers[0].keys[:, :, n0:],
+                          reference.layers[0].keys[:, :, n0:composed.cached], atol=1e-4)
+    # ... but in deeper layers they miss the earlier chunks (what recompute repairs)
+    assert not torch.allclose(got[:, :, n0:], ref[:, :, n0:composed.cached], atol=1e-3)
+    # recompute everything: greedy output identical to the full prefill
+    want = local_llm.generate_ids(full, max_tokens=16).tolist()
+    again = compose(local_llm, head, chunks, tail, recompute=1.0, cache=cache)
+    assert again.reused_chunks == 3 and again.cached == len(head)
+    assert local_llm.generate_ids(again.input_ids, max_tokens=16,
+                                  cache=again.cache).tolist() == want
+    with pytest.raises(InvalidInput):
+        compose(local_llm, head, chunks, [], cache=cache)
+
+
+@pytest.mark.slow
+def test_vault_chat_composes_retrieved_chunks_and_reuses_them(local_llm, tmp_path) -> None:
+    vault = Vault(tmp_path / "v.db", embedder="hash")
+    try:
+        for text in MEMORIES:
+            vault.add(text, kind="fact", user_id="u1")
+        cache = ChunkCache()
+        how = Composition(recompute=0.5, cache=cache)
+        first = vault.chat("Where does Alice keep her violin?", llm=local_llm, user_id="u1",
+                           k=3, max_tokens=12, activation=how)
+        assert first.activation.startswith("composed: 0 chunks reused, 3 computed")
+        assert len(cache) == 3 and first.cached_tokens < first.prompt_tokens
+        # another question, the same memories in another order: nothing new to compute
+        second = vault.chat("What did Bob sell?", llm=local_llm, user_id="u1", k=3,
+                            max_tokens=8, activation=how)
+        assert second.activation.startswith("composed: 3 chunks reused, 0 computed")
+        assert {h.item.id for h in second.memories} == {h.item.id for h in first.memories}
+        # recompute 1: the answer is the full prefill's (chat without activation memory)
+        exact = vault.chat("What did Bob sell?", llm=local_llm, user_id="u1", k=3,
+                           max_tokens=8, activation=Composition(1.0, cache))
+        plain = vault.chat("What did Bob sell?", llm=local_llm, user_id="u1", k=3,
+                           max_tokens=8, activation=False)
+        assert exact.cached_tokens < second.cached_tokens
+        assert exact.prompt_tokens == plain.prompt_tokens and exact.answer == plain.answer
+        assert exact.route == "retrieval"
+
+        # routing by budget: a history that fits is served whole, without retrieval
+        vault.add("The weather in Lima was mild all week.", kind="fact", user_id="u1")
+        whole = vault.chat("What did Bob sell?", llm=local_llm, user_id="u1", k=1,
+                           max_tokens=4, activation=Composition(0.0, cache, all_within=512))
+        assert whole.route.startswith("all: 4 memories,") and len(whole.memories) == 4
+        assert [h.item.text for h in whole.memories][0] == MEMORIES[0]  # oldest first
+        assert whole.activation.startswith("composed: 3 chunks reused, 1 computed")
+        tight = vault.chat("What did Bob sell?", llm=local_llm, user_id="u1", k=1,
+                           max_tokens=4, activation=Composition(0.0, cache, all_within=20))
+        assert tight.route == "retrieval" and len(tight.memories) == 1
+        assert vault.chat("What did Bob sell?", llm=local_llm, user_id="u2", k=1,
+                          max_tokens=2, activation=Composition(0.0, cache, all_within=512)
+                          ).route == "retrieval"  # nothing stored: nothing to serve whole
+    finally:
+        vault.close()
