@@ -141,6 +141,7 @@ GEN_VARIANTS ?= --variant bm25 --variant dense --variant hybrid --variant "+curr
                 --variant memvault
 GEN_INGEST   ?= --ingest turns --ingest fine
 GEN_EXTRA    ?=
+GEN_LIMIT    ?= --limit 2
 .PHONY: bench-generated
 bench-generated: install
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
@@ -148,7 +149,7 @@ bench-generated: install
 		$(VENV)/bin/memvault bench generate --seed $$s --out "$$tmp/seed$$s.json" || exit 1; \
 	done && \
 	$(VENV)/bin/memvault bench locomo $(GEN_EXTRA) $$(for s in $(GEN_SEEDS); do echo "$$tmp/seed$$s.json"; done) \
-		--name generated --out benchmarks/results $(GEN_VARIANTS) $(GEN_INGEST)
+		--name generated --out benchmarks/results $(GEN_LIMIT) $(GEN_VARIANTS) $(GEN_INGEST)
 
 .PHONY: bench-reindex
 bench-reindex: locomo-data install

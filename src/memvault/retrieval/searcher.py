@@ -35,6 +35,7 @@ from .rerank import (expand_links, length_prior, name_boost, ranked, speaker_boo
                      began, topic_prior, topic_question, topic_words, validity_prior)
 from .text import in_voice, named_in, terms
 from .when import event_phrase, time_window
+from ..temporal.topics import asked
 
 log = logging.getLogger("memvault.retrieval")
 #: Memories read and indexed per step of :meth:`Searcher.sync`.
@@ -305,8 +306,8 @@ class Searcher:
         scores = {seq: score for seq, score, _ in fused}
         window = time_window(text, now=time.time(), slack_days=0.0)
         span = None if window is None else (window.after, window.before)
-        if span is None and events and c.topic_gamma + c.truth_gamma > 0:
-            span = self._event_span(text, query)
+        if span is None and events and c.topic_gamma > 0 and asked(text):
+            span = self._event_span(text, query)  # "before she moved to Porto"
         asks = topic_question(text, span) if c.topic_gamma > 0 else None
         if asks is not None and "lexical" in c.retrievers:  # statements sharing no word
             low = min(scores.values(), default=1.0) * 0.5

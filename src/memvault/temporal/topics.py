@@ -85,15 +85,25 @@ _TENTATIVE = re.compile(r"\b(?:test[- ]?driv\w*|just looking|shopping (?:for|aro
 CORRECTION = re.compile(r"^\W*(?:correction|oops|sorry,? i meant|i meant|typo|autocorrect|"
                         r"ugh,? autocorrect|wait,? (?:no|not)|not \w+[:,] )|\bshould (?:be|read|say)\b",
                         re.IGNORECASE)
-#: Question words that name an attribute on their own ("Where does she live" is home).
+#: Questions that ask for an attribute's value: the wh-word's answer is the home, the
+#: employer, the partner ... ("Where does she live?", "Which company is he with now?").
+#: A question that only uses such a word ("How is her new puppy adjusting to its new
+#: home?", "Who did Maria have dinner with?") asks for something else.
 _ASKED = [(re.compile(p, re.IGNORECASE), a) for p, a in (
-    (r"\bwhere\b.*\b(?:live|living|stay|staying|based|reside)\b", "home"),
-    (r"\b(?:which|what)\s+(?:city|town|country|place|neighbou?rhood)\b", "home"),
-    (r"\b(?:who|which company|what company|where)\b.*\b(?:work|working|employ\w*)\b", "work"),
-    (r"\b(?:who)\b.*\b(?:partner|boyfriend|girlfriend|husband|wife|dating|seeing|with)\b",
-     "partner"),
-    (r"\bwhat\b.*\b(?:drink|drinking|sip)\b", "drink"),
-    (r"\bwhat\b.*\b(?:car|drive|driving|vehicle)\b", "car"),
+    (r"\bwhere\b.*\b(?:live|lives|living|stay|staying|based|reside|resides|residing)\b",
+     "home"),
+    (r"\b(?:which|what)\s+(?:city|town|country|place|neighbou?rhood)\b.*\b(?:live|lives|"
+     r"living|call home|home|based|reside)\b", "home"),
+    (r"\bwhat\b.*\b(?:address|home town)\b", "home"),
+    (r"\b(?:which|what)\s+(?:company|firm|employer|organi[sz]ation)\b", "work"),
+    (r"\b(?:who|where)\b.*\b(?:work|works|working|employ\w*)\b", "work"),
+    (r"\bwhat\b.*\b(?:job|employer|occupation|do for (?:a )?(?:work|living))\b", "work"),
+    (r"\bwho\b.*\b(?:partner|boyfriend|girlfriend|husband|wife|spouse|dating|seeing|"
+     r"relationship|married to|engaged to)\b", "partner"),
+    (r"\bwhat\b.*\b(?:drink|drinks|drinking|coffee order)\b", "drink"),
+    (r"\b(?:what|which)\b.*\b(?:car|drive|drives|driving|vehicle)\b", "car"),
+    (r"\bwhat\b.*\bdiet\b", "diet"),
+    (r"\b(?:what|which)\b.*\bphone\b", "phone"),
 )]
 _FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|we've|our)\b", re.IGNORECASE)
 #: Someone else is the subject: "she moved", "your new job", "they live in".
@@ -122,9 +132,8 @@ def mentions(text: str) -> set[str]:
 
 
 def asked(question: str) -> set[str]:
-    """The attributes a question asks about ("Which city is Maya living in?": home)."""
-    found = {a for rx, a in _ASKED if rx.search(question)}
-    return found or mentions(question)
+    """The attributes a question asks for ("Which city is Maya living in?": home)."""
+    return {a for rx, a in _ASKED if rx.search(question)}
 
 
 def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
