@@ -58,10 +58,15 @@ def reference(fp32: MiniLMEmbedder, texts: list[str]) -> np.ndarray:
     return fp32.embed(texts)
 
 
-def test_default_backend_is_int8_onnx() -> None:
+def test_default_backend_is_float32_onnx_and_int8_is_named() -> None:
+    from memvault.models import get_embedder
+
     emb = MiniLMEmbedder()
     emb.embed(["warm up"])
-    assert emb.active_backend == "onnx-int8"
+    assert emb.active_backend == "onnx"
+    int8 = get_embedder("minilm-int8")
+    int8.embed(["warm up"])
+    assert int8.active_backend == "onnx-int8" and int8.id == emb.id
 
 
 @pytest.mark.slow
