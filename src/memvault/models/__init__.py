@@ -72,13 +72,18 @@ DEFAULT_EMBEDDER = "minilm"
 
 
 def get_embedder(name: str) -> Embedder:
-    """Resolve an embedder by the name used in settings ("minilm", "mpnet", "hash", "hash-<dim>")."""
+    """Resolve an embedder by the name used in settings ("minilm", "minilm-int8", "mpnet",
+    "hash", "hash-<dim>")."""
     from ..errors import ConfigurationError
 
     if name in ("minilm", "all-minilm-l6-v2"):
         from .minilm import MiniLMEmbedder
 
         return MiniLMEmbedder()
+    if name == "minilm-int8":  # same model and id, int8 dense layers (needs memvault[fast])
+        from .minilm import MiniLMEmbedder
+
+        return MiniLMEmbedder(backend="onnx-int8")
     if name in ("mpnet", "all-mpnet-base-v2"):
         from .mpnet import MPNetEmbedder
 
@@ -88,4 +93,4 @@ def get_embedder(name: str) -> Embedder:
         if not size.isdigit() or not 8 <= int(size) <= 4096:
             raise ConfigurationError(f"bad embedder {name!r}: hash-<dim> with dim in 8..4096")
         return HashEmbedder(int(size))
-    raise ConfigurationError(f"unknown embedder {name!r}; known: minilm, mpnet, hash, hash-<dim>")
+    raise ConfigurationError(f"unknown embedder {name!r}; known: minilm, minilm-int8, mpnet, hash, hash-<dim>")

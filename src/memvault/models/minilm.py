@@ -65,6 +65,7 @@ class MiniLMEmbedder(SentenceEncoder):
         max_length: int | None = None,
         query_threads: int | None = 1,
         small_batch: int = 8,
+        backend: str = "auto",
     ) -> None:
         self._dir = Path(model_dir) if model_dir is not None else default_model_dir()
         missing = [f for f in _REQUIRED_FILES if not (self._dir / f).is_file()]
@@ -78,7 +79,7 @@ class MiniLMEmbedder(SentenceEncoder):
             raise ModelError(f"unreadable MiniLM config in {self._dir}: {exc}") from exc
         super().__init__(cfg, st_cfg, where=str(self._dir), batch_size=batch_size,
                          max_length=max_length, query_threads=query_threads,
-                         small_batch=small_batch)
+                         small_batch=small_batch, backend=backend)
 
     def _read(self) -> tuple[Mapping[str, np.ndarray], Any]:
         from safetensors.numpy import load_file
