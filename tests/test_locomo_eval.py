@@ -103,3 +103,14 @@ def test_a_lifecycle_row_searches_after_a_scheduler_pass(tmp_path: Path) -> None
     assert report["lifecycle_seconds"] > 0
     assert list(report["ingest_turns_per_s"]) == ["thread"]
     assert "Scheduler passes" in (tmp_path / "out" / "locomo.md").read_text()
+
+
+def test_baselines_run_none_of_memvaults_priors() -> None:
+    """A plain baseline with a current-truth prior left on would flatter the baseline and
+    hide what the default adds (it happened once: a new prior defaulted on)."""
+    from memvault.evaluation.runner import BASELINES, VARIANTS
+    for v in VARIANTS:
+        if v.name in BASELINES:
+            s = v.search
+            assert (s.stale_penalty, s.truth_gamma, s.topic_gamma, s.name_gamma,
+                    s.speaker_gamma, s.link_beta) == (0.0,) * 6, v.name

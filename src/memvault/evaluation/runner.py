@@ -48,19 +48,20 @@ class Variant:
 _PLAIN = SearchConfig(fusion="rrf", rrf_k=60, weights={"dense": 1.0, "lexical": 1.0},
                       link_beta=0.0, speaker_gamma=0.0, length_beta=0.0, part_kinds=(),
                       time_weight=0.0, voice_weight=0.0, name_gamma=0.0, stale_penalty=0.0,
-                      truth_gamma=0.0)
+                      truth_gamma=0.0, topic_gamma=0.0)
 #: Reciprocal-rank fusion with the second stage as it was tuned for it (the default
 #: before min-max fusion): the base of the ablation rows up to "+length prior".
 _RRF = replace(SearchConfig(), fusion="rrf", rrf_k=30, weights={"dense": 0.5, "lexical": 1.0},
                link_beta=0.2, speaker_gamma=0.5, length_beta=0.6, length_chars=200,
                part_kinds=(), time_weight=0.0, voice_weight=0.0, third_person=False,
-               name_gamma=0.0, stale_penalty=0.0, truth_gamma=0.0)
+               name_gamma=0.0, stale_penalty=0.0, truth_gamma=0.0, topic_gamma=0.0)
 #: The product default before the lists added last (dated search, voice), the
 #: third-person sentences, the shorter length scale and the name cue.
 _NEW = replace(SearchConfig(), time_weight=0.0, voice_weight=0.0, third_person=False,
-               length_chars=200, name_gamma=0.0, stale_penalty=0.0, truth_gamma=0.0)
+               length_chars=200, name_gamma=0.0, stale_penalty=0.0, truth_gamma=0.0,
+               topic_gamma=0.0)
 #: The product default before current truth (validity prior, supersession on write).
-_NOTRUTH = replace(SearchConfig(), stale_penalty=0.0, truth_gamma=0.0)
+_NOTRUTH = replace(SearchConfig(), stale_penalty=0.0, truth_gamma=0.0, topic_gamma=0.0)
 #: The product default before the name cue.
 _LAST = replace(_NOTRUTH, name_gamma=0.0)
 
