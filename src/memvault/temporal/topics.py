@@ -97,14 +97,21 @@ _ASKED = [(re.compile(p, re.IGNORECASE), a) for p, a in (
     (r"\bwhat\b.*\b(?:address|home town)\b", "home"),
     (r"\b(?:which|what)\s+(?:company|firm|employer|organi[sz]ation)\b", "work"),
     (r"\b(?:who|where)\b.*\b(?:work|works|working|employ\w*)\b", "work"),
-    (r"\bwhat\b.*\b(?:job|employer|occupation|do for (?:a )?(?:work|living))\b", "work"),
+    (r"\bwhat(?:\s+is|\s+was|'s)\b[^?]*\b(?:job|employer|occupation)\b", "work"),
+    (r"\bwhat\b.*\bdo for (?:a )?(?:work|living)\b", "work"),
     (r"\bwho\b.*\b(?:partner|boyfriend|girlfriend|husband|wife|spouse|dating|seeing|"
      r"relationship|married to|engaged to)\b", "partner"),
     (r"\bwhat\b.*\b(?:drink|drinks|drinking|coffee order)\b", "drink"),
     (r"\b(?:what|which)\b.*\b(?:car|drive|drives|driving|vehicle)\b", "car"),
     (r"\bwhat\b.*\bdiet\b", "diet"),
-    (r"\b(?:what|which)\b.*\bphone\b", "phone"),
+    (r"\b(?:what|which)\s+(?:kind of\s+|type of\s+|model of\s+)?(?:phone|smartphone)\b",
+     "phone"),
 )]
+#: A question framed by an event or an intention asks about that, not about the state:
+#: "Where did they decide to live?", "What happened to his job?".
+_EVENTFUL = re.compile(r"\b(?:decide[ds]?|deciding|happen(?:s|ed)?|plan(?:s|ned|ning)?|"
+                       r"want(?:s|ed)?|hope[ds]?|think|thought|consider(?:s|ed)?|feel|felt)\b",
+                       re.IGNORECASE)
 _FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|we've|our)\b", re.IGNORECASE)
 #: Someone else is the subject: "she moved", "your new job", "they live in".
 _SOMEONE = re.compile(r"\b(?:he|she|they|you|his|her|their|your|he's|she's|they're|you're|"
@@ -119,6 +126,8 @@ _THING = re.compile(r"^(?:the|a|an|this|that|these|those|some|every|each)\s+\w+"
 #: Phrases that use an attribute's word for something else.
 _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked out|"
                     r"at work|for work|after work|from work|to work|off work|work from|worked from|"
+                    r"working on|work on|works on|hard work|works out|work out|work hours|"
+                    r"work well|worth the work|lot of work|"
                     r"drive me|drives me|drove me|"
                     r"home from|back home|homework)\b", re.IGNORECASE)
 
@@ -133,6 +142,8 @@ def mentions(text: str) -> set[str]:
 
 def asked(question: str) -> set[str]:
     """The attributes a question asks for ("Which city is Maya living in?": home)."""
+    if _EVENTFUL.search(question):
+        return set()
     return {a for rx, a in _ASKED if rx.search(question)}
 
 
