@@ -197,7 +197,8 @@ def test_a_lora_switched_on_outside_chat_keys_the_block(local_llm, vault: Vault)
     assert tuned.adapter == key and base.adapter is None
     assert tuned.block != base.block and mem["job"].id in tuned.block_items
     assert tuned.answer == base.answer  # peft starts B at 0: same outputs, other cache key
-    assert lora_runtime.loaded_keys(local_llm) == []
+    # other tests' adapters may stay resident in the shared model (the pager keeps them)
+    assert key not in lora_runtime.loaded_keys(local_llm)
 
 
 def test_chat_command_line_with_an_http_llm(tmp_path: Path) -> None:
