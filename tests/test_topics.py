@@ -44,6 +44,11 @@ def test_no_assertion(text: str) -> None:
 def test_a_named_person_and_a_question_attribute() -> None:
     assert about("Priya started at Northwind last month.", speaker="sam",
                  names=["priya"]) == {"priya": {"work"}}
+    assert about("Priya's new flat is in Leeds.", speaker="sam",
+                 names=["priya"]) == {"priya": {"home"}}
+    # facts a reader rewrote in the third person about someone else of hers
+    assert about("Priya's mum has switched to oat milk lattes.", speaker="priya",
+                 names=["priya"]) == {}
     assert asked("Which city is Priya living in these days?") == {"home"}
     assert asked("Who is Priya's employer now?") == {"work"}
 

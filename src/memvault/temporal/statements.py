@@ -75,10 +75,11 @@ _HYPOTHETICAL = re.compile(
     r"about to|might be|may be|in case|pretend|suppose|supposing)\b", re.IGNORECASE)
 _QUESTION = re.compile(r"^(?:are|is|do|does|did|have|has|will|would|could|can|should|where|"
                        r"what|when|who|why|how|which)\b", re.IGNORECASE)
-_OTHER = re.compile(r"^(?:my|our|his|her|their)\s+(?:\w+\s+)?(?:sister|brother|mom|mum|mother|"
-                    r"dad|father|friend|cousin|aunt|uncle|boss|colleague|coworker|neighbou?r|"
-                    r"son|daughter|kid|kids|parents|roommate|grandma|grandpa|niece|nephew)\b",
-                    re.IGNORECASE)
+RELATIONS = (r"(?:sister|brother|mom|mum|mother|dad|father|friend|cousin|aunt|uncle|boss|"
+             r"colleague|coworker|neighbou?r|son|daughter|kid|kids|parents|roommate|grandma|"
+             r"grandpa|niece|nephew|flatmate|housemate)")
+_OTHER = re.compile(r"^(?:my|our|his|her|their|[^\s']+(?:\s[^\s']+){0,3}'s)\s+(?:\w+\s+)?"
+                    + RELATIONS + r"\b", re.IGNORECASE)
 
 _NAME = (r"(?P<v>[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|da|do|du|la|le|van|von|&)\b"
          r"(?=\s+[A-Z]))){0,4})")

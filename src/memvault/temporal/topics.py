@@ -165,6 +165,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if _OTHER.match(clause) or _TENTATIVE.search(clause):
             continue
         first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
+        first = first.removesuffix("'s")  # "Maya's job at Siemens ..." is about Maya
         if first in known:
             who = first
         elif speaker and _FIRST.search(clause):
