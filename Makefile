@@ -96,11 +96,16 @@ bench-pager: install
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
 
-# Consolidation quality on LoCoMo dev and the generated suite, plus the costs.
-GEN ?= /tmp/gen/seed1.json /tmp/gen/seed2.json /tmp/gen/seed3.json
+# Consolidation quality on LoCoMo dev and the generated suite (seeds 1-3, written to a
+# temp dir unless GEN names files), plus the costs.
+GEN ?=
 .PHONY: bench-lifecycle
-bench-lifecycle: install
-	$(PY) benchmarks/bench_lifecycle.py --size 5000 --locomo $(LOCOMO) --gen $(GEN) \
+bench-lifecycle: locomo-data install
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && gen="$(GEN)" && \
+	if [ -z "$$gen" ]; then for s in 1 2 3; do \
+		$(VENV)/bin/memvault bench generate --seed $$s --out "$$tmp/seed$$s.json" || exit 1; \
+		gen="$$gen $$tmp/seed$$s.json"; done; fi && \
+	$(PY) benchmarks/bench_lifecycle.py --size 5000 --locomo $(LOCOMO) --gen $$gen \
 		--convs 1 --out benchmarks/results
 
 .PHONY: bench-tiers
