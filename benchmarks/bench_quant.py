@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Quantized activation memory: bytes per token and output fidelity of int8 / int4 blocks.
 
-    python benchmarks/bench_quant.py --prompts 60 --suites /tmp/gen/main-seed1.json ... \
+    python benchmarks/bench_quant.py --prompts 60 --suites seed1.json ... \
         --out benchmarks/results
 
 Prompts are built from memories, as ``Vault.chat`` builds them: for each question of the

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The summary tier against flat search, in the same run (issue 29 part 3).
 
-    python benchmarks/bench_summary_tier.py --locomo /work/shared/data/locomo-dev.json \
-        --gen /tmp/gen/main-seed1.json ... --limit 2 --scale 10000 --out benchmarks/results
+    python benchmarks/bench_summary_tier.py --locomo locomo10.json \
+        --gen seed1.json ... --limit 2 --scale 10000 --out benchmarks/results
 
 Quality, per suite (LoCoMo-format files; ``--limit`` conversations each): every
 conversation's turns are stored as ``make bench-locomo`` stores them, one scheduler pass
