@@ -214,22 +214,22 @@ def _people(name: str) -> set[str]:
 
 def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow], *,
                 window: tuple[float | None, float | None] | None, gamma: float,
-                aliases: dict[str, set[str]] | None = None,
-                floor: float = 0.0) -> dict[int, float]:
+                ask: tuple[str, set[str]] | None,
+                aliases: dict[str, set[str]] | None = None) -> dict[int, float]:
     """The latest word on a person's attribute first, when no rule read a statement.
 
     A question that names a person and asks for one of their one-at-a-time attributes
     now ("Which company is Maya working for these days?") or at a named time: among the
     candidates that assert something about that attribute for that person
     (:func:`memvault.temporal.topics.about`: their own first-person statements or
-    third-person ones naming them, not questions, plans or other people's news) and
-    score at least ``floor`` x the best of them, the most recent one (on a dated
-    question: the most recent that began before the time ends) is multiplied by
-    ``1 + gamma`` and put above every candidate; the group's others are divided by
-    ``1 + gamma``. Other questions keep their ranking. ``aliases``: name -> the handles
-    known to go by it (a speaker named by a greeting after their earlier turns)."""
-    ask = topic_question(text, window) if gamma > 0 else None
-    if ask is None:
+    third-person ones naming them, not questions, plans or other people's news), the
+    most recent one (on a dated question: the most recent that began before the time
+    ends) is multiplied by ``1 + gamma`` and put above every candidate; the group's
+    others are divided by ``1 + gamma``. Other questions keep their ranking. ``ask``:
+    :func:`topic_question` of the text (the searcher has it already). ``aliases``: name
+    -> the handles known to go by it (a speaker named by a greeting after their earlier
+    turns)."""
+    if ask is None or gamma <= 0:
         return scores
     cue, wanted = ask
     calls: dict[str, set[str]] = {}  # what the question may call someone -> their names
@@ -254,8 +254,6 @@ def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
             group.append(seq)
     if not group:
         return scores
-    best = max(scores[s] for s in group)
-    group = [s for s in group if scores[s] >= floor * best]
     after, before = window if cue == "then" and window is not None else (None, None)
     timed = sorted((began(rows[s].item), s) for s in group)
     if after is not None and before is None:  # "after she moved": the first word since

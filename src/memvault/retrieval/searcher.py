@@ -304,11 +304,14 @@ class Searcher:
         fused = fused[:max(c.rerank_depth, 2 * k)]
         sources = {seq: src for seq, _, src in fused}
         scores = {seq: score for seq, score, _ in fused}
+        # the current-truth priors: not when time travel already chose, nor for an event
+        # looked up for a question (it is wanted as it was said)
+        priors = events and query.as_of is None and query.known_at is None
         window = time_window(text, now=time.time(), slack_days=0.0)
         span = None if window is None else (window.after, window.before)
-        if span is None and events and c.topic_gamma > 0 and asked(text):
+        if span is None and priors and c.topic_gamma > 0 and asked(text):
             span = self._event_span(text, query)  # "before she moved to Porto"
-        asks = topic_question(text, span) if c.topic_gamma > 0 else None
+        asks = topic_question(text, span) if priors and c.topic_gamma > 0 else None
         if asks is not None and "lexical" in c.retrievers:  # statements sharing no word
             low = min(scores.values(), default=1.0) * 0.5
             for seq, _ in self.store.lexical(topic_words(asks[1]), query, n):
@@ -329,12 +332,11 @@ class Searcher:
                 sources.setdefault(seq, {})[cue] = 1.0
             scores = boosted
         boosted = length_prior(scores, rows, beta=c.length_beta, chars=c.length_chars)
-        # time travel already chose; an event looked up for a question is found as said
-        if query.as_of is None and query.known_at is None and events:
+        if priors:
             boosted = validity_prior(text, boosted, rows, now=time.time(), window=span,
                                      penalty=c.stale_penalty, gamma=c.truth_gamma)
             boosted = topic_prior(text, boosted, rows, gamma=c.topic_gamma, window=span,
-                                  aliases=self._aliases(text, query) if asks else None)
+                                  ask=asks, aliases=self._aliases(text, query) if asks else None)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
 
