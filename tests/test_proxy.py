@@ -221,3 +221,16 @@ def test_json_round_trip_of_the_injected_note(env: Env) -> None:
     note = env.upstream.requests[-1]["messages"][1]["content"]
     assert '"ünïcödé" and left.' in note
     json.dumps(env.upstream.requests[-1])
+
+
+def test_the_exchange_is_indexed_after_the_answer_not_in_the_next_search(env: Env) -> None:
+    """The write after the answer also embeds the new turns' sentences, so a later request's
+    search finds the index current instead of embedding them on its critical path."""
+    alice = env.client(env.alice)
+    _ask(alice, "We moved to Porto in May. The flat has a view of the river.")
+    _eventually(lambda: env.vault.count(user_id="alice") == 2)
+    searcher = env.vault.searcher
+    # without a search in between, the proxy's write brought the index up to date: the
+    # user's two sentences were embedded, and nothing is left for the next search to do
+    _eventually(lambda: searcher.sentence_vectors["embedded"] >= 2)
+    assert searcher.sync() == 0

@@ -153,8 +153,10 @@ class Vault(VaultAPI):
     def prepare(self) -> None:
         """Open now what the first search or write would open: the searcher (index
         snapshot loaded or rebuilt, change feed replayed) and the guard. A server calls
-        this before it reports ready, so that no request pays for it."""
-        self.searcher  # noqa: B018 - opens it
+        this before it reports ready, so that no request pays for it; a writer that can
+        afford the time after its answer is out (the memory proxy) calls it after the write,
+        so the next search does not embed the new turns' sentences on its critical path."""
+        self.searcher.sync()
         self.guard  # noqa: B018 - builds it
 
     @property

@@ -17,8 +17,10 @@ client's ``base_url`` at memvault and using a memvault API key; nothing else cha
    to the server's own LLM (``--llm local`` is the bundled SmolLM2);
 4. the upstream answer is returned unchanged (bytes and status), streamed or not;
 5. the exchange (last user message + answer) is stored with ``remember`` in fast mode, so
-   the write adds no LLM call. It is written after the answer is sent; the next request
-   of the same scope waits for it, so a user always sees their previous exchange.
+   the write adds no LLM call. It is written (and indexed, sentence vectors included)
+   after the answer is sent; the next request of the same scope waits for it, so a user
+   always sees their previous exchange, and a request that comes after the write is done
+   pays nothing for it.
 
 Upstream failures: an upstream error status is passed through as it came; an upstream
 that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_input``.
@@ -104,6 +106,8 @@ class ProxyConfig:
                 await asyncio.gather(previous, return_exceptions=True)
             try:
                 await rt.run(sv.remember, turns, mode=self.mode, **sub)
+                # index the new turns now (their sentence vectors), not in the next search
+                await rt.run(sv.vault.prepare)
             except MemvaultError as exc:  # the answer is already out: log, do not raise
                 log.warning("proxy: remembering the exchange failed: %s", exc)
             finally:
