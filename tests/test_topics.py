@@ -22,6 +22,10 @@ from memvault.temporal.topics import about, asked
     ("Mornings are for matcha these days.", {"drink"}),
     ("Honestly my old Corolla still runs fine.", {"car"}),
     ("We're engaged!!", {"partner"}),
+    # a possessive subject speaks of the attribute its own words name, nothing else
+    ("My usual order these days is an oat latte.", {"drink"}),
+    ("My little Fiat sleeps on the street, no garage.", {"car"}),
+    ("Team news: I'm with the Northwind office now.", {"work"}),
 ])
 def test_assertions_about_an_attribute(text: str, expected: set[str]) -> None:
     assert about(text, speaker="priya") == {"priya": expected}
@@ -36,6 +40,10 @@ def test_assertions_about_an_attribute(text: str, expected: set[str]) -> None:
     "I have an interview with Contoso next week.",   # a plan
     "Coffee in hand, ready for the day.",            # says nothing (no verb)
     "The neighbours moved out last week.",           # about something else
+    "Our team moved the printer again.",             # about the team's printer
+    "Priyanka wants to go for cocktails with me.",   # the speaker is only the object
+    "Oh, no idea that was in the works!",            # an idiom
+    "Moved on from that, anyway.",                   # an idiom
 ])
 def test_no_assertion(text: str) -> None:
     assert about(text, speaker="priya") == {}

@@ -78,6 +78,7 @@ _PATTERNS = {a: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(word
                            + r")(?:s|es)?\b", re.IGNORECASE) for a, words in LEXICON.items()}
 #: Not (yet) the speaker's state: trying things out, shopping around, interviews.
 _TENTATIVE = re.compile(r"\b(?:test[- ]?driv\w*|just looking|shopping (?:for|around)|"
+                        r"wants? to|wanted to|would like to|"
                         r"trying to|try to|interview\w*|appl(?:y|ying) (?:to|for)|"
                         r"next (?:week|month|year)|tomorrow|this weekend|would love|"
                         r"dreaming|fingers crossed)\b", re.IGNORECASE)
@@ -113,6 +114,19 @@ _EVENTFUL = re.compile(r"\b(?:decide[ds]?|deciding|happen(?:s|ed)?|plan(?:s|ned|
                        r"want(?:s|ed)?|hope[ds]?|think|thought|consider(?:s|ed)?|feel|felt)\b",
                        re.IGNORECASE)
 _FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|we've|our)\b", re.IGNORECASE)
+#: "My red Fiat sleeps on the street", "Our office moved the coffee machine": the clause is
+#: about the thing the possessive names, so it asserts the speaker's attribute only
+#: through that thing's own words (a car; not the office's move or its coffee). When the
+#: thing names none, a copula's complement can ("My usual order is a flat white").
+_POSSESSIVE = re.compile(r"^(?:my|our)\s+", re.IGNORECASE)
+_COPULA = re.compile(r"(?:\s+(?:is|are|was|were|has been|have been)|'s)\s+", re.IGNORECASE)
+_DETERMINED = re.compile(r"\b(?:the|these|those|some|many|few|all|two|three|several)$",
+                         re.IGNORECASE)
+_NP_END = re.compile(r"\s+(?:has|have|had|got|gets|became|becomes|\w{3,}s|\w{3,}ed)\b",
+                     re.IGNORECASE)
+#: A short header before a colon ("Car news: my old Fiat is gone") is not the subject:
+#: a possessive one is read after it.
+_HEADER = re.compile(r"^(?:[^\s:.!?]+\s+){0,3}[^\s:.!?]+:\s+(?=\S)")
 #: Someone else is the subject: "she moved", "your new job", "they live in".
 _SOMEONE = re.compile(r"\b(?:he|she|they|you|his|her|their|your|he's|she's|they're|you're|"
                       r"you've|them|him)\b", re.IGNORECASE)
@@ -129,7 +143,8 @@ _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked 
                     r"working on|work on|works on|hard work|works out|work out|work hours|"
                     r"work well|worth the work|lot of work|"
                     r"drive me|drives me|drove me|"
-                    r"home from|back home|homework)\b", re.IGNORECASE)
+                    r"home from|back home|homework|in the works|works for me|that works|"
+                    r"it works|worked for me|moved on|move on|moving on)\b", re.IGNORECASE)
 
 
 def mentions(text: str) -> set[str]:
@@ -166,8 +181,15 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             continue
         first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
         first = first.removesuffix("'s")  # "Maya's job at Siemens ..." is about Maya
+        body = _HEADER.sub("", clause)
+        possessive = _POSSESSIVE.match(body)
         if first in known:
             who = first
+        elif speaker and possessive:
+            found = _possessed(body[possessive.end():])
+            if found:
+                out.setdefault(speaker, set()).update(found)
+            continue
         elif speaker and _FIRST.search(clause):
             who = speaker
         elif speaker and not _SOMEONE.search(clause) and _VERB.search(clause) \
@@ -179,3 +201,16 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if found:
             out.setdefault(who, set()).update(found)
     return out
+
+
+def _possessed(rest: str) -> set[str]:
+    """The attributes "my <rest>" asserts: the thing's own words, else (after a copula)
+    its complement's."""
+    copula = _COPULA.search(rest)
+    end = next((m for m in _NP_END.finditer(rest)  # "these days" is a noun, not a verb
+                if not _DETERMINED.search(rest[:m.start()])), None)
+    if copula and (end is None or copula.start() <= end.start()):
+        thing, complement = rest[:copula.start()], rest[copula.end():]
+    else:  # the thing's own verb comes first: "our office moved ... and everyone is lost"
+        thing, complement = (rest[:end.start()] if end else rest), ""
+    return mentions(_IDIOM.sub(" ", thing)) or mentions(_IDIOM.sub(" ", complement))
