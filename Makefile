@@ -69,7 +69,7 @@ bench-pg-1m: install
 	$(PY) benchmarks/calibrate_vectors.py --n 12000 --out benchmarks/results
 	$(PY) benchmarks/bench_pg.py --n 1000000 --sqlite-n 100000 --m 24 --ef-construction 100 \
 		--ef 40 100 150 200 400 --shared-buffers 4GB --maintenance-mem 6GB --build-workers 2 \
-		--name pg-1m-m24-sb4g --out benchmarks/results
+		--name pg-1m-e2e --out benchmarks/results
 
 bench-lora: install
 	$(PY) benchmarks/bench_lora.py --facts 20 --out benchmarks/results
