@@ -12,9 +12,11 @@ see the same machine load. Through the proxy every request also searches the use
 memories, injects them, and remembers the exchange (fast mode; the next request of the
 same user waits for that write). Two request patterns, each timed: back to back (the
 next request right after the answer, as an agent loop calling again at once: the previous
-exchange's write is charged to it) and after a pause (``--gap-ms``, a user reading the
-answer: the write is done by then, so what is left is the search). Streaming requests
-are timed to the last chunk.
+exchange's write is charged to it), after a pause (``--gap-ms``, a user reading the
+answer: the write is done by then, so what is left is the search), and back to back in a
+conversation that goes on (each request carries the previous exchange as its history, as
+chat clients and agent loops send it: the proxy need not wait for that write). Streaming
+requests are timed to the last chunk.
 
 Writes ``proxy.json`` and ``proxy.md`` to ``--out``: p50/p95 per path and the added
 latency (proxied minus direct, per percentile). Loopback only; bounded loops.
@@ -106,15 +108,17 @@ def run_one(embedder: str, n: int, requests: int, workdir: Path, seed: int,
             proxied = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
             times: dict[str, list[float]] = {f"{k}{g}": [] for k in
                                              ("direct", "proxy", "direct_stream", "proxy_stream")
-                                             for g in ("", "_gap")}
+                                             for g in ("", "_gap", "_conv")}
             warmup = 10
-            for i in tqdm(range(2 * (warmup + requests)), desc=f"requests {embedder}",
+            previous: list[dict[str, str]] = []
+            for i in tqdm(range(3 * (warmup + requests)), desc=f"requests {embedder}",
                           unit="req"):
-                gap = "_gap" if i >= warmup + requests else ""
-                if gap:
+                gap = ("", "_gap", "_conv")[i // (warmup + requests)]
+                if gap == "_gap":
                     time.sleep(gap_ms / 1000)
                 question = f"What do you remember about {sentence(rng)}?"
-                messages = [{"role": "user", "content": question}]
+                messages = (previous if gap == "_conv" else []) + \
+                    [{"role": "user", "content": question}]
                 stream = i % 2 == 1
                 for name, client in (("direct", direct), ("proxy", proxied)):
                     t0 = time.perf_counter()
@@ -128,6 +132,7 @@ def run_one(embedder: str, n: int, requests: int, workdir: Path, seed: int,
                             model="m", messages=messages).choices[0].message.content
                     elapsed = time.perf_counter() - t0
                     assert text == REPLY, text
+                    previous = [messages[-1], {"role": "assistant", "content": text}]
                     if i % (warmup + requests) >= warmup:
                         times[name + ("_stream" if stream else "") + gap].append(elapsed)
             injected = sum(1 for r in upstream.requests
@@ -140,9 +145,9 @@ def run_one(embedder: str, n: int, requests: int, workdir: Path, seed: int,
                            "preload_s": round(preload_s, 1),
                            "proxied_requests_with_memories": injected, "gap_ms": gap_ms,
                            "stages_in_process": parts}
-    for mode in ("", "_stream", "_gap", "_stream_gap"):
+    for mode in ("", "_stream", "_gap", "_stream_gap", "_conv", "_stream_conv"):
         d, p = times["direct" + mode], times["proxy" + mode]
-        key_ = ("stream" if "stream" in mode else "plain") + ("_gap" if "gap" in mode else "")
+        key_ = ("stream" if "stream" in mode else "plain") + mode.replace("_stream", "")
         out[key_] = {"n": len(p),
                      "direct_p50_ms": pct(d, .5), "direct_p95_ms": pct(d, .95),
                      "proxy_p50_ms": pct(p, .5), "proxy_p95_ms": pct(p, .95),
@@ -183,9 +188,11 @@ def markdown(result: dict[str, Any]) -> str:
              "| embedder | request | pattern | direct p50 / p95 (ms) | via proxy p50 / p95 (ms) "
              "| added p50 / p95 (ms) |", "|---|---|---|---|---|---|"]
     for run in result["runs"]:
-        for mode in ("plain", "stream", "plain_gap", "stream_gap"):
+        for mode in ("plain", "stream", "plain_gap", "stream_gap", "plain_conv", "stream_conv"):
             r = run[mode]
-            pattern = f"after a {run['gap_ms']} ms pause" if "gap" in mode else "back to back"
+            pattern = (f"after a {run['gap_ms']} ms pause" if "gap" in mode else
+                       "back to back, the conversation goes on" if "conv" in mode else
+                       "back to back, a new conversation each")
             lines.append(f"| {run['embedder']} | {mode.split('_')[0]} (n={r['n']}) | {pattern} "
                          f"| {r['direct_p50_ms']} / "
                          f"{r['direct_p95_ms']} | {r['proxy_p50_ms']} / {r['proxy_p95_ms']} | "
@@ -198,8 +205,9 @@ def markdown(result: dict[str, Any]) -> str:
               f"p50 {run['stages_in_process']['index_p50_ms']} ms" for run in result["runs"]]
     lines += ["", f"Each proxied request: search of the user's memories (k=5), one injected "
               f"system message, the upstream call, and the exchange remembered and indexed after the "
-              f"answer is out (fast mode). Back to back, the next request waits for that "
-              f"write (read-your-writes); after a pause it is done. "
+              f"answer is out (fast mode). Back to back, a new conversation waits for that "
+              f"write (read-your-writes); after a pause it is done; a conversation that "
+              f"goes on carries the exchange in its history, so it does not wait. "
               f"Server: `memvault serve --proxy-to` in its own process (4 worker threads); "
               f"upstream: the scripted OpenAI-compatible server; client: the official "
               f"`openai` package, direct and proxied requests interleaved. Machine: "

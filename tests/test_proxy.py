@@ -234,3 +234,66 @@ def test_the_exchange_is_indexed_after_the_answer_not_in_the_next_search(env: En
     # user's two sentences were embedded, and nothing is left for the next search to do
     _eventually(lambda: searcher.sentence_vectors["embedded"] >= 2)
     assert searcher.sync() == 0
+
+
+class _GatedEmbedder:
+    """An embedder plugin (the shipped hash embedder's vectors) that holds any batch with
+    a stored answer in it until ``gate`` opens: the proxy's write of an exchange is then
+    in flight for as long as the test wants, on any machine."""
+
+    def __init__(self) -> None:
+        from memvault.models.base import HashEmbedder
+
+        self._inner = HashEmbedder()
+        self.id, self.dim = self._inner.id, self._inner.dim
+        import threading
+
+        self.gate = threading.Event()
+
+    def embed(self, texts: Any) -> Any:
+        if any("echo:" in t for t in texts):
+            self.gate.wait(60)
+        return self._inner.embed(texts)
+
+
+def test_a_conversation_that_goes_on_does_not_wait_for_its_last_write(tmp_path: Path) -> None:
+    """Read-your-writes: a new conversation waits for the previous exchange to be stored;
+    a request that carries that exchange in its own history does not need to."""
+    import threading
+
+    embedder = _GatedEmbedder()
+    upstream = ScriptedLLMServer(_reply).start()
+    vault = Vault(tmp_path / "vault.db", embedder=embedder)
+    keys = KeyStore.for_vault(tmp_path / "vault.db")
+    key = keys.create("alice-app", "alice")
+    server = BackgroundServer(create_app(vault, keys, proxy=ProxyConfig(
+        upstream.base_url, api_key="sk-up"))).start()
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0,
+                               timeout=60)
+        history = [{"role": "user", "content": "My cat is called Tom."}]
+        first = client.chat.completions.create(model="m", messages=history)
+        history.append({"role": "assistant", "content": first.choices[0].message.content})
+        # its write is now held at the embedder; the conversation goes on regardless
+        history.append({"role": "user", "content": "And the dog is Rex."})
+        second = client.chat.completions.create(model="m", messages=history)
+        assert second.choices[0].message.content == "echo: And the dog is Rex."
+        assert vault.count(user_id="alice") == 0  # nothing stored yet: it did not wait
+        # a new conversation must see the first exchange: it waits for the write
+        done: list[Any] = []
+        fresh = threading.Thread(target=lambda: done.append(client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "What is my cat called?"}])))
+        fresh.start()
+        fresh.join(1.5)
+        assert not done, "a new conversation did not wait for the pending write"
+        embedder.gate.set()
+        fresh.join(30)
+        assert done and "remembered" in done[0].choices[0].message.content
+        assert any("Tom" in m["content"] for r in upstream.requests for m in r["messages"]
+                   if m["role"] == "system")
+    finally:
+        embedder.gate.set()
+        server.stop()
+        upstream.stop()
+        keys.close()
+        vault.close()

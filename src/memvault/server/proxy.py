@@ -19,8 +19,9 @@ client's ``base_url`` at memvault and using a memvault API key; nothing else cha
 5. the exchange (last user message + answer) is stored with ``remember`` in fast mode, so
    the write adds no LLM call. It is written (and indexed, sentence vectors included)
    after the answer is sent; the next request of the same scope waits for it, so a user
-   always sees their previous exchange, and a request that comes after the write is done
-   pays nothing for it.
+   always sees their previous exchange (unless that request carries the exchange in its
+   own messages, as a conversation that goes on does), and a request that comes after
+   the write is done pays nothing for it.
 
 Upstream failures: an upstream error status is passed through as it came; an upstream
 that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_input``.
@@ -70,6 +71,7 @@ class ProxyConfig:
         self.api_key, self.timeout, self.k, self.mode = api_key, timeout, k, mode
         self._client: Any = None
         self._pending: dict[tuple[Any, ...], asyncio.Task[None]] = {}
+        self._pending_turns: dict[tuple[Any, ...], list[dict[str, str]]] = {}
 
     def client(self) -> Any:
         """One pooled HTTP client per server (created in the server's event loop)."""
@@ -92,10 +94,18 @@ class ProxyConfig:
             self._client = None
 
     # -- read-your-writes per scope ---------------------------------------------------------
-    async def settle(self, scope: tuple[Any, ...]) -> None:
+    async def settle(self, scope: tuple[Any, ...],
+                     messages: list[dict[str, Any]] | None = None) -> None:
+        """Wait for the scope's write still in flight, unless the request already carries
+        what it writes: a conversation that goes on sends its history back, so its last
+        exchange is in the prompt and the search need not wait to find it."""
         task = self._pending.get(scope)
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+        if task is None:
+            return
+        turns = self._pending_turns.get(scope) or []
+        if messages is not None and turns and _carries(messages, turns):
+            return
+        await asyncio.gather(task, return_exceptions=True)
 
     def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
               turns: list[dict[str, str]], sub: Mapping[str, str]) -> None:
@@ -113,9 +123,11 @@ class ProxyConfig:
             finally:
                 if self._pending.get(scope) is task:
                     del self._pending[scope]
+                    self._pending_turns.pop(scope, None)
 
         task = asyncio.get_running_loop().create_task(write())
         self._pending[scope] = task
+        self._pending_turns[scope] = turns
 
 
 def proxy_router(config: ProxyConfig) -> APIRouter:
@@ -130,7 +142,7 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
         p = sv.principal
         scope = (p.user_id, p.agent_id, sub.get("cube_id"))
         query = _last_user_text(messages)
-        await config.settle(scope)
+        await config.settle(scope, messages)
         hits: list[SearchHit] = []
         if query.strip():
             hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
@@ -186,6 +198,13 @@ def _text(content: Any) -> str:
         return "\n".join(p["text"] for p in content
                          if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
+
+
+def _carries(messages: list[dict[str, Any]], turns: list[dict[str, str]]) -> bool:
+    """Every turn of ``turns`` is among ``messages`` (same role, same text as stored)."""
+    held = {(m.get("role"), _text(m.get("content"))[:MAX_STORED_CHARS].strip())
+            for m in messages}
+    return all((t["role"], t["content"].strip()) in held for t in turns)
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
