@@ -33,6 +33,8 @@ from memvault.retrieval.text import terms
 from memvault.storage.base import RowQuery
 
 K = 10
+#: efSearch values the index-only measurement is repeated with on the HNSW path
+EF_SWEEP = (64, 96, 128, 160, 192, 256)
 TARGETS = {
     "index_p50_ms": 1.0,      # index-only p50 at 100k ...
     "index_recall": 0.99,     # ... with recall@10 against exact search
@@ -368,6 +370,17 @@ def measure_size(vault: Vault, corpus: Corpus, n: int, n_queries: int,
     out["hnsw_params"] = {"m": index.m, "ef_search": index.ef_search,
                           "ef_construction": index.ef_construction,
                           "exact_below": index.exact_below}
+    if path == "hnsw":  # the same graph at other efSearch values: the trade-off at this n
+        saved, sweep = index.ef_search, []
+        try:
+            for ef in EF_SWEEP:
+                index.ef_search = ef
+                t_ef, got_ef = timed(via_index, list(qvecs), f"ef={ef:<4d} n={n}")
+                sweep.append({"ef_search": ef, **percentiles(t_ef),
+                              "recall_at_10": recall(got_ef, truth)})
+        finally:
+            index.ef_search = saved
+        out["ef_sweep"] = sweep
 
     # (c) end to end, cold: every query text is new to the query-embedding cache.
     searcher._cache.clear()
@@ -479,6 +492,15 @@ def markdown(result: dict[str, Any]) -> str:
             rec = f"{m['recall_at_10']:.4f}" if "recall_at_10" in m else ""
             lines.append(f"| {n} | {name} | {m['path']} | {m['p50_ms']:.3f} | "
                          f"{m['p95_ms']:.3f} | {m['p99_ms']:.3f} | {rec} |")
+    for n, r in sorted(result["sizes"].items(), key=lambda kv: int(kv[0])):
+        if r.get("ef_sweep"):
+            hp = r["hnsw_params"]
+            lines += ["", f"## Index-only at n={n} by efSearch (same graph: M={hp['m']}, "
+                      f"efConstruction={hp['ef_construction']}; default efSearch "
+                      f"{hp['ef_search']})", "", "| efSearch | p50 ms | p95 ms | recall@10 |",
+                      "| ---: | ---: | ---: | ---: |"]
+            lines += [f"| {e['ef_search']} | {e['p50_ms']:.3f} | {e['p95_ms']:.3f} | "
+                      f"{e['recall_at_10']:.4f} |" for e in r["ef_sweep"]]
     lines += ["", "## End-to-end breakdown (each stage alone, p50 / p95 ms)", "",
               "| n | query embed | dense | lexical (BM25) | fetch rows | mean lexical hits |",
               "| ---: | ---: | ---: | ---: | ---: | ---: |"]

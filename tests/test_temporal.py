@@ -177,6 +177,8 @@ def test_a_vault_from_before_valid_time_migrates_without_loss(tmp_path: Path) ->
     later = sorted((Path(memvault.storage.__file__).parent / "migrations" / "sqlite")
                    .glob("*.sql"))[2:]
     for script in later:
+        for trigger in re.findall(r"CREATE TRIGGER (?:IF NOT EXISTS )?(\w+)", script.read_text()):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         for table in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", script.read_text()):
             conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.executescript("DROP INDEX versions_valid; ALTER TABLE versions DROP COLUMN valid_at;"

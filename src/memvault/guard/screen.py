@@ -109,9 +109,32 @@ _DISCOUNTED = frozenset(("override", "exfiltration", "jailbreak", "poisoning"))
 _WINDOW = 400
 
 
+#: Every rule's trigger substrings, once: a view is tested against each trigger once,
+#: not once per rule naming it (a rule runs if any of its triggers is present).
+_TRIGGERS: tuple[str, ...] = tuple(sorted({t for *_, triggers in RULES for t in triggers}))
+
+
+#: trigger -> positions in RULES of the rules it can start
+_RULES_OF: dict[str, tuple[int, ...]] = {
+    t: tuple(i for i, (*_, triggers) in enumerate(RULES) if t in triggers) for t in _TRIGGERS}
+
+
+def _present(low: str) -> frozenset[str]:
+    """The triggers of any rule that occur in ``low``: what decides which rules run.
+
+    Computing this set once per view and testing each rule with ``isdisjoint`` is the
+    same decision as ``any(t in low for t in triggers)`` per rule, at a fraction of the
+    cost (one substring test per distinct trigger, no generator per rule): benign text,
+    which is nearly every write, is where the guard spent its time."""
+    return frozenset([t for t in _TRIGGERS if t in low])
+
+
 def _search(pattern: re.Pattern[str], triggers: tuple[str, ...], view: str,
-            low: str) -> re.Match[str] | None:
-    if not any(t in low for t in triggers):
+            low: str, present: frozenset[str] | None = None) -> re.Match[str] | None:
+    if present is not None:
+        if present.isdisjoint(triggers):
+            return None
+    elif not any(t in low for t in triggers):
         return None
     if len(view) <= 4 * _WINDOW or len(low) != len(view):
         return pattern.search(view)
@@ -193,11 +216,14 @@ class InjectionGuard:
         reasons, lowered = self._views(text)
         folded = lowered[0][1]
         seen = {r.rule for r in reasons}
-        for family, rule, weight, pattern, triggers in RULES:
+        present = [_present(low) for _, _, low in lowered]
+        # only rules with a trigger in some view can match; RULES order is kept
+        runs = sorted({i for found in present for t in found for i in _RULES_OF[t]})
+        for family, rule, weight, pattern, triggers in (RULES[i] for i in runs):
             if rule in seen:
                 continue
-            for via, view, low in lowered:
-                m = _search(pattern, triggers, view, low)
+            for (via, view, low), found in zip(lowered, present):
+                m = _search(pattern, triggers, view, low, found)
                 if m:
                     reasons.append(Reason(family, rule, weight, _snippet(view, m), via))
                     seen.add(rule)

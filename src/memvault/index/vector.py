@@ -64,8 +64,16 @@ class VectorIndex:
         self._pos_of_item: dict[str, list[int]] = {}
         self._item_at: list[str] = []
         self._live = 0  # alive rows; more than len(self) when memories own several
+        #: masks by filter, and the packed selector of the last one searched; both are
+        #: dropped whenever a row or attribute changes (see ``_changed``)
+        self._masks: dict[Any, np.ndarray] = {}
+        self._packed: tuple[np.ndarray, int, np.ndarray] | None = None
         #: Attributes an older snapshot did not keep: every row has None until ``fill``.
         self.unset: tuple[str, ...] = ()
+
+    def _changed(self) -> None:
+        self._masks.clear()
+        self._packed = None
 
     # -- maintenance -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -84,6 +92,7 @@ class VectorIndex:
         a vector that came from the store); see ``reusable``."""
         if not rows:
             return
+        self._changed()
         key = (np.zeros(len(rows), np.int64) if keys is None
                else np.asarray(keys, dtype=np.int64).reshape(len(rows)))
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
@@ -106,6 +115,7 @@ class VectorIndex:
     def remove(self, item_id: str) -> None:
         positions = self._pos_of_item.pop(item_id, None)
         if positions is not None:
+            self._changed()
             self._alive[positions] = False
             self._live -= len(positions)
 
@@ -147,18 +157,38 @@ class VectorIndex:
     # -- search ------------------------------------------------------------------------
     def mask(self, where: Mapping[str, str | Sequence[str]] | None = None,
              seqs: Iterable[int] | None = None) -> np.ndarray:
-        """Boolean mask over positions: alive, matching every attribute, within ``seqs``."""
+        """Boolean mask over positions: alive, matching every attribute, within ``seqs``.
+
+        Without ``seqs`` the mask is kept (read-only) until the index changes: nearly
+        every search asks for the same one (all kinds but working memory, one scope), and
+        at 100k rows building it cost as much as the graph search."""
+        key = None
+        if seqs is None:
+            key = tuple(sorted((attr, (wanted,) if isinstance(wanted, str)
+                                else tuple(sorted(wanted)))
+                               for attr, wanted in (where or {}).items()))
+            found = self._masks.get(key)
+            if found is not None:
+                return found
         mask = self._alive.copy()
         for attr, wanted in (where or {}).items():
             values = [wanted] if isinstance(wanted, str) else list(wanted)
-            codes = [self._vocab[attr][v] for v in values if v in self._vocab[attr]]
-            mask &= np.isin(self._codes[attr], codes)
+            vocab = self._vocab[attr]
+            table = np.zeros(len(vocab) + 1, dtype=bool)  # code -> wanted (codes < len)
+            table[[vocab[v] for v in values if v in vocab]] = True
+            mask &= table[self._codes[attr]]
         if seqs is not None:
             mask &= np.isin(self._seq, np.fromiter(seqs, dtype=np.int64))
+        if key is not None:
+            if len(self._masks) >= 64:
+                self._masks.clear()
+            mask.flags.writeable = False
+            self._masks[key] = mask
         return mask
 
     def fill(self, attr: str, values: Mapping[str, str | None]) -> None:
         """Set ``attr`` of each listed memory's rows (an older snapshot's missing one)."""
+        self._changed()
         vocab, codes = self._vocab[attr], self._codes[attr]
         for item_id, value in values.items():
             positions = self._pos_of_item.get(item_id)
@@ -181,7 +211,12 @@ class VectorIndex:
         """Top ``k`` (seq, cosine) among rows where ``mask`` is true (default: all alive)."""
         if mask is None:
             mask = self._alive
-        selected = int(mask.sum())
+        packed = self._packed
+        if packed is not None and packed[0] is mask:  # the same (cached) mask again
+            selected = packed[1]
+        else:
+            selected = int(mask.sum())
+            packed = None
         if selected == 0 or k <= 0:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
@@ -200,7 +235,11 @@ class VectorIndex:
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(self.ef_search, k + extra)
         if selected < len(mask):
-            bits = np.packbits(mask, bitorder="little")
+            if packed is None:
+                packed = (mask, selected, np.packbits(mask, bitorder="little"))
+                if not mask.flags.writeable:  # a cached mask: it cannot change under us
+                    self._packed = packed
+            bits = packed[2]
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
         distances, labels = self._hnsw.search(q, k + extra, params=params)
         best: dict[int, float] = {}
@@ -281,6 +320,7 @@ class VectorIndex:
         if not (hnsw.ntotal == n == len(seq) == len(alive) == len(key) == len(meta["items"])
                 and all(len(c) == n for c in codes.values())):
             raise IntegrityError(f"index snapshot at {directory} is inconsistent")
+        self._changed()
         self._hnsw = hnsw  # read_index returns the concrete class and owns it
         self._hnsw.hnsw.efSearch = self.ef_search
         self._seq, self._alive, self._codes = seq.astype(np.int64), alive.astype(bool), codes

@@ -14,8 +14,17 @@ __all__ = ["SearchConfig"]
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
     hnsw_m: int = 32
-    ef_search: int = 256  # 128 gave recall@10 0.976 at 100k MiniLM rows; 256 aims at 0.99
-    ef_construction: int = 80
+    #: Search breadth of PostgreSQL's pgvector HNSW (its graph is built by the database
+    #: with its own m / ef_construction, so it is tuned apart from the in-process one).
+    ef_search: int = 256
+    #: The in-process faiss graph: built with ``ef_construction`` and walked with
+    #: ``index_ef_search``. With M=32, efConstruction 80 (barely above the 64 links a
+    #: node keeps on level 0) left a graph that needed efSearch 256 for recall@10 0.994 at
+    #: 100k MiniLM rows (1.58 ms); built with 160, the same recall takes a far narrower
+    #: search (at 45k rows: efSearch 96-128 -> 1.000 vs 0.992-0.994 with 80; see
+    #: benchmarks/results/speed-notes.md), so a search costs less for a slower build.
+    ef_construction: int = 160
+    index_ef_search: int = 128
     exact_below: int = 2_000
     #: "minmax" (scores rescaled per retriever, then summed) or "rrf" (ranks only).
     fusion: str = "minmax"

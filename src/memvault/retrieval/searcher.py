@@ -80,7 +80,7 @@ class Searcher:
 
     def _new_index(self) -> VectorIndex:
         c = self.config
-        return VectorIndex(self.embedder.dim, m=c.hnsw_m, ef_search=c.ef_search,
+        return VectorIndex(self.embedder.dim, m=c.hnsw_m, ef_search=c.index_ef_search,
                            ef_construction=c.ef_construction, exact_below=c.exact_below)
 
     # -- keeping the index in step with the store --------------------------------------

@@ -45,7 +45,8 @@ class PgDense:
     """Dense retrieval and speaker lookups for a Searcher over a :class:`PostgresStore`.
 
     ``ef_search`` is the HNSW search breadth per query (at least ``n``): the vault's
-    ``SearchConfig.ef_search``, so both backends are tuned by the same setting.
+    ``SearchConfig.ef_search`` (the in-process faiss graph, built with other parameters,
+    has its own ``index_ef_search``).
     """
 
     in_database = True

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from bisect import bisect_left
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
@@ -216,11 +217,18 @@ def plan(store: RecordStore, items: Sequence[MemoryItem], *, actor: str | None,
     closes: dict[str, tuple[datetime, str]] = {}  # stored id -> (invalid_at, by)
     batch_links: list[Any] = []
     stored: dict[str, Any] = {}
+    # positions in ``out`` per owner, so that each item looks at the earlier items of its
+    # owner only (comparing every pair of a batch was quadratic in the batch size)
+    owners = [tuple(sorted(_owner(i).items())) for i in out]
+    of_owner: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    for idx, key in enumerate(owners):
+        of_owner.setdefault(key, []).append(idx)
     for idx, item in enumerate(out):
         keys = [k for k in item.provenance.get(KEYS, []) if not k.startswith("alias|")]
         if not keys:
             continue
-        earlier = [(None, o) for o in out[:idx] if _owner(o) == _owner(item)]
+        mine = of_owner[owners[idx]]
+        earlier = [(None, out[j]) for j in mine[:bisect_left(mine, idx)]]
         rows = store.select(RowQuery(scope=_owner(item), truth_any=keys, limit=200))
         earlier += [(r, r.item) for r in rows if r.item.id != item.id]
         for row, old in earlier:
