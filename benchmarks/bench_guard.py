@@ -40,14 +40,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 from _results import machine, write
 from guard_corpus import NEAR_MISS, NearCopies, Row, load, locomo_turns
+from guard_recipes import FINAL, RECIPES, Recipe
 from train_guard_head import guard_view
 
 from memvault import Vault
 from memvault.guard.languages import LANGUAGES
-from memvault.guard.learned import Head, features, fit_calibrated
+from memvault.guard.learned import Feats, Head, fit_calibrated
 from memvault.guard.quarantine import CONTEXT_CHARS, CONTEXT_TURNS, with_context
 from memvault.guard.screen import InjectionGuard
 from memvault.settings import Settings
@@ -56,28 +56,36 @@ HERE = Path(__file__).parent
 
 
 class Scorer:
-    """Rule scores are computed once per text (they do not change between folds); a
+    """Rule verdicts are computed once per text (they do not change between folds); a
     fold's head probability is combined with them exactly as ``InjectionGuard.check``
-    does: ``1 - (1 - rules) * (1 - head.weight(p))``; each fold's head is calibrated
-    on its own training data only (``fit_calibrated``)."""
+    does: ``1 - (1 - rules) * (1 - head.weight(p))``; each fold's head is trained with
+    the recipe the shipped head uses (``guard_recipes.FINAL``) and calibrated on its own
+    training data only (``fit_calibrated``)."""
 
-    def __init__(self, threshold: float = 0.5) -> None:
+    def __init__(self, threshold: float = 0.5, recipe: Recipe = RECIPES[FINAL]) -> None:
         self.threshold = threshold
-        self.rules: dict[tuple[str, frozenset[str]], float] = {}
-        self.feats: dict[str, np.ndarray] = {}
+        self.recipe = recipe
+        self.rules: dict[tuple[str, frozenset[str]], tuple[float, tuple[str, ...]]] = {}
+        self.feats: dict[tuple[str, frozenset[str]], Feats] = {}
         self.guards: dict[frozenset[str], InjectionGuard] = {}
 
-    def rule_score(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)) -> float:
+    def verdict(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)
+                ) -> tuple[float, tuple[str, ...]]:
         key = (text, langs)
         if key not in self.rules:
             guard = self.guards.setdefault(langs, InjectionGuard(learned=False, languages=langs))
-            self.rules[key] = guard.check(text).score
+            v = guard.check(text)
+            self.rules[key] = (v.score, tuple(r.rule for r in v.reasons))
         return self.rules[key]
 
-    def feat(self, text: str) -> np.ndarray:
-        if text not in self.feats:
-            self.feats[text] = features(guard_view(text))
-        return self.feats[text]
+    def rule_score(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)) -> float:
+        return self.verdict(text, langs)[0]
+
+    def feat(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)) -> Feats:
+        key = (text, langs)
+        if key not in self.feats:
+            self.feats[key] = self.recipe.features(guard_view(text), self.verdict(text, langs)[1])
+        return self.feats[key]
 
     def flags(self, texts: Sequence[str], head: Head | None,
               langs: frozenset[str] = frozenset(LANGUAGES)) -> list[bool]:
@@ -85,12 +93,13 @@ class Scorer:
         for t in texts:
             s = self.rule_score(t, langs)
             if head is not None:
-                s = 1 - (1 - s) * (1 - round(head.weight(head.prob_of(self.feat(t))), 4))
+                s = 1 - (1 - s) * (1 - round(head.weight(head.prob_of(self.feat(t, langs))), 4))
             out.append(s >= self.threshold)
         return out
 
     def train(self, rows: Sequence[Row]) -> Head:
-        return fit_calibrated([self.feat(r.text) for r in rows], [r.label for r in rows])
+        return fit_calibrated([self.feat(r.text) for r in rows], [r.label for r in rows],
+                              groups=[r.group for r in rows], **self.recipe.fit_kwargs())
 
 
 def held_out_train(rows: Sequence[Row], test: Sequence[Row]) -> list[Row]:

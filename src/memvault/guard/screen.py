@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Protocol
 
 from .languages import LANG_RULES, LANGUAGES, languages_in
-from .learned import Head, bundled_head, features
+from .learned import Head, bundled_head
 from .rules import RULES
 from .text import LEETISH, SPACED, WS, decoded, deleet, despace, fold, hidden, rewritten
 
@@ -219,7 +219,8 @@ class InjectionGuard:
             reasons.append(Reason("context", "discussion", 0.0,
                                   f"talks about attacks ({_snippet(folded, cue)}): rules count less"))
         if self.head is not None:
-            p = self.head.prob_of(features(" ".join(low for _, _, low in lowered)))
+            p = self.head.prob_of(self.head.features(" ".join(low for _, _, low in lowered),
+                                                     [r.rule for r in reasons]))
             weight = round(self.head.weight(p), 4)
             if weight > 0:
                 reasons.append(Reason("learned", "head", weight, f"learned head p={p:.2f}"))
