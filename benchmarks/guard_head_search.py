@@ -105,6 +105,12 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"near-miss {pct(res['near_miss_fp'])} harmless {pct(res['all_negatives_fp'])} "
               f"({res['seconds']:.0f} s)", file=sys.stderr, flush=True)
     rep.update({"command": "python benchmarks/guard_head_search.py", "env": str(machine(load_start))})
+    if prev_path.is_file():  # another run may have added recipes meanwhile: keep them
+        import json
+        done = json.loads(prev_path.read_text())["recipes"]
+        rep["recipes"] = {**done, **{k: v for k, v in rep["recipes"].items()
+                                     if k not in done or k in (args.only or RECIPES)}}
+        rep["recipes"] = {k: rep["recipes"][k] for k in RECIPES if k in rep["recipes"]}
     write(args.out, "guard_head_search", rep, markdown)
 
 

@@ -42,6 +42,9 @@ RECIPES: dict[str, Recipe] = {
                                               C345, group_power=0.5),
     "D words+char345+rules": Recipe("B + names of the rules that fired",
                                     Spec(chars=(3, 4, 5), rules=True)),
+    "E words+rules": Recipe("A + names of the rules that fired", Spec(rules=True)),
+    "F words, sources evened": Recipe("A, each source weighted n^0.5 inside its class",
+                                      group_power=0.5),
 }
 
-FINAL = "A words"
+FINAL = "B words+char345"

@@ -44,7 +44,8 @@ DIM = 1 << 18
 _TOKEN = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]|[^\W\d_]+|\d+", re.U)
 _SPACE = re.compile(r"\s+")
 MAX_CHARS = 4000  # the head reads the start and end of very long texts
-_MASK = np.uint64((1 << 64) - 1)
+_PRIME = np.uint64(1099511628211)
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
 @dataclass(frozen=True)
@@ -107,21 +108,21 @@ def _word_index(text: str) -> np.ndarray:
 
 def _char_index(text: str, sizes: tuple[int, ...]) -> np.ndarray:
     """Hashed character n-grams of the whitespace-collapsed text, computed as a rolling
-    polynomial hash over code points in numpy (no Python loop per n-gram)."""
+    polynomial hash over code points in numpy (no Python loop per n-gram; the n-gram
+    hash extends the (n-1)-gram one)."""
     s = " " + _SPACE.sub(" ", text).strip() + " "
     cp = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     parts = []
     with np.errstate(over="ignore"):
-        for n in sizes:
+        h = cp
+        for n in range(2, max(sizes, default=0) + 1):
             if cp.size < n:
-                continue
-            h = np.full(cp.size - n + 1, np.uint64(n * 0x9E3779B97F4A7C15 & ((1 << 64) - 1)))
-            for k in range(n):
-                h = (h * np.uint64(1099511628211)) ^ cp[k:cp.size - n + 1 + k]
-            h ^= h >> np.uint64(29)
-            h = h * np.uint64(0xBF58476D1CE4E5B9)
-            h ^= h >> np.uint64(32)
-            parts.append((h % np.uint64(DIM)).astype(np.int64))
+                break
+            h = h[:-1] * _PRIME ^ cp[n - 1:]
+            if n in sizes:
+                x = h ^ np.uint64(n)
+                x = (x ^ (x >> np.uint64(29))) * _MIX
+                parts.append(((x ^ (x >> np.uint64(32))) % np.uint64(DIM)).astype(np.int64))
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
