@@ -49,7 +49,7 @@ from memvault import Vault
 from memvault.guard.languages import LANGUAGES
 from memvault.guard.learned import Feats, Head, fit_calibrated
 from memvault.guard.quarantine import CONTEXT_CHARS, CONTEXT_TURNS, with_context
-from memvault.guard.screen import InjectionGuard
+from memvault.guard.screen import _DISCUSSED, InjectionGuard
 from memvault.settings import Settings
 
 HERE = Path(__file__).parent
@@ -91,9 +91,10 @@ class Scorer:
               langs: frozenset[str] = frozenset(LANGUAGES)) -> list[bool]:
         out = []
         for t in texts:
-            s = self.rule_score(t, langs)
-            if head is not None:
-                s = 1 - (1 - s) * (1 - round(head.weight(head.prob_of(self.feat(t, langs))), 4))
+            s, names = self.verdict(t, langs)
+            if head is not None:  # discounted in prose about attacks, as check() does
+                w = head.weight(head.prob_of(self.feat(t, langs)))
+                s = 1 - (1 - s) * (1 - round(w * (_DISCUSSED if "discussion" in names else 1.0), 4))
             out.append(s >= self.threshold)
         return out
 

@@ -103,6 +103,7 @@ _DISCUSSION = re.compile(
     r"|提示词注入|プロンプトインジェクション", re.I)
 _DISCUSSED = 0.5
 _DISCOUNTED = frozenset(("override", "exfiltration", "jailbreak", "poisoning"))
+# the learned head reads the quoted attack phrases too: it is discounted the same way
 
 #: Longer texts are searched only near the rules' trigger words (every rule's matches are
 #: shorter than the window), which keeps a 10 KB jailbreak prompt in the milliseconds.
@@ -221,7 +222,7 @@ class InjectionGuard:
         if self.head is not None:
             p = self.head.prob_of(self.head.features(" ".join(low for _, _, low in lowered),
                                                      [r.rule for r in reasons]))
-            weight = round(self.head.weight(p), 4)
+            weight = round(self.head.weight(p) * (_DISCUSSED if cue else 1.0), 4)
             if weight > 0:
                 reasons.append(Reason("learned", "head", weight, f"learned head p={p:.2f}"))
         score = 1.0
