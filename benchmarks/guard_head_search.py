@@ -75,8 +75,28 @@ def markdown(rep: dict[str, Any]) -> str:
             h = rep["recipes"][n]["per_source"].get(g)
             cells.append(f"{100 * h['hits'][0] / h['hits'][1]:.1f}%" if h else "-")
         L.append(f"| {g} | " + " | ".join(cells) + " |")
+    L += ["", "## Notes", ""] + [f"* {n}" for n in NOTES]
     L += ["", f"Command: `{rep['command']}`; {rep['env']}.", ""]
     return "\n".join(L)
+
+
+NOTES = [
+    "Chosen: B (the best pooled public recall of the recipes that finished, with near-miss false "
+    "positives under 5 %); the rule (pooled public recall first, near-miss <= 5 % and LoCoMo <= 1 % "
+    "as constraints) is the issue's, fixed before the runs.",
+    "E (rule names as features) raised near-miss false positives to 6.1 % (the rules were written "
+    "on some training sources, so their names look more decisive than they are) and lowered recall.",
+    "F (sources evened, n^0.5) changed almost nothing for the words-only head (+1 text).",
+    "C (B with sources evened) and D (B + rule names) were started but stopped unfinished for "
+    "time (each character-gram recipe takes 12+ minutes on the shared machine); they have no row.",
+    "Not tried: regularisation picked by an inner cross-validation on the training sources (about "
+    "200 extra fits per recipe: no time on this machine), a multilingual encoder (a transformer "
+    "forward pass per memory would not fit the 2 ms CPU budget; not searched further).",
+    "These rows were scored before the head was discounted in prose about attacks (as the rules "
+    "are; added after a unit test's quoted 'ignore previous instructions' flagged); "
+    "`bench_guard.py` scores the shipped recipe with that discount (guard.md).",
+    "*fit s* is wall time on a shared machine (load 10-20): compare within one run only.",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
