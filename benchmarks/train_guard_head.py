@@ -17,11 +17,13 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from guard_corpus import Row, load
 
-from memvault.guard.learned import Head, features, fit_calibrated
+from guard_recipes import FINAL, RECIPES, Recipe
+
+from memvault.guard.learned import Head, fit_calibrated
 from memvault.guard.screen import InjectionGuard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,17 +37,21 @@ def guard_view(text: str) -> str:
 _PROBE = InjectionGuard(learned=False)
 
 
-def train(rows: Sequence[Row], cache: dict[str, object] | None = None) -> Head:
+def train(rows: Sequence[Row], cache: dict[str, object] | None = None,
+          recipe: Recipe | None = None) -> Head:
+    recipe = recipe or RECIPES[FINAL]
     feats = []
     for r in rows:
         if cache is not None and r.text in cache:
             feats.append(cache[r.text])
         else:
-            f = features(guard_view(r.text))
+            names = [x.rule for x in _PROBE.check(r.text).reasons]
+            f = recipe.features(guard_view(r.text), names)
             if cache is not None:
                 cache[r.text] = f
             feats.append(f)
-    return fit_calibrated(feats, [r.label for r in rows])  # type: ignore[arg-type]
+    return fit_calibrated(feats, [r.label for r in rows], groups=[r.group for r in rows],  # type: ignore[arg-type]
+                          **recipe.fit_kwargs())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -56,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     head = train(rows)
     head.info = {"alone": f"{head.alone:.4f}", "trained_on": f"{len(rows)} texts of benchmarks/data/guard "
                                f"({sum(r.label for r in rows)} injections)",
-                 "script": "benchmarks/train_guard_head.py"}
+                 "script": "benchmarks/train_guard_head.py",
+                 "recipe": FINAL}
     head.save(args.out)
     split = {"texts": [{"id": hashlib.sha256(r.text.encode()).hexdigest()[:12], "group": r.group,
                         "label": r.label} for r in rows]}

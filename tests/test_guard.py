@@ -89,7 +89,10 @@ def test_hidden_characters_are_reported_even_without_words() -> None:
                        ("a\u200bb\u200bc\u200bd", "invisible_zero_width")):
         verdict = GUARD.check(text)
         assert verdict.flagged and rule in [r.rule for r in verdict.reasons]
-        assert verdict.families == ("hidden_unicode",)
+        # the hidden characters flag on their own; the learned head may add a small vote
+        # (it leans positive on very short texts) but never what decides
+        assert InjectionGuard(learned=False).check(text).families == ("hidden_unicode",)
+        assert all(r.weight < 0.5 for r in verdict.reasons if r.family == "learned")
 
 
 @pytest.mark.parametrize("text", [

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Protocol
 
 from .languages import LANG_RULES, LANGUAGES, languages_in
-from .learned import Head, bundled_head, features
+from .learned import Head, bundled_head
 from .rules import RULES
 from .text import LEETISH, SPACED, WS, decoded, deleet, despace, fold, hidden, rewritten
 
@@ -103,6 +103,7 @@ _DISCUSSION = re.compile(
     r"|提示词注入|プロンプトインジェクション", re.I)
 _DISCUSSED = 0.5
 _DISCOUNTED = frozenset(("override", "exfiltration", "jailbreak", "poisoning"))
+# the learned head reads the quoted attack phrases too: it is discounted the same way
 
 #: Longer texts are searched only near the rules' trigger words (every rule's matches are
 #: shorter than the window), which keeps a 10 KB jailbreak prompt in the milliseconds.
@@ -245,8 +246,9 @@ class InjectionGuard:
             reasons.append(Reason("context", "discussion", 0.0,
                                   f"talks about attacks ({_snippet(folded, cue)}): rules count less"))
         if self.head is not None:
-            p = self.head.prob_of(features(" ".join(low for _, _, low in lowered)))
-            weight = round(self.head.weight(p), 4)
+            p = self.head.prob_of(self.head.features(" ".join(low for _, _, low in lowered),
+                                                     [r.rule for r in reasons]))
+            weight = round(self.head.weight(p) * (_DISCUSSED if cue else 1.0), 4)
             if weight > 0:
                 reasons.append(Reason("learned", "head", weight, f"learned head p={p:.2f}"))
         score = 1.0
