@@ -102,8 +102,14 @@ bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
 
 # Consolidation quality on LoCoMo dev and the generated suite (seeds 1-3, written to a
-# temp dir unless GEN names files), plus the costs.
+# temp dir unless GEN names files), plus the costs, and the summary tier vs flat search on
+# one owner's TIER_SCALE memories (the evaluated conversations among generated filler;
+# ~25 ms of CPU per memory to build, so ~45 min of one core at 100k). TIER_CACHE=dir
+# keeps that vault and reuses it on the next run with the same inputs (benchmarks/
+# tier_scale.py --build-only fills it ahead of time).
 GEN ?=
+TIER_SCALE ?= 100000
+TIER_CACHE ?=
 .PHONY: bench-lifecycle
 bench-lifecycle: locomo-data install
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && gen="$(GEN)" && \
@@ -111,7 +117,8 @@ bench-lifecycle: locomo-data install
 		$(VENV)/bin/memvault bench generate --seed $$s --out "$$tmp/seed$$s.json" || exit 1; \
 		gen="$$gen $$tmp/seed$$s.json"; done; fi && \
 	$(PY) benchmarks/bench_lifecycle.py --size 5000 --locomo $(LOCOMO) --gen $$gen \
-		--convs 1 --out benchmarks/results
+		--convs 1 --tier-scale $(TIER_SCALE) $(if $(TIER_CACHE),--tier-cache $(TIER_CACHE)) \
+		--out benchmarks/results
 
 .PHONY: bench-tiers
 bench-tiers: install

@@ -162,23 +162,45 @@ def main() -> None:
     ap.add_argument("--quality-only", action="store_true")
     ap.add_argument("--tier-limit", type=int, default=2,
                     help="conversations per suite for the summary tier (0: skip it)")
-    ap.add_argument("--tier-scale", type=int, default=10_000,
-                    help="memories for the summary tier's search p50 (0: skip)")
+    ap.add_argument("--tier-scale", type=int, default=100_000,
+                    help="memories of the one-owner vault where the tiers are compared at "
+                         "scale: quality, p50/p95 (0: skip)")
+    ap.add_argument("--tier-scale-limit", type=int, default=1,
+                    help="conversations per suite evaluated in that vault")
+    ap.add_argument("--tier-questions", type=int, default=200,
+                    help="questions per suite at most, in that vault")
+    ap.add_argument("--tier-cache", help="keep that vault here and reuse it when the inputs "
+                                         "are the same (its build figures come from the "
+                                         "run that built it)")
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
-    result = {} if args.quality_only else run(args)
+    # a quality-only run leaves the cost figures of the last full run in place
+    name = "lifecycle-quality" if args.quality_only else "lifecycle"
+
+    def save(stage: str) -> None:
+        """Write what is measured so far (a long run that fails keeps its first parts)."""
+        result["env"] = machine(load_start)
+        stages.append(stage)
+        result["env"]["stages_done"] = list(stages)
+        write(args.out, name, result, full_markdown)
+
+    stages: list[str] = []
+    result: dict[str, Any] = {}
+    if not args.quality_only:
+        result.update(run(args))
+        save("costs")
     if args.locomo or args.gen:
         result["quality"] = lifecycle_quality.run(args.locomo, args.gen, args.convs,
                                                   args.quality_embedder, args.ratios)
+        save("quality")
         if args.tier_limit:
             result["summary_tier"] = bench_summary_tier.run(
-                args.locomo, args.gen, args.tier_limit, args.tier_scale, 50,
-                args.quality_embedder)
+                args.locomo, args.gen, args.tier_limit, args.tier_scale, args.tier_questions,
+                args.quality_embedder, scale_limit=args.tier_scale_limit,
+                cache=args.tier_cache)
+            save("summary_tier")
     result["dedup"] = dedup_quality.run(args.quality_embedder)
-    result["env"] = machine(load_start)
-    # a quality-only run leaves the cost figures of the last full run in place
-    write(args.out, "lifecycle-quality" if args.quality_only else "lifecycle", result,
-          full_markdown)
+    save("dedup")
 
 
 def full_markdown(r: dict[str, Any]) -> str:

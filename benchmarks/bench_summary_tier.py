@@ -2,7 +2,7 @@
 """The summary tier against flat search, in the same run (issue 29 part 3).
 
     python benchmarks/bench_summary_tier.py --locomo locomo10.json \
-        --gen seed1.json ... --limit 2 --scale 10000 --out benchmarks/results
+        --gen seed1.json ... --limit 2 --scale 100000 --out benchmarks/results
 
 Quality, per suite (LoCoMo-format files; ``--limit`` conversations each): every
 conversation's turns are stored as ``make bench-locomo`` stores them, one scheduler pass
@@ -11,8 +11,10 @@ writes the session and topic summaries, then every question is searched (k=20) o
 in context (whitespace tokens of the returned memories' text): for the top 10, and for the
 smallest k at which the row reaches flat search's recall@10 ("same recall").
 
-Speed (``--scale N``): N synthetic memories (the core benchmark's corpus, grouped into
-sessions of 10 turns, one scheduler pass), search p50 per tier over the same queries.
+At scale (``--scale N``, :mod:`tier_scale`): one owner holding N memories - the first
+``--scale-limit`` conversations of every suite among generated filler conversations, one
+consolidation pass - and every tier searched on it: the same figures per suite, plus each
+search's latency (p50, p95).
 
 Writes ``summary_tier.json`` and ``summary_tier.md``; ``bench_lifecycle.py`` includes it.
 """
@@ -22,17 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import statistics
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import machine, write  # noqa: E402
+import tier_scale  # noqa: E402
 
 from memvault import Vault  # noqa: E402
 from memvault.evaluation import locomo  # noqa: E402
@@ -107,49 +107,12 @@ def quality(path: str, limit: int, embedder: str,
     return out
 
 
-def speed(n: int, queries: int, embedder: str) -> dict[str, Any]:
-    """Search p50 per tier at ``n`` synthetic memories in sessions of 10, after one pass."""
-    from bench_core import Corpus
-
-    corpus = Corpus(n + queries)
-    work = Path(tempfile.mkdtemp(prefix="tier-speed-"))
-    try:
-        base = Settings(path=work / "v.db", embedder=embedder)
-        records = []
-        for i, rec in enumerate(corpus.records(0, n)):
-            records.append({"text": rec["text"], "kind": "turn", "user_id": "u",
-                            "session_id": f"s{i // 10:06d}",
-                            "metadata": {"speaker": ("Ana", "Ben")[i % 2]}})
-        started = time.perf_counter()
-        with Vault(settings=base) as vault:
-            vault.add_many(records, batch_size=1000)
-            ingest = time.perf_counter() - started
-            started = time.perf_counter()
-            Scheduler().run_once(vault)
-            scheduled = time.perf_counter() - started
-            summaries = vault.list(filters={"kind": "summary"}, limit=1).total
-        texts = [r["text"] for r in corpus.records(n, n + queries)]
-        out: dict[str, Any] = {"memories": n, "summary_memories": summaries, "queries": queries,
-                               "ingest_s": round(ingest, 1), "scheduler_s": round(scheduled, 1)}
-        for tier in TIERS:
-            settings = base.replace(search=replace(SearchConfig(), tier=tier))
-            with Vault(settings=settings) as vault:
-                vault.search(texts[0], user_id="u", k=10)  # opens the searcher
-                samples = []
-                for t in texts:
-                    started = time.perf_counter()
-                    vault.search(t, user_id="u", k=10)
-                    samples.append(time.perf_counter() - started)
-            out[tier] = {"p50_ms": round(statistics.median(samples) * 1000, 2)}
-        for tier in TIERS:
-            out[tier]["vs_flat"] = round(out[tier]["p50_ms"] / out["flat"]["p50_ms"], 2)
-        return out
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def run(locomo_path: str | None, gen: list[str], limit: int, scale: int, queries: int,
-        embedder: str, weights: tuple[float, ...] = ()) -> dict[str, Any]:
+        embedder: str, weights: tuple[float, ...] = (), scale_limit: int = 1,
+        cache: str | None = None) -> dict[str, Any]:
+    """Quality per suite with each conversation alone (``limit`` per suite), then, with
+    ``scale``, every tier on one owner's ``scale`` memories (:mod:`tier_scale`:
+    ``scale_limit`` conversations per suite, at most ``queries`` questions each)."""
     suites = {}
     configs = rows_for(list(weights))
     for path in [p for p in [locomo_path, *gen] if p]:
@@ -162,8 +125,9 @@ def run(locomo_path: str | None, gen: list[str], limit: int, scale: int, queries
                     if s[tier]["recall@10"] < s["flat"]["recall@10"]
                     or s[tier]["mrr"] < s["flat"]["mrr"]] for tier in configs if tier != "flat"}
     res["lowers_recall_or_mrr_on"] = lower
-    if scale:
-        res["speed"] = speed(scale, queries, embedder)
+    paths = [p for p in [locomo_path, *gen] if p]
+    if scale and paths:
+        res["scale"] = tier_scale.run(paths, scale_limit, scale, embedder, queries, cache)
     return res
 
 
@@ -189,14 +153,10 @@ def markdown(r: dict[str, Any]) -> str:
                   f"reaches tier_min_memories ({r['tier_config']['tier_min_memories']}), so "
                   "the planner never descended there; its rule result says nothing about "
                   "the descent itself."]
-    if "speed" in r:
-        sp = r["speed"]
-        lines += ["", f"Search p50 at {sp['memories']} memories "
-                  f"({sp.get('summary_memories', 'n/a')} summaries, "
-                  f"{sp['queries']} queries, k=10): " + "; ".join(
-                      f"{t} {sp[t]['p50_ms']} ms ({sp[t]['vs_flat']}x flat)" for t in TIERS)]
     c = r["tier_config"]
     lines += ["", f"Tier settings: {c}.", ""]
+    if "scale" in r:
+        lines += ["", tier_scale.markdown(r["scale"])]
     return "\n".join(lines)
 
 
@@ -205,8 +165,13 @@ def main() -> None:
     ap.add_argument("--locomo")
     ap.add_argument("--gen", nargs="*", default=[])
     ap.add_argument("--limit", type=int, default=2, help="conversations per suite")
-    ap.add_argument("--scale", type=int, default=0, help="memories for the p50 (0: skip)")
-    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--scale", type=int, default=0,
+                    help="memories of the one-owner vault for the tiers at scale (0: skip)")
+    ap.add_argument("--scale-limit", type=int, default=1,
+                    help="conversations per suite evaluated in the scale vault")
+    ap.add_argument("--queries", type=int, default=200,
+                    help="questions per suite at most, in the scale vault")
+    ap.add_argument("--cache", help="keep the scale vault here and reuse it (same inputs)")
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--tier-weights", type=float, nargs="*", default=[],
                     help="extra rows: tier=summaries at these descent weights")
@@ -214,7 +179,7 @@ def main() -> None:
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
     result = run(args.locomo, args.gen, args.limit, args.scale, args.queries, args.embedder,
-                 tuple(args.tier_weights))
+                 tuple(args.tier_weights), args.scale_limit, args.cache)
     result["env"] = machine(load_start)
     write(args.out, "summary_tier", result, markdown)
     print(json.dumps({k: v for k, v in result.items() if k != "suites"}, indent=1))

@@ -190,6 +190,51 @@ def test_schema_violation_is_a_tool_error(vault_setup: dict[str, Any]) -> None:
         anyio.run(main, vault)
 
 
+def test_add_dedup_option(vault_setup: dict[str, Any]) -> None:
+    """memory_add takes Vault.add's dedup policy: noop answers the memory already stored,
+    version writes its next version, off (the default) stores a second one; any other
+    value is refused by the schema and nothing is written."""
+    from mcp import Client
+
+    from memvault.governance.principals import Principal
+    from memvault.governance.scope import ScopedVault
+    from memvault.server.mcp import build_mcp
+
+    text = "Alice's passport expires in June 2031"
+
+    async def main(vault: Vault) -> None:
+        async with Client(build_mcp(ScopedVault(vault, Principal("p", "alice")))) as client:
+            schema = {t.name: t for t in (await client.list_tools()).tools}[
+                "memory_add"].input_schema
+            assert schema["properties"]["dedup"]["enum"] == ["off", "noop", "version"]
+            assert schema["properties"]["dedup"]["default"] == "off"
+            assert "dedup" not in schema.get("required", [])
+
+            first = data(await client.call_tool("memory_add", {"text": text, "kind": "fact"}))
+            same = data(await client.call_tool("memory_add", {"text": text, "kind": "fact",
+                                                              "dedup": "noop"}))
+            assert same["id"] == first["id"] and same["version"] == 1
+            again = data(await client.call_tool("memory_add", {
+                "text": text + ".", "kind": "fact", "dedup": "version"}))
+            assert again["id"] == first["id"] and again["version"] == 2
+            assert again["text"] == text + "."
+            other_kind = data(await client.call_tool("memory_add", {
+                "text": text, "kind": "note", "dedup": "noop"}))
+            assert other_kind["id"] != first["id"]  # only the same kind is a duplicate
+            plain = data(await client.call_tool("memory_add", {"text": text, "kind": "fact"}))
+            assert plain["id"] != first["id"]  # off: stored anyway
+
+            bad = await client.call_tool("memory_add", {"text": "x", "dedup": "merge"})
+            assert bad.is_error and "validation error" in bad.content[0].text
+            assert "Traceback" not in bad.content[0].text
+
+    with Vault(vault_setup["db"], embedder="hash") as vault:
+        anyio.run(main, vault)
+        kept = vault.list(user_id="alice", limit=10).items
+        assert sorted(i.text for i in kept) == sorted([text + ".", text, text])
+        assert sorted(i.version for i in kept) == [1, 1, 2]  # nothing from the refused call
+
+
 def _run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "MEMVAULT_API_KEY"}
     full_env.update(env or {})

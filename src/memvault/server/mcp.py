@@ -33,7 +33,7 @@ import inspect
 import json
 import signal
 import typing
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Mapping
 
 import anyio
 import anyio.to_thread
@@ -85,6 +85,13 @@ Metadata = Annotated[dict[str, Any] | None, Field(
 Tags = Annotated[list[str] | None, Field(description="Tags (at most 64).")]
 Time = Annotated[str | None, Field(description="ISO-8601 time, e.g. 2024-05-01T12:00:00Z.")]
 Reason = Annotated[str | None, Field(description="Why; kept in the audit log.")]
+# an agent re-stating what it already stored is the common case over MCP: the schema
+# names the choices so the client's model can pick one, and refuses any other value
+Dedup = Annotated[Literal["off", "noop", "version"], Field(
+    description="When the text restates an active memory of this user of the same kind: "
+                "off (store it anyway, the default), noop (return that memory, write "
+                "nothing) or version (write the text as its next version). The returned "
+                "id says which memory was kept.")]
 
 Result = dict[str, Any]
 
@@ -191,11 +198,11 @@ def build_mcp(scoped: ScopedVault | None = None, *,
                              description="ISO-8601 time after which the memory is no longer "
                                          "returned.")] = None,
                          agent_id: AgentId = None, session_id: SessionId = None,
-                         cube_id: CubeId = None) -> Result:
+                         cube_id: CubeId = None, dedup: Dedup = "off") -> Result:
         return item_result(await call(
             sv().add, text, kind=kind, tags=tags, metadata=metadata, event_time=event_time,
             importance=importance, expires_at=expires_at, agent_id=agent_id,
-            session_id=session_id, cube_id=cube_id))
+            session_id=session_id, cube_id=cube_id, dedup=dedup))
 
     @tool("Hybrid (semantic + keyword) search of this user's memories; returns the best "
           "hits, each with a score and the memory.", read_only=True)

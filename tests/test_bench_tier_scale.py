@@ -1,0 +1,118 @@
+"""The summary tier's scale benchmark (``benchmarks/tier_scale.py``) on a tiny vault.
+
+Why: its figures decide whether the tier may be on by default, so the parts that could
+make them lie are pinned here: the vault holds exactly N memories of one owner, the filler
+never names an evaluated conversation's people, a hit counts only for the evaluated
+conversation it belongs to (dia ids repeat across conversations), and a cached vault is
+reused rather than rebuilt. The hash embedder keeps it fast; ``make bench-lifecycle``
+runs it with MiniLM.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memvault import Vault
+from memvault.evaluation.generate import write as write_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+
+def _load(name: str) -> Any:
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("suite") / "seed7.json"
+    write_suite(path, 7, conversations=1, sessions=6)
+    return path
+
+
+def test_filler_has_exactly_n_turns_and_avoids_the_evaluated_names(tmp_path: Path) -> None:
+    from memvault.evaluation.generate import generate
+
+    ts = _load("tier_scale")
+    first = generate(ts.FILLER_SEED, conversations=1, sessions=20)[0]
+    avoid = {ts._first(p["name"]) for p in first["generator"]["people"]}
+    convs, skipped = ts.filler(1234, avoid, tmp_path)
+    assert sum(len(c.turns) for c in convs) == 1234
+    assert all(not c.questions for c in convs)
+    assert skipped >= 1  # at least the conversation whose people were named
+    assert not {c.sample_id for c in convs} & {f"filler{ts.FILLER_SEED}-{first['sample_id']}"}
+    assert not list(tmp_path.iterdir())  # its temp files are gone
+
+
+def test_scale_run_on_a_tiny_vault(suite: Path, tmp_path: Path) -> None:
+    ts = _load("tier_scale")
+    cache = tmp_path / "cache"
+    r = ts.run([str(suite)], 1, 600, "hash", max_questions=15, cache=str(cache))
+    b = r["build"]
+    assert b["total_memories"] == 600 + b["summary_memories"]
+    assert b["evaluated_turns"] + b["filler_turns"] == 600 and not b["reused_from_cache"]
+    assert b["summary_memories"] > b["sessions"] // 2  # the pass summarised the sessions
+    s = r["suites"]["seed7"]
+    assert s["questions"] == 15
+    for tier in ts.TIERS:
+        row = s[tier]
+        assert row["recall_by_k"] == sorted(row["recall_by_k"])  # recall grows with k
+        assert row["tokens_by_k"] == sorted(row["tokens_by_k"])
+        assert 0 <= row["mrr"] <= 1
+        assert row["p50_ms"] > 0 and row["p95_ms"] >= row["p50_ms"]
+    assert s["flat"]["recall@10"] > 0  # the evaluated conversation is found at all
+    assert s["flat"]["k_for_flat_recall"] <= 10
+    # at 600 memories "auto" (tier_min_memories 2000) must not descend: it is flat
+    assert s["auto"]["recall_by_k"] == s["flat"]["recall_by_k"]
+    assert "seed7" in ts.markdown(r)
+
+    again = ts.run([str(suite)], 1, 600, "hash", max_questions=15, cache=str(cache))
+    assert again["build"]["reused_from_cache"]
+    assert again["suites"]["seed7"]["flat"]["recall_by_k"] == s["flat"]["recall_by_k"]
+
+
+def test_a_hit_counts_only_for_its_own_conversation(suite: Path, tmp_path: Path) -> None:
+    """The same dia id in another conversation of the owner is not the evidence."""
+    ts = _load("tier_scale")
+    import lifecycle_quality
+
+    conv = lifecycle_quality.load(str(suite))[0]
+    q = next(q for q in conv.questions if q.evidence)
+    evidence = next(t for t in conv.turns if t.dia_id == q.evidence[0])
+    with Vault(tmp_path / "v.db", embedder="hash") as v:
+        # another conversation of the owner with the evidence turn's dia id and words
+        v.add_messages([{"role": "user", "name": "X", "content": evidence.text,
+                         "metadata": {"dia_id": evidence.dia_id}}],
+                       user_id=ts.OWNER, session_id="other/session_1")
+        ranks, tokens, _ = ts._scored(v, conv, q)
+        assert ranks[0] is None and tokens  # found, but not the evaluated conversation's
+        v.add_messages([{"role": "user", "name": evidence.speaker, "content": evidence.text,
+                         "metadata": {"dia_id": evidence.dia_id}}],
+                       user_id=ts.OWNER, session_id=f"{conv.sample_id}/session_1")
+        ranks, _, _ = ts._scored(v, conv, q)
+        assert ranks[0] is not None
+
+
+def test_build_only_cli_writes_the_cache(suite: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    cache = tmp_path / "c"
+    out = subprocess.run([sys.executable, str(BENCH / "tier_scale.py"), str(suite),
+                          "--scale", "400", "--embedder", "hash", "--cache", str(cache),
+                          "--build-only"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    built = json.loads(out.stdout)
+    assert built["memories"] == 400
+    assert [p.name for p in cache.iterdir() if p.is_dir()] and \
+        all((p / "build.json").exists() for p in cache.iterdir() if p.is_dir())
