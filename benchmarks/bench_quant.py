@@ -29,6 +29,7 @@ Writes ``quant.json`` and ``quant.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -48,8 +49,6 @@ from memvault.types import MemoryItem  # noqa: E402
 
 def prompts(suites: list[str], n: int, turns: int) -> list[tuple[str, list[MemoryItem], str]]:
     """(suite, block memories, question), round-robin over the suites."""
-    import json
-
     per_suite = []
     for path in suites:
         rows = []
@@ -90,9 +89,18 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=12)
     ap.add_argument("--rerun", type=int, default=10,
                     help="prompts whose fp16 generation is repeated (determinism)")
+    ap.add_argument("--offset", type=int, default=0,
+                    help="skip this many of the prompts (to split a run over processes)")
     ap.add_argument("--suites", nargs="+", required=True)
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--merge", nargs="+", metavar="LOG[:N]",
+                    help="instead of running: sum the progress line after N prompts (default "
+                         "the last) of each log, the stderr of runs over disjoint --offset "
+                         "ranges, into one result")
     args = ap.parse_args()
+    if args.merge:
+        merge(args)
+        return
 
     import torch
 
@@ -101,7 +109,7 @@ def main() -> None:
     torch.set_num_threads(1)
     load0 = os.getloadavg()[0]
     llm = load_local_llm()
-    cases = prompts(args.suites, args.prompts, args.turns)
+    cases = prompts(args.suites, args.prompts, args.turns)[args.offset:]
     schemes = list(quant.SCHEMES)
     stats: dict[str, dict[str, Any]] = {s: {"exact": 0, "top1": 0, "positions": 0, "kl": 0.0,
                                             "bytes": 0, "tokens": 0, "margins": []}
@@ -153,7 +161,45 @@ def main() -> None:
                 stats[s]["positions"] += int(logp.shape[0])
                 kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
                 stats[s]["kl"] += float(kl.sum())
-            print(f"{n + 1}/{len(cases)} prompts", file=sys.stderr, flush=True)
+            # progress, with the running counts (a stopped run is not lost)
+            print(f"{n + 1}/{len(cases)} prompts " + json.dumps(
+                {"reruns": reruns, **{s: {x: y for x, y in st.items()}
+                                      for s, st in stats.items()}}),
+                file=sys.stderr, flush=True)
+    result = summarize(stats, reruns, len(cases), args, llm.id)
+    result.update(seconds=round(time.perf_counter() - started, 1),
+                  machine=_results.machine(load0))
+    _results.write(args.out, "quant", result, markdown)
+
+
+def merge(args: argparse.Namespace) -> None:
+    """One result from runs over disjoint prompt ranges: their running counts summed."""
+    from memvault.models.local import bundled_model_file
+
+    stats: dict[str, dict[str, Any]] = {}
+    reruns, prompts_done = [0, 0], 0
+    for spec in args.merge:
+        log, _, upto = spec.partition(":")
+        lines = [line for line in Path(log).read_text().splitlines() if " prompts {" in line]
+        last = next(x for x in lines if x.startswith(f"{upto}/")) if upto else lines[-1]
+        prompts_done += int(last.split("/", 1)[0])
+        doc = json.loads(last[last.index("{"):])
+        reruns = [a + b for a, b in zip(reruns, doc.pop("reruns"))]
+        for s, st in doc.items():
+            acc = stats.setdefault(s, {"exact": 0, "top1": 0, "positions": 0, "kl": 0.0,
+                                       "bytes": 0, "tokens": 0, "margins": []})
+            for key, value in st.items():
+                acc[key] = acc[key] + value
+    result = summarize(stats, reruns, prompts_done, args,
+                       f"local:{bundled_model_file().stem}")
+    result.update(seconds=None, merged_from=len(args.merge),
+                  machine=_results.machine(os.getloadavg()[0]))
+    _results.write(args.out, "quant", result, markdown)
+
+
+def summarize(stats: dict[str, dict[str, Any]], reruns: list[int], n_prompts: int,
+              args: argparse.Namespace, model: str) -> dict[str, Any]:
+    schemes = list(quant.SCHEMES)
     fp16_bpt = stats["fp16"]["bytes"] / stats["fp16"]["tokens"]
     rows = {}
     for s in [*schemes, "fp32"]:
@@ -162,15 +208,15 @@ def main() -> None:
         margins = sorted(st["margins"])
         rows[s] = {"bytes_per_token": None if bpt is None else round(bpt, 1),
                    "ratio_vs_fp16": None if bpt is None else round(bpt / fp16_bpt, 4),
-                   "exact_match_first_n": round(st["exact"] / len(cases), 4),
+                   "exact_match_first_n": round(st["exact"] / n_prompts, 4),
                    "top1_agreement": round(st["top1"] / st["positions"], 4),
                    "mean_kl": round(st["kl"] / st["positions"], 7),
                    "diverged": len(margins),
                    "median_fp16_margin_at_divergence":
                        round(margins[len(margins) // 2], 4) if margins else None}
-    result = {"benchmark": "quant", "model": llm.id, "prompts": len(cases),
+    return {"benchmark": "quant", "model": model, "prompts": n_prompts,
               "gen_tokens": args.gen, "turns_per_block": args.turns,
-              "mean_block_tokens": round(stats["fp16"]["tokens"] / len(cases), 1),
+              "mean_block_tokens": round(stats["fp16"]["tokens"] / n_prompts, 1),
               "suites": [Path(s).name for s in args.suites], "schemes": rows,
               "layout": quant.LAYOUT, "sink_tokens": quant.SINK_TOKENS,
               "fp16_rerun_identical": f"{reruns[0]}/{reruns[1]}",
@@ -179,10 +225,7 @@ def main() -> None:
               "met": {"int8": rows["int8"]["exact_match_first_n"] >= 0.99
                       and rows["int8"]["ratio_vs_fp16"] <= 0.52,
                       "int4": rows["int4"]["ratio_vs_fp16"] <= 0.30
-                      and rows["int4"]["top1_agreement"] >= 0.97},
-              "seconds": round(time.perf_counter() - started, 1),
-              "machine": _results.machine(load0)}
-    _results.write(args.out, "quant", result, markdown)
+                      and rows["int4"]["top1_agreement"] >= 0.97}}
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -208,7 +251,9 @@ def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     out += ["", f"Goals: int8 {r['goals']['int8']} ({'met' if r['met']['int8'] else 'not met'}); "
             f"int4 {r['goals']['int4']} ({'met' if r['met']['int4'] else 'not met'}). "
-            f"{r['seconds']} s, load {m['load_start']} -> {m['load_end']}.", ""]
+            + (f"{r['seconds']} s" if r["seconds"] is not None else
+             f"Run as {r['merged_from']} processes over disjoint prompt ranges, counts summed")
+            + f", load {m['load_start']} -> {m['load_end']}.", ""]
     return "\n".join(out)
 
 

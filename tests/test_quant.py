@@ -87,6 +87,21 @@ def test_short_and_odd_blocks_round_trip(tokens: int) -> None:
         assert ((back[0][1] - kv[0][1]).norm() / kv[0][1].norm()).item() < 0.15
 
 
+def test_constant_runs_decode_exactly() -> None:
+    """A run of identical values (a padded last token run, a zero head) has range 0: its
+    scale must not underflow to 0 in fp16 and make the codes 0/0."""
+    import torch
+
+    kv = [(torch.full((1, 3, 66, 64), 0.5), torch.zeros(1, 3, 66, 64))]
+    for scheme in ("int8", "int4"):
+        tensors = quant.encode(kv, scheme)
+        assert all(bool(t.float().isfinite().all()) for t in tensors.values())
+        back = quant.decode(tensors, scheme, n_layers=1, shape=(1, 3, 66, 64),
+                            dtype=torch.float32)
+        assert torch.allclose(back[0][0], kv[0][0], atol=1e-3)
+        assert torch.allclose(back[0][1], kv[0][1], atol=1e-3)
+
+
 def test_damaged_or_mislabelled_files_are_integrity_errors() -> None:
     import torch
 
@@ -115,9 +130,9 @@ FACTS = [f"The user's locker {i} holds a {c} {t}." for i, (c, t) in enumerate(
 QUESTION = "What does locker 5 hold?"
 
 
-def _rewrite_as_layout1(store: ActivationStore, block: ActivationBlock, llm) -> None:
+def _rewrite_as_layout1(store: ActivationStore, block: ActivationBlock, llm) -> dict:
     """What a memvault before layout 2 wrote: one tensor per layer, int64 ids, and an entry
-    without a ``layout`` field."""
+    without a ``layout`` field. Returns the tensors written."""
     import hashlib
 
     import torch
@@ -134,6 +149,7 @@ def _rewrite_as_layout1(store: ActivationStore, block: ActivationBlock, llm) -> 
     del entry["layout"]
     entry["file_sha256"] = hashlib.sha256(data).hexdigest()
     (directory / f"{block.hash}.json").write_text(json.dumps(entry))
+    return tensors
 
 
 @pytest.mark.slow
@@ -178,13 +194,12 @@ def test_layout1_blocks_still_load_and_unknown_layouts_are_refused(local_llm, tm
     for scheme in ("int8", "int4"):
         store = ActivationStore(tmp_path / scheme, quant=scheme, max_loaded=0)
         block = store.save(built)
-        _rewrite_as_layout1(store, block, local_llm)
+        written = _rewrite_as_layout1(store, block, local_llm)
         old = store.entry(block.fingerprint, block.hash)
         assert old.layout == 1 and old.quant == scheme
         loaded = store.load(local_llm, old)
-        want = quant_v1.decode(quant_v1.encode(built.kv, scheme), scheme,
-                               n_layers=len(built.kv), shape=tuple(built.kv[0][0].shape),
-                               dtype=torch.float32)
+        want = quant_v1.decode(written, scheme, n_layers=len(built.kv),
+                               shape=tuple(built.kv[0][0].shape), dtype=torch.float32)
         assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
                    for a, b in zip(loaded.kv, want))
         ids = local_llm.encode_chat([*system_messages(items),
