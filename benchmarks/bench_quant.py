@@ -253,7 +253,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"int4 {r['goals']['int4']} ({'met' if r['met']['int4'] else 'not met'}). "
             + (f"{r['seconds']} s" if r["seconds"] is not None else
              f"Run as {r['merged_from']} processes over disjoint prompt ranges, counts summed")
-            + f", load {m['load_start']} -> {m['load_end']}.", ""]
+            + (f", load {m['load_start']} -> {m['load_end']}." if r["seconds"] is not None
+               else f" (machine load when merged: {m['load_end']}).") + "", ""]
     return "\n".join(out)
 
 
