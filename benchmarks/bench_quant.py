@@ -4,6 +4,10 @@
     python benchmarks/bench_quant.py --prompts 60 --suites seed1.json ... \
         --out benchmarks/results
 
+On a busy machine a run splits over processes: ``--prompts 30`` (prompts 0-29) and
+``--prompts 60 --offset 30`` (30-59), each with its stderr kept, then ``--merge
+a.err b.err`` (``LOG:N`` takes the counts after N prompts) sums them into one result.
+
 Prompts are built from memories, as ``Vault.chat`` builds them: for each question of the
 given LoCoMo-format suites (taken round-robin over the suites), the turns of its
 conversation around the evidence (``--turns`` of them, the evidence turns first) become

@@ -9,16 +9,18 @@ loads as what it is.
 Where layout 1's error came from (SmolLM2-135M, 20 of bench-quant's prompts, next-token
 KL teacher-forced along the fp16 block's greedy output, measured while designing layout
 2): the keys, not the values (int8 keys alone: KL 1.0e-4, values alone 1.2e-5), and
-among the keys the first token (int8 with it in fp16: 4.3e-5; int4: 5.8e-3 -> 2.4e-3). It is the attention sink: in most layers its key is a quarter of the
-others' norm and its value near zero, yet it takes much of the attention mass, so the
-grid sized for the other tokens' keys costs it 4x their relative error and a small
-error in its logit moves a lot of mass. Layout 2 therefore:
+among the keys the first token (int8 with it in fp16: 4.3e-5; int4: 5.8e-3 -> 2.4e-3).
+It is the attention sink: in most layers its key is a quarter of the others' norm and
+its value near zero, yet it takes much of the attention mass, so the grid sized for the
+other tokens' keys costs it 4x their relative error, and a small error in its logit
+moves a lot of mass. A zero point on int8's keys then took KL to 1.5e-5; rotating int4's
+keys beat not rotating them (2.5e-3 against 3.0e-3). Layout 2 therefore:
 
 * keeps the first :data:`SINK_TOKENS` token(s) of each block in fp16 (counted in the
   bytes), and quantizes the other tokens without them;
 * ``int8``: keys per *channel* over the block's tokens, asymmetric (scale + zero point:
   rotary channels are offset, and a zero point halves their step), values per *token*,
-  symmetric (the KIVI split), one byte per number: ~0.515x of fp16 for ~200-token blocks;
+  symmetric (the KIVI split), one byte per number: ~0.516x of fp16 for ~200-token blocks;
 * ``int4``: each token's head vector rotated by a block-diagonal Walsh-Hadamard matrix
   (SAW-INT4; :mod:`._rotation`), then asymmetric 4-bit codes, two per byte: values per
   token and group of channels, keys per channel and run of :data:`INT4_TOKEN_GROUP`
@@ -76,7 +78,8 @@ class _Spec:
 
 
 _SPECS = {
-    "int8": {"keys": _Spec(8, True, None, False, False), "values": _Spec(8, False, None, True, False)},
+    "int8": {"keys": _Spec(8, True, None, False, False),
+             "values": _Spec(8, False, None, True, False)},
     "int4": {"keys": _Spec(4, True, INT4_TOKEN_GROUP, False, True),
              "values": _Spec(4, False, 64, False, True)},
 }
