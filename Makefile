@@ -82,7 +82,8 @@ bench-compose: install
 	$(PY) benchmarks/bench_compose.py --facts 200 --questions 10 --k 12 --out benchmarks/results
 
 # Quantized KV blocks (int8, int4 + Hadamard) vs fp16: bytes/token and greedy fidelity over
-# 60 prompts built from the generated suites' memories (~10 min on 2 shared cores).
+# 60 prompts built from the generated suites' memories (40+ min on 2 busy shared cores;
+# the script's --offset and --merge split a run over processes).
 # QUANT_SUITES= names suite files; by default seeds 1-3 are written to a temp dir.
 QUANT_SUITES ?=
 .PHONY: bench-quant bench-pager

@@ -4,6 +4,10 @@
     python benchmarks/bench_quant.py --prompts 60 --suites seed1.json ... \
         --out benchmarks/results
 
+On a busy machine a run splits over processes: ``--prompts 30`` (prompts 0-29) and
+``--prompts 60 --offset 30`` (30-59), each with its stderr kept, then ``--merge
+a.err b.err`` (``LOG:N`` takes the counts after N prompts) sums them into one result.
+
 Prompts are built from memories, as ``Vault.chat`` builds them: for each question of the
 given LoCoMo-format suites (taken round-robin over the suites), the turns of its
 conversation around the evidence (``--turns`` of them, the evidence turns first) become
@@ -17,12 +21,19 @@ per scheme (fp16, int8, int4: :mod:`memvault.activation.quant`), and for each sc
   positions per prompt): top-1 token agreement with fp16 and the mean KL(fp16 || scheme);
 * bytes per token of the block file (input ids included) and the ratio to fp16.
 
+Two baselines in the same run say how sensitive the exact-match figure is: ``fp32``, the
+block as the model computed it (before any rounding), compared like the schemes; and
+determinism, the fp16 block generated twice (the first ``--rerun`` prompts). For every
+prompt a scheme diverges on, the fp16 block's margin between its top two tokens at the
+first differing position is recorded (a near tie flips on any perturbation).
+
 Writes ``quant.json`` and ``quant.md`` to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -42,8 +53,6 @@ from memvault.types import MemoryItem  # noqa: E402
 
 def prompts(suites: list[str], n: int, turns: int) -> list[tuple[str, list[MemoryItem], str]]:
     """(suite, block memories, question), round-robin over the suites."""
-    import json
-
     per_suite = []
     for path in suites:
         rows = []
@@ -82,9 +91,20 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=60)
     ap.add_argument("--gen", type=int, default=32)
     ap.add_argument("--turns", type=int, default=12)
+    ap.add_argument("--rerun", type=int, default=10,
+                    help="prompts whose fp16 generation is repeated (determinism)")
+    ap.add_argument("--offset", type=int, default=0,
+                    help="skip this many of the prompts (to split a run over processes)")
     ap.add_argument("--suites", nargs="+", required=True)
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--merge", nargs="+", metavar="LOG[:N]",
+                    help="instead of running: sum the progress line after N prompts (default "
+                         "the last) of each log, the stderr of runs over disjoint --offset "
+                         "ranges, into one result")
     args = ap.parse_args()
+    if args.merge:
+        merge(args)
+        return
 
     import torch
 
@@ -93,10 +113,12 @@ def main() -> None:
     torch.set_num_threads(1)
     load0 = os.getloadavg()[0]
     llm = load_local_llm()
-    cases = prompts(args.suites, args.prompts, args.turns)
+    cases = prompts(args.suites, args.prompts, args.turns)[args.offset:]
     schemes = list(quant.SCHEMES)
     stats: dict[str, dict[str, Any]] = {s: {"exact": 0, "top1": 0, "positions": 0, "kl": 0.0,
-                                            "bytes": 0, "tokens": 0} for s in schemes}
+                                            "bytes": 0, "tokens": 0, "margins": []}
+                                        for s in [*schemes, "fp32"]}
+    reruns = [0, 0]  # identical, tried
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         stores = {s: ActivationStore(Path(tmp) / s, quant=s, max_loaded=0) for s in schemes}
@@ -106,17 +128,25 @@ def main() -> None:
             ids = llm.encode_chat([*prefix, {"role": "user", "content": question}])
             k = built.block.n_tokens
             ref_gen = ref_logp = None
-            for s in schemes:
-                store = stores[s]
-                saved = store.save(built)
-                path = store.root / saved.fingerprint.key / f"{saved.hash}.safetensors"
-                stats[s]["bytes"] += path.stat().st_size
-                stats[s]["tokens"] += k
-                loaded = store.load(llm, store.entry(saved.fingerprint, saved.hash))
+            for s in [*schemes, "fp32"]:
+                if s == "fp32":  # the block as computed, never written
+                    loaded = built
+                else:
+                    store = stores[s]
+                    saved = store.save(built)
+                    path = store.root / saved.fingerprint.key / f"{saved.hash}.safetensors"
+                    stats[s]["bytes"] += path.stat().st_size
+                    stats[s]["tokens"] += k
+                    loaded = store.load(llm, store.entry(saved.fingerprint, saved.hash))
                 gen = llm.generate_ids(ids, max_tokens=args.gen,
                                        cache=loaded.fresh_cache(llm)).tolist()
                 if ref_gen is None:
                     ref_gen = gen
+                    if n < args.rerun:
+                        again = llm.generate_ids(ids, max_tokens=args.gen,
+                                                 cache=loaded.fresh_cache(llm)).tolist()
+                        reruns[0] += int(again == gen)
+                        reruns[1] += 1
                 forced = torch.cat([ids, torch.tensor([ref_gen], dtype=ids.dtype)], dim=1)
                 with torch.inference_mode():
                     logits = llm.model(forced[:, k:], cache=loaded.fresh_cache(llm),
@@ -126,50 +156,109 @@ def main() -> None:
                 if ref_logp is None:
                     ref_logp = logp
                 stats[s]["exact"] += int(gen == ref_gen)
+                if gen != ref_gen:
+                    at = next((i for i, (a, b) in enumerate(zip(gen, ref_gen)) if a != b),
+                              min(len(gen), len(ref_gen)))
+                    top2 = ref_logp[min(at, ref_logp.shape[0] - 1)].topk(2).values
+                    stats[s]["margins"].append(float(top2[0] - top2[1]))
                 stats[s]["top1"] += int((logp.argmax(-1) == ref_logp.argmax(-1)).sum())
                 stats[s]["positions"] += int(logp.shape[0])
                 kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
                 stats[s]["kl"] += float(kl.sum())
-            print(f"{n + 1}/{len(cases)} prompts", file=sys.stderr, flush=True)
+            # progress, with the running counts (a stopped run is not lost)
+            print(f"{n + 1}/{len(cases)} prompts " + json.dumps(
+                {"reruns": reruns, **{s: {x: y for x, y in st.items()}
+                                      for s, st in stats.items()}}),
+                file=sys.stderr, flush=True)
+    result = summarize(stats, reruns, len(cases), args, llm.id)
+    result.update(seconds=round(time.perf_counter() - started, 1),
+                  machine=_results.machine(load0))
+    _results.write(args.out, "quant", result, markdown)
+
+
+def merge(args: argparse.Namespace) -> None:
+    """One result from runs over disjoint prompt ranges: their running counts summed."""
+    from memvault.models.local import bundled_model_file
+
+    stats: dict[str, dict[str, Any]] = {}
+    reruns, prompts_done = [0, 0], 0
+    for spec in args.merge:
+        log, _, upto = spec.partition(":")
+        lines = [line for line in Path(log).read_text().splitlines() if " prompts {" in line]
+        last = next(x for x in lines if x.startswith(f"{upto}/")) if upto else lines[-1]
+        prompts_done += int(last.split("/", 1)[0])
+        doc = json.loads(last[last.index("{"):])
+        reruns = [a + b for a, b in zip(reruns, doc.pop("reruns"))]
+        for s, st in doc.items():
+            acc = stats.setdefault(s, {"exact": 0, "top1": 0, "positions": 0, "kl": 0.0,
+                                       "bytes": 0, "tokens": 0, "margins": []})
+            for key, value in st.items():
+                acc[key] = acc[key] + value
+    result = summarize(stats, reruns, prompts_done, args,
+                       f"local:{bundled_model_file().stem}")
+    result.update(seconds=None, merged_from=len(args.merge),
+                  machine=_results.machine(os.getloadavg()[0]))
+    _results.write(args.out, "quant", result, markdown)
+
+
+def summarize(stats: dict[str, dict[str, Any]], reruns: list[int], n_prompts: int,
+              args: argparse.Namespace, model: str) -> dict[str, Any]:
+    schemes = list(quant.SCHEMES)
     fp16_bpt = stats["fp16"]["bytes"] / stats["fp16"]["tokens"]
     rows = {}
-    for s in schemes:
+    for s in [*schemes, "fp32"]:
         st = stats[s]
-        bpt = st["bytes"] / st["tokens"]
-        rows[s] = {"bytes_per_token": round(bpt, 1), "ratio_vs_fp16": round(bpt / fp16_bpt, 4),
-                   "exact_match_first_n": round(st["exact"] / len(cases), 4),
+        bpt = st["bytes"] / st["tokens"] if st["tokens"] else None
+        margins = sorted(st["margins"])
+        rows[s] = {"bytes_per_token": None if bpt is None else round(bpt, 1),
+                   "ratio_vs_fp16": None if bpt is None else round(bpt / fp16_bpt, 4),
+                   "exact_match_first_n": round(st["exact"] / n_prompts, 4),
                    "top1_agreement": round(st["top1"] / st["positions"], 4),
-                   "mean_kl": round(st["kl"] / st["positions"], 6)}
-    result = {"benchmark": "quant", "model": llm.id, "prompts": len(cases),
+                   "mean_kl": round(st["kl"] / st["positions"], 7),
+                   "diverged": len(margins),
+                   "median_fp16_margin_at_divergence":
+                       round(margins[len(margins) // 2], 4) if margins else None}
+    return {"benchmark": "quant", "model": model, "prompts": n_prompts,
               "gen_tokens": args.gen, "turns_per_block": args.turns,
-              "mean_block_tokens": round(stats["fp16"]["tokens"] / len(cases), 1),
+              "mean_block_tokens": round(stats["fp16"]["tokens"] / n_prompts, 1),
               "suites": [Path(s).name for s in args.suites], "schemes": rows,
+              "layout": quant.LAYOUT, "sink_tokens": quant.SINK_TOKENS,
+              "fp16_rerun_identical": f"{reruns[0]}/{reruns[1]}",
               "goals": {"int8": "exact match >= 0.99 at <= 0.52x bytes",
                         "int4": "<= 0.30x bytes with top-1 agreement >= 0.97"},
               "met": {"int8": rows["int8"]["exact_match_first_n"] >= 0.99
                       and rows["int8"]["ratio_vs_fp16"] <= 0.52,
                       "int4": rows["int4"]["ratio_vs_fp16"] <= 0.30
-                      and rows["int4"]["top1_agreement"] >= 0.97},
-              "seconds": round(time.perf_counter() - started, 1),
-              "machine": _results.machine(load0)}
-    _results.write(args.out, "quant", result, markdown)
+                      and rows["int4"]["top1_agreement"] >= 0.97}}
 
 
 def markdown(r: dict[str, Any]) -> str:
     out = ["# Quantized activation blocks (int8, int4 + Hadamard) vs fp16", "",
            f"{r['prompts']} prompts built from memories of {', '.join(r['suites'])} "
            f"({r['turns_per_block']} turns per block, {r['mean_block_tokens']} tokens on "
-           f"average), {r['model']}, greedy; fidelity against the fp16 block.", "",
-           f"| scheme | bytes/token | vs fp16 | exact match, first {r['gen_tokens']} tokens "
-           "| top-1 agreement | mean KL |", "|---|---|---|---|---|---|"]
+           f"average), {r['model']}, greedy; fidelity against the fp16 block. File layout "
+           f"{r['layout']}: the first {r['sink_tokens']} token(s) of a block in fp16, "
+           "all bytes (codes, scales, zero points, fp16 tokens, ids, header) counted.", "",
+           f"| block | bytes/token | vs fp16 | exact match, first {r['gen_tokens']} tokens "
+           "| top-1 agreement | mean KL | fp16 top-2 margin where it diverges (median) |",
+           "|---|---|---|---|---|---|---|"]
     for s, row in r["schemes"].items():
-        out.append(f"| {s} | {row['bytes_per_token']:.0f} | {row['ratio_vs_fp16']:.3f}x | "
-                   f"{100 * row['exact_match_first_n']:.1f} % | "
-                   f"{100 * row['top1_agreement']:.1f} % | {row['mean_kl']:.5f} |")
+        size = ("not stored | -" if row["bytes_per_token"] is None else
+                f"{row['bytes_per_token']:.0f} | {row['ratio_vs_fp16']:.3f}x")
+        margin = row["median_fp16_margin_at_divergence"]
+        where = "-" if margin is None else f"{margin:.4f} ({row['diverged']} prompts)"
+        out.append(f"| {s} | {size} | {100 * row['exact_match_first_n']:.1f} % | "
+                   f"{100 * row['top1_agreement']:.2f} % | {row['mean_kl']:.6f} | {where} |")
+    out += ["", "fp32 = the block as the model computed it, unrounded: how often mere fp16 "
+            "rounding changes the first tokens (the metric's noise floor). fp16 generated "
+            f"twice: {r['fp16_rerun_identical']} identical."]
     m = r["machine"]
     out += ["", f"Goals: int8 {r['goals']['int8']} ({'met' if r['met']['int8'] else 'not met'}); "
             f"int4 {r['goals']['int4']} ({'met' if r['met']['int4'] else 'not met'}). "
-            f"{r['seconds']} s, load {m['load_start']} -> {m['load_end']}.", ""]
+            + (f"{r['seconds']} s" if r["seconds"] is not None else
+             f"Run as {r['merged_from']} processes over disjoint prompt ranges, counts summed")
+            + (f", load {m['load_start']} -> {m['load_end']}." if r["seconds"] is not None
+               else f" (machine load when merged: {m['load_end']}).") + "", ""]
     return "\n".join(out)
 
 

@@ -74,8 +74,8 @@ class Settings:
     #: Porto") closes the valid time of the earlier one about the same attribute (a new
     #: version with ``invalid_at``, and a ``supersedes`` link; see memvault.temporal).
     supersede: bool = True
-    #: How new activation blocks are stored: "fp16", "int8" (~0.51x the bytes, greedy
-    #: output as fp16's) or "int4" (Hadamard-rotated, ~0.27x; see memvault.activation.quant).
+    #: How new activation blocks are stored: "fp16", "int8" (~0.52x the bytes) or "int4"
+    #: (Hadamard-rotated, ~0.29x); the first token stays fp16 (memvault.activation.quant).
     kv_quant: str = "fp16"
     #: The RAM budget (MiB) KV blocks and LoRA adapters share (memvault.activation.pager).
     pager_budget_mb: int = 512

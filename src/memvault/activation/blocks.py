@@ -8,7 +8,8 @@ the prefill of the block: time-to-first-token falls from seconds to a fraction o
 On disk (the ``activation/`` part of a MemCube)::
 
     <root>/<fingerprint.key>/<block-hash>.safetensors   keys/values (fp16, int8 or int4:
-                                                        :mod:`.quant`) + input ids
+                                                        :mod:`.quant`, in the entry's
+                                                        ``layout``) + input ids
     <root>/<fingerprint.key>/<block-hash>.json          the block index entry (below)
     <root>/<fingerprint.key>/names.json                 {block name: block hash}
 
@@ -96,6 +97,9 @@ class ActivationBlock:
     file_sha256: str = ""
     #: How the file stores the keys/values (:data:`memvault.activation.quant.SCHEMES`).
     quant: str = "fp16"
+    #: The file's tensor layout (:data:`memvault.activation.quant.LAYOUTS`); entries
+    #: written before layouts were recorded are layout 1.
+    layout: int = 1
 
     @property
     def n_tokens(self) -> int:
@@ -112,7 +116,7 @@ class ActivationBlock:
                 "items": [{"id": e.id, "version": e.version, "content_sha256": e.content_sha256}
                           for e in self.entries],
                 "adapter": self.adapter, "created_at": self.created_at,
-                "file_sha256": self.file_sha256, "quant": self.quant}
+                "file_sha256": self.file_sha256, "quant": self.quant, "layout": self.layout}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ActivationBlock":
@@ -137,7 +141,8 @@ class ActivationBlock:
                 adapter=None if data.get("adapter") is None else str(data["adapter"]),
                 created_at=str(data.get("created_at", "")),
                 file_sha256=str(data.get("file_sha256", "")),
-                quant=str(data.get("quant", "fp16")))
+                quant=str(data.get("quant", "fp16")),
+                layout=kvq.check_layout(data.get("layout", 1), "activation block entry"))
         except (KeyError, TypeError, ValueError, ModelError) as exc:
             raise IntegrityError(f"bad activation block entry: {exc}") from exc
         if block.quant not in kvq.SCHEMES:
@@ -321,18 +326,18 @@ class ActivationStore:
 
         block = loaded.block
         tensors: dict[str, torch.Tensor] = {"input_ids": torch.tensor(block.token_ids,
-                                                                      dtype=torch.int64)}
+                                                                      dtype=torch.int32)}
         tensors.update(kvq.encode(loaded.kv, self.quant))
         data = save(tensors, metadata={"format": str(FORMAT_VERSION), "hash": block.hash,
                                        "fingerprint": block.fingerprint.key,
-                                       "quant": self.quant})
+                                       "quant": self.quant, "layout": str(kvq.LAYOUT)})
         saved = dataclasses.replace(block, file_sha256=hashlib.sha256(data).hexdigest(),
-                                    quant=self.quant)
+                                    quant=self.quant, layout=kvq.LAYOUT)
         # kept loaded as the disk holds it (rounded, dequantized): same answers before and
         # after a restart
         k0 = loaded.kv[0][0]
         kv = kvq.decode(tensors, self.quant, n_layers=len(loaded.kv), shape=tuple(k0.shape),
-                        dtype=k0.dtype)
+                        dtype=k0.dtype, layout=kvq.LAYOUT)
         directory = self._dir(block.fingerprint)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -510,4 +515,5 @@ def _check_tensors(llm: LocalLLM, block: ActivationBlock, tensors: Mapping[str, 
     if ids is None or ids.tolist() != list(block.token_ids):
         raise IntegrityError(f"activation block {block.hash}: token ids differ from its entry")
     return kvq.decode(tensors, block.quant, n_layers=n_layers, shape=want,
-                      dtype=llm.model.dtype, what=f"activation block {block.hash}")
+                      dtype=llm.model.dtype, what=f"activation block {block.hash}",
+                      layout=block.layout)
