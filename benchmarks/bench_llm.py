@@ -259,6 +259,16 @@ def fmt(value: Any, pct: bool = False) -> str:
     return f"{100 * value:.0f}%" if pct else str(value)
 
 
+def pooled(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-call figures of several suites' calls, weighted by their number."""
+    stats = [x for x in stats if x.get("calls")]
+    n = sum(x["calls"] for x in stats)
+    if not n:
+        return {}
+    return {k: round(sum(x[k] * x["calls"] for x in stats) / n, 2)
+            for k in ("cpu_per_call", "seconds_per_call", "json_valid")}
+
+
 def two(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -307,8 +317,8 @@ def markdown(r: dict[str, Any]) -> str:
             "CPU s/call | decide CPU s/call | extract wall s/call | decide wall s/call |",
             "|---|---|---|---|---|---|---|"]
     for name, m in r["models"].items():
-        c = m.get("calls", {})
-        ex, de = c.get("extract", {}), c.get("decide", {})
+        ex, de = (pooled([s["calls"].get(task, {}) for s in m["suites"].values()])
+                  for task in ("extract", "decide"))
         out.append(f"| {name} | {m.get('id', '-')} | {fmt(m.get('load_cpu'))} / "
                    f"{fmt(m.get('load_seconds'))} | {fmt(ex.get('cpu_per_call'))} | "
                    f"{fmt(de.get('cpu_per_call'))} | {fmt(ex.get('seconds_per_call'))} | "
@@ -319,7 +329,9 @@ def markdown(r: dict[str, Any]) -> str:
     env = r["machine"]
     if r.get("runs"):  # --combine: one process per model, at the same time
         runs = "; ".join(f"{', '.join(x['models'])}: load {x['machine']['load_start']} -> "
-                         f"{x['machine'].get('load_end')}, {x['total_seconds']:.0f} s"
+                         f"{x['machine'].get('load_end')}, " + (
+                             f"{x['total_seconds']:.0f} s" if x.get("total_seconds")
+                             else "stopped before its end")
                          for x in r["runs"])
         where = (f"{len(r['runs'])} runs side by side, each with its own rules-only row "
                  f"(the first run's shown), {r.get('threads', 1)} torch thread each ({runs})")
@@ -439,9 +451,14 @@ def main() -> None:
         result["runs"] = [{"dir": d, "models": list(r["models"]), "machine": r["machine"],
                            "total_seconds": r.get("total_seconds")}
                           for d, r in zip(args.combine, runs)]
-        for other in runs[1:]:
+        for other in runs[1:]:  # a model's suites may come from several runs
             for name, entry in other["models"].items():
-                result["models"].setdefault(name, entry)
+                mine = result["models"].setdefault(name, entry)
+                for suite, figures in entry["suites"].items():
+                    mine["suites"].setdefault(suite, figures)
+                mine.setdefault("runs", []).append(other["machine"])
+            result["suite_names"] += [n for n in other["suite_names"]
+                                      if n not in result["suite_names"]]
         result["labels_file"] = os.path.relpath(args.labels)
         result.setdefault("total_seconds", 0.0)
         result["machine"].setdefault("load_end", None)

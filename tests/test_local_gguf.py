@@ -70,5 +70,5 @@ def test_gemma3_gguf_without_template_gets_gemmas_chat_format(tmp_path: Path) ->
     assert text.startswith("<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n")
     assert text.endswith("<start_of_turn>model\n")
     reply = llm.complete([{"role": "user", "content": "NEW: Tom moved to Milan."}],
-                         max_tokens=96, json_schema=DECIDE_SCHEMA)
+                         max_tokens=128, json_schema=DECIDE_SCHEMA)
     assert json.loads(reply)["action"] in ("ADD", "UPDATE", "DELETE", "NOOP")
