@@ -312,7 +312,25 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{s['metrics']['overall'].get('hit@1', 0):.2f} | "
                 f"{s['metrics']['overall'].get('mrr', 0):.2f} | "
                 f"{two(ku.get('hit@1'))} | {two(ku.get('mrr'))} |")
+        qs = {m["suites"][suite]["questions"] for m in r["models"].values()
+              if suite in m["suites"]}
+        ku = {m["suites"][suite]["metrics"].get("knowledge-update", {}).get("n", 0)
+              for m in r["models"].values() if suite in m["suites"]}
+        out += ["", f"hit@1 / MRR over {'/'.join(map(str, sorted(qs)))} questions "
+                f"(knowledge-update: {'/'.join(map(str, sorted(ku)))}): one question "
+                "moves hit@1 by 0.2-0.25."]
         out.append("")
+    best = [(s.get("correct_facts_per_cpu_min"), name, suite)
+            for name, m in r["models"].items() if name != "none"
+            for suite, s in m["suites"].items()]
+    scored = [b for b in best if b[0] is not None]
+    if scored and max(b[0] for b in scored) == 0:
+        out += ["**Verdict:** no model wrote a correct fact in its labelled sample, so none "
+                "wins on quality per second; the default stays SmolLM2-135M-Instruct (an "
+                "instruction model, 94 MiB, Apache-2.0).", ""]
+    elif scored:
+        top = max(scored)
+        out += [f"**Best correct facts per CPU minute:** {top[1]} ({top[2]}, {top[0]}).", ""]
     out += ["## Models", "", "| model | id | load (+ first call) CPU s / wall s | extract "
             "CPU s/call | decide CPU s/call | extract wall s/call | decide wall s/call |",
             "|---|---|---|---|---|---|---|"]
