@@ -100,3 +100,17 @@ def test_the_cached_prefix_gives_the_full_context_answer_and_grows_by_appending(
         grown = vault.chat(QUESTION, llm=local_llm, user_id="u1", max_tokens=2, activation=how)
         assert grown.activation == "prefix: 4 memories reused, 1 computed"
         assert grown.route.startswith("all: 5 memories")
+
+
+def test_the_chunk_cache_keeps_to_its_byte_bound(local_llm) -> None:
+    head = local_llm.encode("Memories that may help:\n")[0].tolist()
+    chunks = [local_llm.encode(f"- {text}\n")[0].tolist() for text in MEMORIES]
+    roomy = ChunkCache()
+    kv, reused = roomy.prefix(local_llm, head, chunks)
+    assert reused == 0 and kv[0][0].shape[2] == len(head) + sum(map(len, chunks))
+    assert roomy.prefix(local_llm, head, chunks)[1] == 4 and len(roomy) == 4
+    bound = roomy.nbytes // 2
+    tight = ChunkCache(max_bytes=bound)
+    tight.prefix(local_llm, head, chunks)
+    assert 0 < tight.nbytes <= bound and len(tight) < 4
+    assert tight.prefix(local_llm, head, chunks)[1] == 0  # the first chunks went first

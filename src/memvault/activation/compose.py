@@ -56,6 +56,11 @@ class ChunkKV:
     def n_tokens(self) -> int:
         return len(self.ids)
 
+    @property
+    def nbytes(self) -> int:
+        return sum(k.numel() * k.element_size() + v.numel() * v.element_size()
+                   for k, v in self.kv)
+
 
 @dataclass
 class ComposedPrompt:
@@ -122,16 +127,19 @@ def _inv_freq(llm: LocalLLM) -> "torch.Tensor":
 
 
 class ChunkCache:
-    """Chunk KV in memory, keyed by model, adapter state, head and chunk tokens (LRU).
+    """Chunk KV in memory, keyed by model, adapter state, head and chunk tokens (LRU,
+    at most ``max_chunks`` chunks and ``max_bytes`` of KV; not under the vault's pager).
 
     The head is part of the key because a chunk's KV depends on what preceded it when
     it was computed; the adapter state because LoRA changes every key and value.
     """
 
-    def __init__(self, max_chunks: int = 512) -> None:
+    def __init__(self, max_chunks: int = 512, max_bytes: int = 256 * 1024 * 1024) -> None:
         if max_chunks < 1:
             raise InvalidInput("a chunk cache holds at least one chunk", field="max_chunks")
-        self.max_chunks = max_chunks
+        if max_bytes < 1:
+            raise InvalidInput("a chunk cache holds at least one byte", field="max_bytes")
+        self.max_chunks, self.max_bytes, self.nbytes = max_chunks, max_bytes, 0
         self._items: "OrderedDict[str, ChunkKV]" = OrderedDict()
         self._heads: "OrderedDict[str, KV]" = OrderedDict()
         self._lock = threading.Lock()
@@ -169,10 +177,20 @@ class ChunkCache:
         kv = _prefill(llm, list(head), list(ids), self.head(llm, head))
         chunk = ChunkKV(list(ids), kv, len(head))
         with self._lock:
-            self._items[key] = chunk
-            while len(self._items) > self.max_chunks:
-                self._items.popitem(last=False)
+            self._keep(key, chunk)
         return chunk, False
+
+    def _keep(self, key: str, chunk: ChunkKV) -> None:
+        """Store a chunk and drop the least recently used beyond the count or the bytes
+        (lock held): a chunk's KV is ~46 KB per token in float32 on SmolLM2."""
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.nbytes -= old.nbytes
+        self._items[key] = chunk
+        self.nbytes += chunk.nbytes
+        while len(self._items) > 1 and (len(self._items) > self.max_chunks
+                                        or self.nbytes > self.max_bytes):
+            self.nbytes -= self._items.popitem(last=False)[1].nbytes
 
     def prefix(self, llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]]
                ) -> tuple[KV, int]:
@@ -217,9 +235,7 @@ class ChunkCache:
             at += len(ids)
         with self._lock:
             for key, chunk in made:
-                self._items[key] = chunk
-            while len(self._items) > self.max_chunks:
-                self._items.popitem(last=False)
+                self._keep(key, chunk)
         return [(torch.cat((k, nk), dim=2), torch.cat((v, nv), dim=2))
                 for (k, v), (nk, nv) in zip(kv, new)], len(found)
 
