@@ -341,3 +341,20 @@ def test_eviction_callbacks_run_outside_the_pager_lock() -> None:
     evictor.join(10)
     assert sorted(done) == ["evictor", "holder"]
     assert pager.resident <= pager.budget
+
+
+def test_an_adapter_used_unkept_is_not_left_in_the_model(local_llm, tmp_path: Path) -> None:
+    """Admission may hand an adapter out without keeping it: it is installed for the
+    generation and unloaded after, so the model never holds more than the pager does."""
+    from memvault.parametric import runtime
+    from memvault.parametric.adapters import AdapterStore
+
+    pager = Pager(1)  # nothing fits: every page is used unkept
+    store = AdapterStore(tmp_path / "adapters", pager=pager)
+    adapter = store.get(_random_adapter(local_llm, AdapterStore(tmp_path / "adapters"),
+                                        "user-unkept", seed=3).name)
+    with adapter.active(local_llm):
+        assert runtime.is_loaded(local_llm, adapter.key)  # on for this generation
+    assert not runtime.is_loaded(local_llm, adapter.key)
+    assert pager.stats()["bypass"] == 1 and not pager.holds("adapter", (id(local_llm),
+                                                                        adapter.key))

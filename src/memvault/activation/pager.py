@@ -267,6 +267,13 @@ class Pager:
         self._release(pages)
 
     # -- what it holds -------------------------------------------------------------------
+    def holds(self, kind: str, key: Hashable) -> bool:
+        """Is the page resident? False after a miss whose page was handed out unkept: the
+        caller releases what it loaded when done with it (an adapter installed for one
+        generation)."""
+        with self._lock:
+            return (kind, key) in self._pages
+
     def pages(self) -> list[Page]:
         with self._lock:
             return sorted(self._pages.values(), key=lambda p: -p.nbytes)
