@@ -103,7 +103,7 @@ bench-pager: install
 # Routing by budget: all of a scope's memories from the cached prefix vs retrieval, as the
 # scope grows (answer agreement with full context, TTFT); picks Settings.chat_all_within.
 bench-routing: install
-	$(PY) benchmarks/bench_routing.py --seeds 1,2 --questions 2 --sizes 2,4,8,16,32,64 --out benchmarks/results
+	$(PY) benchmarks/bench_routing.py --seeds 1,2 --questions 1 --sizes 2,4,8,16,32,64 --out benchmarks/results
 
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results

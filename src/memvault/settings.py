@@ -44,7 +44,7 @@ class Limits:
 #: How activation blocks may be stored on disk (memvault.activation.quant).
 KV_QUANTS = ("fp16", "int8", "int4")
 #: The default routing-by-budget threshold (tokens): see ``Settings.chat_all_within``.
-CHAT_ALL_WITHIN = 512
+CHAT_ALL_WITHIN = 2368
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +83,10 @@ class Settings:
     pager_budget_mb: int = 512
     #: Routing by budget (tokens; 0: off): when a scope's memories fit in this many tokens,
     #: ``Vault.chat`` with a local model serves all of them from their cached prefix instead
-    #: of retrieving (memvault.chat). The default is where serving everything stops paying
-    #: off on the bundled model, measured by ``make bench-routing``.
+    #: of retrieving (memvault.chat). Default: the largest history ``make bench-routing``
+    #: measured (64 turns) where that is, once cached, as fast as retrieval and agrees with
+    #: the full-context answer; a scope's first query prefills all of it, so a server with
+    #: many large scopes may want less.
     chat_all_within: int = CHAT_ALL_WITHIN
     limits: Limits = field(default_factory=Limits)
     search: SearchConfig = field(default_factory=SearchConfig)
