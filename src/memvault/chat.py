@@ -1,7 +1,10 @@
 """``Vault.chat``: answer a query with all three kinds of memory.
 
 * plaintext: the scope's memories most relevant to the query are retrieved and written
-  into the user message;
+  into the user message; or, routing by budget, when all of them fit
+  ``settings.chat_all_within`` tokens, all of them, oldest first, with their KV from the
+  cached prefix (:func:`~memvault.activation.compose.compose_prefix`): a short history
+  needs no retrieval, and the answer is the full-context one;
 * activation: the scope's profile and hottest facts are rendered as the system message,
   whose KV cache (:mod:`memvault.activation`) is passed to generation as its ``cache`` so
   that block is not prefilled again;
