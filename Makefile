@@ -86,7 +86,7 @@ bench-compose: install
 # the script's --offset and --merge split a run over processes).
 # QUANT_SUITES= names suite files; by default seeds 1-3 are written to a temp dir.
 QUANT_SUITES ?=
-.PHONY: bench-quant bench-pager
+.PHONY: bench-quant bench-pager bench-routing
 bench-quant: install
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && suites="$(QUANT_SUITES)" && \
 	if [ -z "$$suites" ]; then for s in 1 2 3; do \
@@ -95,9 +95,16 @@ bench-quant: install
 	$(PY) benchmarks/bench_quant.py --prompts 60 --gen 32 --suites $$suites --out benchmarks/results
 
 # The pager: 50 scopes (profile block + adapter), Zipf(1.1) use, budget 20 % of their size,
-# against no cache and an unbounded cache in the same run (JSON + markdown + plot).
+# against no cache and an unbounded cache in the same run (JSON + markdown + plot); first
+# the no-model replay of long traces against the static optimum and Belady (~15 min).
 bench-pager: install
+	$(PY) benchmarks/pager_replay.py --requests 20000 --warmup 2000 --seeds 5 --lp-requests 8000 --lp-budgets 0.05,0.1,0.15,0.2,0.3,0.4,0.6,0.8 --out benchmarks/results
 	$(PY) benchmarks/bench_pager.py --scopes 50 --requests 150 --warmup 50 --baseline-requests 30 --budget 0.2 --out benchmarks/results
+
+# Routing by budget: all of a scope's memories from the cached prefix vs retrieval, as the
+# scope grows (answer agreement with full context, TTFT); picks Settings.chat_all_within.
+bench-routing: install
+	$(PY) benchmarks/bench_routing.py --seeds 1,2 --questions 1 --sizes 2,4,8,16,32,64 --out benchmarks/results
 
 bench-knowledge: install
 	$(PY) benchmarks/bench_knowledge.py --people 20 --llm-people 2 --out benchmarks/results

@@ -23,12 +23,12 @@ The same trace runs three ways, one after another (the model's adapters reset be
 Reported over the requests after the warm-up: page hit rate (block and adapter lookups),
 both-resident rate per request, TTFT p50/p95 (page-in + first token), page-in cost
 (s per MB, p50/p95, from the pager), the pager's peak bytes and the process RSS growth
-(freed heap trimmed before measuring). A replay of the same trace through the pager's
-policy and through LRU at budgets from 5 % to 100 % (page sizes and page-in costs as
-measured; no model) gives the plot's hit-rate curve, next to the best *static* choice
-(the pages of highest true request probability per byte, knowing the Zipf law: an upper
-bound for any policy that does not see the future, at this budget). Writes ``pager.json``, ``pager.md``
-and ``pager.png`` to ``--out``.
+(freed heap trimmed before measuring). A replay of the same trace at budgets from 5 % to
+100 % (page sizes as measured; no model; :mod:`pager_replay`, which also runs the long
+traces) gives the plot's hit-rate curve: the pager's policy and LRU between the static
+optimum (the knapsack of true request probability per byte: the bound, in expectation,
+for any policy that does not see the future) and Belady-size (offline). Writes
+``pager.json``, ``pager.md`` and ``pager.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _results  # noqa: E402
+import pager_replay  # noqa: E402
 
 from memvault.activation.blocks import ActivationStore, build_block  # noqa: E402
 from memvault.activation.pager import Pager  # noqa: E402
@@ -181,56 +181,20 @@ def run(llm: Any, root: Path, quant: str, names: list[str], blocks: list[Any],
     return out
 
 
-def replay(requests: list[int], sizes: list[dict[str, int]], costs: dict[str, float],
-           budget: int, warmup: int, step_s: float) -> tuple[float, float]:
-    """Hit rates of the pager's policy and of LRU for the trace at ``budget`` (no model)."""
-    clock = [0.0]
-    pager = Pager(budget, clock=lambda: clock[0])
-    lru: OrderedDict[tuple[str, int], int] = OrderedDict()
-    used, hits_p, hits_l, n = 0, 0, 0, 0
-    for i, scope in enumerate(requests):
-        clock[0] = i * step_s
-        for kind in ("block", "adapter"):
-            size = sizes[scope][kind]
-            before = pager.counts["hits"]
-            pager.get(kind, scope, lambda: (None, size))
-            page = next((p for p in pager.pages() if (p.kind, p.key) == (kind, scope)), None)
-            if page is not None and page.cost_s is not None:
-                page.cost_s = costs[kind] * size  # measured cost, not this replay's
-            key = (kind, scope)
-            hit = key in lru
-            if hit:
-                lru.move_to_end(key)
-            elif size <= budget:
-                while used + size > budget:
-                    used -= lru.popitem(last=False)[1]
-                lru[key] = size
-                used += size
-            if i >= warmup:
-                n += 1
-                hits_p += pager.counts["hits"] - before
-                hits_l += int(hit)
-    return hits_p / n, hits_l / n
-
-
-def static_best(requests: list[int], sizes: list[dict[str, int]], budget: int, s: float,
-                seed: int, warmup: int) -> float:
-    """Hit rate of keeping, from the start, the pages with the highest true probability
-    per byte (each scope's block and adapter are looked up once per request)."""
-    scopes = len(sizes)
-    rng = random.Random(seed)
-    order = list(range(scopes))
-    rng.shuffle(order)
-    prob = {order[k]: 1 / (k + 1) ** s for k in range(scopes)}
-    pages = sorted(((prob[sc] / sizes[sc][kind], sc, kind) for sc in range(scopes)
-                    for kind in ("block", "adapter")), reverse=True)
-    kept, used = set(), 0
-    for _, sc, kind in pages:
-        if used + sizes[sc][kind] <= budget:
-            kept.add((sc, kind))
-            used += sizes[sc][kind]
+def replay(requests: list[int], sizes: list[dict[str, int]], budget: int, s: float,
+           seed: int, warmup: int) -> dict[str, float]:
+    """Hit rates on this trace at ``budget``, no model (:mod:`pager_replay`): the pager's
+    policy, LRU, the static optimum (knapsack of true probability per byte: the bound for
+    any policy that does not see the future, in expectation) and Belady-size (offline)."""
     tail = requests[warmup:]
-    return sum(((sc, "block") in kept) + ((sc, "adapter") in kept) for sc in tail) / (2 * len(tail))
+    kept = pager_replay.static_set(pager_replay.zipf_law(len(sizes), s, seed), sizes, budget)
+    return {"pager": pager_replay.steady(pager_replay.run_pager(requests, sizes, budget),
+                                         warmup),
+            "lru": pager_replay.steady(pager_replay.run_lru(requests, sizes, budget), warmup),
+            "static_best": sum(((k, sc) in kept) for sc in tail for k in pager_replay.KINDS)
+            / (2 * len(tail)),
+            "belady_size": pager_replay.steady(pager_replay.run_belady(requests, sizes, budget),
+                                               warmup)}
 
 
 def main() -> None:
@@ -288,16 +252,11 @@ def main() -> None:
                                  warm, b)
             configs[label]["seconds"] = round(time.perf_counter() - t0, 1)
             print(label, configs[label], file=sys.stderr, flush=True)
-    costs = configs["pager"].pop("_costs")
+    result_costs = {k: round(v * MB, 6) for k, v in configs["pager"].pop("_costs").items()}
     configs["unbounded"].pop("_costs", None)
-    step = configs["pager"]["seconds"] / len(requests)
     fractions = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0]
-    curve = [{"budget": f, **dict(zip(("pager", "lru"),
-                                      (round(x, 4) for x in replay(requests, sizes, costs,
-                                                                   int(f * total), args.warmup,
-                                                                   step)))),
-              "static_best": round(static_best(requests, sizes, int(f * total), args.zipf,
-                                               args.seed, args.warmup), 4)}
+    curve = [{"budget": f, **{k: round(v, 4) for k, v in replay(
+        requests, sizes, int(f * total), args.zipf, args.seed, args.warmup).items()}}
              for f in fractions]
     p, u = configs["pager"], configs["unbounded"]
     result = {
@@ -307,7 +266,8 @@ def main() -> None:
         "budget_fraction": args.budget, "total_pages_mb": round(total / MB, 1),
         "mean_block_mb": round(statistics.fmean(s["block"] for s in sizes) / MB, 2),
         "adapter_mb": round(statistics.fmean(s["adapter"] for s in sizes) / MB, 2),
-        "configs": configs, "replay": curve,
+        "page_in_s_per_mb_by_kind": result_costs,
+        "sizes": sizes, "configs": configs, "replay": curve,
         "ttft_p50_vs_unbounded": round(p["ttft_p50_s"] / u["ttft_p50_s"], 3),
         "ttft_p50_no_cache_vs_unbounded": round(configs["no cache"]["ttft_p50_s"]
                                                 / u["ttft_p50_s"], 3),
@@ -344,11 +304,12 @@ def markdown(r: dict[str, Any]) -> str:
             f"{r['ttft_p50_no_cache_vs_unbounded']}x. Goals: {r['goals']}: hit rate "
             f"{'met' if r['met']['hit_rate'] else 'not met'}, TTFT "
             f"{'met' if r['met']['ttft'] else 'not met'}.", "",
-            "Replay of the same trace (page sizes and page-in costs as measured, no model):", "",
-            "| budget | pager policy hit rate | LRU hit rate | best static (knows the law) |",
-            "|---|---|---|---|"]
+            "Replay of the same trace (page sizes as measured, no model; long traces: "
+            "`pager_replay.md`):", "",
+            "| budget | pager policy | LRU | static optimum (online bound) | Belady-size "
+            "(offline) |", "|---|---|---|---|---|"]
     out += [f"| {100 * row['budget']:.0f} % | {row['pager']:.3f} | {row['lru']:.3f} | "
-            f"{row['static_best']:.3f} |" for row in r["replay"]]
+            f"{row['static_best']:.3f} | {row['belady_size']:.3f} |" for row in r["replay"]]
     m = r["machine"]
     out += ["", f"{r['seconds']} s, load {m['load_start']} -> {m['load_end']}.", ""]
     return "\n".join(out)
@@ -364,7 +325,8 @@ def plot(r: dict[str, Any], path: Path) -> None:
     xs = [100 * row["budget"] for row in r["replay"]]
     a.plot(xs, [row["pager"] for row in r["replay"]], "o-", label="pager policy (replay)")
     a.plot(xs, [row["lru"] for row in r["replay"]], "s--", label="LRU (replay)")
-    a.plot(xs, [row["static_best"] for row in r["replay"]], ":", label="best static")
+    a.plot(xs, [row["static_best"] for row in r["replay"]], ":", label="static optimum")
+    a.plot(xs, [row["belady_size"] for row in r["replay"]], "k--", label="Belady-size (offline)")
     a.plot([100 * r["budget_fraction"]], [r["configs"]["pager"]["hit_rate"]], "r*",
            markersize=12, label="pager (measured)")
     a.set_xlabel("budget, % of all pages")

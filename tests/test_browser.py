@@ -383,7 +383,8 @@ def test_scheduler_panel_shows_blocks_and_adapters(page: Page, srv: Served,
 
     facts = [srv.add(t, kind="fact") for t in ("Tess plays the cello",
                                                  "Tess lives in Ghent")]
-    srv.vault.chat("What do I play?", llm=local_llm, user_id="tess", max_tokens=2)
+    # k=0: a scope this small would be served whole by routing by budget, without a block
+    srv.vault.chat("What do I play?", llm=local_llm, user_id="tess", max_tokens=2, k=0)
     items = [srv.vault.get(f["id"]) for f in facts]
     AdapterStore(Path(str(srv.vault.settings.path) + ".adapters")).save(
         distill(local_llm, items, "user-tess", steps=1, retention=False))

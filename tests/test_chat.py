@@ -11,9 +11,19 @@ import pytest
 from memvault import Vault
 from memvault.chat import system_messages, user_message
 from memvault.errors import InvalidInput
+from memvault.settings import Settings
 from memvault.models.scripted import ScriptedLLMServer
 
 from forward_probe import fed_tokens
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[Vault]:
+    """These tests are about retrieval + the scope's block; their scopes are small enough
+    for routing by budget to serve them whole (tests/test_routing.py), so it is off here."""
+    v = Vault(tmp_path / "vault.db", embedder="hash", settings=Settings(chat_all_within=0))
+    yield v
+    v.close()
 
 
 def _alice(vault: Vault) -> dict[str, Any]:

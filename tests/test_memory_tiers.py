@@ -19,6 +19,7 @@ from memvault.chat import block_name, default_activation_store, default_adapter_
 from memvault.parametric.tier import adapter_name
 from memvault.parametric import runtime as lora_runtime
 from memvault.scheduler import PlacementConfig, SchedulerConfig, for_vault
+from memvault.settings import Settings
 
 SCOPE = {"user_id": "zoe"}
 FACTS = ["Zoe's cat is called Miso.", "Zoe's favourite city is Kyoto.",
@@ -27,6 +28,10 @@ FACTS = ["Zoe's cat is called Miso.", "Zoe's favourite city is Kyoto.",
 CONFIG = SchedulerConfig(forget=None, link=None, consolidate=None,
                          placement=PlacementConfig(distill_stable_days=0, distill_min_access=3))
 TINY = dict(steps=4, batch_size=3, rank=4)  # a real adapter, trained in seconds
+
+#: These scopes are small enough for routing by budget to serve them whole; what is under
+#: test here is the scheduler's block, so the route stays retrieval + block.
+BLOCK_PATH = Settings(chat_all_within=0)
 
 
 def _hot(vault: Vault) -> list:
@@ -45,7 +50,7 @@ def _actions(vault: Vault, after: int = 0) -> list[str]:
 @pytest.mark.slow
 def test_scheduler_promotes_distils_and_chat_uses_all_three(local_llm, tmp_path: Path,
                                                             general_cache: Path) -> None:
-    vault = Vault(tmp_path / "vault.db", embedder="hash")
+    vault = Vault(tmp_path / "vault.db", embedder="hash", settings=BLOCK_PATH)
     try:
         _run(vault, local_llm, general_cache)
     finally:
@@ -177,7 +182,7 @@ def test_cli_run_once_with_tiers_promotes_where_chat_reads(local_llm, db_path: P
 
     from memvault.cli import cli
 
-    with Vault(db_path, embedder="hash") as v:
+    with Vault(db_path, embedder="hash", settings=BLOCK_PATH) as v:
         items = _hot(v)
     result = CliRunner().invoke(cli, ["--db", str(db_path), "--embedder", "hash", "scheduler",
                                       "run-once", "--tiers", "--distill-steps", "2", "--json"])
@@ -185,7 +190,7 @@ def test_cli_run_once_with_tiers_promotes_where_chat_reads(local_llm, db_path: P
     place = json.loads(result.output)["placement"]
     (promoted,) = place["promoted"]
     assert place["queued"] == []  # the default policy distils after a week of stability
-    with Vault(db_path, embedder="hash") as v:
+    with Vault(db_path, embedder="hash", settings=BLOCK_PATH) as v:
         assert set(promoted["items"]) == {i.id for i in items}
         assert [e.action for e in v.audit(action="promote")] == ["promote"]
         chat = v.chat("What is my cat called?", llm=local_llm, max_tokens=2, **SCOPE)

@@ -150,7 +150,9 @@ def test_scheduler_shows_the_callers_blocks_and_adapters(tmp_path: Path, local_l
                      ("Alice's dog is called Pixel", "Alice lives in Oslo")]
             s.vault.add("Bob's dog is called Rex", kind="fact", user_id="bob")
             for user in ("alice", "bob"):  # builds each scope's KV block with the real model
-                s.vault.chat("Where do I live?", llm=local_llm, user_id=user, max_tokens=2)
+                # (k=0: these scopes are small enough for routing by budget to skip blocks)
+                s.vault.chat("Where do I live?", llm=local_llm, user_id=user, max_tokens=2,
+                             k=0)
             adapter = distill(local_llm, facts, "user-alice", steps=1, retention=False)
             AdapterStore(tmp_path / "vault.db.adapters").save(adapter)
 

@@ -1,7 +1,10 @@
 """``Vault.chat``: answer a query with all three kinds of memory.
 
 * plaintext: the scope's memories most relevant to the query are retrieved and written
-  into the user message;
+  into the user message; or, routing by budget, when all of them fit
+  ``settings.chat_all_within`` tokens, all of them, oldest first, with their KV from the
+  cached prefix (:func:`~memvault.activation.compose.compose_prefix`): a short history
+  needs no retrieval, and the answer is the full-context one;
 * activation: the scope's profile and hottest facts are rendered as the system message,
   whose KV cache (:mod:`memvault.activation`) is passed to generation as its ``cache`` so
   that block is not prefilled again;
@@ -33,7 +36,8 @@ from typing import Any, Mapping, Sequence
 from . import _validate as check
 from . import hooks
 from .activation.blocks import ActivationStore, LoadedBlock
-from .activation.compose import Composition, compose, prompt_pieces, shared_cache
+from .activation.compose import (ChunkCache, Composition, compose, compose_prefix,
+                                  prompt_pieces, shared_cache)
 from .activation.pager import vault_pager
 from .activation.tier import (INSTRUCTIONS, ActivationTierEngine, block_name,
                               default_activation_store, model_state, scope_block,
@@ -110,7 +114,8 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
          remember: bool = False, max_tokens: int = 256, block_budget: int = 1024,
          instructions: str = INSTRUCTIONS,
          min_retention: float = retention_mod.MIN_RETENTION,
-         composition: Composition | None = None) -> ChatResult:
+         composition: Composition | None = None,
+         all_within: int | None = None) -> ChatResult:
     """Answer ``query`` for ``scope`` (see the module docstring).
 
     ``activation``: where the scope's KV-cache block lives (None: no activation memory);
@@ -119,7 +124,11 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
     routed by :func:`route_adapter` (``min_retention``: the refusal threshold);
     ``remember``: store the query and the answer as turns of the scope;
     ``composition``: build the prompt's KV from per-memory chunks in retrieval order
-    (:mod:`memvault.activation.compose`) instead of the scope's prefix block.
+    (:mod:`memvault.activation.compose`) instead of the scope's prefix block;
+    ``all_within`` (tokens; None: off; a ``composition``'s own ``all_within`` wins):
+    routing by budget: when all of the scope's memories fit, they are all served, oldest
+    first, from their cached prefix (:func:`compose_prefix`) and nothing is retrieved
+    (not with ``k=0``: no plaintext memories asked for).
     """
     query = check.text(query, vault.limits, field="query")
     scope_ = check.scope(scope or {})
@@ -140,17 +149,21 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
         use_adapter, result.adapter_route = route_adapter(
             vault, scope_adapter(adapters, scope_, llm), query, min_retention)
 
+    if composition is not None:
+        all_within = composition.all_within
+    elif all_within is not None:
+        all_within = check.bounded_int(all_within, field="all_within", low=0, high=32_768)
+
     with use_adapter.active(llm) if use_adapter is not None else nullcontext():
         loaded, state = None, model_state(llm, use_adapter) if local else None
         result.adapter = state
-        if local and activation is not None and composition is None:  # the owner's block
-            owner = {f: v for f, v in scope_.items() if f != "session_id"}
+        everything = (all_within_budget(vault, llm, scope_, all_within)
+                      if local and all_within and k else None)
+        if local and activation is not None and composition is None and everything is None:
+            owner = {f: v for f, v in scope_.items() if f != "session_id"}  # its block
             loaded, result.activation = scope_block(vault, llm, activation, owner,
                                                      state, block_budget, instructions)
         block_items = set(loaded.block.item_ids) if loaded is not None else set()
-        everything = (all_within_budget(vault, llm, scope_, composition.all_within)
-                      if local and composition is not None and composition.all_within
-                      else None)
         if everything is not None:
             hits, result.route = everything
         else:
@@ -161,7 +174,10 @@ def chat(vault: Any, query: str, *, llm: LLM, scope: Mapping[str, str | None] | 
         prefix = list(loaded.block.messages) if loaded is not None else system_messages(
             [], instructions)
         messages: list[Message] = [*prefix, user_message(query, hits)]
-        if local and composition is not None and hits:
+        if everything is not None:
+            chunks = composition.cache if composition is not None else None
+            result.answer = _generate_prefix(llm, messages, hits, chunks, max_tokens, result)
+        elif local and composition is not None and hits:
             result.answer = _generate_composed(llm, messages, hits, composition, max_tokens,
                                                result)
         elif local:
@@ -246,11 +262,14 @@ def vault_chat(vault: Any, query: str, *, llm: Any = None, user_id: str | None =
     composition = activation if isinstance(activation, Composition) else None
     store = (default_activation_store(vault) if activation is True
              else None if composition is not None else activation or None)
+    routed = (vault.settings.chat_all_within or None
+              if composition is None and activation is not None and activation is not False
+              else None)
     adapters = default_adapter_store(vault, pager=vault_pager(vault)) if adapter is None else None
     return chat(vault, query, llm=model, k=k, activation=store,
                 adapter=None if adapter is False else adapter, adapters=adapters,
                 remember=remember, max_tokens=max_tokens, composition=composition,
-                scope={"user_id": user_id, "agent_id": agent_id,
+                all_within=routed, scope={"user_id": user_id, "agent_id": agent_id,
                        "session_id": session_id, "cube_id": cube_id})
 
 
@@ -282,5 +301,19 @@ def _generate_composed(llm: LocalLLM, messages: Sequence[Message], hits: Sequenc
     result.activation = (f"composed: {prompt.reused_chunks} chunks reused, "
                          f"{prompt.new_chunks} computed, {prompt.recomputed} tokens "
                          f"recomputed ({composition.recompute:.0%})")
+    return llm.decode(llm.generate_ids(prompt.input_ids, max_tokens=max_tokens,
+                                       cache=prompt.cache)).strip()
+
+
+def _generate_prefix(llm: LocalLLM, messages: Sequence[Message], hits: Sequence[SearchHit],
+                     chunks: ChunkCache | None, max_tokens: int, result: ChatResult) -> str:
+    """Generate over the cached prefix of all the scope's memories (routing by budget)."""
+    head, lines, tail = prompt_pieces(llm, messages, memory_lines(hits), MEMORY_MARKER)
+    prompt = compose_prefix(llm, head, lines, tail,
+                            cache=chunks if chunks is not None else shared_cache(llm))
+    result.prompt_tokens = int(prompt.input_ids.shape[-1])
+    result.cached_tokens = prompt.cached
+    result.activation = (f"prefix: {prompt.reused_chunks} memories reused, "
+                         f"{prompt.new_chunks} computed")
     return llm.decode(llm.generate_ids(prompt.input_ids, max_tokens=max_tokens,
                                        cache=prompt.cache)).strip()

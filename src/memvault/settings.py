@@ -43,6 +43,8 @@ class Limits:
 
 #: How activation blocks may be stored on disk (memvault.activation.quant).
 KV_QUANTS = ("fp16", "int8", "int4")
+#: The default routing-by-budget threshold (tokens): see ``Settings.chat_all_within``.
+CHAT_ALL_WITHIN = 2368
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,13 @@ class Settings:
     kv_quant: str = "fp16"
     #: The RAM budget (MiB) KV blocks and LoRA adapters share (memvault.activation.pager).
     pager_budget_mb: int = 512
+    #: Routing by budget (tokens; 0: off): when a scope's memories fit in this many tokens,
+    #: ``Vault.chat`` with a local model serves all of them from their cached prefix instead
+    #: of retrieving (memvault.chat). Default: the largest history ``make bench-routing``
+    #: measured (64 turns) where that is, once cached, as fast as retrieval and agrees with
+    #: the full-context answer; a scope's first query prefills all of it, so a server with
+    #: many large scopes may want less.
+    chat_all_within: int = CHAT_ALL_WITHIN
     limits: Limits = field(default_factory=Limits)
     search: SearchConfig = field(default_factory=SearchConfig)
 
@@ -86,6 +95,11 @@ class Settings:
         if self.kv_quant not in KV_QUANTS:
             raise ConfigurationError(f"kv_quant must be one of {', '.join(KV_QUANTS)}, got "
                                      f"{self.kv_quant!r}", field="kv_quant")
+        if isinstance(self.chat_all_within, bool) or not isinstance(self.chat_all_within, int) \
+                or not 0 <= self.chat_all_within <= 32_768:
+            raise ConfigurationError("chat_all_within must be a whole number of tokens in "
+                                     f"0..32768, got {self.chat_all_within!r}",
+                                     field="chat_all_within")
         if isinstance(self.pager_budget_mb, bool) or not isinstance(self.pager_budget_mb, int) \
                 or not 0 <= self.pager_budget_mb <= 1_048_576:
             raise ConfigurationError("pager_budget_mb must be a whole number of MiB in "
@@ -103,20 +117,23 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
         """Build settings from ``MEMVAULT_*`` variables (``MEMVAULT_PATH``, ``MEMVAULT_STORE``,
         ``MEMVAULT_EMBEDDER``, ``MEMVAULT_DURABILITY``, ``MEMVAULT_INDEX_DIR``, ``MEMVAULT_LLM``,
-        ``MEMVAULT_GUARD``, ``MEMVAULT_KV_QUANT``, ``MEMVAULT_PAGER_BUDGET_MB``); explicit
+        ``MEMVAULT_GUARD``, ``MEMVAULT_KV_QUANT``, ``MEMVAULT_PAGER_BUDGET_MB``,
+        ``MEMVAULT_CHAT_ALL_WITHIN``); explicit
         overrides win. A ``postgresql://`` value given as the path selects that store."""
         values: dict[str, Any] = {}
         for name in ("path", "store", "embedder", "durability", "index_dir", "llm", "guard",
-                     "kv_quant", "pager_budget_mb"):
+                     "kv_quant", "pager_budget_mb", "chat_all_within"):
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
                 values[name] = Path(raw).expanduser() if name in ("path", "index_dir") else raw
-        if "pager_budget_mb" in values:
-            try:
-                values["pager_budget_mb"] = int(values["pager_budget_mb"])
-            except ValueError as exc:
-                raise ConfigurationError(f"MEMVAULT_PAGER_BUDGET_MB must be a whole number "
-                                         f"of MiB, got {values['pager_budget_mb']!r}") from exc
+        for name, unit in (("pager_budget_mb", "MiB"), ("chat_all_within", "tokens")):
+            if name in values:
+                try:
+                    values[name] = int(values[name])
+                except ValueError as exc:
+                    raise ConfigurationError(f"MEMVAULT_{name.upper()} must be a whole number "
+                                             f"of {unit}, got {values[name]!r}",
+                                             field=name) from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "path" in values and str(values["path"]).startswith(("postgresql://", "postgres://")):
             values["store"] = str(values.pop("path"))

@@ -333,7 +333,12 @@ class Vault(VaultAPI):
         next to the SQLite file (none for a throw-away or PostgreSQL vault), an
         ``ActivationStore``, or False. ``adapter``: None = the scope's own adapter in
         ``<db>.adapters/`` if it has one (local model only), a handle, or False.
-        Returns a ``ChatResult`` (its ``adapter`` says which adapter was on)."""
+        Routing by budget: with a local model and ``activation`` on, a scope whose
+        memories fit ``settings.chat_all_within`` tokens is answered from all of them,
+        served from their cached prefix, instead of the ``k`` retrieved (0 turns it off;
+        ``activation=Composition(all_within=...)`` sets it per call).
+        Returns a ``ChatResult`` (its ``route`` says which, its ``adapter`` which adapter
+        was on)."""
         return hooks.get("chat")(self, query, llm=llm, user_id=user_id, agent_id=agent_id,
                                  session_id=session_id, cube_id=cube_id, k=k,
                                  activation=activation, adapter=adapter, remember=remember,

@@ -38,8 +38,8 @@ from .blocks import live_adapter
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ChunkCache", "ChunkKV", "ComposedPrompt", "Composition", "compose", "prompt_pieces", "rerotate",
-           "shared_cache"]
+__all__ = ["ChunkCache", "ChunkKV", "ComposedPrompt", "Composition", "compose", "compose_prefix",
+           "prompt_pieces", "rerotate", "shared_cache"]
 
 KV = list[tuple["torch.Tensor", "torch.Tensor"]]
 
@@ -55,6 +55,11 @@ class ChunkKV:
     @property
     def n_tokens(self) -> int:
         return len(self.ids)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.numel() * k.element_size() + v.numel() * v.element_size()
+                   for k, v in self.kv)
 
 
 @dataclass
@@ -78,9 +83,10 @@ class Composition:
 
     ``all_within`` (tokens; None: off): routing by budget. A short history does not need
     retrieval: when all of the scope's memories fit in this many tokens, chat serves all
-    of them (oldest first, so each chunk keeps its offset from one query to the next)
-    from their cached chunks instead of searching. The crossover was not measured yet,
-    so there is no default.
+    of them (oldest first, so the prompt up to the newest memory is the same from one
+    query to the next) from their cached prefix (:func:`compose_prefix`: exact, the full
+    prefill's answer) instead of searching. Given here it overrides the vault's
+    ``chat_all_within`` setting for the call; ``recompute`` does not apply to that route.
     """
 
     recompute: float = 0.5
@@ -121,16 +127,19 @@ def _inv_freq(llm: LocalLLM) -> "torch.Tensor":
 
 
 class ChunkCache:
-    """Chunk KV in memory, keyed by model, adapter state, head and chunk tokens (LRU).
+    """Chunk KV in memory, keyed by model, adapter state, head and chunk tokens (LRU,
+    at most ``max_chunks`` chunks and ``max_bytes`` of KV; not under the vault's pager).
 
     The head is part of the key because a chunk's KV depends on what preceded it when
     it was computed; the adapter state because LoRA changes every key and value.
     """
 
-    def __init__(self, max_chunks: int = 512) -> None:
+    def __init__(self, max_chunks: int = 512, max_bytes: int = 256 * 1024 * 1024) -> None:
         if max_chunks < 1:
             raise InvalidInput("a chunk cache holds at least one chunk", field="max_chunks")
-        self.max_chunks = max_chunks
+        if max_bytes < 1:
+            raise InvalidInput("a chunk cache holds at least one byte", field="max_bytes")
+        self.max_chunks, self.max_bytes, self.nbytes = max_chunks, max_bytes, 0
         self._items: "OrderedDict[str, ChunkKV]" = OrderedDict()
         self._heads: "OrderedDict[str, KV]" = OrderedDict()
         self._lock = threading.Lock()
@@ -168,10 +177,67 @@ class ChunkCache:
         kv = _prefill(llm, list(head), list(ids), self.head(llm, head))
         chunk = ChunkKV(list(ids), kv, len(head))
         with self._lock:
-            self._items[key] = chunk
-            while len(self._items) > self.max_chunks:
-                self._items.popitem(last=False)
+            self._keep(key, chunk)
         return chunk, False
+
+    def _keep(self, key: str, chunk: ChunkKV) -> None:
+        """Store a chunk and drop the least recently used beyond the count or the bytes
+        (lock held): a chunk's KV is ~46 KB per token in float32 on SmolLM2."""
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.nbytes -= old.nbytes
+        self._items[key] = chunk
+        self.nbytes += chunk.nbytes
+        while len(self._items) > 1 and (len(self._items) > self.max_chunks
+                                        or self.nbytes > self.max_bytes):
+            self.nbytes -= self._items.popitem(last=False)[1].nbytes
+
+    def prefix(self, llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]]
+               ) -> tuple[KV, int]:
+        """The KV of ``head + chunks...`` (head included), exactly as one prefill computes
+        it; and how many chunks came from the cache. Each chunk is kept under the hash of
+        everything before it, so a prompt that grows by appending reuses all it had and
+        prefills only the new chunks, over the cached ones; a chunk changed in the middle
+        recomputes from there on."""
+        import torch
+
+        digest = hashlib.sha256(f"{llm.fingerprint.key}|{live_adapter(llm)}|"
+                                f"{list(head)}".encode())
+        keys = []
+        for ids in chunks:
+            digest = digest.copy()
+            digest.update(("|" + ",".join(map(str, ids))).encode())
+            keys.append("prefix:" + digest.hexdigest())
+        found: list[ChunkKV] = []
+        with self._lock:
+            for key in keys:
+                hit = self._items.get(key)
+                if hit is None:
+                    break
+                self._items.move_to_end(key)
+                found.append(hit)
+        keys_, values_ = [], []
+        for i, (k, v) in enumerate(self.head(llm, head)):
+            keys_.append([k, *(c.kv[i][0] for c in found)])
+            values_.append([v, *(c.kv[i][1] for c in found)])
+        kv = [(torch.cat(k, dim=2), torch.cat(v, dim=2)) for k, v in zip(keys_, values_)]
+        rest = [list(c) for c in chunks[len(found):]]
+        if not any(rest):
+            return kv, len(found)
+        start = len(head) + sum(c.n_tokens for c in found)
+        flat = [t for c in rest for t in c]
+        new = _prefill(llm, [0] * start, flat, kv)  # positions only: the KV is given
+        made, at = [], 0
+        for key, ids in zip(keys[len(found):], rest):
+            part = [(k[:, :, at:at + len(ids)].clone(), v[:, :, at:at + len(ids)].clone())
+                    for k, v in new]
+            made.append((key, ChunkKV(ids, part, start + at)))
+            at += len(ids)
+        with self._lock:
+            for key, chunk in made:
+                self._keep(key, chunk)
+        return [(torch.cat((k, nk), dim=2), torch.cat((v, nv), dim=2))
+                for (k, v), (nk, nv) in zip(kv, new)], len(found)
 
 
 _SHARED: "weakref.WeakKeyDictionary[LocalLLM, ChunkCache]" = weakref.WeakKeyDictionary()
@@ -278,3 +344,26 @@ def compose(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
     return ComposedPrompt(torch.tensor([ids], dtype=torch.long),
                           DynamicCache(ddp_cache_data=data, config=llm.model.config), keep,
                           total, redo, reused, sum(1 for c in chunks if c) - reused)
+
+
+def compose_prefix(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
+                   tail: Sequence[int], *, cache: ChunkCache | None = None) -> ComposedPrompt:
+    """The prompt ``head + chunks... + tail`` with a cache over ``head + chunks`` from
+    :meth:`ChunkCache.prefix`: no approximation (each chunk was computed after the ones
+    before it), so generation gives the full prefill's answer and prefills only ``tail``
+    (and any chunk not cached yet). For a fixed order, as routing by budget uses."""
+    import torch
+    from transformers import DynamicCache
+
+    if not head or not tail:
+        raise InvalidInput("a composed prompt needs a head and a tail (the question)")
+    cache = cache if cache is not None else ChunkCache()
+    live = [list(c) for c in chunks if c]
+    kv, reused = cache.prefix(llm, head, live)
+    ids = [*head, *(t for c in live for t in c), *tail]
+    cached = len(ids) - len(tail)
+    return ComposedPrompt(torch.tensor([ids], dtype=torch.long),
+                          DynamicCache(ddp_cache_data=[(k.contiguous(), v.contiguous())
+                                                       for k, v in kv],
+                                       config=llm.model.config),
+                          cached, cached - len(head), 0, reused, len(live) - reused)

@@ -170,7 +170,8 @@ class Adapter:
 
         With a pager (:class:`memvault.activation.pager.Pager`, shared with the KV blocks)
         the adapter is a page: loading it may evict blocks or other adapters to stay in
-        the budget, and the pager unloads it from the model when it is evicted."""
+        the budget, and the pager unloads it from the model when it is evicted; one the
+        pager did not keep is unloaded when :meth:`active` ends."""
         self.check_model(llm)
         if self.pager is None:
             if not lora_runtime.is_loaded(llm, self.key):
@@ -211,6 +212,8 @@ class Adapter:
             finally:
                 if self.pager is not None:
                     self.pager.pin(*page, pinned=False)
+                    if not self.pager.holds(*page):  # used unkept: not left in the model
+                        lora_runtime.uninstall(llm, self.key)
 
     def detach_from(self, llm: LocalLLM) -> None:
         """Unload this adapter's weights from ``llm`` (it stays on disk)."""
