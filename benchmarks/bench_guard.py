@@ -92,7 +92,8 @@ class Scorer:
         out = []
         for t in texts:
             s, names = self.verdict(t, langs)
-            if head is not None:  # discounted in prose about attacks, as check() does
+            if head is not None and self.guards[langs].head_reads(t):
+                # discounted in prose about attacks, and silent on short strings, as check()
                 w = head.weight(head.prob_of(self.feat(t, langs)))
                 s = 1 - (1 - s) * (1 - round(w * (_DISCUSSED if "discussion" in names else 1.0), 4))
             out.append(s >= self.threshold)

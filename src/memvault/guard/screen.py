@@ -103,6 +103,11 @@ _DISCUSSION = re.compile(
     r"|提示词注入|プロンプトインジェクション", re.I)
 _DISCUSSED = 0.5
 _DISCOUNTED = frozenset(("override", "exfiltration", "jailbreak", "poisoning"))
+#: The learned head reads prose: a string of fewer words (a role name in metadata such as
+#: "assistant", a tag, "see you tomorrow") gives its character n-grams too little to go on,
+#: and it leaned positive there (an assistant turn's metadata was quarantined). The rules
+#: still read every string.
+HEAD_MIN_WORDS = 4
 # the learned head reads the quoted attack phrases too: it is discounted the same way
 
 #: Longer texts are searched only near the rules' trigger words (every rule's matches are
@@ -213,6 +218,10 @@ class InjectionGuard:
         head reads (so the training script sees exactly what ``check`` scores)."""
         return " ".join(low for _, _, low in self._views(text)[1])
 
+    def head_reads(self, text: str) -> bool:
+        """Whether the learned head scores ``text`` (:data:`HEAD_MIN_WORDS`)."""
+        return len(self._views(text)[1][0][1].split()) >= HEAD_MIN_WORDS
+
     def check(self, text: str) -> Verdict:
         reasons, lowered = self._views(text)
         folded = lowered[0][1]
@@ -245,7 +254,7 @@ class InjectionGuard:
                        if r.family in _DISCOUNTED else r for r in reasons]
             reasons.append(Reason("context", "discussion", 0.0,
                                   f"talks about attacks ({_snippet(folded, cue)}): rules count less"))
-        if self.head is not None:
+        if self.head is not None and len(folded.split()) >= HEAD_MIN_WORDS:
             p = self.head.prob_of(self.head.features(" ".join(low for _, _, low in lowered),
                                                      [r.rule for r in reasons]))
             weight = round(self.head.weight(p) * (_DISCUSSED if cue else 1.0), 4)
