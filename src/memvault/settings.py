@@ -44,7 +44,7 @@ class Limits:
 #: How activation blocks may be stored on disk (memvault.activation.quant).
 KV_QUANTS = ("fp16", "int8", "int4")
 #: The default routing-by-budget threshold (tokens): see ``Settings.chat_all_within``.
-CHAT_ALL_WITHIN = 2368
+CHAT_ALL_WITHIN = 576
 
 
 @dataclass(frozen=True, slots=True)
