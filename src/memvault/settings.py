@@ -84,9 +84,9 @@ class Settings:
     #: Routing by budget (tokens; 0: off): when a scope's memories fit in this many tokens,
     #: ``Vault.chat`` with a local model serves all of them from their cached prefix instead
     #: of retrieving (memvault.chat). Default: the largest history ``make bench-routing``
-    #: measured (64 turns) where that is, once cached, as fast as retrieval and agrees with
-    #: the full-context answer; a scope's first query prefills all of it, so a server with
-    #: many large scopes may want less.
+    #: measured (16 turns) where a five-question conversation, its first question paying
+    #: the cold prefill of all of it, is no slower than retrieval; a server with many
+    #: scopes may want less (each keeps its prefix in the model's chunk cache).
     chat_all_within: int = CHAT_ALL_WITHIN
     limits: Limits = field(default_factory=Limits)
     search: SearchConfig = field(default_factory=SearchConfig)
