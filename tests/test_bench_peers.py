@@ -5,7 +5,6 @@ vector cache. The peers themselves live in a benchmark-only venv and are exercis
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,19 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_modules import load
 from memvault.models.base import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
 
-def _load(name: str):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _locomo(path: Path) -> None:
@@ -48,7 +41,7 @@ def _locomo(path: Path) -> None:
 
 
 def test_memvault_driver_end_to_end(tmp_path: Path) -> None:
-    peers = _load("bench_peers")
+    peers = load("bench_peers")
     src = tmp_path / "locomo.json"
     _locomo(src)
     data = tmp_path / "data"
@@ -74,7 +67,7 @@ def test_memvault_driver_end_to_end(tmp_path: Path) -> None:
 
 
 def test_scorer_maps_text_hits_and_ranks() -> None:
-    peers = _load("bench_peers")
+    peers = load("bench_peers")
     info = {"questions": [{"conv": "c", "category": "single-hop", "evidence": ["D1:2"]},
                           {"conv": "c", "category": "temporal", "evidence": ["D1:1", "D1:9"]}],
             "text_of": {("c", "A: hello"): "D1:1", ("c", "B: world"): "D1:2"}}
@@ -96,7 +89,7 @@ def test_driver_refuses_a_peer_without_model_dir(tmp_path: Path) -> None:
 
 
 def test_scale_vector_cache_round_trip(tmp_path: Path) -> None:
-    scale = _load("bench_scale")
+    scale = load("bench_scale")
     inner = HashEmbedder(32)
     rec = scale.RecordingEmbedder(inner, tmp_path)
     texts = ["one memory", "another memory", "a third"]

@@ -10,7 +10,6 @@ runs it with MiniLM.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench_modules import load
 from memvault import Vault
 from memvault.evaluation.generate import write as write_suite
 
@@ -25,13 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
 
-def _load(name: str) -> Any:
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +37,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_filler_has_exactly_n_turns_and_avoids_the_evaluated_names(tmp_path: Path) -> None:
     from memvault.evaluation.generate import generate
 
-    ts = _load("tier_scale")
+    ts = load("tier_scale")
     first = generate(ts.FILLER_SEED, conversations=1, sessions=20)[0]
     avoid = {ts._first(p["name"]) for p in first["generator"]["people"]}
     convs, skipped = ts.filler(1234, avoid, tmp_path)
@@ -56,7 +49,7 @@ def test_filler_has_exactly_n_turns_and_avoids_the_evaluated_names(tmp_path: Pat
 
 
 def test_scale_run_on_a_tiny_vault(suite: Path, tmp_path: Path) -> None:
-    ts = _load("tier_scale")
+    ts = load("tier_scale")
     cache = tmp_path / "cache"
     r = ts.run([str(suite)], 1, 600, "hash", max_questions=15, cache=str(cache))
     b = r["build"]
@@ -84,7 +77,7 @@ def test_scale_run_on_a_tiny_vault(suite: Path, tmp_path: Path) -> None:
 
 def test_a_hit_counts_only_for_its_own_conversation(suite: Path, tmp_path: Path) -> None:
     """The same dia id in another conversation of the owner is not the evidence."""
-    ts = _load("tier_scale")
+    ts = load("tier_scale")
     import lifecycle_quality
 
     conv = lifecycle_quality.load(str(suite))[0]
