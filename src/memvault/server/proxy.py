@@ -70,8 +70,9 @@ class ProxyConfig:
         self.upstream = upstream.rstrip("/") if upstream else None
         self.api_key, self.timeout, self.k, self.mode = api_key, timeout, k, mode
         self._client: Any = None
-        self._pending: dict[tuple[Any, ...], asyncio.Task[None]] = {}
-        self._pending_turns: dict[tuple[Any, ...], list[dict[str, str]]] = {}
+        #: scope -> its write in flight and the turns it writes
+        self._pending: dict[tuple[Any, ...],
+                            tuple[asyncio.Task[None], list[dict[str, str]]]] = {}
 
     def client(self) -> Any:
         """One pooled HTTP client per server (created in the server's event loop)."""
@@ -86,7 +87,7 @@ class ProxyConfig:
         return self._client
 
     async def aclose(self) -> None:
-        pending = list(self._pending.values())
+        pending = [task for task, _ in self._pending.values()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._client is not None:
@@ -99,17 +100,17 @@ class ProxyConfig:
         """Wait for the scope's write still in flight, unless the request already carries
         what it writes: a conversation that goes on sends its history back, so its last
         exchange is in the prompt and the search need not wait to find it."""
-        task = self._pending.get(scope)
-        if task is None:
+        entry = self._pending.get(scope)
+        if entry is None:
             return
-        turns = self._pending_turns.get(scope) or []
+        task, turns = entry
         if messages is not None and turns and _carries(messages, turns):
             return
         await asyncio.gather(task, return_exceptions=True)
 
     def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
               turns: list[dict[str, str]], sub: Mapping[str, str]) -> None:
-        previous = self._pending.get(scope)
+        previous = self._pending[scope][0] if scope in self._pending else None
 
         async def write() -> None:
             if previous is not None:
@@ -121,13 +122,11 @@ class ProxyConfig:
             except MemvaultError as exc:  # the answer is already out: log, do not raise
                 log.warning("proxy: remembering the exchange failed: %s", exc)
             finally:
-                if self._pending.get(scope) is task:
+                if scope in self._pending and self._pending[scope][0] is task:
                     del self._pending[scope]
-                    self._pending_turns.pop(scope, None)
 
         task = asyncio.get_running_loop().create_task(write())
-        self._pending[scope] = task
-        self._pending_turns[scope] = turns
+        self._pending[scope] = (task, turns)
 
 
 def proxy_router(config: ProxyConfig) -> APIRouter:
