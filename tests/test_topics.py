@@ -12,7 +12,7 @@ import pytest
 from memvault import Settings, Vault
 from memvault.retrieval.searcher import SearchConfig
 from memvault.temporal.statements import addressed
-from memvault.temporal.topics import about, asked
+from memvault.temporal.topics import CORRECTION, about, asked
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -137,3 +137,73 @@ def test_before_and_after_an_event(tmp_path: Path) -> None:
         assert top("Where did Ines live before she moved to Porto?") == lisbon.id
         assert top("Where did Ines live before she moved to Braga?") == porto.id
         assert top("Where did Ines live after she moved to Porto?") == porto.id
+
+
+@pytest.mark.parametrize("text", [
+    "Had to move my physio appointment to Friday, ugh.",  # moving a thing, not house
+    "The dog barks at the neighbours all night.",         # names no place
+    "Our office swapped the old printer for a new one.",  # no employer named
+    "I quit karate last month, my knees said no.",        # a hobby, not a job
+    "Work update: My manager only drinks espresso.",      # someone else, after a header
+    "Been browsing flats in Leeds, purely for fun.",      # shopping around
+    "In another life I'd have married a chef.",           # counterfactual
+])
+def test_topic_words_without_a_value_assert_nothing(text: str) -> None:
+    assert about(text, speaker="priya") == {}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Leeds born and raised, never left.", {"home"}),
+    ("Home for me is Leeds these days.", {"home"}),
+    ("Sam and I have been together since 2019.", {"partner"}),
+    ("Guess who just got hired at Acme Corp? Me!", {"work"}),
+    ("I'm single again, long story.", {"partner"}),       # a change that names no one
+    ("I got laid off on Friday.", {"work"}),
+])
+def test_more_ways_to_state_an_attribute(text: str, expected: set[str]) -> None:
+    assert about(text, speaker="priya") == {"priya": expected}
+
+
+def test_reported_news_of_a_named_person() -> None:
+    said = about("My gran tells everyone that Priya lives in Leeds now.", speaker="sam",
+                 names=["priya"])
+    assert said == {"priya": {"home"}}
+    assert about("My gran tells everyone that Priya lives in Leeds now.", speaker="sam") == {}
+
+
+@pytest.mark.parametrize("text, correction", [
+    ("Scratch that: Leeds, not York.", True),
+    ("Make that Leeds. York was a slip.", True),
+    ("Wait, correction: it's Leeds.", True),
+    ("Actually it's Leeds, not York.", True),
+    ("I typed York by mistake, it's Leeds.", True),
+    ("My bad, Leeds not York.", True),
+    ("York should be Leeds, sorry.", True),
+    ("Not really, no.", False),               # chatter, no value
+    ("Not bad, you?", False),
+    ("It should be fun though.", False),
+    ("It's Sunday, not much going on.", False),
+    ("Actually it's fine.", False),
+])
+def test_corrections_need_a_value(text: str, correction: bool) -> None:
+    assert bool(CORRECTION.search(text)) is correction
+
+
+def test_statements_are_found_by_what_they_are_about(tmp_path: Path) -> None:
+    """A statement sharing no searchable word with the question is still weighed: the
+    write records what it is about (``topic|who|attribute`` keys), the read asks for it."""
+    chat = [(PRIYA, "Hi, I'm Priya, by the way!", "2024-01-10")]
+    chat += [(PRIYA, f"Which city is best for living these days, do you think? ({i})",
+              "2024-01-10") for i in range(30)]
+    statement = (PRIYA, "Life in Leeds suits me, the weather aside, and the people are lovely.",
+                 "2024-02-01")
+    cfg = SearchConfig(candidates=10, rerank_depth=10)
+    with Vault(settings=Settings(path=tmp_path / "v.db", embedder="hash", search=cfg)) as vault:
+        session(vault, chat, 0)
+        leeds = session(vault, [statement], 1)[0]
+        keys = vault.get(leeds.id).provenance["truth_keys"]
+        assert {"topic|priya|home", f"topic|{PRIYA}|home"} <= set(keys)
+        hits = vault.search("Which city is Priya living in these days?", user_id="u", k=5)
+        assert hits[0].item.id == leeds.id
+        # a topic key is not a statement: nothing was closed or grouped by it
+        assert vault.get(leeds.id).invalid_at is None

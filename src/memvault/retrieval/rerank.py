@@ -159,7 +159,9 @@ def validity_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRo
         for k in row.item.provenance.get("truth_keys") or ():
             # which value held then is a question about one-at-a-time attributes (home,
             # employer, partner ...); hobbies and pets held then are no better an answer
-            if not k.startswith("alias|") and (cue != "then" or k.partition("|")[2] in single):
+            if k.startswith(("alias|", "topic|")):
+                continue  # names, and what a memory is about: not statements
+            if cue != "then" or k.partition("|")[2] in single:
                 groups.setdefault(k, []).append(seq)
     factor: dict[int, float] = {}
     for members in groups.values():

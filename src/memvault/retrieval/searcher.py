@@ -44,6 +44,10 @@ _SYNC_BLOCK = 256
 __all__ = ["Searcher", "SearchConfig", "Candidate"]
 
 
+#: At most this many memories asserting the asked attribute join a question's candidates.
+_ASSERTING = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     seq: int
@@ -312,10 +316,13 @@ class Searcher:
         if span is None and priors and c.topic_gamma > 0 and asked(text):
             span = self._event_span(text, query)  # "before she moved to Porto"
         asks = topic_question(text, span) if priors and c.topic_gamma > 0 else None
-        if asks is not None and "lexical" in c.retrievers:  # statements sharing no word
+        if asks is not None:  # statements sharing no word with the question
             low = min(scores.values(), default=1.0) * 0.5
-            for seq, _ in self.store.lexical(topic_words(asks[1]), query, n):
+            for seq in self._asserting(text, query, asks[1]):
                 scores.setdefault(seq, low)
+            if "lexical" in c.retrievers:  # vaults written before the topic keys
+                for seq, _ in self.store.lexical(topic_words(asks[1]), query, n):
+                    scores.setdefault(seq, low)
         rows = self.store.by_seqs(list(scores), query)
         scores = {seq: s for seq, s in scores.items() if seq in rows}
         if c.link_beta > 0 and c.link_hops > 0:
@@ -352,6 +359,27 @@ class Searcher:
             return None
         at = began(hits[0].row.item)
         return (None, at) if side == "before" else (at, None)
+
+    def _asserting(self, text: str, query: RowQuery, wanted: set[str]) -> list[int]:
+        """The memories recorded on write as asserting one of ``wanted`` about a person
+        ``text`` names (``topic|<who>|<attribute>`` keys, :mod:`memvault.temporal`), by
+        any name or handle they go by: the topic prior sees every such statement, not
+        only those the first stage found."""
+        words = {w.lower() for w in re.findall(r"\b[A-Z][a-z'-]+\b", text)}
+        if not words:
+            return []
+        who = set(words)
+        for handles in self._aliases(text, query).values():
+            who |= handles
+        if self._db is not None:
+            speakers = self._db.known_speakers()
+        else:
+            with self._lock:
+                speakers = self._index.known("speaker")
+        who |= {s.lower() for s in speakers if s and s.lower().split()[0] in words}
+        keys = [f"topic|{w}|{a}" for w in sorted(who) for a in sorted(wanted)]
+        rows = self.store.select(replace(query, truth_any=keys, limit=_ASSERTING))
+        return [r.seq for r in rows]
 
     def _aliases(self, text: str, query: RowQuery) -> dict[str, set[str]]:
         """Name -> handles, for the names in ``text`` that speakers were found to go by

@@ -30,9 +30,9 @@ from typing import Any, Iterable, Sequence
 from ..storage.base import AuditOp, InsertVersion, LinkOp, RecordStore, RowQuery
 from ..types import WORKING_KINDS, MemoryItem
 from .statements import Statement, addressed, self_name, statements
-from .topics import CORRECTION, mentions
+from .topics import CORRECTION, about, mentions
 
-__all__ = ["annotate", "forget", "plan", "LINK_KIND", "KEYS", "TRUTH"]
+__all__ = ["annotate", "forget", "plan", "topic_keys", "LINK_KIND", "KEYS", "TRUTH", "TOPIC_KEY"]
 
 LINK_KIND = "supersedes"
 KEYS = "truth_keys"
@@ -146,10 +146,10 @@ def annotate(item: MemoryItem, names: _Names,
             item = dataclasses.replace(
                 item, provenance={**item.provenance, "speaker_name": known[0].title()})
     found = statements(item.text, said=said)
-    if not found and not intro and not greets:
+    keys = topic_keys(item, speaker, names)
+    if not found and not intro and not greets and not keys:
         return item
     truth: list[dict[str, Any]] = []
-    keys: set[str] = set()
     if intro:
         truth.append({"s": speaker, "a": "alias", "v": intro, "h": True})
         keys |= {f"alias|{intro}", f"alias|{speaker}"}
@@ -166,6 +166,24 @@ def annotate(item: MemoryItem, names: _Names,
             valid_at = s.when
     provenance = {**item.provenance, TRUTH: truth, KEYS: sorted(keys)}
     return dataclasses.replace(item, provenance=provenance, valid_at=valid_at)
+
+
+#: Prefix of the keys that say what a memory asserts something about ("topic|maya|home"):
+#: the read path's topic prior finds a person's statements about an attribute by them,
+#: however few words they share with the question. They close nothing.
+TOPIC_KEY = "topic|"
+
+
+def topic_keys(item: MemoryItem, speaker: str, names: _Names) -> set[str]:
+    """``topic|<who>|<attribute>`` for what ``item`` asserts about its speaker (by every
+    name the speaker is known by) or a known person (:func:`.topics.about`)."""
+    if item.kind in WORKING_KINDS:
+        return set()
+    mine = names.lookup(speaker)
+    said = about(item.text, speaker=speaker, names=mine,
+                 inherited=item.provenance.get(TOPICS) or ())
+    return {f"{TOPIC_KEY}{n}|{a}" for who, attrs in said.items() for a in attrs
+            for n in (mine if who in mine else {who})}
 
 
 def forget(provenance: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +242,8 @@ def plan(store: RecordStore, items: Sequence[MemoryItem], *, actor: str | None,
     for idx, key in enumerate(owners):
         of_owner.setdefault(key, []).append(idx)
     for idx, item in enumerate(out):
-        keys = [k for k in item.provenance.get(KEYS, []) if not k.startswith("alias|")]
+        keys = [k for k in item.provenance.get(KEYS, [])
+                if not k.startswith(("alias|", TOPIC_KEY))]
         if not keys:
             continue
         mine = of_owner[owners[idx]]

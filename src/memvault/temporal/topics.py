@@ -36,7 +36,9 @@ LEXICON: dict[str, tuple[str, ...]] = {
              "address", "city", "town", "neighbourhood", "neighborhood", "rent", "renting",
              "rented", "landlord", "hometown", "resident", "residence", "reside", "based",
              "new home", "my home", "new place", "my place", "place in", "life in",
-             "commute", "local", "neighbours", "neighbors", "moved in", "lease"),
+             "commute", "local", "moved in", "lease",
+             "born and raised", "home is", "home for me", "call home", "calls home",
+             "called home", "home base", "home now", "home these days"),
     "work": ("work", "works", "working", "job", "jobs", "company", "employer", "employee",
              "employed", "hired", "office", "colleague", "colleagues", "coworker",
              "coworkers", "co-workers", "boss", "position", "role", "career", "promoted",
@@ -44,12 +46,13 @@ LEXICON: dict[str, tuple[str, ...]] = {
              "first day at", "firm", "startup", "start-up", "team at", "contract with",
              "shift", "shifts", "workplace", "payroll", "gig", "onboarding",
              "badge", "manager", "internship", "intern", "clocked", "started at",
-             "new job", "new role"),
+             "new job", "new role", "hire", "new hire", "employ", "employs"),
     "partner": ("partner", "boyfriend", "girlfriend", "husband", "wife", "spouse", "fiance",
                 "fiancé", "fiancee", "fiancée", "dating", "dated", "married", "marry",
                 "engaged", "engagement", "wedding", "relationship", "broke up", "break up",
                 "breakup", "split up", "divorce", "divorced", "single", "my ex",
-                "seeing someone", "other half", "significant other", "together with"),
+                "seeing someone", "other half", "significant other", "together with",
+                "been together", "got together", "together since"),
     "car": ("car", "cars", "drive", "drives", "driving", "drove", "vehicle", "truck", "van",
             "suv", "motorbike", "motorcycle", "scooter", "sedan", "hatchback", "pickup",
             "convertible", "hybrid", "ev", "tesla", "toyota", "honda", "ford", "volkswagen",
@@ -81,11 +84,21 @@ _TENTATIVE = re.compile(r"\b(?:test[- ]?driv\w*|just looking|shopping (?:for|aro
                         r"wants? to|wanted to|would like to|"
                         r"trying to|try to|interview\w*|appl(?:y|ying) (?:to|for)|"
                         r"next (?:week|month|year)|tomorrow|this weekend|would love|"
-                        r"dreaming|fingers crossed)\b", re.IGNORECASE)
-#: A correction of what was just said ("Oops, not Lisbon: Porto!", "X should be Y").
-CORRECTION = re.compile(r"^\W*(?:correction|oops|sorry,? i meant|i meant|typo|autocorrect|"
-                        r"ugh,? autocorrect|wait,? (?:no|not)|not \w+[:,] )|\bshould (?:be|read|say)\b",
-                        re.IGNORECASE)
+                        r"dreaming|daydream\w*|fingers crossed|browsing|window[- ]shopping|"
+                        r"just for fun|in another life|in a parallel universe)\b", re.IGNORECASE)
+#: A correction of what was just said ("Oops, not Lisbon: Porto!", "Scratch that: Braga",
+#: "Montreal should be Tallinn", "I typed Austin by mistake"). A value being corrected is
+#: a name, so the forms that could be chatter ("not really, no", "it should be fun") need
+#: a capitalised word where the value goes.
+CORRECTION = re.compile(
+    r"^\W*(?:(?:wait|ugh|oh|sorry|oops|ok|okay|actually|hmm|no)\W+){0,2}"
+    r"(?:correction|oops|sorry,? i meant|i meant|typo|autocorrect|scratch that|make that|"
+    r"strike that|let me correct|to correct myself|no wait|wait,? (?:no|not)\b|"
+    r"(?-i:not (?:in |at )?[A-Z][\w'-]*(?: [A-Z][\w'-]*){0,3})[:,]\s|"
+    r"(?:actually,? )?(?:it'?s|it is|that'?s) (?-i:[A-Z])[\w'-]*(?: [A-Z][\w'-]*){0,3},? not (?:in |at )?(?-i:[A-Z]))"
+    r"|(?-i:[A-Z][\w'-]*) should (?:be|read|say|have been) (?-i:[A-Z])"
+    r"|\bby mistake\b|\bi (?:typed|misspoke|misspelled|misspelt)\b|\bwas a (?:typo|slip)\b"
+    r"|\bmy (?:mistake|bad)\b", re.IGNORECASE)
 #: Questions that ask for an attribute's value: the wh-word's answer is the home, the
 #: employer, the partner ... ("Where does she live?", "Which company is he with now?").
 #: A question that only uses such a word ("How is her new puppy adjusting to its new
@@ -144,7 +157,42 @@ _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked 
                     r"work well|worth the work|lot of work|"
                     r"drive me|drives me|drove me|"
                     r"home from|back home|homework|in the works|works for me|that works|"
-                    r"it works|worked for me|moved on|move on|moving on)\b", re.IGNORECASE)
+                    r"it works|worked for me|moved on|move on|moving on|"
+                    r"live with|lives with|living with|lived with|"
+                    # moving a thing is not moving house: "I had to move my appointment"
+                    r"mov(?:e|ed|es|ing) (?:my|the|a|an|our|this|that|it|them|some|all)"
+                    r"(?! (?:house|home|flat|apartment|place|stuff|things|boxes|furniture|"
+                    r"family|kids|life|whole)\b))\b", re.IGNORECASE)
+#: Attributes whose value is a name: a place, an employer, a person. A clause that uses
+#: their words without naming anything ("Neighbours loved it", "Our office moved the
+#: coffee machine", "I quit pottery") talks about the topic but says nothing of its value.
+NAMED_TOPICS = frozenset({"home", "work", "partner"})
+#: ... unless the clause says the value is gone or changed without naming one: "We're
+#: engaged!", "I'm single again", "I got laid off".
+_STATUS = re.compile(r"\b(?:engaged|married|single|broke up|split up|divorced|separated|"
+                     r"widowed|quit (?:my|the|this) (?:job|position|role)|resigned|laid off|"
+                     r"(?:got|was|been) fired|retired|unemployed|between jobs|out of work|"
+                     r"no longer with|not with \w+ anymore|homeless)\b", re.IGNORECASE)
+_CAPITALISED = re.compile(r"(?<![\w'])[A-Z][\w'&.-]*")
+#: Capitalised words that name nothing: sentence openers, pronouns, time words.
+_NOT_NAMES = frozenset("""
+i i'm i've i'd i'll my our the a an this that these those it it's its we we're we've you
+your he she they his her their me us oh ok okay so well also and but or anyway btw plus
+yeah yes no hey hi hello honestly basically finally actually wait sorry oops ugh wow lol
+haha omg just still now today tonight tomorrow yesterday then there here what when where
+who why how which big quick long new old random funny chaotic update news life good great
+sad guess not nothing everything something some all any every each one two three after
+before since last next on in at for with from to by of as if because mum mom dad home work
+sure thanks thank cool nice awesome love dear meet
+monday tuesday wednesday thursday friday saturday sunday january february march april may
+june july august september october november december christmas easter
+jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thurs fri sat sun
+""".split())
+_WORDS = frozenset(w for words in LEXICON.values() for p in words for w in p.split())
+#: "Guess who's the newest hire at Acme? Me!" asks nothing.
+_RHETORICAL = re.compile(r"^guess who(?:'s| is| just| got)\b", re.IGNORECASE)
+#: "My mum keeps telling everyone that Freya lives in Denver": a named person's news.
+_REPORTED = re.compile(r"\b(?:that|says|said)\s+([A-Z][\w'-]*)\s+(\S.*)$")
 
 
 def mentions(text: str) -> set[str]:
@@ -175,18 +223,28 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
     if speaker and inherited:
         out[speaker] = set(inherited) & SINGLE_TOPICS
     for clause in clauses(text):
-        if clause.endswith("?") or _QUESTION.match(clause) or _HYPOTHETICAL.search(clause):
+        if (clause.endswith("?") and not _RHETORICAL.match(clause)) \
+                or _QUESTION.match(clause) or _HYPOTHETICAL.search(clause):
             continue
-        if _OTHER.match(clause) or _TENTATIVE.search(clause):
+        if _TENTATIVE.search(clause):
+            continue
+        reported = _REPORTED.search(clause)
+        if reported and reported.group(1).lower() in known:
+            found = _valued(mentions(_IDIOM.sub(" ", reported.group(2))), reported.group(2),
+                            known)
+            if found:
+                out.setdefault(reported.group(1).lower(), set()).update(found)
+            continue
+        body = _HEADER.sub("", clause)
+        if _OTHER.match(clause) or _OTHER.match(body):
             continue
         first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
         first = first.removesuffix("'s")  # "Maya's job at Siemens ..." is about Maya
-        body = _HEADER.sub("", clause)
         possessive = _POSSESSIVE.match(body)
         if first in known:
             who = first
         elif speaker and possessive:
-            found = _possessed(body[possessive.end():])
+            found = _valued(_possessed(body[possessive.end():]), body, known)
             if found:
                 out.setdefault(speaker, set()).update(found)
             continue
@@ -197,10 +255,25 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
         else:
             continue
-        found = mentions(_IDIOM.sub(" ", clause))
+        found = _valued(mentions(_IDIOM.sub(" ", clause)), clause, known)
         if found:
             out.setdefault(who, set()).update(found)
     return out
+
+
+def _valued(found: set[str], clause: str, known: set[str]) -> set[str]:
+    """``found`` without the named-value attributes when ``clause`` names nothing but the
+    people it is about (:data:`NAMED_TOPICS`)."""
+    if not found & NAMED_TOPICS or _STATUS.search(clause):
+        return found
+    for m in _CAPITALISED.finditer(clause):
+        word = m.group(0).lower().rstrip(".'")
+        if word in _NOT_NAMES or word in known or word.removesuffix("'s") in known:
+            continue
+        if m.start() == 0 and (word in _WORDS or word.endswith("ing")):
+            continue  # "Neighbours loved it", "Relocating was chaos"
+        return found
+    return found - NAMED_TOPICS
 
 
 def _possessed(rest: str) -> set[str]:
