@@ -207,3 +207,33 @@ def test_statements_are_found_by_what_they_are_about(tmp_path: Path) -> None:
         assert hits[0].item.id == leeds.id
         # a topic key is not a statement: nothing was closed or grouped by it
         assert vault.get(leeds.id).invalid_at is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("I'm in Lagos now, still unpacking.", {"home"}),            # a city, no word of living
+    ("We traded Leeds for Glasgow in the end.", {"home"}),
+    ("I'm at Contoso Health these days.", {"work"}),            # an organisation
+    ("I joined Fabrikam Robotics in spring.", {"work"}),
+])
+def test_a_named_place_or_organisation_states_the_attribute(text: str, expected: set[str]) -> None:
+    assert about(text, speaker="priya") == {"priya": expected}
+
+
+@pytest.mark.parametrize("text", [
+    "We flew to Lisbon for a long weekend.",   # a trip
+    "I had lunch at Hyde Park.",               # a venue, not an employer
+    "I met Jamie Lee at the gym.",             # a person met somewhere
+    "The cat moved in with me last week.",     # the cat moved
+])
+def test_trips_and_venues_are_not_where_one_lives_or_works(text: str) -> None:
+    assert about(text, speaker="priya") == {}
+
+
+def test_the_later_message_of_one_timestamp_is_the_later_word(tmp_path: Path) -> None:
+    with Vault(tmp_path / "v.db", embedder="hash") as vault:
+        rows = session(vault, [(PRIYA, "Hi, I'm Priya!", "2024-03-01"),
+                               (PRIYA, "Finally moved to Leeds!", "2024-03-01"),
+                               (PRIYA, "Oops, not Leeds: York!", "2024-03-01")], 0)
+        session(vault, [(PRIYA, "I moved to Hull in June.", "2024-07-01")], 1)  # closes York
+        hits = vault.search("Where did Priya live in April 2024?", user_id="u", k=3)
+        assert hits[0].item.id == rows[2].id

@@ -257,20 +257,28 @@ def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
     if not group:
         return scores
     after, before = window if cue == "then" and window is not None else (None, None)
-    timed = sorted((began(rows[s].item), s) for s in group)
+    # said at the same time (one session's timestamp): the later message is the later word
+    # ("Moved to Austin!" then "Correction: Cape Town.")
+    timed = sorted((began(rows[s].item), _position(rows[s].item), s) for s in group)
     if after is not None and before is None:  # "after she moved": the first word since
-        later = [(t, s) for t, s in timed if t >= after]
+        later = [e for e in timed if e[0] >= after]
         eligible = later[:1] or timed[-1:]
     else:
-        eligible = [(t, s) for t, s in timed if before is None or t < before]
+        eligible = [e for e in timed if before is None or e[0] < before]
     if not eligible:
         return scores
-    chosen = max(eligible)[1]
+    chosen = max(eligible)[2]
     out = dict(scores)
     for seq in group:
         out[seq] = scores[seq] / (1.0 + gamma)
     out[chosen] = max(max(scores.values()) * 1.001, scores[chosen] * (1.0 + gamma))
     return out
+
+
+def _position(item: Any) -> int:
+    """Where ``item`` came in the messages written with it (``add_messages``' index)."""
+    index = item.provenance.get("index")
+    return index if isinstance(index, int) else 0
 
 
 def began(item: Any) -> float:

@@ -22,6 +22,8 @@ speaker. English only; another language adds a ``LEXICON`` of its own words.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from importlib import resources
 from typing import Iterable
 
 from .statements import _HYPOTHETICAL, _OTHER, _QUESTION, clauses
@@ -46,7 +48,8 @@ LEXICON: dict[str, tuple[str, ...]] = {
              "first day at", "firm", "startup", "start-up", "team at", "contract with",
              "shift", "shifts", "workplace", "payroll", "gig", "onboarding",
              "badge", "manager", "internship", "intern", "clocked", "started at",
-             "new job", "new role", "hire", "new hire", "employ", "employs"),
+             "new job", "new role", "hire", "new hire", "employ", "employs",
+             "job offer", "took the offer", "accepted the offer", "the offer from"),
     "partner": ("partner", "boyfriend", "girlfriend", "husband", "wife", "spouse", "fiance",
                 "fiancé", "fiancee", "fiancée", "dating", "dated", "married", "marry",
                 "engaged", "engagement", "wedding", "relationship", "broke up", "break up",
@@ -159,6 +162,8 @@ _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked 
                     r"home from|back home|homework|in the works|works for me|that works|"
                     r"it works|worked for me|moved on|move on|moving on|"
                     r"live with|lives with|living with|lived with|"
+                    # "The cat moved in with me": the cat moved, not the speaker
+                    r"mov(?:e|ed|es|ing) in with (?:me|us)|"
                     # moving a thing is not moving house: "I had to move my appointment"
                     r"mov(?:e|ed|es|ing) (?:my|the|a|an|our|this|that|it|them|some|all)"
                     r"(?! (?:house|home|flat|apartment|place|stuff|things|boxes|furniture|"
@@ -189,6 +194,22 @@ june july august september october november december christmas easter
 jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thurs fri sat sun
 """.split())
 _WORDS = frozenset(w for words in LEXICON.values() for p in words for w in p.split())
+#: A place named where one lives ("I'm in Bilbao now", "We swapped Bilbao for Berlin",
+#: "has left Tallinn"): a city or country after a word that places someone.
+_AT_PLACE = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+((?-i:[A-Z][\w'.-]*"
+                       r"(?: [A-Z][\w'.-]*){0,2}))", re.IGNORECASE)
+#: ... unless it is a trip.
+_TRAVEL = re.compile(r"\b(?:trip|visit\w*|holiday|vacation|weekend|conference|flight|flew|"
+                     r"fly|flying|tour|touring|festival|concert|honeymoon|back from|layover|"
+                     r"cruise|wedding|stopover|sightseeing|hotel|airbnb)\b", re.IGNORECASE)
+#: An organisation named where one works: a name of two to four capitalised words after
+#: "at", "joined", "been with" ("I'm at Lumen Optics these days"), not a place.
+_AT_ORG = re.compile(r"\b(?:at|joined|been with)\s+((?-i:[A-Z][\w'&.-]*"
+                     r"(?: (?:[A-Z][\w'&.-]*|&|of)){1,3}))", re.IGNORECASE)
+#: Places one goes to, not employers: "lunch at Central Park".
+_VENUES = frozenset("""park street road avenue square station airport mall centre center hotel
+beach cafe bar pub museum gallery stadium arena church cathedral market gardens garden lake
+river bridge zoo theatre theater cinema club restaurant bakery""".split())
 #: "Guess who's the newest hire at Acme? Me!" asks nothing.
 _RHETORICAL = re.compile(r"^guess who(?:'s| is| just| got)\b", re.IGNORECASE)
 #: "My mum keeps telling everyone that Freya lives in Denver": a named person's news.
@@ -255,10 +276,41 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
         else:
             continue
-        found = _valued(mentions(_IDIOM.sub(" ", clause)), clause, known)
+        found = _valued(mentions(_IDIOM.sub(" ", clause)), clause, known) \
+            or _named_only(clause, known)
         if found:
             out.setdefault(who, set()).update(found)
     return out
+
+
+@lru_cache(maxsize=1)
+def places() -> frozenset[str]:
+    """Lower-cased names of the world's cities of >= 100,000 people and its countries
+    (GeoNames, CC BY 4.0; ``scripts/build_places.py``)."""
+    text = resources.files(__package__).joinpath("places.txt").read_text(encoding="utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def _named_only(clause: str, known: set[str]) -> set[str]:
+    """The attribute a clause using no word of any states by what it names: a place one
+    is in or went to (home), an organisation one is at or joined (work)."""
+    found: set[str] = set()
+    known_places = places()
+    for m in _AT_PLACE.finditer(clause):
+        words = m.group(1).rstrip(".'-").split()
+        if any(" ".join(words[:n]).lower() in known_places for n in range(len(words), 0, -1)):
+            if not _TRAVEL.search(clause):
+                found.add("home")
+            break
+    for m in _AT_ORG.finditer(clause):
+        name = m.group(1).rstrip(".'")
+        low = name.lower()
+        if low in known_places or any(w.lower() in _NOT_NAMES | known for w in name.split()) \
+                or low.split()[-1] in _VENUES:
+            continue
+        found.add("work")
+        break
+    return found
 
 
 def _valued(found: set[str], clause: str, known: set[str]) -> set[str]:
