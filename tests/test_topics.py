@@ -237,3 +237,10 @@ def test_the_later_message_of_one_timestamp_is_the_later_word(tmp_path: Path) ->
         session(vault, [(PRIYA, "I moved to Hull in June.", "2024-07-01")], 1)  # closes York
         hits = vault.search("Where did Priya live in April 2024?", user_id="u", k=3)
         assert hits[0].item.id == rows[2].id
+
+
+def test_colleagues_at_an_organisation_and_a_greeting_that_is_no_name() -> None:
+    assert about("My manager at Contoso Health is lovely.", speaker="priya") == {"priya": {"work"}}
+    assert about("My manager drinks cold brew all day.", speaker="priya") == {}
+    assert addressed("Hello! It's Priya, from the climbing gym.") is None
+    assert addressed("Hello, Priya!") == "priya"

@@ -250,7 +250,9 @@ def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
         row = rows.get(seq)
         if row is None:
             continue
-        said = about(row.item.text, speaker=speakers.get(seq) or None, names=subjects,
+        handle = str(row.item.metadata.get("speaker") or "").strip().lower()
+        speaker = handle if handle in subjects else speakers.get(seq)  # a misread name
+        said = about(row.item.text, speaker=speaker or None, names=subjects,
                      inherited=row.item.provenance.get("topics") or ())
         if any(who in subjects and attrs & wanted for who, attrs in said.items()):
             group.append(seq)

@@ -245,9 +245,10 @@ def self_name(text: str) -> str | None:
 _GREETING = re.compile(
     r"^\W*(?:hi|hey|hello|hiya|heya|yo|morning|good morning|afternoon|good afternoon|evening|"
     r"good evening|thanks|thank you|congrats|congratulations|welcome back|happy birthday|"
-    r"dear)[\s,!.]+(?P<v>[A-Z][a-z]+)\b(?!\s+[a-z])", re.IGNORECASE)
+    r"dear)[\s,]+(?P<v>[A-Z][a-z]+)\b(?!\s+[a-z]|')", re.IGNORECASE)
 _NOT_ADDRESSED = frozenset("""there everyone everybody all guys folks friend friends buddy mate
-pal man dude girl again you yourself team yes yeah yep no nope sure""".split()) | _NOT_NAMES
+pal man dude girl again you yourself team yes yeah yep no nope sure it this that what
+so ok okay""".split()) | _NOT_NAMES
 
 
 def addressed(text: str) -> str | None:

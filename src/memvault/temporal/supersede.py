@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 from ..storage.base import AuditOp, InsertVersion, LinkOp, RecordStore, RowQuery
 from ..types import WORKING_KINDS, MemoryItem
 from .statements import Statement, addressed, self_name, statements
-from .topics import CORRECTION, about, mentions
+from .topics import CORRECTION, about, attributes
 
 __all__ = ["annotate", "forget", "plan", "topic_keys", "LINK_KIND", "KEYS", "TRUTH", "TOPIC_KEY"]
 
@@ -119,7 +119,7 @@ def _corrections(items: Sequence[MemoryItem]) -> list[MemoryItem]:
             who = (item.session_id, _speaker(item))
             prev = last.get(who)
             if prev is not None and CORRECTION.search(item.text):
-                found = sorted(mentions(prev.text))
+                found = sorted(attributes(prev.text))
                 if found:
                     item = dataclasses.replace(item, provenance={**item.provenance,
                                                                  TOPICS: found})

@@ -28,7 +28,8 @@ from typing import Iterable
 
 from .statements import _HYPOTHETICAL, _OTHER, _QUESTION, clauses
 
-__all__ = ["LEXICON", "SINGLE_TOPICS", "CORRECTION", "asked", "about", "mentions"]
+__all__ = ["LEXICON", "SINGLE_TOPICS", "CORRECTION", "asked", "about", "attributes",
+           "mentions", "places"]
 
 #: Attribute -> the words people use about it. Brands and kinds of things are world
 #: knowledge (a Corolla is a car, a flat white is a drink), never a benchmark's values.
@@ -203,13 +204,16 @@ _TRAVEL = re.compile(r"\b(?:trip|visit\w*|holiday|vacation|weekend|conference|fl
                      r"fly|flying|tour|touring|festival|concert|honeymoon|back from|layover|"
                      r"cruise|wedding|stopover|sightseeing|hotel|airbnb)\b", re.IGNORECASE)
 #: An organisation named where one works: a name of two to four capitalised words after
-#: "at", "joined", "been with" ("I'm at Lumen Optics these days"), not a place.
-_AT_ORG = re.compile(r"\b(?:at|joined|been with)\s+((?-i:[A-Z][\w'&.-]*"
+#: "at", "joined", "been with", "left" ("I'm at Lumen Optics these days"), not a place.
+_AT_ORG = re.compile(r"\b(?:at|joined|been with|left)\s+((?-i:[A-Z][\w'&.-]*"
                      r"(?: (?:[A-Z][\w'&.-]*|&|of)){1,3}))", re.IGNORECASE)
 #: Places one goes to, not employers: "lunch at Central Park".
 _VENUES = frozenset("""park street road avenue square station airport mall centre center hotel
 beach cafe bar pub museum gallery stadium arena church cathedral market gardens garden lake
 river bridge zoo theatre theater cinema club restaurant bakery""".split())
+#: "My boss at Lumen Optics": where the speaker works, said through the people there.
+_COLLEAGUES_AT = re.compile(r"^(?:my|our)\s+(?:new\s+)?(?:boss|manager|team|colleagues?|"
+                            r"co-?workers?)\s+at\s+(?-i:[A-Z])", re.IGNORECASE)
 #: "Guess who's the newest hire at Acme? Me!" asks nothing.
 _RHETORICAL = re.compile(r"^guess who(?:'s| is| just| got)\b", re.IGNORECASE)
 #: "My mum keeps telling everyone that Freya lives in Denver": a named person's news.
@@ -257,6 +261,9 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
                 out.setdefault(reported.group(1).lower(), set()).update(found)
             continue
         body = _HEADER.sub("", clause)
+        if speaker and _COLLEAGUES_AT.search(body):  # "my boss at Lumen Optics is nice"
+            out.setdefault(speaker, set()).add("work")
+            continue
         if _OTHER.match(clause) or _OTHER.match(body):
             continue
         first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
@@ -281,6 +288,15 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if found:
             out.setdefault(who, set()).update(found)
     return out
+
+
+def attributes(text: str) -> set[str]:
+    """The attributes ``text`` talks about at all: by their words, or by a place or an
+    organisation it names (what a correction that follows it corrects)."""
+    found = mentions(text)
+    for clause in clauses(text):
+        found |= _named_only(clause, set())
+    return found
 
 
 @lru_cache(maxsize=1)
