@@ -244,3 +244,12 @@ def test_colleagues_at_an_organisation_and_a_greeting_that_is_no_name() -> None:
     assert about("My manager drinks cold brew all day.", speaker="priya") == {}
     assert addressed("Hello! It's Priya, from the climbing gym.") is None
     assert addressed("Hello, Priya!") == "priya"
+
+
+def test_a_present_tense_question_asks_for_now(tmp_path: Path) -> None:
+    with Vault(tmp_path / "v.db", embedder="hash") as vault:
+        session(vault, [(PRIYA, "Hi, I'm Priya!", "2024-01-02"),
+                        (PRIYA, "Life in Leeds suits me, honestly.", "2024-01-02")], 0)
+        glasgow = session(vault, [(PRIYA, "We traded Leeds for Glasgow in the end.",
+                                   "2024-06-01")], 1)[0]
+        assert vault.search("Where does Priya live?", user_id="u", k=3)[0].item.id == glasgow.id

@@ -121,6 +121,10 @@ _PAST = re.compile(r"\b(?:used to|previously|formerly|former|originally|at first
                    r"earlier|old|past|back then|once|initially|first)\b", re.IGNORECASE)
 
 
+_PRESENT = re.compile(r"\b(?:does|do|is|are|has|have)\b|\w'(?:s|re)\b", re.IGNORECASE)
+_PAST_TENSE = re.compile(r"\b(?:did|was|were|had)\b", re.IGNORECASE)
+
+
 def intent(text: str, window: tuple[float | None, float | None] | None) -> str:
     """What time a question asks about: "then" (it names a time, or says "used to",
     "before", "previously"), "now" ("now", "currently", "these days", "latest", ...) or
@@ -191,6 +195,8 @@ def topic_question(text: str, window: tuple[float | None, float | None] | None
     """(time cue, attributes) when ``text`` asks for one-at-a-time attributes now or at a
     named time (``topic_prior``), else None."""
     cue = intent(text, window)
+    if cue == "" and _PRESENT.search(text) and not _PAST_TENSE.search(text):
+        cue = "now"  # "Where does Maya live?" asks where she lives now
     if cue == "" or (cue == "then" and window is None):
         return None
     wanted = asked(text) & SINGLE_TOPICS
