@@ -253,3 +253,10 @@ def test_a_present_tense_question_asks_for_now(tmp_path: Path) -> None:
         glasgow = session(vault, [(PRIYA, "We traded Leeds for Glasgow in the end.",
                                    "2024-06-01")], 1)[0]
         assert vault.search("Where does Priya live?", user_id="u", k=3)[0].item.id == glasgow.id
+
+
+def test_questions_about_someones_thing_or_a_cause_ask_no_attribute() -> None:
+    assert asked("What diet are Priya's dogs on?") == set()
+    assert asked("Which organization is Priya volunteering with for her charity work?") == set()
+    assert asked("What is Priya's usual drink now?") == {"drink"}
+    assert asked("Which organisation does Priya work for?") == {"work"}

@@ -113,7 +113,9 @@ _ASKED = [(re.compile(p, re.IGNORECASE), a) for p, a in (
     (r"\b(?:which|what)\s+(?:city|town|country|place|neighbou?rhood)\b.*\b(?:live|lives|"
      r"living|call home|home|based|reside)\b", "home"),
     (r"\bwhat\b.*\b(?:address|home town)\b", "home"),
-    (r"\b(?:which|what)\s+(?:company|firm|employer|organi[sz]ation)\b", "work"),
+    (r"\b(?:which|what)\s+(?:company|firm|employer)\b", "work"),
+    (r"\b(?:which|what)\s+organi[sz]ation\b.*\b(?:work(?:s|ing)? (?:for|at)|employ\w*|job)\b",
+     "work"),
     (r"\b(?:who|where)\b.*\b(?:work|works|working|employ\w*)\b", "work"),
     (r"\bwhat(?:\s+is|\s+was|'s)\b[^?]*\b(?:job|employer|occupation)\b", "work"),
     (r"\bwhat\b.*\bdo for (?:a )?(?:work|living)\b", "work"),
@@ -229,10 +231,20 @@ def mentions(text: str) -> set[str]:
 
 
 def asked(question: str) -> set[str]:
-    """The attributes a question asks for ("Which city is Maya living in?": home)."""
+    """The attributes a question asks for ("Which city is Maya living in?": home); not
+    those of someone's thing ("What diet do Nate's turtles have?")."""
     if _EVENTFUL.search(question):
         return set()
+    for m in _THINGS_OF.finditer(question):
+        if not mentions(m.group(1)) and m.group(1).lower() not in _ASK_ADJECTIVES:
+            return set()
     return {a for rx, a in _ASKED if rx.search(question)}
+
+
+#: "Nate's turtles": a question about a person's thing, unless the thing is the attribute.
+_THINGS_OF = re.compile(r"\b[A-Z][a-z]+'s\s+([a-z-]+)")
+_ASK_ADJECTIVES = frozenset("current new latest usual go-to favourite favorite main "
+                            "present former previous old first".split())
 
 
 def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
