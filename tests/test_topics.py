@@ -260,3 +260,13 @@ def test_questions_about_someones_thing_or_a_cause_ask_no_attribute() -> None:
     assert asked("Which organization is Priya volunteering with for her charity work?") == set()
     assert asked("What is Priya's usual drink now?") == {"drink"}
     assert asked("Which organisation does Priya work for?") == {"work"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("finally moved to glasgow!!", {"priya": {"home"}}),   # a writer who capitalises nothing
+    ("ok so i'm in bilbao now lol", {"priya": {"home"}}),
+    ("my flat is tiny lol", {}),                            # no place named
+    ("started my new job today, so tired", {"priya": {"work"}}),
+])
+def test_a_writer_who_capitalises_nothing(text: str, expected: dict) -> None:
+    assert about(text, speaker="priya") == expected

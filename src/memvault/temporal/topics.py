@@ -205,6 +205,11 @@ _AT_PLACE = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+((?-i:
 _TRAVEL = re.compile(r"\b(?:trip|visit\w*|holiday|vacation|weekend|conference|flight|flew|"
                      r"fly|flying|tour|touring|festival|concert|honeymoon|back from|layover|"
                      r"cruise|wedding|stopover|sightseeing|hotel|airbnb)\b", re.IGNORECASE)
+_AT_PLACE_ANY = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+"
+                           r"([a-z][\w'.-]*(?: [a-z][\w'.-]*){0,2})", re.IGNORECASE)
+#: A text that starts in lower case with no capital but "I": its writer capitalises
+#: nothing, names included.
+_CAPITAL = re.compile(r"[A-Z](?<!\bI)|\bI[a-z]")
 #: An organisation named where one works: a name of two to four capitalised words after
 #: "at", "joined", "been with", "left" ("I'm at Lumen Optics these days"), not a place.
 _AT_ORG = re.compile(r"\b(?:at|joined|been with|left)\s+((?-i:[A-Z][\w'&.-]*"
@@ -256,6 +261,8 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
     is the speaker's. ``inherited``: the attributes of the statement this one corrects
     (recorded on write, ``provenance["topics"]``): "Oops, not Lisbon: Porto!" names none."""
     known = {n.lower() for n in names}
+    first = re.search(r"[A-Za-z]", text)
+    caseless = first is not None and first.group(0).islower() and not _CAPITAL.search(text)
     out: dict[str, set[str]] = {}
     if speaker and inherited:
         out[speaker] = set(inherited) & SINGLE_TOPICS
@@ -268,7 +275,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         reported = _REPORTED.search(clause)
         if reported and reported.group(1).lower() in known:
             found = _valued(mentions(_IDIOM.sub(" ", reported.group(2))), reported.group(2),
-                            known)
+                            known, caseless)
             if found:
                 out.setdefault(reported.group(1).lower(), set()).update(found)
             continue
@@ -284,7 +291,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if first in known:
             who = first
         elif speaker and possessive:
-            found = _valued(_possessed(body[possessive.end():]), body, known)
+            found = _valued(_possessed(body[possessive.end():]), body, known, caseless)
             if found:
                 out.setdefault(speaker, set()).update(found)
             continue
@@ -295,8 +302,8 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
         else:
             continue
-        found = _valued(mentions(_IDIOM.sub(" ", clause)), clause, known) \
-            or _named_only(clause, known)
+        found = _valued(mentions(_IDIOM.sub(" ", clause)), clause, known, caseless) \
+            or _named_only(clause, known, caseless)
         if found:
             out.setdefault(who, set()).update(found)
     return out
@@ -319,12 +326,14 @@ def places() -> frozenset[str]:
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def _named_only(clause: str, known: set[str]) -> set[str]:
+def _named_only(clause: str, known: set[str], caseless: bool = False) -> set[str]:
     """The attribute a clause using no word of any states by what it names: a place one
-    is in or went to (home), an organisation one is at or joined (work)."""
+    is in or went to (home), an organisation one is at or joined (work). ``caseless``:
+    the writer capitalises nothing ("moving to glasgow lol"), so a place is any word
+    sequence the gazetteer knows."""
     found: set[str] = set()
     known_places = places()
-    for m in _AT_PLACE.finditer(clause):
+    for m in (_AT_PLACE_ANY if caseless else _AT_PLACE).finditer(clause):
         words = m.group(1).rstrip(".'-").split()
         if any(" ".join(words[:n]).lower() in known_places for n in range(len(words), 0, -1)):
             if not _TRAVEL.search(clause):
@@ -341,11 +350,15 @@ def _named_only(clause: str, known: set[str]) -> set[str]:
     return found
 
 
-def _valued(found: set[str], clause: str, known: set[str]) -> set[str]:
+def _valued(found: set[str], clause: str, known: set[str], caseless: bool = False) -> set[str]:
     """``found`` without the named-value attributes when ``clause`` names nothing but the
-    people it is about (:data:`NAMED_TOPICS`)."""
+    people it is about (:data:`NAMED_TOPICS`). A writer who capitalises nothing
+    (``caseless``) names things in lower case: their clauses are taken as they are."""
     if not found & NAMED_TOPICS or _STATUS.search(clause):
         return found
+    if caseless:  # a place can still be looked up; employers and people cannot
+        return found if "home" not in found or _named_only(clause, known, True) \
+            else found - {"home"}
     for m in _CAPITALISED.finditer(clause):
         word = m.group(0).lower().rstrip(".'")
         if word in _NOT_NAMES or word in known or word.removesuffix("'s") in known:
