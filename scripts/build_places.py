@@ -20,8 +20,10 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "memvault" / "temporal" / "places.txt"
 MIN_POPULATION = 100_000
-#: An English-looking name: ASCII words, each capitalised, at most three.
-_NAME = re.compile(r"[A-Z][a-z'.-]+(?: (?:[A-Z][a-z'.-]+|de|da|do|del|la|le|am|an|on|upon)){0,2}")
+#: A Latin-script name of at most three words, each capitalised (or a connector):
+#: "Kraków", "Castellón de la Plana", "Newcastle upon Tyne".
+_WORD = r"[A-Z\u00c0-\u00de\u0100-\u024f][a-z\u00df-\u00ff\u0100-\u024f'.-]+"
+_NAME = re.compile(_WORD + r"(?: (?:" + _WORD + r"|de|da|do|del|la|le|am|an|on|upon)){0,3}")
 
 
 def main(wheel: str) -> None:

@@ -214,10 +214,24 @@ _FILLER = frozenset("the and new with for about place life team first day".split
 
 
 def _people(name: str) -> set[str]:
-    """What a question may call a speaker: "Rafael Kowalski" is also "Rafael"."""
+    """What a question may call a speaker: "Rafael Kowalski" is also "Rafael", the handle
+    "rafa.mendes" is also "rafa", "bex 🦔" is "bex"."""
     name = name.strip().lower()
     first = name.split()[0] if name.split() else name
-    return {name, first} if first.isalpha() and len(first) > 1 else {name}
+    out = {name, first} if first.isalpha() and len(first) > 1 else {name}
+    return out | {t for t in re.findall(r"[^\W\d_]{3,}", name)[:1]}
+
+
+def named_by(word: str, handle: str) -> bool:
+    """Whether a question's ``word`` (a name) may call the speaker ``handle``: a handle's
+    first letters-only token that the name starts with or that starts with the name
+    ("arj_p" is Arjun, "sunnivaaas" is Sunniva), covering most of the shorter."""
+    word = word.lower()
+    for token in re.findall(r"[^\W\d_]{3,}", handle.lower())[:1]:
+        short, long = sorted((word, token), key=len)
+        if long.startswith(short) and len(short) >= 0.6 * len(long):
+            return True
+    return False
 
 
 def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow], *,
@@ -247,6 +261,10 @@ def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
             calls.setdefault(alias, set()).add(name)
     for name, handles in (aliases or {}).items():
         calls.setdefault(name, set()).update(handles)
+    for word in {w.lower() for w in re.findall(r"\b[A-Z][^\W\d_]+\b", text)} - set(calls):
+        found = {h for h in set(speakers.values()) - {""} if named_by(word, h)}
+        if found:
+            calls[word] = found
     named = {n.lower() for n in named_in(text, calls)}
     subjects = {full for n in named for full in calls[n]} | named
     if not named:

@@ -32,7 +32,8 @@ from .config import SearchConfig
 from .fusion import fuse
 from .context import name_of, part_texts
 from .rerank import (expand_links, length_prior, name_boost, ranked, speaker_boost,
-                     began, topic_prior, topic_question, topic_words, validity_prior)
+                     began, named_by, topic_prior, topic_question, topic_words,
+                     validity_prior)
 from .text import in_voice, named_in, terms
 from .when import event_phrase, time_window
 from ..temporal.topics import asked
@@ -365,7 +366,7 @@ class Searcher:
         ``text`` names (``topic|<who>|<attribute>`` keys, :mod:`memvault.temporal`), by
         any name or handle they go by: the topic prior sees every such statement, not
         only those the first stage found."""
-        words = {w.lower() for w in re.findall(r"\b[A-Z][a-z'-]+\b", text)}
+        words = {w.lower() for w in re.findall(r"\b[A-Z][^\W\d_'-]+\b", text)}
         if not words:
             return []
         who = set(words)
@@ -376,7 +377,8 @@ class Searcher:
         else:
             with self._lock:
                 speakers = self._index.known("speaker")
-        who |= {s.lower() for s in speakers if s and s.lower().split()[0] in words}
+        who |= {s.lower() for s in speakers if s and s.strip()
+                and (s.lower().split()[0] in words or any(named_by(w, s) for w in words))}
         keys = [f"topic|{w}|{a}" for w in sorted(who) for a in sorted(wanted)]
         rows = self.store.select(replace(query, truth_any=keys, limit=_ASSERTING))
         return [r.seq for r in rows]

@@ -235,27 +235,44 @@ def stated_time(text: str, said: datetime | None) -> datetime | None:
 
 
 def self_name(text: str) -> str | None:
-    """The name a speaker introduces themself by ("I'm Maya", "call me Jo"), if any."""
-    m = _INTRO.search(text)
-    if m and m.group("v").lower() not in _NOT_NAMES:
-        return m.group("v").lower()
+    """The name a speaker introduces themself by ("I'm Maya", "call me Jo", "Hej! This is
+    Hanna, from the project", "Maya! Yes! Zanele here"), if any."""
+    for rx in (_INTRO, _THIS_IS, _HERE):
+        m = rx.search(text)
+        if m and m.group("v").lower() not in _NOT_NAMES | _NOT_ADDRESSED:
+            return m.group("v").lower()
     return None
 
 
+_THIS_IS = re.compile(r"(?:^|[.!?]\s+)\W*(?:(?:hi|hey|hello|hej|hola|ciao|hallo|yo)\W+)*"
+                      r"(?i:this is|it's|it is)\s+(?P<v>[A-Z][^\W\d_]+)\b(?!\s+[a-z]+ing\b)")
+_HERE = re.compile(r"(?:^|[.!?]\s+)\W*(?P<v>[A-Z][^\W\d_]+)\s+(?i:here)\b(?!\s+(?:is|are|in|at))")
+
+
 _GREETING = re.compile(
-    r"^\W*(?:hi|hey|hello|hiya|heya|yo|morning|good morning|afternoon|good afternoon|evening|"
-    r"good evening|thanks|thank you|congrats|congratulations|welcome back|happy birthday|"
-    r"dear)[\s,]+(?P<v>[A-Z][a-z]+)\b(?!\s+[a-z]|')", re.IGNORECASE)
+    r"^\W*(?:(?:ah|oh|ok|okay|well|so|and|aw+|omg|lol)\W+)?"
+    r"(?:hi|hey|hello|hiya|heya|hej|hola|yo|morning|good morning|afternoon|good afternoon|"
+    r"evening|good evening|thanks|thank you|ty|congrats|congratulations|welcome back|"
+    r"happy birthday|happy new year|merry christmas|dear)[\s,]+(?P<v>[A-Z][^\W\d_]+)\b"
+    r"(?!\s+[a-z]|')", re.IGNORECASE)
 _NOT_ADDRESSED = frozenset("""there everyone everybody all guys folks friend friends buddy mate
 pal man dude girl again you yourself team yes yeah yep no nope sure it this that what
-so ok okay""".split()) | _NOT_NAMES
+so ok okay nobody somebody someone anyone everyone mum mom dad mama papa babe baby honey
+love sweetie darling bro sis sister brother boss all lol how why when where who""".split()) \
+    | _NOT_NAMES
 
 
 def addressed(text: str) -> str | None:
-    """The name a turn greets its listener by ("Hey Nikolai!", "Morning, Sam."): in a
-    two-person chat it names the other speaker, whose handle may be a phone number."""
+    """The name a turn greets its listener by ("Hey Nikolai!", "Morning, Sam.", and from a
+    writer who capitalises nothing, "ah hi dorota!"): in a two-person chat it names the
+    other speaker, whose handle may be a phone number."""
     m = _GREETING.match(text)
-    if m is None or not m.group("v")[0].isupper():
+    if m is None:
+        return None
+    first = re.search(r"[A-Za-z]", text)
+    caseless = first is not None and first.group(0).islower() \
+        and not re.search(r"[A-Z](?<!\bI)|\bI[a-z]", text)
+    if not m.group("v")[0].isupper() and not caseless:
         return None
     name = m.group("v").lower()
     return None if name in _NOT_ADDRESSED else name

@@ -199,8 +199,10 @@ jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thurs fri 
 _WORDS = frozenset(w for words in LEXICON.values() for p in words for w in p.split())
 #: A place named where one lives ("I'm in Bilbao now", "We swapped Bilbao for Berlin",
 #: "has left Tallinn"): a city or country after a word that places someone.
-_AT_PLACE = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+((?-i:[A-Z][\w'.-]*"
-                       r"(?: [A-Z][\w'.-]*){0,2}))", re.IGNORECASE)
+_UPPER = "A-Z\u00c0-\u00de\u0100-\u024f"  # Latin capitals: "Kraków", "Łódź"
+_AT_PLACE = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+((?-i:[" + _UPPER +
+                       r"][\w'.-]*(?: (?:[" + _UPPER + r"][\w'.-]*|de|la|del|upon)){0,3}))",
+                       re.IGNORECASE)
 #: ... unless it is a trip.
 _TRAVEL = re.compile(r"\b(?:trip|visit\w*|holiday|vacation|weekend|conference|flight|flew|"
                      r"fly|flying|tour|touring|festival|concert|honeymoon|back from|layover|"
