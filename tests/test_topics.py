@@ -270,3 +270,12 @@ def test_questions_about_someones_thing_or_a_cause_ask_no_attribute() -> None:
 ])
 def test_a_writer_who_capitalises_nothing(text: str, expected: dict) -> None:
     assert about(text, speaker="priya") == expected
+
+
+def test_who_someone_is_with() -> None:
+    assert asked("Who's Priya with these days?") == {"partner"}
+    assert asked("Who was Priya with in March 2023?") == {"partner"}
+    assert asked("Who was Priya with at the party?") == set()
+    assert about("I'll be working from home tomorrow, so free all day.", speaker="priya") == {}
+    assert about("These days I teach at Leeds Beckett, two days a week.",
+                 speaker="priya") == {"priya": {"work"}}

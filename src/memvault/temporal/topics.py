@@ -50,7 +50,8 @@ LEXICON: dict[str, tuple[str, ...]] = {
              "shift", "shifts", "workplace", "payroll", "gig", "onboarding",
              "badge", "manager", "internship", "intern", "clocked", "started at",
              "new job", "new role", "hire", "new hire", "employ", "employs",
-             "job offer", "took the offer", "accepted the offer", "the offer from"),
+             "job offer", "took the offer", "accepted the offer", "the offer from",
+             "teach at", "teaches at", "teaching at"),
     "partner": ("partner", "boyfriend", "girlfriend", "husband", "wife", "spouse", "fiance",
                 "fiancé", "fiancee", "fiancée", "dating", "dated", "married", "marry",
                 "engaged", "engagement", "wedding", "relationship", "broke up", "break up",
@@ -119,6 +120,9 @@ _ASKED = [(re.compile(p, re.IGNORECASE), a) for p, a in (
     (r"\b(?:who|where)\b.*\b(?:work|works|working|employ\w*)\b", "work"),
     (r"\bwhat(?:\s+is|\s+was|'s)\b[^?]*\b(?:job|employer|occupation)\b", "work"),
     (r"\bwhat\b.*\bdo for (?:a )?(?:work|living)\b", "work"),
+    # "Who's Bex with these days?": with whom, nothing after it but a time
+    (r"\bwho(?:'s|\s+is|\s+was)\s+\S+\s+with(?:\s+(?:now|these days|nowadays|currently|"
+     r"at the moment|lately|in \w+(?: \d{4})?|on [\w ,]+))?\s*\?", "partner"),
     (r"\bwho\b.*\b(?:partner|boyfriend|girlfriend|husband|wife|spouse|dating|seeing|"
      r"relationship|married to|engaged to)\b", "partner"),
     (r"\bwhat\b.*\b(?:drink|drinks|drinking|coffee order)\b", "drink"),
@@ -159,6 +163,7 @@ _THING = re.compile(r"^(?:the|a|an|this|that|these|those|some|every|each)\s+\w+"
 #: Phrases that use an attribute's word for something else.
 _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked out|"
                     r"at work|for work|after work|from work|to work|off work|work from|worked from|"
+                    r"working from|works from|"
                     r"working on|work on|works on|hard work|works out|work out|work hours|"
                     r"work well|worth the work|lot of work|"
                     r"drive me|drives me|drove me|"
