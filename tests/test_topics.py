@@ -279,3 +279,12 @@ def test_who_someone_is_with() -> None:
     assert about("I'll be working from home tomorrow, so free all day.", speaker="priya") == {}
     assert about("These days I teach at Leeds Beckett, two days a week.",
                  speaker="priya") == {"priya": {"work"}}
+
+
+def test_sign_ins_name_a_handle_not_a_named_speaker(tmp_path: Path) -> None:
+    with Vault(tmp_path / "v.db", embedder="hash") as vault:
+        rows = session(vault, [(PRIYA, "Hej! This is Priya, from the climbing gym.", "2024-01-02"),
+                               ("Sam", "This is Max, our new puppy!", "2024-01-02"),
+                               ("Sam", "And this is Rex.", "2024-01-02")], 0)
+        assert vault.get(rows[0].id).provenance.get("speaker_name") == "Priya"
+        assert "speaker_name" not in vault.get(rows[2].id).provenance  # Sam has a name

@@ -234,10 +234,12 @@ def stated_time(text: str, said: datetime | None) -> datetime | None:
     return None
 
 
-def self_name(text: str) -> str | None:
-    """The name a speaker introduces themself by ("I'm Maya", "call me Jo", "Hej! This is
-    Hanna, from the project", "Maya! Yes! Zanele here"), if any."""
-    for rx in (_INTRO, _THIS_IS, _HERE):
+def self_name(text: str, *, handle: bool = False) -> str | None:
+    """The name a speaker introduces themself by ("I'm Maya", "call me Jo"), if any. A
+    speaker known only by a handle (a phone number, "mk_92") also signs in ("Hej! This is
+    Hanna, from the project", "Maya! Yes! Zanele here"); from a speaker with a name, "This
+    is Max" introduces a dog more often than themself."""
+    for rx in (_INTRO, _THIS_IS, _HERE) if handle else (_INTRO,):
         m = rx.search(text)
         if m and m.group("v").lower() not in _NOT_NAMES | _NOT_ADDRESSED:
             return m.group("v").lower()
@@ -245,7 +247,8 @@ def self_name(text: str) -> str | None:
 
 
 _THIS_IS = re.compile(r"(?:^|[.!?]\s+)\W*(?:(?:hi|hey|hello|hej|hola|ciao|hallo|yo)\W+)*"
-                      r"(?i:this is|it's|it is)\s+(?P<v>[A-Z][^\W\d_]+)\b(?!\s+[a-z]+ing\b)")
+                      r"(?i:this is|it's|it is)\s+(?P<v>[A-Z][^\W\d_]+)\b"
+                      r"(?!\s+[a-z]+ing\b|,?\s+(?i:my|our|the)\b)")
 _HERE = re.compile(r"(?:^|[.!?]\s+)\W*(?P<v>[A-Z][^\W\d_]+)\s+(?i:here)\b(?!\s+(?:is|are|in|at))")
 
 

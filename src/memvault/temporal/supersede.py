@@ -137,7 +137,9 @@ def annotate(item: MemoryItem, names: _Names,
         return item
     speaker = _speaker(item)
     said = item.event_time or item.valid_at or item.created_at
-    intro = self_name(item.text) if item.kind == "turn" else None
+    raw = item.metadata.get("speaker")
+    handle = isinstance(raw, str) and not _NAME_LIKE.fullmatch(raw.strip())
+    intro = self_name(item.text, handle=handle) if item.kind == "turn" else None
     if intro:
         names.learn(speaker, intro)
     if item.kind == "turn" and isinstance(item.metadata.get("speaker"), str):
