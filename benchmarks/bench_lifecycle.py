@@ -18,6 +18,7 @@ Memories come from the core benchmark's synthetic corpus (people, places, dates)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -160,6 +161,9 @@ def main() -> None:
     ap.add_argument("--ratios", type=float, nargs="*", default=[0.1, 0.15, 0.25, 0.4])
     ap.add_argument("--quality-embedder", default="minilm")
     ap.add_argument("--quality-only", action="store_true")
+    ap.add_argument("--tier-only", action="store_true",
+                    help="run only the summary tier part and replace it in the existing "
+                         "lifecycle.json/.md (the other parts keep their last figures)")
     ap.add_argument("--tier-limit", type=int, default=2,
                     help="conversations per suite for the summary tier (0: skip it)")
     ap.add_argument("--tier-scale", type=int, default=100_000,
@@ -186,6 +190,15 @@ def main() -> None:
 
     stages: list[str] = []
     result: dict[str, Any] = {}
+    if args.tier_only:  # the other parts (and their "env") keep their last figures
+        previous = Path(args.out) / "lifecycle.json"
+        result = json.loads(previous.read_text()) if previous.exists() else {}
+        result["summary_tier"] = bench_summary_tier.run(
+            args.locomo, args.gen, args.tier_limit, args.tier_scale, args.tier_questions,
+            args.quality_embedder, scale_limit=args.tier_scale_limit, cache=args.tier_cache)
+        result["summary_tier"]["env"] = machine(load_start)
+        write(args.out, name, result, full_markdown)
+        return
     if not args.quality_only:
         result.update(run(args))
         save("costs")
