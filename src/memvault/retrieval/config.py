@@ -106,8 +106,8 @@ class SearchConfig:
     tier: str = "flat"
     tier_summaries: int = 3
     tier_max_turns: int = 400
-    tier_keep: int = 5
-    tier_insert: int = 2
+    tier_keep: int = 3
+    tier_insert: int = 1
     tier_margin: float = 1.1
     tier_min_memories: int = 0
     #: ``Vault.add(dedup=...)``: the cosine at or above which a memory of the same kind
