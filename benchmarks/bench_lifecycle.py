@@ -193,10 +193,21 @@ def main() -> None:
     if args.tier_only:  # the other parts (and their "env") keep their last figures
         previous = Path(args.out) / "lifecycle.json"
         result = json.loads(previous.read_text()) if previous.exists() else {}
-        result["summary_tier"] = bench_summary_tier.run(
-            args.locomo, args.gen, args.tier_limit, args.tier_scale, args.tier_questions,
-            args.quality_embedder, scale_limit=args.tier_scale_limit, cache=args.tier_cache)
-        result["summary_tier"]["env"] = machine(load_start)
+        tier = result.get("summary_tier", {})
+        if args.tier_limit:  # --tier-limit 0: keep the single-conversation rows
+            scale = tier.get("scale")
+            tier = bench_summary_tier.run(args.locomo, args.gen, args.tier_limit, 0,
+                                          args.tier_questions, args.quality_embedder)
+            tier["env"] = machine(load_start)
+            if scale is not None and not args.tier_scale:
+                tier["scale"] = scale
+        if args.tier_scale:  # the scale rows alone (:mod:`tier_scale`), with their load
+            paths = [p for p in [args.locomo, *args.gen] if p]
+            tier["scale"] = bench_summary_tier.tier_scale.run(
+                paths, args.tier_scale_limit, args.tier_scale, args.quality_embedder,
+                args.tier_questions, args.tier_cache)
+            tier["scale"]["env"] = machine(load_start)
+        result["summary_tier"] = tier
         write(args.out, name, result, full_markdown)
         return
     if not args.quality_only:

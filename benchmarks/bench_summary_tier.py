@@ -153,7 +153,11 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", "`auto` equals `flat` on every quality suite: the planner never "
                   "descended there; its rule result says nothing about the descent itself."]
     c = r["tier_config"]
-    lines += ["", f"Tier settings: {c}.", ""]
+    lines += ["", f"Tier settings: {c}."]
+    if r.get("env"):
+        lines += [f"Machine load during these rows: {r['env']['load_start']} -> "
+                  f"{r['env']['load_end']} (2 shared cores)."]
+    lines += [""]
     if "scale" in r:
         lines += ["", tier_scale.markdown(r["scale"])]
     return "\n".join(lines)

@@ -382,8 +382,10 @@ def markdown(r: dict[str, Any]) -> str:
               f"{b['consolidate_s']} s ({b['consolidate_s_per_1000_turns']} s / 1,000 turns), "
               f"index summaries {b['index_summaries_s']} s"
               + (" (built by an earlier run with the same inputs, reused)"
-                 if b.get("reused_from_cache") else "") + f"; evaluation {b['evaluate_s']} s.",
-              ""]
+                 if b.get("reused_from_cache") else "") + f"; evaluation {b['evaluate_s']} s."
+              + (f" Build load {b['load'][0]} -> {b['load'][1]}." if b.get("load") else "")
+              + (f" Search load {r['env']['load_start']} -> {r['env']['load_end']}."
+                 if r.get("env") else ""), ""]
     return "\n".join(lines)
 
 
