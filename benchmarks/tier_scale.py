@@ -381,6 +381,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", f"Build: write {b['ingest_s']} s, index {b['index_s']} s, consolidate "
               f"{b['consolidate_s']} s ({b['consolidate_s_per_1000_turns']} s / 1,000 turns), "
               f"index summaries {b['index_summaries_s']} s"
+              + (f"; {b['texts_embedded']:,} texts embedded, {b['texts_reused']:,} repeats "
+                 "taken from the memo" if "texts_embedded" in b else "")
               + (" (built by an earlier run with the same inputs, reused)"
                  if b.get("reused_from_cache") else "") + f"; evaluation {b['evaluate_s']} s."
               + (f" Build load {b['load'][0]} -> {b['load'][1]}." if b.get("load") else "")
