@@ -125,12 +125,14 @@ bench-llm: locomo-data install
 # Consolidation quality on LoCoMo dev and the generated suite (seeds 1-3, written to a
 # temp dir unless GEN names files), plus the costs, and the summary tier vs flat search on
 # one owner's TIER_SCALE memories (the evaluated conversations among generated filler;
-# ~25 ms of CPU per memory to build, so ~45 min of one core at 100k). TIER_CACHE=dir
-# keeps that vault and reuses it on the next run with the same inputs (benchmarks/
-# tier_scale.py --build-only fills it ahead of time).
+# ~20 ms of CPU per memory to build on an idle machine, two to three times that on a
+# loaded one). TIER_CACHE=dir keeps that vault and reuses it on the next run with the
+# same inputs (benchmarks/tier_scale.py --build-only fills it ahead of time).
+# TIER_ONLY=1 runs only the summary tier part and replaces it in lifecycle.json/.md.
 GEN ?=
 TIER_SCALE ?= 100000
 TIER_CACHE ?=
+TIER_ONLY ?=
 .PHONY: bench-lifecycle
 bench-lifecycle: locomo-data install
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && gen="$(GEN)" && \
@@ -139,7 +141,7 @@ bench-lifecycle: locomo-data install
 		gen="$$gen $$tmp/seed$$s.json"; done; fi && \
 	$(PY) benchmarks/bench_lifecycle.py --size 5000 --locomo $(LOCOMO) --gen $$gen \
 		--convs 1 --tier-scale $(TIER_SCALE) $(if $(TIER_CACHE),--tier-cache $(TIER_CACHE)) \
-		--out benchmarks/results
+		$(if $(TIER_ONLY),--tier-only) --out benchmarks/results
 
 .PHONY: bench-tiers
 bench-tiers: install

@@ -18,6 +18,7 @@ Memories come from the core benchmark's synthetic corpus (people, places, dates)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -160,6 +161,9 @@ def main() -> None:
     ap.add_argument("--ratios", type=float, nargs="*", default=[0.1, 0.15, 0.25, 0.4])
     ap.add_argument("--quality-embedder", default="minilm")
     ap.add_argument("--quality-only", action="store_true")
+    ap.add_argument("--tier-only", action="store_true",
+                    help="run only the summary tier part and replace it in the existing "
+                         "lifecycle.json/.md (the other parts keep their last figures)")
     ap.add_argument("--tier-limit", type=int, default=2,
                     help="conversations per suite for the summary tier (0: skip it)")
     ap.add_argument("--tier-scale", type=int, default=100_000,
@@ -186,6 +190,26 @@ def main() -> None:
 
     stages: list[str] = []
     result: dict[str, Any] = {}
+    if args.tier_only:  # the other parts (and their "env") keep their last figures
+        previous = Path(args.out) / "lifecycle.json"
+        result = json.loads(previous.read_text()) if previous.exists() else {}
+        tier = result.get("summary_tier", {})
+        if args.tier_limit:  # --tier-limit 0: keep the single-conversation rows
+            scale = tier.get("scale")
+            tier = bench_summary_tier.run(args.locomo, args.gen, args.tier_limit, 0,
+                                          args.tier_questions, args.quality_embedder)
+            tier["env"] = machine(load_start)
+            if scale is not None and not args.tier_scale:
+                tier["scale"] = scale
+        if args.tier_scale:  # the scale rows alone (:mod:`tier_scale`), with their load
+            paths = [p for p in [args.locomo, *args.gen] if p]
+            tier["scale"] = bench_summary_tier.tier_scale.run(
+                paths, args.tier_scale_limit, args.tier_scale, args.quality_embedder,
+                args.tier_questions, args.tier_cache)
+            tier["scale"]["env"] = machine(load_start)
+        result["summary_tier"] = tier
+        write(args.out, name, result, full_markdown)
+        return
     if not args.quality_only:
         result.update(run(args))
         save("costs")

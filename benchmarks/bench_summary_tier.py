@@ -51,11 +51,11 @@ def _load(path: str) -> list[locomo.Conversation]:
     return lifecycle_quality.load(path)
 
 
-def rows_for(weights: list[float]) -> dict[str, SearchConfig]:
-    """One row per tier, plus "summaries" at each extra descent weight asked for."""
+def rows_for(margins: list[float]) -> dict[str, SearchConfig]:
+    """One row per tier, plus "auto" at each extra planner margin asked for."""
     out = {t: replace(SearchConfig(), tier=t) for t in TIERS}
-    for w in weights:
-        out[f"summaries, weight {w}"] = replace(SearchConfig(), tier="summaries", tier_weight=w)
+    for m in margins:
+        out[f"auto, margin {m}"] = replace(SearchConfig(), tier="auto", tier_margin=m)
     return out
 
 
@@ -108,19 +108,20 @@ def quality(path: str, limit: int, embedder: str,
 
 
 def run(locomo_path: str | None, gen: list[str], limit: int, scale: int, queries: int,
-        embedder: str, weights: tuple[float, ...] = (), scale_limit: int = 1,
+        embedder: str, margins: tuple[float, ...] = (), scale_limit: int = 1,
         cache: str | None = None) -> dict[str, Any]:
     """Quality per suite with each conversation alone (``limit`` per suite), then, with
     ``scale``, every tier on one owner's ``scale`` memories (:mod:`tier_scale`:
     ``scale_limit`` conversations per suite, at most ``queries`` questions each)."""
     suites = {}
-    configs = rows_for(list(weights))
+    configs = rows_for(list(margins))
     for path in [p for p in [locomo_path, *gen] if p]:
         suites[Path(path).stem] = quality(path, limit, embedder, configs)
     res: dict[str, Any] = {"embedder": embedder, "suites": suites,
                            "tier_config": {f: getattr(SearchConfig(), f) for f in
-                                           ("tier_summaries", "tier_max_turns", "tier_depth",
-                                            "tier_weight", "tier_min_memories")}}
+                                           ("tier_summaries", "tier_max_turns", "tier_keep",
+                                            "tier_insert", "tier_margin",
+                                            "tier_min_memories")}}
     lower = {tier: [name for name, s in suites.items()
                     if s[tier]["recall@10"] < s["flat"]["recall@10"]
                     or s[tier]["mrr"] < s["flat"]["mrr"]] for tier in configs if tier != "flat"}
@@ -149,12 +150,14 @@ def markdown(r: dict[str, Any]) -> str:
     same = all(s["auto"]["recall_by_k"] == s["flat"]["recall_by_k"] and
                s["auto"]["mrr"] == s["flat"]["mrr"] for s in r["suites"].values())
     if r["suites"] and same:
-        lines += ["", "`auto` equals `flat` on every quality suite: no conversation's scope "
-                  f"reaches tier_min_memories ({r['tier_config']['tier_min_memories']}), so "
-                  "the planner never descended there; its rule result says nothing about "
-                  "the descent itself."]
+        lines += ["", "`auto` equals `flat` on every quality suite: the planner never "
+                  "descended there; its rule result says nothing about the descent itself."]
     c = r["tier_config"]
-    lines += ["", f"Tier settings: {c}.", ""]
+    lines += ["", f"Tier settings: {c}."]
+    if r.get("env"):
+        lines += [f"Machine load during these rows: {r['env']['load_start']} -> "
+                  f"{r['env']['load_end']} (2 shared cores)."]
+    lines += [""]
     if "scale" in r:
         lines += ["", tier_scale.markdown(r["scale"])]
     return "\n".join(lines)
@@ -173,13 +176,13 @@ def main() -> None:
                     help="questions per suite at most, in the scale vault")
     ap.add_argument("--cache", help="keep the scale vault here and reuse it (same inputs)")
     ap.add_argument("--embedder", default="minilm")
-    ap.add_argument("--tier-weights", type=float, nargs="*", default=[],
-                    help="extra rows: tier=summaries at these descent weights")
+    ap.add_argument("--tier-margins", type=float, nargs="*", default=[],
+                    help="extra rows: tier=auto at these planner margins")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
     result = run(args.locomo, args.gen, args.limit, args.scale, args.queries, args.embedder,
-                 tuple(args.tier_weights), args.scale_limit, args.cache)
+                 tuple(args.tier_margins), args.scale_limit, args.cache)
     result["env"] = machine(load_start)
     write(args.out, "summary_tier", result, markdown)
     print(json.dumps({k: v for k, v in result.items() if k != "suites"}, indent=1))

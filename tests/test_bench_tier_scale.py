@@ -66,8 +66,13 @@ def test_scale_run_on_a_tiny_vault(suite: Path, tmp_path: Path) -> None:
         assert row["p50_ms"] > 0 and row["p95_ms"] >= row["p50_ms"]
     assert s["flat"]["recall@10"] > 0  # the evaluated conversation is found at all
     assert s["flat"]["k_for_flat_recall"] <= 10
-    # at 600 memories "auto" (tier_min_memories 2000) must not descend: it is flat
-    assert s["auto"]["recall_by_k"] == s["flat"]["recall_by_k"]
+    # every tier keeps flat's first tier_keep hits where they are: same recall up to there
+    from memvault.retrieval.config import SearchConfig
+
+    keep = SearchConfig().tier_keep
+    for tier in ("summaries", "auto"):
+        assert s[tier]["recall_by_k"][:keep] == s["flat"]["recall_by_k"][:keep]
+    assert b["texts_embedded"] > 0 and b["texts_reused"] >= 0
     assert "seed7" in ts.markdown(r)
 
     again = ts.run([str(suite)], 1, 600, "hash", max_questions=15, cache=str(cache))
@@ -109,3 +114,22 @@ def test_build_only_cli_writes_the_cache(suite: Path, tmp_path: Path) -> None:
     assert built["memories"] == 400
     assert [p.name for p in cache.iterdir() if p.is_dir()] and \
         all((p / "build.json").exists() for p in cache.iterdir() if p.is_dir())
+
+
+def test_the_build_memo_gives_the_models_own_vectors() -> None:
+    """The scale build embeds each distinct text once: the vectors must be the model's."""
+    import numpy as np
+
+    from memvault.models import get_embedder
+
+    ts = load("tier_scale")
+    inner = get_embedder("hash")
+    memo = ts.Memo(get_embedder("hash"))
+    texts = ["Ana: I moved to Porto.", "Bo: nice!", "Ana: I moved to Porto."]
+    first = memo.embed(texts)
+    again = memo.embed(texts[::-1])
+    assert memo.id == inner.id and memo.dim == inner.dim
+    assert np.array_equal(first, inner.embed(texts))
+    assert np.array_equal(again, inner.embed(texts[::-1]))
+    assert (memo.calls, memo.hits) == (2, 4)
+    assert memo.embed([]).shape == (0, inner.dim)

@@ -86,16 +86,81 @@ def test_descent_reaches_turns_under_the_best_summaries(tmp_path: Path) -> None:
     assert all("tier" not in h.sources for h in flat)
 
 
-def test_auto_stays_flat_on_a_small_scope_and_descends_on_a_large_one(tmp_path: Path) -> None:
+def test_auto_stays_flat_below_its_scope_floor(tmp_path: Path) -> None:
     db = tmp_path / "v.db"
     _fill(db)
     flat = _search(db, "the tram to the castle", k=8)
-    small = _search(db, "the tram to the castle", k=8, tier="auto")
+    small = _search(db, "the tram to the castle", k=8, tier="auto", tier_margin=1.0,
+                    tier_min_memories=10_000)
     assert [h.item.id for h in small] == [h.item.id for h in flat]
-    large = _search(db, "the tram to the castle", k=8, tier="auto", tier_min_memories=1)
+    large = _search(db, "the tram to the castle", k=8, tier="auto", tier_margin=1.0,
+                    tier_min_memories=1)
     forced = _search(db, "the tram to the castle", k=8, tier="summaries")
     assert [h.item.id for h in large] == [h.item.id for h in forced]
-    assert any("tier" in h.sources for h in forced)
+
+
+def _ids(hits: list) -> list[str]:
+    return [h.item.id for h in hits]
+
+
+def _via(hits: list) -> list[tuple[str, bool]]:
+    return [(h.item.id, "tier" in h.sources) for h in hits]
+
+
+def test_the_descent_never_reorders_flats_head(tmp_path: Path) -> None:
+    """Flat's first ``tier_keep`` hits stay where they are; at most ``tier_insert`` turns
+    from under the summaries come right after them; the rest is flat's order."""
+    db = tmp_path / "v.db"
+    _fill(db, sessions=3)
+    query = "the fado bar and the sardines by the river"
+    flat = _search(db, query, k=10)
+    for keep, insert in ((2, 2), (4, 1), (0, 3)):
+        hits = _search(db, query, k=10, tier="summaries", tier_keep=keep,
+                       tier_insert=insert)
+        assert _ids(hits[:keep]) == _ids(flat[:keep])
+        via = [i for i, h in enumerate(hits) if "tier" in h.sources]
+        assert via and via == list(range(keep, keep + len(via))) and len(via) <= insert
+        assert all(hits[i].item.kind == "turn" for i in via)
+        moved = {hits[i].item.id for i in via}
+        assert _ids(hits[keep + len(via):]) == \
+            [i for i in _ids(flat[keep:]) if i not in moved][:10 - keep - len(via)]
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_auto_descends_only_when_the_best_summary_stands_out(tmp_path: Path) -> None:
+    """The planner compares the best summary's score with the runner-up's (the scores a
+    search of the summaries returns): a margin just under that ratio descends, just
+    over it stays flat."""
+    db = tmp_path / "v.db"
+    _fill(db, sessions=3)
+    query = "the fado bar and the sardines by the river"
+    with Vault(settings=_settings(db)) as v:
+        top = v.search(query, user_id="ana", filters={"kind": "summary"}, k=2)
+    ratio = top[0].score / top[1].score
+    assert ratio > 1.0
+    flat = _search(db, query, k=10)
+    forced = _search(db, query, k=10, tier="summaries")
+    assert any("tier" in h.sources for h in forced), "nothing descended: proves nothing"
+    under = _search(db, query, k=10, tier="auto", tier_margin=ratio * 0.999)
+    over = _search(db, query, k=10, tier="auto", tier_margin=ratio * 1.001)
+    assert _via(under) == _via(forced)
+    assert _via(over) == _via(flat) and all("tier" not in h.sources for h in over)
+
+
+def test_a_k_within_the_kept_head_is_flat(tmp_path: Path) -> None:
+    db = tmp_path / "v.db"
+    _fill(db)
+    flat = _search(db, "Lisbon trip sardines", k=3)
+    hits = _search(db, "Lisbon trip sardines", k=3, tier="summaries", tier_keep=3)
+    assert _ids(hits) == _ids(flat) and all("tier" not in h.sources for h in hits)
+
+
+@pytest.mark.parametrize("bad", [{"tier_margin": 0.5}, {"tier_keep": -1},
+                                 {"tier_insert": -2}, {"tier_summaries": 0}])
+def test_tier_settings_are_checked(bad: dict) -> None:
+    with pytest.raises(ConfigurationError):
+        SearchConfig(**bad)
 
 
 def test_a_query_by_kind_is_flat(tmp_path: Path) -> None:

@@ -121,9 +121,9 @@ VARIANTS: list[Variant] = [
             "expansion skips the similar, entity and summary links the pass adds",
             SearchConfig(), "thread", lifecycle=True),
     Variant("+summary tier", "after the scheduler pass, search the session and topic "
-            "summaries too and descend to the turns under the best 3, merged with the flat "
-            "list by reciprocal rank (`SearchConfig(tier=\"summaries\")`; off by default)",
-            replace(SearchConfig(), tier="summaries"), "thread", lifecycle=True),
+            "summaries too and, when the best one stands out, place the best turn under the "
+            "best 3 right after flat's top 3 (the planner, `SearchConfig(tier=\"auto\")`)",
+            replace(SearchConfig(), tier="auto"), "thread", lifecycle=True),
 ]
 
 

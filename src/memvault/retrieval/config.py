@@ -94,18 +94,22 @@ class SearchConfig:
     voice_weight: float = 1.0
 
     #: The summary tier (``retrieval.tier``): "flat" searches every memory at once;
-    #: "summaries" also searches the summaries a scheduler pass wrote and descends to the
-    #: turns under the best ``tier_summaries`` (at most ``tier_max_turns``), ranked with
-    #: the usual pipeline and merged with the flat list by reciprocal rank (the descent
-    #: weighted ``tier_weight``, the flat list's top ``tier_depth`` 1); "auto" does so
-    #: only for a scope of ``tier_min_memories`` memories or more. Flat by default: see
-    #: the README's lifecycle section for the figures that decide it.
+    #: "summaries" also searches the summaries a scheduler pass wrote, descends to the
+    #: turns under the best ``tier_summaries`` (at most ``tier_max_turns``), ranks them
+    #: with the usual pipeline and places its best ``tier_insert`` right after flat's
+    #: first ``tier_keep`` hits (flat's head is never reordered); "auto" is the per-query
+    #: planner: it descends only when the best summary's fused score is at least
+    #: ``tier_margin`` times the runner-up's (and the scope holds ``tier_min_memories``
+    #: memories or more; 0: any). The values were chosen on dev data (LoCoMo conv-26,
+    #: generated seed 1) and checked on held-out data; the README's lifecycle section has
+    #: the figures, and the rule that decides the default.
     tier: str = "flat"
     tier_summaries: int = 3
     tier_max_turns: int = 400
-    tier_depth: int = 20
-    tier_weight: float = 1.0
-    tier_min_memories: int = 2_000
+    tier_keep: int = 3
+    tier_insert: int = 1
+    tier_margin: float = 1.1
+    tier_min_memories: int = 0
     #: ``Vault.add(dedup=...)``: the cosine at or above which a memory of the same kind
     #: and owner is a candidate duplicate (it must also state the same values; see
     #: ``retrieval.dedup``). The reader's near-dedup threshold; on the labelled pairs of
@@ -117,6 +121,12 @@ class SearchConfig:
             raise ConfigurationError(f"fusion must be one of {METHODS}", fusion=self.fusion)
         if self.tier not in ("flat", "summaries", "auto"):
             raise ConfigurationError("tier must be flat, summaries or auto", tier=self.tier)
+        if self.tier_keep < 0 or self.tier_insert < 0 or self.tier_summaries < 1 or \
+                self.tier_max_turns < 1 or self.tier_min_memories < 0:
+            raise ConfigurationError("tier_keep, tier_insert and tier_min_memories must be "
+                                     ">= 0, tier_summaries and tier_max_turns >= 1")
+        if not self.tier_margin >= 1.0:
+            raise ConfigurationError("tier_margin must be >= 1", tier_margin=self.tier_margin)
         if not 0.0 < self.dedup_threshold <= 1.0:
             raise ConfigurationError("dedup_threshold must be in (0, 1]",
                                      dedup_threshold=self.dedup_threshold)
