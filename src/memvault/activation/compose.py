@@ -42,6 +42,7 @@ __all__ = ["ChunkCache", "ChunkKV", "ComposedPrompt", "Composition", "compose", 
            "prompt_pieces", "rerotate", "shared_cache"]
 
 KV = list[tuple["torch.Tensor", "torch.Tensor"]]
+SELECTIONS = ("tail", "deviation")
 
 
 @dataclass
@@ -105,7 +106,8 @@ class Composition:
 
 
 def rerotate(keys: "torch.Tensor", delta: int, inv_freq: "torch.Tensor") -> "torch.Tensor":
-    """Keys (batch, heads, n, dim) rotated by RoPE by ``delta`` more positions."""
+    """Keys (..., n, dim) rotated by RoPE by ``delta`` more positions (NeoX half-split
+    layout, as transformers' Llama applies it)."""
     import torch
 
     if delta == 0:
@@ -304,13 +306,17 @@ def _prefill(llm: LocalLLM, head: list[int], ids: list[int], head_kv: KV | None)
 
 def compose(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
             tail: Sequence[int], *, recompute: float = 0.0,
-            cache: ChunkCache | None = None) -> ComposedPrompt:
+            cache: ChunkCache | None = None, select: str = "tail",
+            firsts: int = 0) -> ComposedPrompt:
     """The prompt ``head + chunks... + tail`` with a cache built from per-chunk KV.
 
     ``chunks`` in any order (each cached on its own in ``cache``); ``recompute``: the
-    fraction of the chunks' tokens, counted from the end of the context, left out of the
-    composed cache so generation prefills them over it (repairing their cross-chunk
-    attention). Generation then also prefills ``tail`` (the question).
+    fraction of the chunks' tokens computed again over the composed cache, repairing
+    their cross-chunk attention. ``select="tail"``: the last ones, left out of the cache
+    so generation prefills them (with ``tail``, the question); ``select="deviation"``:
+    each chunk's first ``firsts`` tokens, then the ones whose layer-1 KV deviates most
+    from a recomputation (:mod:`.blend`, CacheBlend); the cache then covers all but the
+    prompt's last token.
     """
     import torch
     from transformers import DynamicCache
@@ -319,31 +325,49 @@ def compose(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
         raise InvalidInput("recompute is a fraction in [0, 1]", field="recompute")
     if not head or not tail:
         raise InvalidInput("a composed prompt needs a head and a tail (the question)")
+    if select not in SELECTIONS:
+        raise InvalidInput(f"select is one of {', '.join(SELECTIONS)}", field="select")
+    if isinstance(firsts, bool) or not isinstance(firsts, int) or not 0 <= firsts <= 4096:
+        raise InvalidInput("firsts is a token count in [0, 4096]", field="firsts")
     cache = cache if cache is not None else ChunkCache()
     inv_freq = _inv_freq(llm)
     layers = [(k, v) for k, v in cache.head(llm, head)]
     keys = [[k] for k, _ in layers]
     values = [[v] for _, v in layers]
-    pos, reused = len(head), 0
+    pos, reused, starts = len(head), 0, []
     for ids in chunks:
         if not ids:
             continue
+        starts.append(pos)
         chunk, hit = cache.chunk(llm, head, ids)
         reused += hit
-        delta = pos - chunk.start
-        for i, (k, v) in enumerate(chunk.kv):
-            keys[i].append(rerotate(k, delta, inv_freq))
+        # one rotation for every layer's keys (same positions, same angles)
+        moved = rerotate(torch.stack([k for k, _ in chunk.kv]), pos - chunk.start, inv_freq)
+        for i, (_, v) in enumerate(chunk.kv):
+            keys[i].append(moved[i])
             values[i].append(v)
         pos += chunk.n_tokens
     total = sum(len(c) for c in chunks)
+    ids = [*head, *(t for c in chunks for t in c), *tail]
+    made = sum(1 for c in chunks if c) - reused
+    if select == "deviation":
+        from .blend import blend
+
+        stitched = [(torch.cat(k, dim=2), torch.cat(v, dim=2)) for k, v in zip(keys, values)]
+        full, redo = blend(llm, stitched, len(head), ids, len(tail), float(recompute),
+                           starts, firsts)
+        keep = len(ids) - 1  # generation runs the last token, for its logits
+        data = [(k[:, :, :keep].contiguous(), v[:, :, :keep].contiguous()) for k, v in full]
+        return ComposedPrompt(torch.tensor([ids], dtype=torch.long),
+                              DynamicCache(ddp_cache_data=data, config=llm.model.config),
+                              keep, total, redo, reused, made)
     redo = int(round(float(recompute) * total))
     keep = pos - redo
     data = [(torch.cat(k, dim=2)[:, :, :keep].contiguous(),
              torch.cat(v, dim=2)[:, :, :keep].contiguous()) for k, v in zip(keys, values)]
-    ids = [*head, *(t for c in chunks for t in c), *tail]
     return ComposedPrompt(torch.tensor([ids], dtype=torch.long),
                           DynamicCache(ddp_cache_data=data, config=llm.model.config), keep,
-                          total, redo, reused, sum(1 for c in chunks if c) - reused)
+                          total, redo, reused, made)
 
 
 def compose_prefix(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
