@@ -79,8 +79,10 @@ class ComposedPrompt:
 @dataclass(frozen=True)
 class Composition:
     """Ask ``Vault.chat`` to compose the retrieved memories from per-chunk KV (pass it as
-    ``activation=``): ``recompute`` is the tail fraction prefilled again; ``cache``
-    defaults to the model's :func:`shared_cache`.
+    ``activation=``, or set ``Settings.chat_compose``): ``recompute`` is the share of the
+    chunk tokens computed again, chosen by ``select`` ("deviation": each chunk's first
+    ``firsts`` tokens, then the largest layer-1 KV deviations, :mod:`.blend`; "tail": the
+    last ones); ``cache`` defaults to the model's :func:`shared_cache`.
 
     ``all_within`` (tokens; None: off): routing by budget. A short history does not need
     retrieval: when all of the scope's memories fit in this many tokens, chat serves all
@@ -90,9 +92,11 @@ class Composition:
     ``chat_all_within`` setting for the call; ``recompute`` does not apply to that route.
     """
 
-    recompute: float = 0.5
+    recompute: float = 0.2
     cache: "ChunkCache | None" = None
     all_within: int | None = None
+    select: str = "deviation"
+    firsts: int = 4
 
     def __post_init__(self) -> None:
         if isinstance(self.recompute, bool) or not isinstance(self.recompute, (int, float)) \
@@ -103,6 +107,11 @@ class Composition:
                 or not 1 <= self.all_within <= 32_768):
             raise InvalidInput("all_within is a token budget in [1, 32768] or None",
                                field="all_within")
+        if self.select not in SELECTIONS:
+            raise InvalidInput(f"select is one of {', '.join(SELECTIONS)}", field="select")
+        if isinstance(self.firsts, bool) or not isinstance(self.firsts, int) \
+                or not 0 <= self.firsts <= 4096:
+            raise InvalidInput("firsts is a token count in [0, 4096]", field="firsts")
 
 
 def rerotate(keys: "torch.Tensor", delta: int, inv_freq: "torch.Tensor") -> "torch.Tensor":
