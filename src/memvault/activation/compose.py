@@ -11,15 +11,18 @@ from the chunks in whatever order retrieval gives (Cache-Craft, KVShare, CacheBl
 * placed at another offset, its keys are re-rotated: RoPE is a rotation by position, and
   rotations compose, so a key computed at position p moves to p + d by one more rotation
   by d (values carry no position and are reused as they are);
-* what is lost is cross-chunk attention: a chunk's tokens never saw the chunks before it.
-  ``recompute`` (a fraction of the context's tokens) repairs the *tail* of the context:
-  those tokens are prefilled again over the composed cache, so they attend to every
-  chunk, exactly as in a full prefill. 0: pure composition; 1: a full prefill.
+* what is lost is cross-chunk attention: a chunk's tokens never saw the chunks before it,
+  and in SmolLM2 that moves their deep-layer values by ~50-70 % (relative norm), for
+  every token, not a few. ``recompute`` (a share of the chunk tokens) repairs some:
+  ``select="deviation"`` (default, :mod:`.blend`) recomputes each chunk's first tokens,
+  then those whose layer-1 KV deviates most (CacheBlend), through every layer over the
+  stitched cache; ``select="tail"`` prefills the context's last tokens again. 0: pure
+  composition; 1: a full prefill (tested exact).
 
 The result is a transformers ``DynamicCache`` over the prompt's first tokens; generation
-prefills only the rest (recomputed tail + question), so time to first token falls with
-the share of the prompt that came from cached chunks. It is an approximation of a full
-prefill, measured by ``make bench-activation`` (answer agreement vs recompute fraction).
+prefills only the rest, so time to first token falls with the share of the prompt that
+came from cached chunks. It is an approximation of a full prefill, measured by ``make
+bench-compose`` (answer agreement, first-token KL and TTFT vs recompute fraction).
 """
 
 from __future__ import annotations
