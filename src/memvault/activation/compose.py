@@ -95,7 +95,7 @@ class Composition:
     ``chat_all_within`` setting for the call; ``recompute`` does not apply to that route.
     """
 
-    recompute: float = 0.2
+    recompute: float = 0.05
     cache: "ChunkCache | None" = None
     all_within: int | None = None
     select: str = "deviation"
