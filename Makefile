@@ -76,10 +76,10 @@ bench-lora: install
 
 bench-activation: install
 	$(PY) benchmarks/bench_activation.py --tokens 1500 --repeats 3 --out benchmarks/results
-	$(PY) benchmarks/bench_compose.py --facts 200 --questions 10 --k 12 --out benchmarks/results
+	$(PY) benchmarks/bench_compose.py --facts 200 --questions 16 --k 8 --out benchmarks/results
 
 bench-compose: install
-	$(PY) benchmarks/bench_compose.py --facts 200 --questions 10 --k 12 --out benchmarks/results
+	$(PY) benchmarks/bench_compose.py --facts 200 --questions 16 --k 8 --out benchmarks/results
 
 # Quantized KV blocks (int8, int4 + Hadamard) vs fp16: bytes/token and greedy fidelity over
 # 60 prompts built from the generated suites' memories (40+ min on 2 busy shared cores;

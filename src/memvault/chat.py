@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 from . import _validate as check
 from . import hooks
 from .activation.blocks import ActivationStore, LoadedBlock
+from .activation.blend import supports as blend_supports
 from .activation.compose import (ChunkCache, Composition, compose, compose_prefix,
                                   prompt_pieces, shared_cache)
 from .activation.pager import vault_pager
@@ -260,8 +261,11 @@ def vault_chat(vault: Any, query: str, *, llm: Any = None, user_id: str | None =
     if model is None:
         raise ConfigurationError("chat needs an LLM; llm='none' was given")
     composition = activation if isinstance(activation, Composition) else None
-    store = (default_activation_store(vault) if activation is True
-             else None if composition is not None else activation or None)
+    if activation is True and vault.settings.chat_compose is not None:
+        composition = Composition(recompute=vault.settings.chat_compose,
+                                  all_within=vault.settings.chat_all_within or None)
+    store = (None if composition is not None
+             else default_activation_store(vault) if activation is True else activation or None)
     routed = (vault.settings.chat_all_within or None
               if composition is None and activation is not None and activation is not False
               else None)
@@ -295,12 +299,14 @@ def _generate_composed(llm: LocalLLM, messages: Sequence[Message], hits: Sequenc
     """Generate from a cache composed of the hits' chunk KV, in retrieval order."""
     head, chunks, tail = prompt_pieces(llm, messages, memory_lines(hits), MEMORY_MARKER)
     cache = composition.cache if composition.cache is not None else shared_cache(llm)
-    prompt = compose(llm, head, chunks, tail, recompute=composition.recompute, cache=cache)
+    select = composition.select if blend_supports(llm) else "tail"
+    prompt = compose(llm, head, chunks, tail, recompute=composition.recompute, cache=cache,
+                     select=select, firsts=composition.firsts)
     result.prompt_tokens = int(prompt.input_ids.shape[-1])
     result.cached_tokens = prompt.cached
     result.activation = (f"composed: {prompt.reused_chunks} chunks reused, "
                          f"{prompt.new_chunks} computed, {prompt.recomputed} tokens "
-                         f"recomputed ({composition.recompute:.0%})")
+                         f"recomputed ({composition.recompute:.0%}, {select})")
     return llm.decode(llm.generate_ids(prompt.input_ids, max_tokens=max_tokens,
                                        cache=prompt.cache)).strip()
 

@@ -88,6 +88,12 @@ class Settings:
     #: the cold prefill of all of it, is no slower than retrieval; a server with many
     #: scopes may want less (each keeps its prefix in the model's chunk cache).
     chat_all_within: int = CHAT_ALL_WITHIN
+    #: Blocks composed in any order (a recompute fraction in 0..1; None: off): ``Vault.chat``
+    #: with a local model builds the prompt's KV from each retrieved memory's cached chunk
+    #: (memvault.activation.compose; a chunk missing is computed once and kept), repairing
+    #: that share of the chunk tokens. Off by default: ``make bench-compose`` measures its
+    #: replies differing from the full prefill's (README, activation section).
+    chat_compose: float | None = None
     limits: Limits = field(default_factory=Limits)
     search: SearchConfig = field(default_factory=SearchConfig)
 
@@ -105,6 +111,13 @@ class Settings:
             raise ConfigurationError("pager_budget_mb must be a whole number of MiB in "
                                      f"0..1048576, got {self.pager_budget_mb!r}",
                                      field="pager_budget_mb")
+        if self.chat_compose is not None and (
+                isinstance(self.chat_compose, bool)
+                or not isinstance(self.chat_compose, (int, float))
+                or not 0.0 <= float(self.chat_compose) <= 1.0):
+            raise ConfigurationError("chat_compose must be a recompute fraction in 0..1 or "
+                                     f"None (off), got {self.chat_compose!r}",
+                                     field="chat_compose")
 
     @property
     def resolved_index_dir(self) -> Path:
@@ -118,11 +131,11 @@ class Settings:
         """Build settings from ``MEMVAULT_*`` variables (``MEMVAULT_PATH``, ``MEMVAULT_STORE``,
         ``MEMVAULT_EMBEDDER``, ``MEMVAULT_DURABILITY``, ``MEMVAULT_INDEX_DIR``, ``MEMVAULT_LLM``,
         ``MEMVAULT_GUARD``, ``MEMVAULT_KV_QUANT``, ``MEMVAULT_PAGER_BUDGET_MB``,
-        ``MEMVAULT_CHAT_ALL_WITHIN``); explicit
+        ``MEMVAULT_CHAT_ALL_WITHIN``, ``MEMVAULT_CHAT_COMPOSE``: a fraction or "off"); explicit
         overrides win. A ``postgresql://`` value given as the path selects that store."""
         values: dict[str, Any] = {}
         for name in ("path", "store", "embedder", "durability", "index_dir", "llm", "guard",
-                     "kv_quant", "pager_budget_mb", "chat_all_within"):
+                     "kv_quant", "pager_budget_mb", "chat_all_within", "chat_compose"):
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
                 values[name] = Path(raw).expanduser() if name in ("path", "index_dir") else raw
@@ -134,6 +147,14 @@ class Settings:
                     raise ConfigurationError(f"MEMVAULT_{name.upper()} must be a whole number "
                                              f"of {unit}, got {values[name]!r}",
                                              field=name) from exc
+        if "chat_compose" in values:
+            raw = str(values["chat_compose"]).strip().lower()
+            try:
+                values["chat_compose"] = None if raw == "off" else float(raw)
+            except ValueError as exc:
+                raise ConfigurationError("MEMVAULT_CHAT_COMPOSE must be a fraction in 0..1 or "
+                                         f"'off', got {values['chat_compose']!r}",
+                                         field="chat_compose") from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "path" in values and str(values["path"]).startswith(("postgresql://", "postgres://")):
             values["store"] = str(values.pop("path"))

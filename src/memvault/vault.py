@@ -336,7 +336,10 @@ class Vault(VaultAPI):
         Routing by budget: with a local model and ``activation`` on, a scope whose
         memories fit ``settings.chat_all_within`` tokens is answered from all of them,
         served from their cached prefix, instead of the ``k`` retrieved (0 turns it off;
-        ``activation=Composition(all_within=...)`` sets it per call).
+        ``activation=Composition(all_within=...)`` sets it per call). Blocks composed in
+        any order: ``activation=Composition(recompute=...)``, or by default when
+        ``settings.chat_compose`` is set, builds the prompt's KV from each retrieved
+        memory's cached chunk (``result.activation`` says how many were reused).
         Returns a ``ChatResult`` (its ``route`` says which, its ``adapter`` which adapter
         was on)."""
         return hooks.get("chat")(self, query, llm=llm, user_id=user_id, agent_id=agent_id,

@@ -11,15 +11,18 @@ from the chunks in whatever order retrieval gives (Cache-Craft, KVShare, CacheBl
 * placed at another offset, its keys are re-rotated: RoPE is a rotation by position, and
   rotations compose, so a key computed at position p moves to p + d by one more rotation
   by d (values carry no position and are reused as they are);
-* what is lost is cross-chunk attention: a chunk's tokens never saw the chunks before it.
-  ``recompute`` (a fraction of the context's tokens) repairs the *tail* of the context:
-  those tokens are prefilled again over the composed cache, so they attend to every
-  chunk, exactly as in a full prefill. 0: pure composition; 1: a full prefill.
+* what is lost is cross-chunk attention: a chunk's tokens never saw the chunks before it,
+  and in SmolLM2 that moves their deep-layer values by ~50-70 % (relative norm), for
+  every token, not a few. ``recompute`` (a share of the chunk tokens) repairs some:
+  ``select="deviation"`` (default, :mod:`.blend`) recomputes each chunk's first tokens,
+  then those whose layer-1 KV deviates most (CacheBlend), through every layer over the
+  stitched cache; ``select="tail"`` prefills the context's last tokens again. 0: pure
+  composition; 1: a full prefill (tested exact).
 
 The result is a transformers ``DynamicCache`` over the prompt's first tokens; generation
-prefills only the rest (recomputed tail + question), so time to first token falls with
-the share of the prompt that came from cached chunks. It is an approximation of a full
-prefill, measured by ``make bench-activation`` (answer agreement vs recompute fraction).
+prefills only the rest, so time to first token falls with the share of the prompt that
+came from cached chunks. It is an approximation of a full prefill, measured by ``make
+bench-compose`` (answer agreement, first-token KL and TTFT vs recompute fraction).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ __all__ = ["ChunkCache", "ChunkKV", "ComposedPrompt", "Composition", "compose", 
            "prompt_pieces", "rerotate", "shared_cache"]
 
 KV = list[tuple["torch.Tensor", "torch.Tensor"]]
+SELECTIONS = ("tail", "deviation")
 
 
 @dataclass
@@ -78,8 +82,10 @@ class ComposedPrompt:
 @dataclass(frozen=True)
 class Composition:
     """Ask ``Vault.chat`` to compose the retrieved memories from per-chunk KV (pass it as
-    ``activation=``): ``recompute`` is the tail fraction prefilled again; ``cache``
-    defaults to the model's :func:`shared_cache`.
+    ``activation=``, or set ``Settings.chat_compose``): ``recompute`` is the share of the
+    chunk tokens computed again, chosen by ``select`` ("deviation": each chunk's first
+    ``firsts`` tokens, then the largest layer-1 KV deviations, :mod:`.blend`; "tail": the
+    last ones); ``cache`` defaults to the model's :func:`shared_cache`.
 
     ``all_within`` (tokens; None: off): routing by budget. A short history does not need
     retrieval: when all of the scope's memories fit in this many tokens, chat serves all
@@ -89,9 +95,11 @@ class Composition:
     ``chat_all_within`` setting for the call; ``recompute`` does not apply to that route.
     """
 
-    recompute: float = 0.5
+    recompute: float = 0.05
     cache: "ChunkCache | None" = None
     all_within: int | None = None
+    select: str = "deviation"
+    firsts: int = 4
 
     def __post_init__(self) -> None:
         if isinstance(self.recompute, bool) or not isinstance(self.recompute, (int, float)) \
@@ -102,10 +110,16 @@ class Composition:
                 or not 1 <= self.all_within <= 32_768):
             raise InvalidInput("all_within is a token budget in [1, 32768] or None",
                                field="all_within")
+        if self.select not in SELECTIONS:
+            raise InvalidInput(f"select is one of {', '.join(SELECTIONS)}", field="select")
+        if isinstance(self.firsts, bool) or not isinstance(self.firsts, int) \
+                or not 0 <= self.firsts <= 4096:
+            raise InvalidInput("firsts is a token count in [0, 4096]", field="firsts")
 
 
 def rerotate(keys: "torch.Tensor", delta: int, inv_freq: "torch.Tensor") -> "torch.Tensor":
-    """Keys (batch, heads, n, dim) rotated by RoPE by ``delta`` more positions."""
+    """Keys (..., n, dim) rotated by RoPE by ``delta`` more positions (NeoX half-split
+    layout, as transformers' Llama applies it)."""
     import torch
 
     if delta == 0:
@@ -304,13 +318,17 @@ def _prefill(llm: LocalLLM, head: list[int], ids: list[int], head_kv: KV | None)
 
 def compose(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
             tail: Sequence[int], *, recompute: float = 0.0,
-            cache: ChunkCache | None = None) -> ComposedPrompt:
+            cache: ChunkCache | None = None, select: str = "tail",
+            firsts: int = 0) -> ComposedPrompt:
     """The prompt ``head + chunks... + tail`` with a cache built from per-chunk KV.
 
     ``chunks`` in any order (each cached on its own in ``cache``); ``recompute``: the
-    fraction of the chunks' tokens, counted from the end of the context, left out of the
-    composed cache so generation prefills them over it (repairing their cross-chunk
-    attention). Generation then also prefills ``tail`` (the question).
+    fraction of the chunks' tokens computed again over the composed cache, repairing
+    their cross-chunk attention. ``select="tail"``: the last ones, left out of the cache
+    so generation prefills them (with ``tail``, the question); ``select="deviation"``:
+    each chunk's first ``firsts`` tokens, then the ones whose layer-1 KV deviates most
+    from a recomputation (:mod:`.blend`, CacheBlend); the cache then covers all but the
+    prompt's last token.
     """
     import torch
     from transformers import DynamicCache
@@ -319,31 +337,49 @@ def compose(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
         raise InvalidInput("recompute is a fraction in [0, 1]", field="recompute")
     if not head or not tail:
         raise InvalidInput("a composed prompt needs a head and a tail (the question)")
+    if select not in SELECTIONS:
+        raise InvalidInput(f"select is one of {', '.join(SELECTIONS)}", field="select")
+    if isinstance(firsts, bool) or not isinstance(firsts, int) or not 0 <= firsts <= 4096:
+        raise InvalidInput("firsts is a token count in [0, 4096]", field="firsts")
     cache = cache if cache is not None else ChunkCache()
     inv_freq = _inv_freq(llm)
     layers = [(k, v) for k, v in cache.head(llm, head)]
     keys = [[k] for k, _ in layers]
     values = [[v] for _, v in layers]
-    pos, reused = len(head), 0
+    pos, reused, starts = len(head), 0, []
     for ids in chunks:
         if not ids:
             continue
+        starts.append(pos)
         chunk, hit = cache.chunk(llm, head, ids)
         reused += hit
-        delta = pos - chunk.start
-        for i, (k, v) in enumerate(chunk.kv):
-            keys[i].append(rerotate(k, delta, inv_freq))
+        # one rotation for every layer's keys (same positions, same angles)
+        moved = rerotate(torch.stack([k for k, _ in chunk.kv]), pos - chunk.start, inv_freq)
+        for i, (_, v) in enumerate(chunk.kv):
+            keys[i].append(moved[i])
             values[i].append(v)
         pos += chunk.n_tokens
     total = sum(len(c) for c in chunks)
+    ids = [*head, *(t for c in chunks for t in c), *tail]
+    made = sum(1 for c in chunks if c) - reused
+    if select == "deviation":
+        from .blend import blend
+
+        stitched = [(torch.cat(k, dim=2), torch.cat(v, dim=2)) for k, v in zip(keys, values)]
+        full, redo = blend(llm, stitched, len(head), ids, len(tail), float(recompute),
+                           starts, firsts)
+        keep = len(ids) - 1  # generation runs the last token, for its logits
+        data = [(k[:, :, :keep].contiguous(), v[:, :, :keep].contiguous()) for k, v in full]
+        return ComposedPrompt(torch.tensor([ids], dtype=torch.long),
+                              DynamicCache(ddp_cache_data=data, config=llm.model.config),
+                              keep, total, redo, reused, made)
     redo = int(round(float(recompute) * total))
     keep = pos - redo
     data = [(torch.cat(k, dim=2)[:, :, :keep].contiguous(),
              torch.cat(v, dim=2)[:, :, :keep].contiguous()) for k, v in zip(keys, values)]
-    ids = [*head, *(t for c in chunks for t in c), *tail]
     return ComposedPrompt(torch.tensor([ids], dtype=torch.long),
                           DynamicCache(ddp_cache_data=data, config=llm.model.config), keep,
-                          total, redo, reused, sum(1 for c in chunks if c) - reused)
+                          total, redo, reused, made)
 
 
 def compose_prefix(llm: LocalLLM, head: Sequence[int], chunks: Sequence[Sequence[int]],
