@@ -288,3 +288,12 @@ def test_sign_ins_name_a_handle_not_a_named_speaker(tmp_path: Path) -> None:
                                ("Sam", "And this is Rex.", "2024-01-02")], 0)
         assert vault.get(rows[0].id).provenance.get("speaker_name") == "Priya"
         assert "speaker_name" not in vault.get(rows[2].id).provenance  # Sam has a name
+
+
+def test_idioms_sign_in_no_one_and_the_present_perfect_sums_up() -> None:
+    from memvault.retrieval.rerank import topic_question
+    from memvault.temporal.statements import self_name
+    assert self_name("Same here honestly.", handle=True) is None
+    assert self_name("Priya here, finally!", handle=True) == "priya"
+    assert topic_question("Who has Priya been in a relationship with?", None) is None
+    assert topic_question("Where does Priya live?", None) == ("now", {"home"})

@@ -121,8 +121,11 @@ _PAST = re.compile(r"\b(?:used to|previously|formerly|former|originally|at first
                    r"earlier|old|past|back then|once|initially|first)\b", re.IGNORECASE)
 
 
-_PRESENT = re.compile(r"\b(?:does|do|is|are|has|have)\b|\w'(?:s|re)\b", re.IGNORECASE)
-_PAST_TENSE = re.compile(r"\b(?:did|was|were|had)\b", re.IGNORECASE)
+_PRESENT = re.compile(r"\b(?:does|do|is|are)\b|\w'(?:s|re)\b", re.IGNORECASE)
+#: The past, and the present perfect that sums it up ("Who has Hana been with?", "Which
+#: cities has she lived in?"): every value, not the current one.
+_PAST_TENSE = re.compile(r"\b(?:did|was|were|had|has|have|ever|all)\b|\w'(?:ve)\b",
+                         re.IGNORECASE)
 
 
 def intent(text: str, window: tuple[float | None, float | None] | None) -> str:

@@ -241,9 +241,17 @@ def self_name(text: str, *, handle: bool = False) -> str | None:
     is Max" introduces a dog more often than themself."""
     for rx in (_INTRO, _THIS_IS, _HERE) if handle else (_INTRO,):
         m = rx.search(text)
-        if m and m.group("v").lower() not in _NOT_NAMES | _NOT_ADDRESSED:
+        if m and m.group("v").lower() not in _NOT_NAMES | _NOT_ADDRESSED | _NOT_SIGNED:
             return m.group("v").lower()
     return None
+
+
+#: Words that sign in no one: "Same here", "Nothing here", "Winter here is long".
+_NOT_SIGNED = frozenset("""same me you us all everyone everybody nobody somebody someone
+nothing everything something right over out back up down life love things stuff weather
+news work home dinner lunch breakfast summer winter spring autumn fall rain sun snow sorry
+thanks cheers bye hello morning evening night today tomorrow yesterday week weekend month
+year time traffic coffee tea""".split())
 
 
 _THIS_IS = re.compile(r"(?:^|[.!?]\s+)\W*(?:(?:hi|hey|hello|hej|hola|ciao|hallo|yo)\W+)*"
