@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -70,16 +71,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_one(embedder: str, n: int, requests: int, workdir: Path, seed: int,
-            gap_ms: int) -> dict[str, Any]:
-    rng = random.Random(seed)
-    db = workdir / f"{embedder}.db"
+def preload(db: Path, embedder: str, n: int, rng: random.Random,
+            keep: Path | None) -> float:
+    """Fill ``db`` with ``n`` memories; returns seconds. With ``keep``, a vault preloaded
+    there before (same embedder, n and seed) is copied instead, and a new one is kept."""
+    kept = keep / f"{embedder}-{n}.db" if keep else None
+    if kept is not None and kept.exists():
+        shutil.copy(kept, db)
+        shutil.copytree(f"{kept}.index", f"{db}.index")
+        for _ in range(n):  # the same random stream as preloading it
+            sentence(rng)
+        return 0.0
     started = time.perf_counter()
     with Vault(db, embedder=embedder) as vault, tqdm(total=n, desc=f"preload {embedder}",
                                                      unit="mem") as bar:
         vault.add_many(({"text": sentence(rng), "kind": "turn", "user_id": "alice"}
                         for _ in range(n)), batch_size=500, progress=bar.update)
-    preload_s = time.perf_counter() - started
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(db, kept)
+        shutil.copytree(f"{db}.index", f"{kept}.index")
+    return time.perf_counter() - started
+
+
+def run_one(embedder: str, n: int, requests: int, workdir: Path, seed: int,
+            gap_ms: int, keep: Path | None = None) -> dict[str, Any]:
+    rng = random.Random(seed)
+    db = workdir / f"{embedder}.db"
+    preload_s = preload(db, embedder, n, rng, keep)
     with KeyStore.for_vault(db) as keys:
         key = keys.create("bench-app", "alice")
     port = free_port()
@@ -226,12 +245,16 @@ def main() -> None:
                     help="the pause before each request in the second pattern")
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--name", default="proxy")
+    ap.add_argument("--keep-vaults", default=None,
+                    help="a directory to keep the preloaded vaults in and copy them from "
+                         "(for repeated runs; the preload is not what is timed)")
     args = ap.parse_args()
     if not 1 <= args.n <= 1_000_000 or not 1 <= args.requests <= 100_000:
         raise SystemExit("--n in 1..1e6 and --requests in 1..1e5")
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
-        runs = [run_one(e, args.n, args.requests, Path(tmp), args.seed, args.gap_ms)
+        keep = Path(args.keep_vaults) if args.keep_vaults else None
+        runs = [run_one(e, args.n, args.requests, Path(tmp), args.seed, args.gap_ms, keep)
                 for e in args.embedders]
     write(args.out, args.name, {"memories": args.n, "goal_added_p50_ms": 40, "runs": runs,
                                 "env": machine(load)}, markdown)

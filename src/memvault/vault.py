@@ -150,14 +150,30 @@ class Vault(VaultAPI):
         self._last_flush = time.monotonic()
         self._closed = False
 
-    def prepare(self) -> None:
+    def prepare(self, *, defer_sentences: bool = False) -> None:
         """Open now what the first search or write would open: the searcher (index
         snapshot loaded or rebuilt, change feed replayed) and the guard. A server calls
-        this before it reports ready, so that no request pays for it; a writer that can
-        afford the time after its answer is out (the memory proxy) calls it after the write,
-        so the next search does not embed the new turns' sentences on its critical path."""
-        self.searcher.sync()
+        this before it reports ready, so that no request pays for it.
+
+        ``defer_sentences``: index the memories written since as searchable now (by their
+        whole text, dense and lexical) and leave their sentence vectors, the costly part,
+        to :meth:`index_sentences`, which the caller then owns (searches never embed them
+        on their own path; closing the vault does, before its index snapshot). The memory
+        proxy does this right after its write, so a new conversation that must see the
+        exchange waits only for the cheap half."""
+        self.searcher.sync(defer_parts=defer_sentences)
         self.guard  # noqa: B018 - builds it
+
+    def index_sentences(self) -> int:
+        """Embed and index the sentence vectors ``prepare(defer_sentences=True)`` left;
+        returns how many. Searches in other threads go on meanwhile."""
+        return self.searcher.index_deferred()
+
+    def embed_ahead(self, query: str) -> None:
+        """Embed ``query`` into the searcher's query cache for a search to come: a caller
+        that must first wait for a write (the memory proxy's read-your-writes) overlaps
+        the two instead of doing them one after the other."""
+        self.searcher.embed_queries([check.text(query, self.limits, field="query")])
 
     @property
     def guard(self) -> Any:

@@ -17,11 +17,13 @@ client's ``base_url`` at memvault and using a memvault API key; nothing else cha
    to the server's own LLM (``--llm local`` is the bundled SmolLM2);
 4. the upstream answer is returned unchanged (bytes and status), streamed or not;
 5. the exchange (last user message + answer) is stored with ``remember`` in fast mode, so
-   the write adds no LLM call. It is written (and indexed, sentence vectors included)
-   after the answer is sent; the next request of the same scope waits for it, so a user
-   always sees their previous exchange (unless that request carries the exchange in its
-   own messages, as a conversation that goes on does), and a request that comes after
-   the write is done pays nothing for it.
+   the write adds no LLM call. It is written after the answer is sent, in two steps: the
+   turns are stored and made searchable (by their whole text, dense and lexical), then
+   their sentence vectors are embedded once no request is searching. The next request of
+   the same scope waits for the first step only (embedding its own query meanwhile), so
+   a user always sees their previous exchange (unless that request carries it in its own
+   messages, as a conversation that goes on does, and then it does not wait at all), and
+   a request that comes after the write is done pays nothing for it.
 
 Upstream failures: an upstream error status is passed through as it came; an upstream
 that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_input``.
@@ -30,11 +32,12 @@ that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -51,6 +54,9 @@ log = logging.getLogger("memvault.server.proxy")
 MAX_MESSAGES = 1024
 MAX_QUERY_CHARS = 4000  # what retrieval reads of the last user message
 MAX_STORED_CHARS = 60_000  # under the vault's text limit
+#: How long a write's sentence vectors wait for requests in flight to finish searching
+#: before they are embedded anyway (a steady stream of requests must not starve them).
+YIELD_S = 0.25
 _HEADER = ("Memories from earlier conversations with this user (use them when they help; "
            "they may be out of date):")
 
@@ -70,9 +76,12 @@ class ProxyConfig:
         self.upstream = upstream.rstrip("/") if upstream else None
         self.api_key, self.timeout, self.k, self.mode = api_key, timeout, k, mode
         self._client: Any = None
-        #: scope -> its write in flight and the turns it writes
-        self._pending: dict[tuple[Any, ...],
-                            tuple[asyncio.Task[None], list[dict[str, str]]]] = {}
+        #: scope -> its write in flight: done once the exchange is searchable, the whole
+        #: write (sentence vectors too), and the turns it writes
+        self._pending: dict[tuple[Any, ...], tuple[asyncio.Future[None], asyncio.Task[None],
+                                                   list[dict[str, str]]]] = {}
+        self._searching = 0  # requests between arrival and the end of their search
+        self._calm: asyncio.Event | None = None  # set while none is
 
     def client(self) -> Any:
         """One pooled HTTP client per server (created in the server's event loop)."""
@@ -87,7 +96,8 @@ class ProxyConfig:
         return self._client
 
     async def aclose(self) -> None:
-        pending = [task for task, _ in self._pending.values()]
+        """Finish every write in flight (no exchange is lost at shutdown), then the client."""
+        pending = [task for _, task, _ in self._pending.values()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._client is not None:
@@ -95,38 +105,84 @@ class ProxyConfig:
             self._client = None
 
     # -- read-your-writes per scope ---------------------------------------------------------
-    async def settle(self, scope: tuple[Any, ...],
-                     messages: list[dict[str, Any]] | None = None) -> None:
-        """Wait for the scope's write still in flight, unless the request already carries
-        what it writes: a conversation that goes on sends its history back, so its last
-        exchange is in the prompt and the search need not wait to find it."""
+    def _event(self) -> asyncio.Event:
+        if self._calm is None:
+            self._calm = asyncio.Event()
+            self._calm.set()
+        return self._calm
+
+    @contextlib.asynccontextmanager
+    async def searching(self) -> AsyncIterator[None]:
+        """Mark a request as in front of the write queue until its search is done: the
+        writes' deferred, costly half (sentence vectors) waits for it (see ``later``)."""
+        calm = self._event()
+        self._searching += 1
+        calm.clear()
+        try:
+            yield
+        finally:
+            self._searching -= 1
+            if not self._searching:
+                calm.set()
+
+    async def settle(self, scope: tuple[Any, ...], messages: list[dict[str, Any]] | None = None,
+                     ahead: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Wait until the scope's write in flight is searchable, unless the request already
+        carries what it writes: a conversation that goes on sends its history back, so its
+        last exchange is in the prompt and the search need not wait to find it.
+        ``ahead``: work the search will need anyway (embedding its query), run meanwhile."""
         entry = self._pending.get(scope)
         if entry is None:
             return
-        task, turns = entry
-        if messages is not None and turns and _carries(messages, turns):
+        visible, _, turns = entry
+        if visible.done() or (messages is not None and turns and _carries(messages, turns)):
             return
-        await asyncio.gather(task, return_exceptions=True)
+        waits: list[Any] = [asyncio.shield(visible)]
+        if ahead is not None:
+            waits.append(ahead())
+        await asyncio.gather(*waits, return_exceptions=True)  # the search reports bad input
 
     def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
               turns: list[dict[str, str]], sub: Mapping[str, str]) -> None:
+        """Write the exchange after the answer is out, in two steps. First the turns are
+        stored and made searchable (by their whole text, dense and lexical), which is what
+        the scope's next request waits for; then, once no request is searching (or after
+        ``YIELD_S``), their sentence vectors: the costly half, which only refines ranking,
+        so it neither holds up nor competes with the next request's search."""
         previous = self._pending[scope][0] if scope in self._pending else None
+        visible: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def store() -> None:  # one worker call: no search can slip in between
+            sv.remember(turns, mode=self.mode, **sub)
+            sv.vault.prepare(defer_sentences=True)
 
         async def write() -> None:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
             try:
-                await rt.run(sv.remember, turns, mode=self.mode, **sub)
-                # index the new turns now (their sentence vectors), not in the next search
-                await rt.run(sv.vault.prepare)
-            except MemvaultError as exc:  # the answer is already out: log, do not raise
-                log.warning("proxy: remembering the exchange failed: %s", exc)
+                if previous is not None:  # the scope's writes land in order
+                    await asyncio.gather(asyncio.shield(previous), return_exceptions=True)
+                try:
+                    await rt.run(store)
+                except MemvaultError as exc:  # the answer is already out: log, do not raise
+                    log.warning("proxy: remembering the exchange failed: %s", exc)
+                finally:
+                    if not visible.done():
+                        visible.set_result(None)
+                try:
+                    await asyncio.wait_for(self._event().wait(), YIELD_S)
+                except asyncio.TimeoutError:
+                    pass
+                try:
+                    await rt.run(sv.vault.index_sentences)
+                except MemvaultError as exc:
+                    log.warning("proxy: indexing the exchange's sentences failed: %s", exc)
             finally:
-                if scope in self._pending and self._pending[scope][0] is task:
+                if not visible.done():  # cancelled before the write: nobody waits forever
+                    visible.set_result(None)
+                if scope in self._pending and self._pending[scope][1] is task:
                     del self._pending[scope]
 
         task = asyncio.get_running_loop().create_task(write())
-        self._pending[scope] = (task, turns)
+        self._pending[scope] = (visible, task, turns)
 
 
 def proxy_router(config: ProxyConfig) -> APIRouter:
@@ -141,11 +197,13 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
         p = sv.principal
         scope = (p.user_id, p.agent_id, sub.get("cube_id"))
         query = _last_user_text(messages)
-        await config.settle(scope, messages)
         hits: list[SearchHit] = []
-        if query.strip():
-            hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
-                                user_id=p.user_id, **sub)
+        async with config.searching():
+            await config.settle(scope, messages, (lambda: rt.run(
+                sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])) if query.strip() else None)
+            if query.strip():
+                hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
+                                    user_id=p.user_id, **sub)
         forwarded = {**doc, "messages": inject(messages, hits)}
 
         def remember(answer: str) -> None:
