@@ -80,6 +80,7 @@ class ProxyConfig:
         #: write (sentence vectors too), and the turns it writes
         self._pending: dict[tuple[Any, ...], tuple[asyncio.Future[None], asyncio.Task[None],
                                                    list[dict[str, str]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # every write not finished yet
         self._searching = 0  # requests between arrival and the end of their search
         self._calm: asyncio.Event | None = None  # set while none is
 
@@ -97,8 +98,7 @@ class ProxyConfig:
 
     async def aclose(self) -> None:
         """Finish every write in flight (no exchange is lost at shutdown), then the client."""
-        pending = [task for _, task, _ in self._pending.values()]
-        if pending:
+        while pending := [t for t in self._tasks if not t.done()]:  # writes may chain
             await asyncio.gather(*pending, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
@@ -182,6 +182,8 @@ class ProxyConfig:
                     del self._pending[scope]
 
         task = asyncio.get_running_loop().create_task(write())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         self._pending[scope] = (visible, task, turns)
 
 
