@@ -96,7 +96,7 @@ def test_a_new_conversation_sees_every_earlier_exchange_without_waiting_for_sent
     assert env.embedder.held.is_set() and not env.embedder.gate.is_set()
     assert time.monotonic() - started < 30  # nothing waited for the held sentences
     searcher = env.vault.searcher
-    assert searcher._inflight == 1  # the held sentences: taken from the queue, not indexed
+    assert searcher._inflight >= 1  # the held sentences: taken from the queue, not indexed
     env.embedder.gate.set()
     deadline = time.monotonic() + 15
     while (searcher.deferred or searcher._inflight) and time.monotonic() < deadline:
