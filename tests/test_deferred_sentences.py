@@ -153,3 +153,35 @@ def test_searches_go_on_while_deferred_sentences_are_embedded(tmp_path: Path) ->
     finally:
         embedder.gate.set()
         vault.close()
+
+
+def test_turns_embedded_ahead_are_taken_by_the_write_that_stores_them(tmp_path: Path) -> None:
+    """``embed_ahead(messages=...)``: the proxy embeds the user's turn while the model
+    answers; the write then embeds only the answer, and stores the same vectors."""
+    from memvault.models.base import HashEmbedder
+
+    class Counting(HashEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[list[str]] = []
+
+        def embed(self, texts: Any) -> Any:
+            self.calls.append(list(texts))
+            return super().embed(texts)
+
+    embedder = Counting()
+    with Vault(tmp_path / "a.db", embedder=embedder) as ahead, \
+            Vault(tmp_path / "b.db", embedder="hash") as plain:
+        user, answer = EXCHANGES[0]
+        ahead.embed_ahead(messages=[user])
+        assert embedder.calls == [[f"user: {user['content']}"]]
+        embedder.calls.clear()
+        ahead.remember([user, answer], user_id="u")
+        assert embedder.calls[0] == [f"assistant: {answer['content']}"]  # only the answer
+        plain.remember([user, answer], user_id="u")
+        for q in QUESTIONS:
+            assert _hits(ahead, q) == _hits(plain, q)
+        # taken once: the same turn written again is embedded again
+        embedder.calls.clear()
+        ahead.remember([user], user_id="u")
+        assert embedder.calls[0] == [f"user: {user['content']}"]

@@ -81,8 +81,8 @@ class ProxyConfig:
         self._pending: dict[tuple[Any, ...], tuple[asyncio.Future[None], asyncio.Task[None],
                                                    list[dict[str, str]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # every write not finished yet
-        self._searching = 0  # requests between arrival and the end of their search
-        self._calm: asyncio.Event | None = None  # set while none is
+        self._front = 0  # requests not done searching, and writes not yet searchable
+        self._calm: asyncio.Event | None = None  # set while there are none
 
     def client(self) -> Any:
         """One pooled HTTP client per server (created in the server's event loop)."""
@@ -112,17 +112,18 @@ class ProxyConfig:
         return self._calm
 
     @contextlib.asynccontextmanager
-    async def searching(self) -> AsyncIterator[None]:
-        """Mark a request as in front of the write queue until its search is done: the
-        writes' deferred, costly half (sentence vectors) waits for it (see ``later``)."""
+    async def in_front(self) -> AsyncIterator[None]:
+        """Mark work that a request is or may be waiting for (a request until its search
+        is done; the searchable half of a write): the writes' deferred half (sentence
+        vectors) waits for it to finish (see ``later``)."""
         calm = self._event()
-        self._searching += 1
+        self._front += 1
         calm.clear()
         try:
             yield
         finally:
-            self._searching -= 1
-            if not self._searching:
+            self._front -= 1
+            if not self._front:
                 calm.set()
 
     async def settle(self, scope: tuple[Any, ...], messages: list[dict[str, Any]] | None = None,
@@ -143,12 +144,14 @@ class ProxyConfig:
         await asyncio.gather(*waits, return_exceptions=True)  # the search reports bad input
 
     def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
-              turns: list[dict[str, str]], sub: Mapping[str, str]) -> None:
+              turns: list[dict[str, str]], sub: Mapping[str, str],
+              ahead: asyncio.Task[Any] | None = None) -> None:
         """Write the exchange after the answer is out, in two steps. First the turns are
         stored and made searchable (by their whole text, dense and lexical), which is what
-        the scope's next request waits for; then, once no request is searching (or after
-        ``YIELD_S``), their sentence vectors: the costly half, which only refines ranking,
-        so it neither holds up nor competes with the next request's search."""
+        the scope's next request waits for; then, once no request is searching and no
+        write is in its first step (or after ``YIELD_S``), their sentence vectors: the
+        costly half, which only refines ranking, so it neither holds up nor competes with
+        what a request is waiting for."""
         previous = self._pending[scope][0] if scope in self._pending else None
         visible: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -160,8 +163,11 @@ class ProxyConfig:
             try:
                 if previous is not None:  # the scope's writes land in order
                     await asyncio.gather(asyncio.shield(previous), return_exceptions=True)
+                if ahead is not None:  # its turn's vector, embedded while the model answered
+                    await asyncio.gather(ahead, return_exceptions=True)
                 try:
-                    await rt.run(store)
+                    async with self.in_front():
+                        await rt.run(store)
                 except MemvaultError as exc:  # the answer is already out: log, do not raise
                     log.warning("proxy: remembering the exchange failed: %s", exc)
                 finally:
@@ -200,27 +206,36 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
         scope = (p.user_id, p.agent_id, sub.get("cube_id"))
         query = _last_user_text(messages)
         hits: list[SearchHit] = []
-        async with config.searching():
+        async with config.in_front():
             await config.settle(scope, messages, (lambda: rt.run(
                 sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])) if query.strip() else None)
             if query.strip():
                 hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
                                     user_id=p.user_id, **sub)
         forwarded = {**doc, "messages": inject(messages, hits)}
+        asked = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() else []
+        # the user's turn is embedded while the upstream answers (the write takes it)
+        ahead = _background(rt.run(sv.vault.embed_ahead, messages=asked)) if asked else None
 
         def remember(answer: str) -> None:
-            turns = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() \
-                else []
+            turns = list(asked)
             if answer.strip():
                 turns.append({"role": "assistant", "content": answer[:MAX_STORED_CHARS]})
             if turns:
-                config.later(scope, rt, sv, turns, sub)
+                config.later(scope, rt, sv, turns, sub, ahead)
 
         if config.upstream is None:
             return await _local(rt, forwarded, remember)
         return await _forward(config, forwarded, remember)
 
     return r
+
+
+def _background(work: Awaitable[Any]) -> asyncio.Task[Any]:
+    """A task whose failure is nobody's to report (what it prepares is redone if missing)."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
 
 
 # -- the request ------------------------------------------------------------------------------
