@@ -115,3 +115,47 @@ def test_no_exchange_or_sentence_is_lost_at_shutdown(env: Env) -> None:
     assert env.vault.count(user_id="alice") == 2
     assert env.vault.searcher.deferred == 0
     assert env.vault.searcher.sentence_vectors["embedded"] >= before + 2
+
+
+class CountingEmbedder(HashEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: Any) -> Any:
+        self.calls.append(list(texts))
+        return super().embed(texts)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.4])
+def test_the_users_turn_is_embedded_while_a_slow_upstream_answers(tmp_path: Path,
+                                                                  delay: float) -> None:
+    """A slow upstream leaves time to embed the user's turn before the answer is in (the
+    write then embeds only the answer); a fast one does not, and the write embeds both."""
+    from memvault.models.scripted import Reply
+
+    embedder = CountingEmbedder()
+    upstream = ScriptedLLMServer(lambda body: Reply(content="Fine, thanks.", delay=delay)).start()
+    vault = Vault(tmp_path / "vault.db", embedder=embedder)
+    keys = KeyStore.for_vault(tmp_path / "vault.db")
+    server = BackgroundServer(create_app(vault, keys, proxy=ProxyConfig(
+        upstream.base_url, api_key="sk-up"))).start()
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=keys.create("a", "alice"),
+                               max_retries=0, timeout=60)
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "How are you today?"}])
+        deadline = time.monotonic() + 15
+        while vault.count(user_id="alice") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        turn_calls = [c for c in embedder.calls
+                      if any(t.startswith(("user: How", "assistant: Fine")) for t in c)]
+        if delay:
+            assert turn_calls == [["user: How are you today?"], ["assistant: Fine, thanks."]]
+        else:
+            assert turn_calls == [["user: How are you today?", "assistant: Fine, thanks."]]
+    finally:
+        server.stop()
+        upstream.stop()
+        keys.close()
+        vault.close()
