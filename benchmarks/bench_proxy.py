@@ -178,9 +178,10 @@ def run_one(embedder: str, n: int, requests: int, workdir: Path, seed: int,
 def stages(db: Path, embedder: str, rng: random.Random, n: int) -> dict[str, float]:
     """The proxy's vault calls timed alone, in this process, on the same vault and load:
     how much of the added latency is memvault's search and write themselves. The write
-    is timed in the proxy's steps: the user's turn embedded ahead (while the upstream
-    answers), the exchange stored and made searchable (what a new conversation waits
-    for), and its sentence vectors (deferred until no request is searching)."""
+    is timed in the proxy's steps with a slow upstream: the user's turn embedded ahead
+    (while the upstream answers), the exchange stored and made searchable (what a new
+    conversation waits for; with a fast upstream this step embeds the user's turn too),
+    and its sentence vectors (deferred until no request is searching)."""
     from memvault.governance import ScopedVault
 
     out: dict[str, list[float]] = {"search_p50_ms": [], "ahead_p50_ms": [],
@@ -226,13 +227,15 @@ def markdown(result: dict[str, Any]) -> str:
     env = result["env"]
     lines += ["", "The proxy's vault calls timed alone in the same run (same vault, same load):", ""]
     lines += [f"- {run['embedder']}: search (scoped, read-audited, k=5) p50 "
-              f"{run['stages_in_process']['search_p50_ms']} ms; the user's turn embedded "
-              f"ahead p50 {run['stages_in_process']['ahead_p50_ms']} ms; the exchange stored "
-              f"and searchable (fast mode) p50 {run['stages_in_process']['searchable_p50_ms']}"
-              f" ms; its sentence vectors p50 {run['stages_in_process']['sentences_p50_ms']} ms"
+              f"{run['stages_in_process']['search_p50_ms']} ms; the write's steps as with a "
+              f"slow upstream: the user's turn embedded ahead p50 "
+              f"{run['stages_in_process']['ahead_p50_ms']} ms, then the exchange stored and "
+              f"searchable (fast mode) p50 {run['stages_in_process']['searchable_p50_ms']}"
+              f" ms, its sentence vectors p50 {run['stages_in_process']['sentences_p50_ms']} ms"
               for run in result["runs"]]
     lines += ["", f"Each proxied request: search of the user's memories (k=5), one injected "
-              f"system message, the upstream call (the user's turn is embedded meanwhile), "
+              f"system message, the upstream call (the user's turn is embedded meanwhile if it "
+              f"takes over 50 ms: not this upstream's case), "
               f"and the exchange remembered after the answer is out (fast mode): first "
               f"stored and searchable, then its sentence vectors once no request is "
               f"searching. Back to back, a new conversation waits for the first step "
