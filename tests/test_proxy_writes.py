@@ -121,17 +121,20 @@ class CountingEmbedder(HashEmbedder):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[list[str]] = []
+        self.at: list[float] = []
 
     def embed(self, texts: Any) -> Any:
         self.calls.append(list(texts))
+        self.at.append(time.monotonic())
         return super().embed(texts)
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.4])
 def test_the_users_turn_is_embedded_while_a_slow_upstream_answers(tmp_path: Path,
                                                                   delay: float) -> None:
-    """A slow upstream leaves time to embed the user's turn before the answer is in (the
-    write then embeds only the answer); a fast one does not, and the write embeds both."""
+    """A slow upstream leaves time to embed the user's turn before the answer is in; a
+    fast one does not, and the write embeds it after. Either way each turn is embedded
+    once, in a call of its own (the write pauses between the two for running searches)."""
     from memvault.models.scripted import Reply
 
     embedder = CountingEmbedder()
@@ -145,15 +148,16 @@ def test_the_users_turn_is_embedded_while_a_slow_upstream_answers(tmp_path: Path
                                max_retries=0, timeout=60)
         client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "How are you today?"}])
+        answered = time.monotonic()
         deadline = time.monotonic() + 15
         while vault.count(user_id="alice") < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        turn_calls = [c for c in embedder.calls
+        turn_calls = [(c, at) for c, at in zip(embedder.calls, embedder.at)
                       if any(t.startswith(("user: How", "assistant: Fine")) for t in c)]
-        if delay:
-            assert turn_calls == [["user: How are you today?"], ["assistant: Fine, thanks."]]
-        else:
-            assert turn_calls == [["user: How are you today?", "assistant: Fine, thanks."]]
+        assert [c for c, _ in turn_calls] == [["user: How are you today?"],
+                                              ["assistant: Fine, thanks."]]
+        if delay:  # ahead: well before the answer came back
+            assert turn_calls[0][1] < answered - delay / 2
     finally:
         server.stop()
         upstream.stop()

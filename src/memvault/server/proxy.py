@@ -85,6 +85,8 @@ class ProxyConfig:
         self._tasks: set[asyncio.Task[None]] = set()  # every write not finished yet
         self._front = 0  # requests not done searching, and writes not yet searchable
         self._calm: asyncio.Event | None = None  # set while there are none
+        self._searches = 0  # requests running their search (not waiting before it)
+        self._no_search: asyncio.Event | None = None  # set while there are none
 
     def client(self) -> Any:
         """One pooled HTTP client per server (created in the server's event loop)."""
@@ -112,6 +114,35 @@ class ProxyConfig:
             self._calm = asyncio.Event()
             self._calm.set()
         return self._calm
+
+    def _searching_event(self) -> asyncio.Event:
+        if self._no_search is None:
+            self._no_search = asyncio.Event()
+            self._no_search.set()
+        return self._no_search
+
+    @contextlib.asynccontextmanager
+    async def searching(self) -> AsyncIterator[None]:
+        """Mark a request's search: a write's first step pauses between its two embedding
+        calls until no search runs (see ``later``)."""
+        idle = self._searching_event()
+        self._searches += 1
+        idle.clear()
+        try:
+            yield
+        finally:
+            self._searches -= 1
+            if not self._searches:
+                idle.set()
+
+    @staticmethod
+    async def _wait(event: asyncio.Event) -> None:
+        """Until ``event`` is set, or ``YIELD_S`` at most (a steady stream of requests
+        must not starve the writes)."""
+        try:
+            await asyncio.wait_for(event.wait(), YIELD_S)
+        except asyncio.TimeoutError:
+            pass
 
     @contextlib.asynccontextmanager
     async def in_front(self) -> AsyncIterator[None]:
@@ -165,20 +196,23 @@ class ProxyConfig:
             try:
                 if previous is not None:  # the scope's writes land in order
                     await asyncio.gather(asyncio.shield(previous), return_exceptions=True)
-                if ahead is not None:  # its turn's vector, if the model's answer took long
-                    await ahead.settle()
                 try:
                     async with self.in_front():
+                        # the user's turn first, in a call of its own (embedded during the
+                        # upstream's answer if that took long), then, once no search is
+                        # running, the rest: a search that came meanwhile is not slowed by
+                        # the whole write at once
+                        if ahead is None or not await ahead.settle():
+                            if turns[0]["role"] == "user" and len(turns) > 1:
+                                await rt.run(sv.vault.embed_ahead, messages=turns[:1])
+                                await self._wait(self._searching_event())
                         await rt.run(store)
                 except MemvaultError as exc:  # the answer is already out: log, do not raise
                     log.warning("proxy: remembering the exchange failed: %s", exc)
                 finally:
                     if not visible.done():
                         visible.set_result(None)
-                try:
-                    await asyncio.wait_for(self._event().wait(), YIELD_S)
-                except asyncio.TimeoutError:
-                    pass
+                await self._wait(self._event())
                 try:
                     await rt.run(sv.vault.index_sentences)
                 except MemvaultError as exc:
@@ -212,8 +246,9 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
             await config.settle(scope, messages, (lambda: rt.run(
                 sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])) if query.strip() else None)
             if query.strip():
-                hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
-                                    user_id=p.user_id, **sub)
+                async with config.searching():
+                    hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
+                                        user_id=p.user_id, **sub)
         forwarded = {**doc, "messages": inject(messages, hits)}
         asked = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() else []
         # the user's turn is embedded while a slow upstream answers (the write takes it)
@@ -253,11 +288,14 @@ class _Ahead:
         # its failure is nobody's to report: the write embeds what is missing
         self._task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    async def settle(self) -> None:
-        """Cancel it if it has not started, else wait for it (never do the work twice)."""
+    async def settle(self) -> bool:
+        """Cancel it if it has not started, else wait for it (never do the work twice);
+        True if it was done."""
         if not self._started:
             self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        return self._started and not self._task.cancelled() and \
+            self._task.exception() is None
 
 
 # -- the request ------------------------------------------------------------------------------
