@@ -212,6 +212,15 @@ soak: install
 bench-proxy: install
 	$(PY) benchmarks/bench_proxy.py --n 10000 --embedders hash minilm --requests 150 --out benchmarks/results
 
+# The same, this tree against another checkout's src/ (BASELINE=...), both proxies served at
+# once and taking turns, so a loaded machine still gives a fair ratio; and a check that
+# both trees' searches return the same hits for a vault at rest.
+.PHONY: bench-proxy-ab
+bench-proxy-ab: install
+	@test -n "$(BASELINE)" || { echo "usage: make bench-proxy-ab BASELINE=/path/to/other/src"; exit 2; }
+	$(PY) benchmarks/bench_proxy_ab.py --baseline-src $(BASELINE) --requests 60 --out benchmarks/results
+	$(PY) benchmarks/check_search_unchanged.py --baseline-src $(BASELINE)
+
 # schemathesis (its CLI, every check) against `memvault serve`; 0 findings or exit 1
 .PHONY: fuzz-schema
 fuzz-schema: install

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -46,6 +47,8 @@ _RECORD_KEYS = frozenset({"text", "kind", "user_id", "agent_id", "session_id", "
                           "metadata", "provenance", "tags", "event_time", "importance",
                           "expires_at", "id"})
 
+#: Vectors ``embed_ahead`` keeps for writes to come (a few per request in flight).
+_AHEAD = 64
 
 _UNSET: Any = object()
 
@@ -145,19 +148,65 @@ class Vault(VaultAPI):
         except BaseException:
             self.store.close()  # a vault that failed to open holds no connections
             raise
+        self._ahead: OrderedDict[str, Any] = OrderedDict()  # embed input -> its vector
+        self._ahead_lock = threading.Lock()
         self._access: dict[str, tuple[int, float]] = {}
         self._access_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._closed = False
 
-    def prepare(self) -> None:
+    def prepare(self, *, defer_sentences: bool = False) -> None:
         """Open now what the first search or write would open: the searcher (index
         snapshot loaded or rebuilt, change feed replayed) and the guard. A server calls
-        this before it reports ready, so that no request pays for it; a writer that can
-        afford the time after its answer is out (the memory proxy) calls it after the write,
-        so the next search does not embed the new turns' sentences on its critical path."""
-        self.searcher.sync()
+        this before it reports ready, so that no request pays for it.
+
+        ``defer_sentences``: index the memories written since as searchable now (by their
+        whole text, dense and lexical) and leave their sentence vectors, the costly part,
+        to :meth:`index_sentences`, which the caller then owns (searches never embed them
+        on their own path; closing the vault does, before its index snapshot). The memory
+        proxy does this right after its write, so a new conversation that must see the
+        exchange waits only for the cheap half."""
+        self.searcher.sync(defer_parts=defer_sentences)
         self.guard  # noqa: B018 - builds it
+
+    def index_sentences(self) -> int:
+        """Embed and index the sentence vectors ``prepare(defer_sentences=True)`` left;
+        returns how many. Searches in other threads go on meanwhile."""
+        return self.searcher.index_deferred()
+
+    def embed_ahead(self, query: str | None = None, *,
+                    messages: Sequence[Mapping[str, Any]] = (), user_id: str | None = None,
+                    agent_id: str | None = None, session_id: str | None = None,
+                    cube_id: str | None = None) -> None:
+        """Embed now what a search or a write to come will need, while the caller waits
+        for something else: ``query`` goes to the searcher's query cache (the memory
+        proxy embeds it while its read-your-writes wait lasts); ``messages`` (as for
+        :meth:`add_messages`, same scope) are the turns a write will store soon, and it
+        takes their vectors from here (the proxy embeds the user's message while the
+        upstream model answers). Vectors are matched by the exact text embedded, so a
+        write that stores something else embeds it as usual; at most ``_AHEAD`` are kept."""
+        if query is not None:
+            self.searcher.embed_queries([check.text(query, self.limits, field="query")])
+        if messages:
+            records = message_records(messages, user_id=user_id, agent_id=agent_id,
+                                      session_id=session_id, cube_id=cube_id)
+            inputs = [embed_text(self._new_item(r, {}), self.settings.index_context)
+                      for r in records]
+            vectors = self.embedder.embed(inputs)
+            with self._ahead_lock:
+                for text, vec in zip(inputs, vectors):
+                    self._ahead[text] = vec
+                    self._ahead.move_to_end(text)
+                while len(self._ahead) > _AHEAD:
+                    self._ahead.popitem(last=False)
+
+    def _embed_inputs(self, inputs: list[str]) -> list[Any]:
+        """The embedder's vectors for ``inputs``, those embedded ahead taken (once)."""
+        with self._ahead_lock:
+            found = {i: self._ahead.pop(t) for i, t in enumerate(inputs) if t in self._ahead}
+        todo = [t for i, t in enumerate(inputs) if i not in found]
+        rest = iter(self.embedder.embed(todo) if todo else ())
+        return [found[i] if i in found else next(rest) for i in range(len(inputs))]
 
     @property
     def guard(self) -> Any:
@@ -417,7 +466,7 @@ class Vault(VaultAPI):
             items, closing = supersede.plan(self.store, items, actor=self.actor, now=utcnow())
         texts, thread_links = self._search_texts(items)
         inputs = [embed_text(item, self.settings.index_context) for item in items]
-        vectors = self.embedder.embed(inputs)
+        vectors = self._embed_inputs(inputs)
         ops: list[Any] = []
         for item, text, source, vec in zip(items, texts, inputs, vectors):
             ops.append(InsertVersion(item, vec, content_hash(source), expected_version=0,

@@ -92,25 +92,43 @@ class VectorIndex:
         a vector that came from the store); see ``reusable``."""
         if not rows:
             return
-        self._changed()
-        key = (np.zeros(len(rows), np.int64) if keys is None
-               else np.asarray(keys, dtype=np.int64).reshape(len(rows)))
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
-        start = len(self._seq)
         for item_id in {r[0] for r in rows}:
             self.remove(item_id)
+        codes = {a: [self._vocab[a].setdefault(r[2].get(a), len(self._vocab[a])) for r in rows]
+                 for a in ATTRS}
+        self._append([r[0] for r in rows], [r[1] for r in rows], codes, vectors, keys)
+
+    def extend(self, item_id: str, seq: int, vectors: np.ndarray, keys: Sequence[int]) -> bool:
+        """Add rows to a memory indexed already (its sentences, embedded after it was made
+        searchable), with the attributes of its first row. False, and nothing added, when
+        the memory is no longer indexed at ``seq``: its newer version brings its own."""
+        positions = self._pos_of_item.get(item_id)
+        if not positions or int(self._seq[positions[0]]) != seq:
+            return False
+        n, p = len(keys), positions[0]
+        codes = {a: [int(self._codes[a][p])] * n for a in ATTRS}
+        self._append([item_id] * n, [seq] * n, codes, vectors, keys)
+        return True
+
+    def _append(self, items: Sequence[str], seqs: Sequence[int],
+                codes: Mapping[str, Sequence[int]], vectors: np.ndarray,
+                keys: Sequence[int] | np.ndarray | None) -> None:
+        self._changed()
+        n = len(items)
+        key = (np.zeros(n, np.int64) if keys is None
+               else np.asarray(keys, dtype=np.int64).reshape(n))
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, self.dim)
+        start = len(self._seq)
         self._hnsw.add(vectors)
-        self._seq = np.concatenate([self._seq, np.array([r[1] for r in rows], np.int64)])
-        self._alive = np.concatenate([self._alive, np.ones(len(rows), bool)])
+        self._seq = np.concatenate([self._seq, np.asarray(seqs, np.int64)])
+        self._alive = np.concatenate([self._alive, np.ones(n, bool)])
         self._key = np.concatenate([self._key, key])
         for a in ATTRS:
-            vocab = self._vocab[a]
-            codes = [vocab.setdefault(r[2].get(a), len(vocab)) for r in rows]
-            self._codes[a] = np.concatenate([self._codes[a], np.array(codes, np.int32)])
-        for offset, (item_id, _seq, _attrs) in enumerate(rows):
+            self._codes[a] = np.concatenate([self._codes[a], np.asarray(codes[a], np.int32)])
+        for offset, item_id in enumerate(items):
             self._pos_of_item.setdefault(item_id, []).append(start + offset)
             self._item_at.append(item_id)
-        self._live += len(rows)
+        self._live += n
 
     def remove(self, item_id: str) -> None:
         positions = self._pos_of_item.pop(item_id, None)

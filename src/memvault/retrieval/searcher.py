@@ -71,6 +71,12 @@ class Searcher:
         # a snapshot built with other part settings holds other rows: the tag tells
         self._tag = f"{store_tag}|parts={parts}|{context}" if parts else store_tag
         self._lock = threading.RLock()
+        #: sentence vectors left for later by ``sync(defer_parts=True)``: (item id, seq,
+        #: texts, content keys) per memory; ``index_deferred`` embeds them
+        self._deferred: list[tuple[str, int, list[str], list[int]]] = []
+        self._inflight = 0  # deferred sentences being embedded now (outside the lock)
+        self._idle = threading.Condition(self._lock)
+        self._generation = 0  # bumped by a rebuild: deferred work from before is void
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         #: the store's own dense search, when it has one (then there is no faiss index)
         source = getattr(store, "dense_source", None)
@@ -148,17 +154,27 @@ class Searcher:
         with self._lock:
             mark = self.store.last_change()
             index = self._new_index()
+            self._deferred, self._generation = [], self._generation + 1  # all embedded here
             for batch in self.store.scan_current():
                 self._upsert(index, [r for r, _ in batch], [v for _, v in batch], reuse)
             self._index, self._watermark = index, mark
             self.sync()
             return len(index)
 
-    def sync(self, progress: Callable[[int], None] | None = None) -> int:
+    def sync(self, progress: Callable[[int], None] | None = None, *,
+             defer_parts: bool = False) -> int:
         """Apply the store's changes since the watermark; returns how many memories.
 
         ``progress(n)`` is called as each block of memories is indexed (a turn's sentence
-        vectors are embedded here: after a large import this is long work)."""
+        vectors are embedded here: after a large import this is long work).
+
+        ``defer_parts``: index each new memory by its own vector now and leave its
+        sentence vectors to :meth:`index_deferred`, which embeds them without holding the
+        index: a writer that must make its memories searchable at once (the memory
+        proxy's read-your-writes) does the cheap half on the critical path and the rest
+        after, while searches go on. Searches never embed deferred sentences themselves
+        (the deferrer owns them), so until then they find those memories by their whole
+        text (dense and lexical) but not by their sentences."""
         if self._db is not None:
             return 0  # the database's index is current as soon as a write commits
         with self._lock:
@@ -174,7 +190,10 @@ class Searcher:
                         self._index.remove(item_id)
                 if rows:
                     vecs = self.store.embeddings([r.seq for r in rows])
-                    self._upsert(self._index, rows, [vecs[r.seq] for r in rows])
+                    if defer_parts:
+                        self._upsert_deferring(rows, [vecs[r.seq] for r in rows])
+                    else:
+                        self._upsert(self._index, rows, [vecs[r.seq] for r in rows])
                 if progress is not None:
                     progress(len(block))
             if ids:
@@ -208,6 +227,66 @@ class Searcher:
             keys += text_keys
         index.upsert(entries, np.stack(vectors), keys)
 
+    def _upsert_deferring(self, rows: list[StoredRow], vectors: list[np.ndarray]) -> None:
+        """``_upsert`` without the sentences: they are queued for :meth:`index_deferred`."""
+        self._index.upsert([(r.item.id, r.seq, _attrs(r.item)) for r in rows], np.stack(vectors))
+        kinds = self.config.part_kinds
+        for r in rows:
+            if r.item.kind in kinds:
+                pieces = part_texts(r.item, self.context, third=self.config.third_person)
+                if pieces:
+                    self._deferred.append((r.item.id, r.seq, pieces,
+                                           [_content_key(self.embedder.id, t) for t in pieces]))
+
+    @property
+    def deferred(self) -> int:
+        """Memories whose sentence vectors wait for :meth:`index_deferred`."""
+        return len(self._deferred)
+
+    def index_deferred(self) -> int:
+        """Embed and index the sentences ``sync(defer_parts=True)`` left; returns how many.
+
+        The embedding runs without the index lock, so searches in other threads go on
+        meanwhile (seeing those memories by their whole text). A memory deleted or
+        changed in between is skipped: its new version is indexed with its own parts."""
+        with self._lock:
+            work, self._deferred = self._deferred, []
+            if not work:
+                return 0
+            generation = self._generation
+            self._inflight += 1
+        try:
+            texts = [t for _, _, pieces, _ in work for t in pieces]
+            vectors = self.embedder.embed(texts)
+        except BaseException:
+            with self._lock:
+                self._deferred = work + self._deferred  # not lost: the next call retries
+                self._inflight -= 1
+                self._idle.notify_all()
+            raise
+        with self._lock:
+            try:
+                if generation == self._generation:  # else a rebuild embedded them all
+                    at = 0
+                    for item_id, seq, pieces, keys in work:
+                        self._index.extend(item_id, seq, vectors[at:at + len(pieces)], keys)
+                        at += len(pieces)
+                    self._parts["embedded"] += len(texts)
+            finally:
+                self._inflight -= 1
+                self._idle.notify_all()
+        return len(texts)
+
+    def _settle_deferred(self) -> None:
+        """Index every deferred sentence, and wait for the ones other threads are
+        embedding (call with the lock held): a snapshot must not skip them, since its
+        watermark is past their memories and nothing would index them after a reload."""
+        while self._deferred or self._inflight:
+            if self._deferred:
+                self.index_deferred()  # the lock is held: embedded under it, as sync does
+            else:
+                self._idle.wait()
+
     def save(self) -> bool:
         """Snapshot the index so the next open skips the rebuild; False if it failed.
 
@@ -217,6 +296,7 @@ class Searcher:
             return False
         with self._lock:
             self.sync()
+            self._settle_deferred()
             try:
                 self._index.save(self.index_dir, self._watermark, self._tag)
             except StorageError as exc:

@@ -17,11 +17,13 @@ client's ``base_url`` at memvault and using a memvault API key; nothing else cha
    to the server's own LLM (``--llm local`` is the bundled SmolLM2);
 4. the upstream answer is returned unchanged (bytes and status), streamed or not;
 5. the exchange (last user message + answer) is stored with ``remember`` in fast mode, so
-   the write adds no LLM call. It is written (and indexed, sentence vectors included)
-   after the answer is sent; the next request of the same scope waits for it, so a user
-   always sees their previous exchange (unless that request carries the exchange in its
-   own messages, as a conversation that goes on does), and a request that comes after
-   the write is done pays nothing for it.
+   the write adds no LLM call. It is written after the answer is sent, in two steps: the
+   turns are stored and made searchable (by their whole text, dense and lexical), then
+   their sentence vectors are embedded once no request is searching. The next request of
+   the same scope waits for the first step only (embedding its own query meanwhile), so
+   a user always sees their previous exchange (unless that request carries it in its own
+   messages, as a conversation that goes on does, and then it does not wait at all), and
+   a request that comes after the write is done pays nothing for it.
 
 Upstream failures: an upstream error status is passed through as it came; an upstream
 that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_input``.
@@ -30,11 +32,12 @@ that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -51,6 +54,11 @@ log = logging.getLogger("memvault.server.proxy")
 MAX_MESSAGES = 1024
 MAX_QUERY_CHARS = 4000  # what retrieval reads of the last user message
 MAX_STORED_CHARS = 60_000  # under the vault's text limit
+#: How long a write's sentence vectors wait for requests in flight to finish searching
+#: before they are embedded anyway (a steady stream of requests must not starve them).
+YIELD_S = 0.25
+#: How long the upstream must take before the user's turn is embedded while it answers.
+AHEAD_AFTER_S = 0.05
 _HEADER = ("Memories from earlier conversations with this user (use them when they help; "
            "they may be out of date):")
 
@@ -70,9 +78,15 @@ class ProxyConfig:
         self.upstream = upstream.rstrip("/") if upstream else None
         self.api_key, self.timeout, self.k, self.mode = api_key, timeout, k, mode
         self._client: Any = None
-        #: scope -> its write in flight and the turns it writes
-        self._pending: dict[tuple[Any, ...],
-                            tuple[asyncio.Task[None], list[dict[str, str]]]] = {}
+        #: scope -> its write in flight: done once the exchange is searchable, the whole
+        #: write (sentence vectors too), and the turns it writes
+        self._pending: dict[tuple[Any, ...], tuple[asyncio.Future[None], asyncio.Task[None],
+                                                   list[dict[str, str]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # every write not finished yet
+        self._front = 0  # requests not done searching, and writes not yet searchable
+        self._calm: asyncio.Event | None = None  # set while there are none
+        self._searches = 0  # requests running their search (not waiting before it)
+        self._no_search: asyncio.Event | None = None  # set while there are none
 
     def client(self) -> Any:
         """One pooled HTTP client per server (created in the server's event loop)."""
@@ -87,46 +101,132 @@ class ProxyConfig:
         return self._client
 
     async def aclose(self) -> None:
-        pending = [task for task, _ in self._pending.values()]
-        if pending:
+        """Finish every write in flight (no exchange is lost at shutdown), then the client."""
+        while pending := [t for t in self._tasks if not t.done()]:  # writes may chain
             await asyncio.gather(*pending, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
     # -- read-your-writes per scope ---------------------------------------------------------
-    async def settle(self, scope: tuple[Any, ...],
-                     messages: list[dict[str, Any]] | None = None) -> None:
-        """Wait for the scope's write still in flight, unless the request already carries
-        what it writes: a conversation that goes on sends its history back, so its last
-        exchange is in the prompt and the search need not wait to find it."""
+    def _event(self) -> asyncio.Event:
+        if self._calm is None:
+            self._calm = asyncio.Event()
+            self._calm.set()
+        return self._calm
+
+    def _searching_event(self) -> asyncio.Event:
+        if self._no_search is None:
+            self._no_search = asyncio.Event()
+            self._no_search.set()
+        return self._no_search
+
+    @contextlib.asynccontextmanager
+    async def searching(self) -> AsyncIterator[None]:
+        """Mark a request's search: a write's first step pauses between its two embedding
+        calls until no search runs (see ``later``)."""
+        idle = self._searching_event()
+        self._searches += 1
+        idle.clear()
+        try:
+            yield
+        finally:
+            self._searches -= 1
+            if not self._searches:
+                idle.set()
+
+    @staticmethod
+    async def _wait(event: asyncio.Event) -> None:
+        """Until ``event`` is set, or ``YIELD_S`` at most (a steady stream of requests
+        must not starve the writes)."""
+        try:
+            await asyncio.wait_for(event.wait(), YIELD_S)
+        except asyncio.TimeoutError:
+            pass
+
+    @contextlib.asynccontextmanager
+    async def in_front(self) -> AsyncIterator[None]:
+        """Mark work that a request is or may be waiting for (a request until its search
+        is done; the searchable half of a write): the writes' deferred half (sentence
+        vectors) waits for it to finish (see ``later``)."""
+        calm = self._event()
+        self._front += 1
+        calm.clear()
+        try:
+            yield
+        finally:
+            self._front -= 1
+            if not self._front:
+                calm.set()
+
+    async def settle(self, scope: tuple[Any, ...], messages: list[dict[str, Any]] | None = None,
+                     ahead: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Wait until the scope's write in flight is searchable, unless the request already
+        carries what it writes: a conversation that goes on sends its history back, so its
+        last exchange is in the prompt and the search need not wait to find it.
+        ``ahead``: work the search will need anyway (embedding its query), run meanwhile."""
         entry = self._pending.get(scope)
         if entry is None:
             return
-        task, turns = entry
-        if messages is not None and turns and _carries(messages, turns):
+        visible, _, turns = entry
+        if visible.done() or (messages is not None and turns and _carries(messages, turns)):
             return
-        await asyncio.gather(task, return_exceptions=True)
+        waits: list[Any] = [asyncio.shield(visible)]
+        if ahead is not None:
+            waits.append(ahead())
+        await asyncio.gather(*waits, return_exceptions=True)  # the search reports bad input
 
     def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
-              turns: list[dict[str, str]], sub: Mapping[str, str]) -> None:
+              turns: list[dict[str, str]], sub: Mapping[str, str],
+              ahead: _Ahead | None = None) -> None:
+        """Write the exchange after the answer is out, in two steps. First the turns are
+        stored and made searchable (by their whole text, dense and lexical), which is what
+        the scope's next request waits for; then, once no request is searching and no
+        write is in its first step (or after ``YIELD_S``), their sentence vectors: the
+        costly half, which only refines ranking, so it neither holds up nor competes with
+        what a request is waiting for."""
         previous = self._pending[scope][0] if scope in self._pending else None
+        visible: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def store() -> None:  # one worker call: no search can slip in between
+            sv.remember(turns, mode=self.mode, **sub)
+            sv.vault.prepare(defer_sentences=True)
 
         async def write() -> None:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
             try:
-                await rt.run(sv.remember, turns, mode=self.mode, **sub)
-                # index the new turns now (their sentence vectors), not in the next search
-                await rt.run(sv.vault.prepare)
-            except MemvaultError as exc:  # the answer is already out: log, do not raise
-                log.warning("proxy: remembering the exchange failed: %s", exc)
+                if previous is not None:  # the scope's writes land in order
+                    await asyncio.gather(asyncio.shield(previous), return_exceptions=True)
+                try:
+                    async with self.in_front():
+                        # the user's turn first, in a call of its own (embedded during the
+                        # upstream's answer if that took long), then, once no search is
+                        # running, the rest: a search that came meanwhile is not slowed by
+                        # the whole write at once
+                        if ahead is None or not await ahead.settle():
+                            if turns[0]["role"] == "user" and len(turns) > 1:
+                                await rt.run(sv.vault.embed_ahead, messages=turns[:1])
+                                await self._wait(self._searching_event())
+                        await rt.run(store)
+                except MemvaultError as exc:  # the answer is already out: log, do not raise
+                    log.warning("proxy: remembering the exchange failed: %s", exc)
+                finally:
+                    if not visible.done():
+                        visible.set_result(None)
+                await self._wait(self._event())
+                try:
+                    await rt.run(sv.vault.index_sentences)
+                except MemvaultError as exc:
+                    log.warning("proxy: indexing the exchange's sentences failed: %s", exc)
             finally:
-                if scope in self._pending and self._pending[scope][0] is task:
+                if not visible.done():  # cancelled before the write: nobody waits forever
+                    visible.set_result(None)
+                if scope in self._pending and self._pending[scope][1] is task:
                     del self._pending[scope]
 
         task = asyncio.get_running_loop().create_task(write())
-        self._pending[scope] = (task, turns)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._pending[scope] = (visible, task, turns)
 
 
 def proxy_router(config: ProxyConfig) -> APIRouter:
@@ -141,26 +241,61 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
         p = sv.principal
         scope = (p.user_id, p.agent_id, sub.get("cube_id"))
         query = _last_user_text(messages)
-        await config.settle(scope, messages)
         hits: list[SearchHit] = []
-        if query.strip():
-            hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
-                                user_id=p.user_id, **sub)
+        async with config.in_front():
+            await config.settle(scope, messages, (lambda: rt.run(
+                sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])) if query.strip() else None)
+            if query.strip():
+                async with config.searching():
+                    hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
+                                        user_id=p.user_id, **sub)
         forwarded = {**doc, "messages": inject(messages, hits)}
+        asked = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() else []
+        # the user's turn is embedded while a slow upstream answers (the write takes it)
+        ahead = _Ahead(rt.run, sv.vault.embed_ahead, messages=asked) if asked else None
 
         def remember(answer: str) -> None:
-            turns = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() \
-                else []
+            turns = list(asked)
             if answer.strip():
                 turns.append({"role": "assistant", "content": answer[:MAX_STORED_CHARS]})
             if turns:
-                config.later(scope, rt, sv, turns, sub)
+                config.later(scope, rt, sv, turns, sub, ahead)
 
         if config.upstream is None:
             return await _local(rt, forwarded, remember)
         return await _forward(config, forwarded, remember)
 
     return r
+
+
+class _Ahead:
+    """Work done ahead for the write, if the upstream leaves time for it: it starts only
+    once the upstream has taken ``AHEAD_AFTER_S`` to answer. A model generating an answer
+    leaves hundreds of milliseconds idle, which it fills; a fast upstream answers first,
+    and then nothing was added to the request's own time (on a loaded machine the extra
+    work there cost more than the write saved: measured with ``bench_proxy_ab.py``)."""
+
+    def __init__(self, run: Callable[..., Awaitable[Any]], fn: Callable[..., Any],
+                 **kwargs: Any) -> None:
+        self._started = False
+
+        async def later() -> None:
+            await asyncio.sleep(AHEAD_AFTER_S)
+            self._started = True
+            await run(fn, **kwargs)
+
+        self._task = asyncio.ensure_future(later())
+        # its failure is nobody's to report: the write embeds what is missing
+        self._task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def settle(self) -> bool:
+        """Cancel it if it has not started, else wait for it (never do the work twice);
+        True if it was done."""
+        if not self._started:
+            self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        return self._started and not self._task.cancelled() and \
+            self._task.exception() is None
 
 
 # -- the request ------------------------------------------------------------------------------
