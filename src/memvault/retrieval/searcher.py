@@ -397,9 +397,10 @@ class Searcher:
         if span is None and priors and c.topic_gamma > 0 and asked(text):
             span = self._event_span(text, query)  # "before she moved to Porto"
         asks = topic_question(text, span) if priors and c.topic_gamma > 0 else None
+        aliases = self._aliases(text, query) if asks is not None else None
         if asks is not None:  # statements sharing no word with the question
             low = min(scores.values(), default=1.0) * 0.5
-            for seq in self._asserting(text, query, asks[1]):
+            for seq in self._asserting(text, query, asks[1], aliases):
                 scores.setdefault(seq, low)
             if "lexical" in c.retrievers:  # vaults written before the topic keys
                 for seq, _ in self.store.lexical(topic_words(asks[1]), query, n):
@@ -424,7 +425,7 @@ class Searcher:
             boosted = validity_prior(text, boosted, rows, now=time.time(), window=span,
                                      penalty=c.stale_penalty, gamma=c.truth_gamma)
             boosted = topic_prior(text, boosted, rows, gamma=c.topic_gamma, window=span,
-                                  ask=asks, aliases=self._aliases(text, query) if asks else None)
+                                  ask=asks, aliases=aliases)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
 
@@ -441,7 +442,8 @@ class Searcher:
         at = began(hits[0].row.item)
         return (None, at) if side == "before" else (at, None)
 
-    def _asserting(self, text: str, query: RowQuery, wanted: set[str]) -> list[int]:
+    def _asserting(self, text: str, query: RowQuery, wanted: set[str],
+                   aliases: dict[str, set[str]] | None) -> list[int]:
         """The memories recorded on write as asserting one of ``wanted`` about a person
         ``text`` names (``topic|<who>|<attribute>`` keys, :mod:`memvault.temporal`), by
         any name or handle they go by: the topic prior sees every such statement, not
@@ -450,7 +452,7 @@ class Searcher:
         if not words:
             return []
         who = set(words)
-        for handles in self._aliases(text, query).values():
+        for handles in (aliases or {}).values():
             who |= handles
         if self._db is not None:
             speakers = self._db.known_speakers()

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
-__all__ = ["Statement", "statements", "clauses", "SINGLE", "self_name", "addressed", "key"]
+__all__ = ["Statement", "statements", "clauses", "SINGLE", "self_name", "addressed", "key",
+           "capitalises_nothing"]
 
 #: Attributes with one value at a time: a new value ends the old one.
 SINGLE = frozenset({"home", "employer", "job", "partner", "car", "diet", "phone"})
@@ -273,6 +274,17 @@ love sweetie darling bro sis sister brother boss all lol how why when where who"
     | _NOT_NAMES
 
 
+#: A capital other than the pronoun "I" ("I'm", "I've" included).
+_CAPITAL = re.compile(r"[A-Z](?<!\bI)|\bI[a-z]")
+
+
+def capitalises_nothing(text: str) -> bool:
+    """Whether ``text`` starts in lower case and has no capital but "I": its writer
+    capitalises nothing, names included ("finally moved to glasgow!!")."""
+    first = re.search(r"[A-Za-z]", text)
+    return first is not None and first.group(0).islower() and not _CAPITAL.search(text)
+
+
 def addressed(text: str) -> str | None:
     """The name a turn greets its listener by ("Hey Nikolai!", "Morning, Sam.", and from a
     writer who capitalises nothing, "ah hi dorota!"): in a two-person chat it names the
@@ -280,10 +292,7 @@ def addressed(text: str) -> str | None:
     m = _GREETING.match(text)
     if m is None:
         return None
-    first = re.search(r"[A-Za-z]", text)
-    caseless = first is not None and first.group(0).islower() \
-        and not re.search(r"[A-Z](?<!\bI)|\bI[a-z]", text)
-    if not m.group("v")[0].isupper() and not caseless:
+    if not m.group("v")[0].isupper() and not capitalises_nothing(text):
         return None
     name = m.group("v").lower()
     return None if name in _NOT_ADDRESSED else name

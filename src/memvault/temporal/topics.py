@@ -26,7 +26,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable
 
-from .statements import _HYPOTHETICAL, _OTHER, _QUESTION, clauses
+from .statements import _HYPOTHETICAL, _OTHER, _QUESTION, capitalises_nothing, clauses
 
 __all__ = ["LEXICON", "SINGLE_TOPICS", "CORRECTION", "asked", "about", "attributes",
            "mentions", "places"]
@@ -214,9 +214,6 @@ _TRAVEL = re.compile(r"\b(?:trip|visit\w*|holiday|vacation|weekend|conference|fl
                      r"cruise|wedding|stopover|sightseeing|hotel|airbnb)\b", re.IGNORECASE)
 _AT_PLACE_ANY = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+"
                            r"([a-z][\w'.-]*(?: [a-z][\w'.-]*){0,2})", re.IGNORECASE)
-#: A text that starts in lower case with no capital but "I": its writer capitalises
-#: nothing, names included.
-_CAPITAL = re.compile(r"[A-Z](?<!\bI)|\bI[a-z]")
 #: An organisation named where one works: a name of two to four capitalised words after
 #: "at", "joined", "been with", "left" ("I'm at Lumen Optics these days"), not a place.
 _AT_ORG = re.compile(r"\b(?:at|joined|been with|left)\s+((?-i:[A-Z][\w'&.-]*"
@@ -268,8 +265,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
     is the speaker's. ``inherited``: the attributes of the statement this one corrects
     (recorded on write, ``provenance["topics"]``): "Oops, not Lisbon: Porto!" names none."""
     known = {n.lower() for n in names}
-    first = re.search(r"[A-Za-z]", text)
-    caseless = first is not None and first.group(0).islower() and not _CAPITAL.search(text)
+    caseless = capitalises_nothing(text)
     out: dict[str, set[str]] = {}
     if speaker and inherited:
         out[speaker] = set(inherited) & SINGLE_TOPICS
