@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
-from ..temporal.topics import LEXICON, SINGLE_TOPICS, about, asked
+from ..temporal.topics import LEXICON, SINGLE_TOPICS, about, asked, status_change, values_named
 from .context import name_of
 from .text import asks_for_names, name_words, named_in, names_something, sentences
 
@@ -288,7 +288,7 @@ def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
     after, before = window if cue == "then" and window is not None else (None, None)
     # said at the same time (one session's timestamp): the later message is the later word
     # ("Moved to Austin!" then "Correction: Cape Town.")
-    timed = sorted((began(rows[s].item), _position(rows[s].item), s) for s in group)
+    timed = sorted((_latest(rows[s].item), _position(rows[s].item), s) for s in group)
     if after is not None and before is None:  # "after she moved": the first word since
         later = [e for e in timed if e[0] >= after]
         eligible = later[:1] or timed[-1:]
@@ -296,7 +296,7 @@ def topic_prior(text: str, scores: dict[int, float], rows: dict[int, StoredRow],
         eligible = [e for e in timed if before is None or e[0] < before]
     if not eligible:
         return scores
-    chosen = max(eligible)[2]
+    chosen = _began_with(rows, [e[2] for e in eligible], subjects, wanted)
     out = dict(scores)
     for seq in group:
         out[seq] = scores[seq] / (1.0 + gamma)
@@ -308,6 +308,51 @@ def _position(item: Any) -> int:
     """Where ``item`` came in the messages written with it (``add_messages``' index)."""
     index = item.provenance.get("index")
     return index if isinstance(index, int) else 0
+
+
+def _began_with(rows: dict[int, StoredRow], timed: list[int], subjects: set[str],
+                wanted: set[str]) -> int:
+    """Of the words on one attribute in time order, the one the current value began with:
+    the latest, or the earlier one that named the same value when nothing named another
+    in between and nothing ended it ("I now work at Hatchards & Pym" before "Still at
+    Hatchards & Pym")."""
+    chosen = timed[-1]
+    names = {n for n, a in values_named(rows[chosen].item.text, subjects).items() if a in wanted}
+    if not names or _ended(rows[chosen].item.text, wanted):
+        return chosen
+    for seq in reversed(timed[:-1]):
+        if _ended(rows[seq].item.text, wanted):
+            break
+        named = {n for n, a in values_named(rows[seq].item.text, subjects).items()
+                 if a in wanted}
+        if names <= named:
+            chosen = seq
+        elif named:
+            break
+    return chosen
+
+
+#: Words that end a value rather than state it ("I left Contoso", "no more Fiat").
+_ENDING = re.compile(r"\b(?:left|leaving|quit|no longer|anymore|goodbye|no more|sold|"
+                     r"moved out|broke up|split up|let (?:me|us) go)\b", re.IGNORECASE)
+
+
+def _ended(text: str, wanted: set[str]) -> bool:
+    return bool(status_change(text) & wanted or _ENDING.search(text))
+
+
+def _latest(item: Any) -> float:
+    """The latest time ``item``'s statement can be placed at, to order the words on one
+    attribute: a month it names ("I left Orchard in September", said on 2 October) may be
+    any day of that month up to when it was said, so a word said on 8 September does not
+    come after it, and "we moved to Bristol in October" did not yet hold on 5 October."""
+    start = item.valid_at
+    said = item.event_time or item.valid_from
+    if start is None or said is None or start >= said or start.day != 1 \
+            or (start.hour, start.minute, start.second, start.microsecond) != (0, 0, 0, 0):
+        return began(item)
+    end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return min(end.timestamp() - 1.0, said.timestamp())
 
 
 def began(item: Any) -> float:

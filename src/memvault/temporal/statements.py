@@ -61,7 +61,7 @@ _VERB_SPLIT = re.compile(r"\s+(?:and|then|and then|,)\s+(?=(?:just\s+|then\s+|al
                          r"(?:moved|relocated|started|joined|quit|left|got|bought|adopted|"
                          r"married|became|took up)\b)", re.IGNORECASE)
 _LEAD = re.compile(r"^(?:(?:oh|ok|okay|so|well|also|and|anyway|btw|by the way|plus|guess what"
-                   r"|big news|news|update|quick update|fun fact|lol|haha|omg|yeah|yes|no|hey"
+                   r"|big news|news|update|quick update|fun fact|lol|haha|omg|yeah|yes|no(?!\s+(?:longer|more)\b)|hey"
                    r"|hi|hello|honestly|basically|finally|good news|great news|sad news)"
                    r"[\s,:!.-]+)+", re.IGNORECASE)
 _CORRECTION = re.compile(r"^(?:correction|sorry,? i meant|sorry,? i mean|oops,? i meant|i meant|"
@@ -73,7 +73,7 @@ _HYPOTHETICAL = re.compile(
     r"\b(?:if|would|could|might|maybe|perhaps|someday|one day|thinking (?:about|of)|"
     r"considering|plan(?:ning)? to|going to|gonna|want(?:ing)? to|wanna|hope to|hoping to|"
     r"wish|dream(?:ing)? (?:of|about)|imagine|what if|should i|whether|unless|"
-    r"about to|might be|may be|in case|pretend|suppose|supposing)\b", re.IGNORECASE)
+    r"about to|might be|may be|in case(?! you (?:were )?wonder)|pretend|suppose|supposing)\b", re.IGNORECASE)
 _QUESTION = re.compile(r"^(?:are|is|do|does|did|have|has|will|would|could|can|should|where|"
                        r"what|when|who|why|how|which)\b", re.IGNORECASE)
 RELATIONS = (r"(?:sister|brother|mom|mum|mother|dad|father|friend|cousin|aunt|uncle|boss|"
@@ -175,9 +175,17 @@ _INTRO = re.compile(r"(?i:\b(?:i'm|i am|my name is|my name's|call me))\s+(?P<v>[
 _NOT_NAMES = frozenset("""sorry so glad happy here back home fine good okay ok just really
 not also still going moving working living tired sure excited new done the a an very""".split())
 _STOP_VALUES = frozenset("it that this there here them him her us you one home work".split())
-_DATE_IN = re.compile(r"\b(?:in|since|on|back in|as of)\s+(?P<m>january|february|march|april|"
-                      r"may|june|july|august|september|october|november|december)"
-                      r"(?:\s+(?P<y>(?:19|20)\d\d))?\b", re.IGNORECASE)
+_MONTH_NAMES = (r"(?:january|february|march|april|may|june|july|august|september|october|"
+                r"november|december)")
+#: "in March", "on April 19", "since 12 March 2023", "on the 3rd of May": the day is kept
+#: when it is given, so two changes in one month keep their order.
+_DATE_IN = re.compile(r"\b(?:(?:in|since|on|back in|as of)\s+(?P<m>" + _MONTH_NAMES + r")"
+                      r"(?:\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\b)?"
+                      r"|(?:on\s+)?(?:the\s+)?(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?"
+                      r"(?P<m2>" + _MONTH_NAMES + r"))"
+                      r"(?:,?\s+(?P<y>(?:19|20)\d\d))?\b", re.IGNORECASE)
+#: "on 5/28", "on 28/5/2021": read only when one of the two numbers cannot be a month.
+_DATE_NUM = re.compile(r"\bon\s+(?P<a>[0-3]?\d)/(?P<b>[0-3]?\d)(?:/(?P<y>(?:19|20)?\d\d))?\b")
 _RELATIVE = re.compile(r"\b(?:(?P<n>\d+|a|one|two|three|four|five|six)\s+(?P<u>day|week|month)s?"
                        r"\s+ago|last\s+(?P<lu>week|month|year)|yesterday)\b", re.IGNORECASE)
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
@@ -219,11 +227,16 @@ def stated_time(text: str, said: datetime | None) -> datetime | None:
     (the last March on or before then), "in July 2023", "two weeks ago", "last month"."""
     m = _DATE_IN.search(text)
     if m and said is not None:
-        month = _MONTHS.index(m.group("m").lower()) + 1
-        year = int(m.group("y")) if m.group("y") else (
-            said.year if month <= said.month else said.year - 1)
-        return said.replace(year=year, month=month, day=1, hour=0, minute=0, second=0,
-                            microsecond=0)
+        month = _MONTHS.index((m.group("m") or m.group("m2")).lower()) + 1
+        day = int(m.group("d") or m.group("d2") or 1)
+        return _dated(said, m.group("y"), month, day)
+    n = _DATE_NUM.search(text)
+    if n and said is not None:
+        a, b = int(n.group("a")), int(n.group("b"))
+        if (a > 12) != (b > 12):  # 28/5 or 5/28; 5/6 could be either
+            month, day = (b, a) if a > 12 else (a, b)
+            y = n.group("y")
+            return _dated(said, ("20" + y if y and len(y) == 2 else y), month, day)
     r = _RELATIVE.search(text)
     if r and said is not None:
         if r.group(0).lower() == "yesterday":
@@ -233,6 +246,18 @@ def stated_time(text: str, said: datetime | None) -> datetime | None:
         n = int(r.group("n")) if r.group("n").isdigit() else _NUM[r.group("n").lower()]
         return said - timedelta(days=n * {"day": 1, "week": 7, "month": 30}[r.group("u").lower()])
     return None
+
+
+def _dated(said: datetime, year: str | None, month: int, day: int) -> datetime | None:
+    """That day (the last one on or before ``said`` when no year is given), or None."""
+    try:
+        if year:
+            return said.replace(year=int(year), month=month, day=day, hour=0, minute=0,
+                                second=0, microsecond=0)
+        when = said.replace(month=month, day=day, hour=0, minute=0, second=0, microsecond=0)
+    except ValueError:  # "31 February"
+        return None
+    return when if when <= said else _dated(said, str(said.year - 1), month, day)
 
 
 def self_name(text: str, *, handle: bool = False) -> str | None:

@@ -29,7 +29,7 @@ from typing import Iterable
 from .statements import _HYPOTHETICAL, _OTHER, _QUESTION, capitalises_nothing, clauses
 
 __all__ = ["LEXICON", "SINGLE_TOPICS", "CORRECTION", "asked", "about", "attributes",
-           "mentions", "places"]
+           "mentions", "places", "status_change", "values_named"]
 
 #: Attribute -> the words people use about it. Brands and kinds of things are world
 #: knowledge (a Corolla is a car, a flat white is a drink), never a benchmark's values.
@@ -51,7 +51,8 @@ LEXICON: dict[str, tuple[str, ...]] = {
              "badge", "manager", "internship", "intern", "clocked", "started at",
              "new job", "new role", "hire", "new hire", "employ", "employs",
              "job offer", "took the offer", "accepted the offer", "the offer from",
-             "teach at", "teaches at", "teaching at"),
+             "teach at", "teaches at", "teaching at", "pays my bills", "pay my bills",
+             "pays the bills", "full time", "full-time", "part time", "part-time", "paycheck", "paycheque", "pays me", "payslip"),
     "partner": ("partner", "boyfriend", "girlfriend", "husband", "wife", "spouse", "fiance",
                 "fiancé", "fiancee", "fiancée", "dating", "dated", "married", "marry",
                 "engaged", "engagement", "wedding", "relationship", "broke up", "break up",
@@ -90,7 +91,9 @@ _TENTATIVE = re.compile(r"\b(?:test[- ]?driv\w*|just looking|shopping (?:for|aro
                         r"trying to|try to|interview\w*|appl(?:y|ying) (?:to|for)|"
                         r"next (?:week|month|year)|tomorrow|this weekend|would love|"
                         r"dreaming|daydream\w*|fingers crossed|browsing|window[- ]shopping|"
-                        r"just for fun|in another life|in a parallel universe)\b", re.IGNORECASE)
+                        r"just for fun|in another life|in a parallel universe|"
+                        r"(?:big |the |my |our )plans? (?:for|is|was)\b|plans? to|planning)\b",
+                        re.IGNORECASE)
 #: A correction of what was just said ("Oops, not Lisbon: Porto!", "Scratch that: Braga",
 #: "Montreal should be Tallinn", "I typed Austin by mistake"). A value being corrected is
 #: a name, so the forms that could be chatter ("not really, no", "it should be fun") need
@@ -156,7 +159,7 @@ _SOMEONE = re.compile(r"\b(?:he|she|they|you|his|her|their|your|he's|she's|they'
 #: A clause with no person in it speaks for the speaker only if it says something (a
 #: finite verb: "Nothing beats rooibos", not "Coffee in hand, ready to chat") about no
 #: other thing ("The neighbours are renovating").
-_VERB = re.compile(r"\b(?:is|are|was|were|am|has|have|had|been|do|does|did|\w+'s|\w+'re|"
+_VERB = re.compile(r"\b(?:is|are|was|were|am|has|have|had|been|do|does|did|\w+'s|\w+'re|\w+n't|"
                    r"\w{3,}s|\w{3,}ed)\b", re.IGNORECASE)
 _THING = re.compile(r"^(?:the|a|an|this|that|these|those|some|every|each)\s+\w+",
                     re.IGNORECASE)
@@ -169,6 +172,10 @@ _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked 
                     r"drive me|drives me|drove me|"
                     r"home from|back home|homework|in the works|works for me|that works|"
                     r"it works|worked for me|moved on|move on|moving on|"
+                    r"together with (?:the|my|our|his|her|their|a|an|some|all|friends|family)\b|"
+                    # "it just wasn't working": a relationship or a plan, not a job
+                    r"(?:it|that|this|things)(?:'s|'re| is| was| are| were)?(?: just| really)?"
+                    r"(?: not|n't| isn't| wasn't| aren't| weren't)? working|"
                     r"live with|lives with|living with|lived with|"
                     # "The cat moved in with me": the cat moved, not the speaker
                     r"mov(?:e|ed|es|ing) in with (?:me|us)|"
@@ -186,6 +193,28 @@ _STATUS = re.compile(r"\b(?:engaged|married|single|broke up|split up|divorced|se
                      r"widowed|quit (?:my|the|this) (?:job|position|role)|resigned|laid off|"
                      r"(?:got|was|been) fired|retired|unemployed|between jobs|out of work|"
                      r"no longer with|not with \w+ anymore|homeless)\b", re.IGNORECASE)
+#: Status changes that name the attribute by what happened, not by its words: "I'm not
+#: with Jules anymore", "Sofia is off the market", "Willow Architecture let me go". One
+#: capitalised word after "with" is a person; two or more are an organisation.
+_STATUS_OF = (
+    ("partner", re.compile(r"\b(?:broke up|split up|divorced|separated|widowed|"
+                           r"off the market|(?:are|got|been|back) together|single again|"
+                           r"(?:i'?m|i am|we'?re) (?:now )?(?:single|engaged|married)|"
+                           r"(?:not|no longer) with (?-i:[A-Z][a-z]+)\b(?! (?-i:[A-Z]))|"
+                           r"(?:i'?m|i am) (?:now )?with (?-i:[A-Z][a-z]+)\b(?! (?-i:[A-Z]))"
+                           r"(?= now| these days|[.!,]|$))", re.IGNORECASE)),
+    ("work", re.compile(r"\b(?:let me go|laid off|layoffs?|job[- ]hunting|between jobs|"
+                        r"out of work|unemployed|(?:got|was|been) fired|resigned|"
+                        r"quit (?:my|the|this) (?:job|position|role)|"
+                        r"(?:not|no longer) with (?-i:[A-Z][\w&'-]*(?: [A-Z][\w&'-]*)+))",
+                        re.IGNORECASE)),
+)
+#: "No more electric Kia Niro", "Goodbye Atlas Freight, hello Harbor Health": a value
+#: ended or begun, said by its name alone (the speaker's, as no one else is named).
+_FAREWELL = re.compile(r"(?:^|[.!?]\s+|\s[-\u2013\u2014:]\s+|,\s+)(?:no more|goodbye|good-bye|"
+                       r"bye(?:-bye)?|farewell|so long|hello|welcome to)\s+"
+                       r"(?P<v>[^.!?,;\u2013\u2014]+?)(?=\s+[-\u2013\u2014]\s|[.!?,;]|$)",
+                       re.IGNORECASE)
 _CAPITALISED = re.compile(r"(?<![\w'])[A-Z][\w'&.-]*")
 #: Capitalised words that name nothing: sentence openers, pronouns, time words.
 _NOT_NAMES = frozenset("""
@@ -266,6 +295,9 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
     (recorded on write, ``provenance["topics"]``): "Oops, not Lisbon: Porto!" names none."""
     known = {n.lower() for n in names}
     caseless = capitalises_nothing(text)
+    # a clause may take its value from another clause of the turn: "I'm with Riley now.
+    # We got together today.", "The van dropped the last boxes in Oslo, so that's home now"
+    borrowed = set() if caseless else _values_in(text, known)
     out: dict[str, set[str]] = {}
     if speaker and inherited:
         out[speaker] = set(inherited) & SINGLE_TOPICS
@@ -277,8 +309,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             continue
         reported = _REPORTED.search(clause)
         if reported and reported.group(1).lower() in known:
-            found = _valued(mentions(_IDIOM.sub(" ", reported.group(2))), reported.group(2),
-                            known, caseless)
+            found = _valued(_said(reported.group(2)), reported.group(2), known, caseless)
             if found:
                 out.setdefault(reported.group(1).lower(), set()).update(found)
             continue
@@ -294,22 +325,84 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if first in known:
             who = first
         elif speaker and possessive:
-            found = _valued(_possessed(body[possessive.end():]), body, known, caseless)
+            found = _valued(_possessed(body[possessive.end():]) | _status(body), body, known,
+                            caseless, borrowed)
             if found:
                 out.setdefault(speaker, set()).update(found)
             continue
         elif speaker and _FIRST.search(clause):
             who = speaker
-        elif speaker and not _SOMEONE.search(clause) and _VERB.search(clause) \
-                and not _THING.match(clause):
+        elif speaker and not _SOMEONE.search(clause) and not _THING.match(clause) \
+                and (_VERB.search(clause) or _status(clause)):
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
         else:
             continue
-        found = _valued(mentions(_IDIOM.sub(" ", clause)), clause, known, caseless) \
+        found = _valued(_said(clause), clause, known, caseless, borrowed) \
             or _named_only(clause, known, caseless)
         if found:
             out.setdefault(who, set()).update(found)
+    if speaker:
+        for m in _FAREWELL.finditer(text):
+            value = m.group("v")
+            if not _SOMEONE.search(value) and not _TENTATIVE.search(text):
+                found = mentions(value) or _values_in(value, known, opener=False) - {"partner"}
+                if found:
+                    out.setdefault(speaker, set()).update(found)
     return out
+
+
+def _said(clause: str) -> set[str]:
+    """The attributes a clause speaks of: by their words, or by what happened to them."""
+    return mentions(_IDIOM.sub(" ", clause)) | _status(clause)
+
+
+def _status(clause: str) -> set[str]:
+    return {a for a, rx in _STATUS_OF if rx.search(clause)}
+
+
+def status_change(text: str) -> set[str]:
+    """The attributes ``text`` says ended or changed without naming a value ("we broke
+    up", "they let me go")."""
+    return _status(text)
+
+
+_NAMED_RUN = re.compile(r"(?<![\w'])[" + "A-Z\u00c0-\u00de" + r"][\w'&.-]*"
+                        r"(?:\s+(?:[A-Z\u00c0-\u00de][\w'&.-]*|de|la|of|&))*")
+
+
+def _values_in(text: str, known: set[str], *, opener: bool = True) -> set[str]:
+    """The named attributes ``text`` names a possible value of."""
+    return set(values_named(text, known, opener=opener).values())
+
+
+def values_named(text: str, known: Iterable[str] = (), *,
+                 opener: bool = True) -> dict[str, str]:
+    """Name -> the attribute it can be a value of, for the names in ``text`` (not those of
+    ``known`` people): a known place (home), a name of two or more capitalised words that
+    is no place (an organisation: work), one capitalised word inside a clause (a person:
+    partner). ``opener``: the first word of a clause is capitalised anyway and names
+    nothing by itself."""
+    known = {k.lower() for k in known}
+    found: dict[str, str] = {}
+    known_places = places()
+    for clause in (clauses(text) if opener else [text]):
+        for m in _NAMED_RUN.finditer(clause):
+            words = [w.rstrip(".'") for w in m.group(0).split()]
+            while words and (words[0].lower() in _NOT_NAMES or words[0].lower() in known
+                             or words[0].lower().removesuffix("'s") in known):
+                words = words[1:]
+            if not words:
+                continue
+            name = " ".join(words).lower()
+            place = next((" ".join(words[:n]).lower() for n in range(len(words), 0, -1)
+                          if " ".join(words[:n]).lower() in known_places), None)
+            if place:
+                found[place] = "home"
+            elif len(words) >= 2:
+                found[name] = "work"
+            elif opener and m.start() > 0 and name not in _WORDS and not name.endswith("ing"):
+                found[name] = "partner"
+    return found
 
 
 def attributes(text: str) -> set[str]:
@@ -353,10 +446,12 @@ def _named_only(clause: str, known: set[str], caseless: bool = False) -> set[str
     return found
 
 
-def _valued(found: set[str], clause: str, known: set[str], caseless: bool = False) -> set[str]:
+def _valued(found: set[str], clause: str, known: set[str], caseless: bool = False,
+            borrowed: set[str] = frozenset()) -> set[str]:  # type: ignore[assignment]
     """``found`` without the named-value attributes when ``clause`` names nothing but the
-    people it is about (:data:`NAMED_TOPICS`). A writer who capitalises nothing
-    (``caseless``) names things in lower case: their clauses are taken as they are."""
+    people it is about (:data:`NAMED_TOPICS`), unless its turn names a value of that
+    attribute elsewhere (``borrowed``). A writer who capitalises nothing (``caseless``)
+    names things in lower case: their clauses are taken as they are."""
     if not found & NAMED_TOPICS or _STATUS.search(clause):
         return found
     if caseless:  # a place can still be looked up; employers and people cannot
@@ -369,7 +464,7 @@ def _valued(found: set[str], clause: str, known: set[str], caseless: bool = Fals
         if m.start() == 0 and (word in _WORDS or word.endswith("ing")):
             continue  # "Neighbours loved it", "Relocating was chaos"
         return found
-    return found - NAMED_TOPICS
+    return found - (NAMED_TOPICS - borrowed)
 
 
 def _possessed(rest: str) -> set[str]:
