@@ -73,7 +73,7 @@ def test_a_day_orders_two_moves_in_one_month(tmp_path: Path) -> None:
         session(vault, [(PRIYA, "Hi, I'm Priya!"), (PRIYA, "I live in Leeds, have for years.")],
                 "2024-06-01", 0)
         session(vault, [(PRIYA, "We swapped Leeds for York last night, still unpacking.")],
-                "2024-08-01", 1)
+                "2024-08-01T18:00:00", 1)
         session(vault, [(PRIYA, "I packed everything up and moved to Hull on August 29.")],
                 "2024-09-06", 2)
         assert "Hull" in top(vault, "Which city is Priya living in these days?")
@@ -109,3 +109,23 @@ def test_the_current_value_is_found_where_it_began(tmp_path: Path) -> None:
         back = session(vault, [(PRIYA, "Back at Fabrikam Robotics, they rehired me!")],
                        "2024-10-01", 4)[0]
         assert top(vault, "Where does Priya work now?") == back.text
+
+
+def test_the_rules_reader_reads_no_job_into_a_move_a_pet_or_a_relative(tmp_path: Path) -> None:
+    """remember(fine) with the rules only: "I left Lisbon" ends a home, not a job; "I'm a
+    cat parent now" is no occupation; "My dad quit and joined ..." is the dad's news."""
+    from memvault.reader import FACT_KINDS, remember
+
+    with Vault(tmp_path / "v.db", embedder="hash") as vault:
+        for text, day in (("I live in Lisbon, I work at Contoso Health.", "2024-01-05"),
+                          ("I left Lisbon last week, I'm in Tallinn now.", "2024-03-10"),
+                          ("I'm a cat parent now. Its name is Rufus.", "2024-03-11"),
+                          ("My dad quit and joined Larkspur Games, brave move.", "2024-03-12")):
+            remember(vault, [{"role": "user", "name": "Maya", "content": text,
+                              "timestamp": day}], mode="fine", llm="none", user_id="u")
+        facts = {f.text for f in vault.list(user_id="u", filters={"kind": list(FACT_KINDS)},
+                                            limit=100)}
+        assert "Maya no longer lives in Lisbon." in facts or "Maya lives in Lisbon." not in facts
+        assert not any("works at Lisbon" in f or "works at Larkspur" in f for f in facts)
+        assert not any("works as" in f for f in facts)
+        assert "Maya works at Contoso Health." in facts

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
@@ -207,7 +209,9 @@ def _clauses(text: str) -> Iterator[str]:
             continue
         first, *rest = _VERB_SPLIT.split(clause)
         yield first
-        subject = re.match(r"(?i)(?:i|we)\b|[A-Z][a-z]+\b", first)
+        # "My dad quit and joined Larkspur": the dad joined, not "My"
+        subject = re.match(r"(?i)(?:i|we)\b|(?i:my|our|his|her|their)\s+[\w-]+|[A-Z][a-z]+\b",
+                           first)
         for part in rest:
             yield f"{subject.group(0)} {part}" if subject else part
 
@@ -246,6 +250,14 @@ def stated_time(text: str, said: datetime | None) -> datetime | None:
         n = int(r.group("n")) if r.group("n").isdigit() else _NUM[r.group("n").lower()]
         return said - timedelta(days=n * {"day": 1, "week": 7, "month": 30}[r.group("u").lower()])
     return None
+
+
+@lru_cache(maxsize=1)
+def places() -> frozenset[str]:
+    """Lower-cased names of the world's cities of >= 100,000 people and its countries
+    (GeoNames, CC BY 4.0; ``scripts/build_places.py``)."""
+    text = resources.files(__package__).joinpath("places.txt").read_text(encoding="utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
 def _dated(said: datetime, year: str | None, month: int, day: int) -> datetime | None:
@@ -357,8 +369,18 @@ def statements(text: str, *, said: datetime | None = None,
                     continue
                 if attribute == "partner" and value in _NOT_NAMES:
                     continue
+                if attribute == "employer" and value in places():
+                    attribute = "home"  # "I left Lisbon": a move, not a job
+                if attribute == "job" and value and value.split()[-1] in _NOT_JOBS:
+                    continue  # "I'm a cat parent now"
                 out.append(Statement(subject, attribute, value, holds, correction, when))
     return _dedupe(out)
+
+
+#: What "I'm a ... now" calls oneself that is no occupation.
+_NOT_JOBS = frozenset("""parent mum mom dad mother father owner person people fan lover addict
+mess wreck convert believer regular member grandma grandpa aunt uncle auntie newbie beginner
+morning night fanatic nerd geek snob""".split())
 
 
 def _dedupe(found: list[Statement]) -> list[Statement]:

@@ -22,11 +22,10 @@ speaker. English only; another language adds a ``LEXICON`` of its own words.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from importlib import resources
 from typing import Iterable
 
-from .statements import _HYPOTHETICAL, _OTHER, _QUESTION, capitalises_nothing, clauses
+from .statements import (_HYPOTHETICAL, _OTHER, _QUESTION, capitalises_nothing, clauses,
+                         places)
 
 __all__ = ["LEXICON", "SINGLE_TOPICS", "CORRECTION", "asked", "about", "attributes",
            "mentions", "places", "status_change", "values_named"]
@@ -173,6 +172,9 @@ _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked 
                     r"home from|back home|homework|in the works|works for me|that works|"
                     r"it works|worked for me|moved on|move on|moving on|"
                     r"together with (?:the|my|our|his|her|their|a|an|some|all|friends|family)\b|"
+                    # a pet's name is no phone or car: "my parrot Pixel", "the cat Tesla"
+                    r"(?:dog|cat|puppy|kitten|parrot|rabbit|bunny|hamster|turtle|tortoise|pet|"
+                    r"bird|fish|horse|ferret|lizard|snake|guinea pig)s?\s+(?-i:[A-Z])[\w'-]*|"
                     # "it just wasn't working": a relationship or a plan, not a job
                     r"(?:it|that|this|things)(?:'s|'re| is| was| are| were)?(?: just| really)?"
                     r"(?: not|n't| isn't| wasn't| aren't| weren't)? working|"
@@ -320,8 +322,14 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if _OTHER.match(clause) or _OTHER.match(body):
             continue
         first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
-        first = first.removesuffix("'s")  # "Maya's job at Siemens ..." is about Maya
+        owner = first.removesuffix("'s")  # "Maya's job at Siemens ..." is about Maya
         possessive = _POSSESSIVE.match(body)
+        if owner in known and owner != first:  # through her thing's own words, as "my"
+            found = _valued(_possessed(clause.split(None, 1)[1] if " " in clause else "")
+                            | _status(clause), clause, known, caseless, borrowed)
+            if found:
+                out.setdefault(owner, set()).update(found)
+            continue
         if first in known:
             who = first
         elif speaker and possessive:
@@ -412,14 +420,6 @@ def attributes(text: str) -> set[str]:
     for clause in clauses(text):
         found |= _named_only(clause, set())
     return found
-
-
-@lru_cache(maxsize=1)
-def places() -> frozenset[str]:
-    """Lower-cased names of the world's cities of >= 100,000 people and its countries
-    (GeoNames, CC BY 4.0; ``scripts/build_places.py``)."""
-    text = resources.files(__package__).joinpath("places.txt").read_text(encoding="utf-8")
-    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
 def _named_only(clause: str, known: set[str], caseless: bool = False) -> set[str]:
