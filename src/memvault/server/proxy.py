@@ -37,7 +37,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -178,18 +178,24 @@ class ProxyConfig:
 
     def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
               turns: list[dict[str, str]], sub: Mapping[str, str],
-              ahead: _Ahead | None = None) -> None:
+              ahead: _Ahead | None = None, reads: Sequence[Any] = ()) -> None:
         """Write the exchange after the answer is out, in two steps. First the turns are
         stored and made searchable (by their whole text, dense and lexical), which is what
         the scope's next request waits for; then, once no request is searching and no
         write is in its first step (or after ``YIELD_S``), their sentence vectors: the
         costly half, which only refines ranking, so it neither holds up nor competes with
-        what a request is waiting for."""
+        what a request is waiting for. ``reads``: the request's read events, committed in
+        the first step's transaction (alone when there are no turns)."""
+        if not turns:
+            if reads or ahead is not None:
+                self._spawn(self._record(rt, sv, reads, ahead))
+            return
         previous = self._pending[scope][0] if scope in self._pending else None
         visible: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def store() -> None:  # one worker call: no search can slip in between
-            sv.remember(turns, mode=self.mode, **sub)
+            with sv.vault.noting(reads):
+                sv.remember(turns, mode=self.mode, **sub)
             sv.vault.prepare(defer_sentences=True)
 
         async def write() -> None:
@@ -223,10 +229,28 @@ class ProxyConfig:
                 if scope in self._pending and self._pending[scope][1] is task:
                     del self._pending[scope]
 
-        task = asyncio.get_running_loop().create_task(write())
+        task = self._spawn(write())
+        self._pending[scope] = (visible, task, turns)
+
+    def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        """A write task that ``aclose`` waits for."""
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        self._pending[scope] = (visible, task, turns)
+        return task
+
+    @staticmethod
+    async def _record(rt: Runtime, sv: ScopedVault, reads: Sequence[Any],
+                      ahead: _Ahead | None) -> None:
+        """The read events of a request that stored nothing, committed alone."""
+        if ahead is not None:
+            await ahead.settle()  # not started: cancelled; nothing will take its vector
+        if not reads:
+            return
+        try:
+            await rt.run(_commit, sv.vault, reads)
+        except MemvaultError as exc:
+            log.warning("proxy: recording the request's read failed: %s", exc)
 
 
 def proxy_router(config: ProxyConfig) -> APIRouter:
@@ -242,28 +266,46 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
         scope = (p.user_id, p.agent_id, sub.get("cube_id"))
         query = _last_user_text(messages)
         hits: list[SearchHit] = []
-        async with config.in_front():
-            await config.settle(scope, messages, (lambda: rt.run(
-                sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])) if query.strip() else None)
-            if query.strip():
-                async with config.searching():
-                    hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
-                                        user_id=p.user_id, **sub)
-        forwarded = {**doc, "messages": inject(messages, hits)}
-        asked = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() else []
-        # the user's turn is embedded while a slow upstream answers (the write takes it)
-        ahead = _Ahead(rt.run, sv.vault.embed_ahead, messages=asked) if asked else None
+        # the search's read event is committed with the exchange, after the answer is out
+        # (in the write's own transaction): no commit of its own in the request's time
+        reads: list[Any] = []
+        sv.held_reads = reads
+        finished = False
 
-        def remember(answer: str) -> None:
-            turns = list(asked)
-            if answer.strip():
+        def remember(answer: str | None) -> None:
+            """Once per request: the exchange (``answer`` None: the upstream gave none)
+            and the read events, written after the answer."""
+            nonlocal finished
+            if finished:
+                return
+            finished = True
+            turns = list(asked) if answer is not None else []
+            if answer is not None and answer.strip():
                 turns.append({"role": "assistant", "content": answer[:MAX_STORED_CHARS]})
-            if turns:
-                config.later(scope, rt, sv, turns, sub, ahead)
+            config.later(scope, rt, sv, turns, sub, ahead, reads)
 
-        if config.upstream is None:
-            return await _local(rt, forwarded, remember)
-        return await _forward(config, forwarded, remember)
+        asked: list[dict[str, str]] = []
+        ahead: _Ahead | None = None
+        try:
+            async with config.in_front():
+                await config.settle(scope, messages, (lambda: rt.run(
+                    sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])) if query.strip() else None)
+                if query.strip():
+                    async with config.searching():
+                        hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
+                                            user_id=p.user_id, **sub)
+            forwarded = {**doc, "messages": inject(messages, hits)}
+            if query.strip():
+                asked = [{"role": "user", "content": query[:MAX_STORED_CHARS]}]
+                # the user's turn is embedded while a slow upstream answers (the write
+                # takes it)
+                ahead = _Ahead(rt.run, sv.vault.embed_ahead, messages=asked)
+            if config.upstream is None:
+                return await _local(rt, forwarded, remember)
+            return await _forward(config, forwarded, remember)
+        except BaseException:
+            remember(None)  # the reads that were made are still recorded
+            raise
 
     return r
 
@@ -296,6 +338,11 @@ class _Ahead:
         await asyncio.gather(self._task, return_exceptions=True)
         return self._started and not self._task.cancelled() and \
             self._task.exception() is None
+
+
+def _commit(vault: Any, events: Sequence[Any]) -> None:
+    with vault.noting(events):
+        pass  # no write in the block: the events are committed alone
 
 
 # -- the request ------------------------------------------------------------------------------
@@ -382,8 +429,7 @@ async def _forward(config: ProxyConfig, doc: dict[str, Any], remember: Any) -> R
     if not doc.get("stream") or resp.status_code != 200:
         body = await resp.aread()
         await resp.aclose()
-        if resp.status_code == 200:
-            remember(_answer(body))
+        remember(_answer(body) if resp.status_code == 200 else None)
         return Response(content=body, status_code=resp.status_code, media_type=media)
 
     async def relay() -> AsyncIterator[bytes]:
@@ -394,9 +440,25 @@ async def _forward(config: ProxyConfig, doc: dict[str, Any], remember: Any) -> R
                 reader.feed(chunk)
         finally:
             await resp.aclose()
-            if reader.done:
-                remember(reader.text())
-    return StreamingResponse(relay(), status_code=200, media_type=media)
+            remember(reader.text() if reader.done else None)
+    return _Relay(relay(), resp, remember, status_code=200, media_type=media)
+
+
+class _Relay(StreamingResponse):
+    """A relayed stream that closes the upstream response and records the request even
+    when its body was never started (the client left before the first byte)."""
+
+    def __init__(self, body: AsyncIterator[bytes], upstream: Any,
+                 remember: Callable[[str | None], None], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._upstream, self._remember = upstream, remember
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._upstream.aclose()
+            self._remember(None)  # a no-op once the relay has remembered the exchange
 
 
 def _answer(body: bytes) -> str:
