@@ -163,3 +163,59 @@ def test_the_users_turn_is_embedded_while_a_slow_upstream_answers(tmp_path: Path
         upstream.stop()
         keys.close()
         vault.close()
+
+
+class HoldingEmbedder(CountingEmbedder):
+    """Counts calls and holds any batch with ``hold`` in it until ``gate`` opens."""
+
+    def __init__(self, hold: str) -> None:
+        super().__init__()
+        self.hold, self.gate = hold, threading.Event()
+
+    def embed(self, texts: Any) -> Any:
+        if self.hold in texts:
+            self.gate.wait(60)
+        return super().embed(texts)
+
+
+def test_a_waiting_new_conversation_embeds_its_own_turn_meanwhile(tmp_path: Path) -> None:
+    """While a new conversation waits for the previous exchange to be searchable, it
+    embeds its query and then its own turn, for its write after the answer: that write,
+    which the next new conversation waits for, then has one turn less to embed."""
+    embedder = HoldingEmbedder("assistant: Noted.")  # the first exchange's answer
+    upstream = ScriptedLLMServer(_reply).start()
+    vault = Vault(tmp_path / "vault.db", embedder=embedder)
+    keys = KeyStore.for_vault(tmp_path / "vault.db")
+    server = BackgroundServer(create_app(vault, keys, proxy=ProxyConfig(
+        upstream.base_url, api_key="sk-up"))).start()
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=keys.create("a", "alice"),
+                               max_retries=0, timeout=60)
+
+        def ask(text: str) -> str:
+            return client.chat.completions.create(model="m", messages=[
+                {"role": "user", "content": text}]).choices[0].message.content or ""
+
+        assert ask("My locker code is 4711.") == "Noted."  # its write is now held
+        replies: list[str] = []
+        second = threading.Thread(target=lambda: replies.append(ask("What is my locker code?")))
+        second.start()
+        deadline = time.monotonic() + 15
+        while ["user: What is my locker code?"] not in embedder.calls:
+            assert time.monotonic() < deadline, "the waiting request did not embed its turn"
+            time.sleep(0.02)
+        assert not embedder.gate.is_set() and not replies  # still waiting, turn embedded
+        embedder.gate.set()
+        second.join(30)
+        assert replies and "4711" in replies[0]  # it saw the first exchange
+        while vault.count(user_id="alice") < 4:
+            assert time.monotonic() < deadline + 15
+            time.sleep(0.05)
+        embedded = [t for call in embedder.calls for t in call]
+        assert embedded.count("user: What is my locker code?") == 1  # the write took it
+    finally:
+        embedder.gate.set()
+        server.stop()
+        upstream.stop()
+        keys.close()
+        vault.close()

@@ -176,6 +176,11 @@ class ProxyConfig:
             waits.append(ahead())
         await asyncio.gather(*waits, return_exceptions=True)  # the search reports bad input
 
+    def waiting(self, scope: tuple[Any, ...]) -> bool:
+        """Whether the scope has a write in flight that is not searchable yet."""
+        entry = self._pending.get(scope)
+        return entry is not None and not entry[0].done()
+
     def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
               turns: list[dict[str, str]], sub: Mapping[str, str],
               ahead: _Ahead | None = None, reads: Sequence[Any] = ()) -> None:
@@ -284,22 +289,25 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
                 turns.append({"role": "assistant", "content": answer[:MAX_STORED_CHARS]})
             config.later(scope, rt, sv, turns, sub, ahead, reads)
 
-        asked: list[dict[str, str]] = []
-        ahead: _Ahead | None = None
+        asked = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() else []
+        # the user's turn, embedded for the write in time this request has idle
+        ahead = _Ahead(rt.run, sv.vault.embed_ahead, messages=asked) if asked else None
+
+        async def meanwhile() -> None:  # while the previous write becomes searchable
+            await rt.run(sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])  # the search's
+            if ahead is not None and config.waiting(scope):
+                ahead.now()  # the wait goes on: the write's too
+
         try:
             async with config.in_front():
-                await config.settle(scope, messages, (lambda: rt.run(
-                    sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])) if query.strip() else None)
-                if query.strip():
+                await config.settle(scope, messages, meanwhile if asked else None)
+                if asked:
                     async with config.searching():
                         hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
                                             user_id=p.user_id, **sub)
             forwarded = {**doc, "messages": inject(messages, hits)}
-            if query.strip():
-                asked = [{"role": "user", "content": query[:MAX_STORED_CHARS]}]
-                # the user's turn is embedded while a slow upstream answers (the write
-                # takes it)
-                ahead = _Ahead(rt.run, sv.vault.embed_ahead, messages=asked)
+            if ahead is not None:
+                ahead.after(AHEAD_AFTER_S)  # during a slow upstream's answer
             if config.upstream is None:
                 return await _local(rt, forwarded, remember)
             return await _forward(config, forwarded, remember)
@@ -311,33 +319,54 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
 
 
 class _Ahead:
-    """Work done ahead for the write, if the upstream leaves time for it: it starts only
-    once the upstream has taken ``AHEAD_AFTER_S`` to answer. A model generating an answer
-    leaves hundreds of milliseconds idle, which it fills; a fast upstream answers first,
-    and then nothing was added to the request's own time (on a loaded machine the extra
-    work there cost more than the write saved: measured with ``bench_proxy_ab.py``)."""
+    """The user's turn embedded for the write ahead of it, in time the request has idle:
+    while it waits for the scope's previous write to be searchable (read-your-writes),
+    once its own query is embedded (``now``); or once the upstream has taken
+    ``AHEAD_AFTER_S`` to answer (``after``): a model generating an answer leaves hundreds
+    of milliseconds idle, which it fills. A fast upstream answers first, and then nothing
+    was added to the request's own time (on a loaded machine doing it beside the search
+    cost more than the write saved: measured with ``bench_proxy_ab.py``)."""
 
     def __init__(self, run: Callable[..., Awaitable[Any]], fn: Callable[..., Any],
                  **kwargs: Any) -> None:
+        self._work = lambda: run(fn, **kwargs)
+        self._task: asyncio.Future[None] | None = None
         self._started = False
 
-        async def later() -> None:
-            await asyncio.sleep(AHEAD_AFTER_S)
-            self._started = True
-            await run(fn, **kwargs)
+    def now(self) -> None:
+        """Start it now, unless it has started."""
+        if not self._started:
+            if self._task is not None:
+                self._task.cancel()
+            self._task = self._go(0.0)
 
-        self._task = asyncio.ensure_future(later())
+    def after(self, delay: float) -> None:
+        """Start it in ``delay`` seconds, unless it is already due."""
+        if self._task is None:
+            self._task = self._go(delay)
+
+    def _go(self, delay: float) -> asyncio.Future[None]:
+        async def go() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            self._started = True
+            await self._work()
+
+        task = asyncio.ensure_future(go())
         # its failure is nobody's to report: the write embeds what is missing
-        self._task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
 
     async def settle(self) -> bool:
         """Cancel it if it has not started, else wait for it (never do the work twice);
         True if it was done."""
+        task = self._task
+        if task is None:
+            return False
         if not self._started:
-            self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        return self._started and not self._task.cancelled() and \
-            self._task.exception() is None
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return self._started and not task.cancelled() and task.exception() is None
 
 
 def _commit(vault: Any, events: Sequence[Any]) -> None:
