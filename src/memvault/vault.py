@@ -171,10 +171,11 @@ class Vault(VaultAPI):
         self.searcher.sync(defer_parts=defer_sentences)
         self.guard  # noqa: B018 - builds it
 
-    def index_sentences(self) -> int:
-        """Embed and index the sentence vectors ``prepare(defer_sentences=True)`` left;
-        returns how many. Searches in other threads go on meanwhile."""
-        return self.searcher.index_deferred()
+    def index_sentences(self, limit: int | None = None) -> int:
+        """Embed and index the sentence vectors ``prepare(defer_sentences=True)`` left
+        (at most ``limit``: call again for the rest); returns how many. Searches in other
+        threads go on meanwhile."""
+        return self.searcher.index_deferred(limit)
 
     def embed_ahead(self, query: str | None = None, *,
                     messages: Sequence[Mapping[str, Any]] = (), user_id: str | None = None,

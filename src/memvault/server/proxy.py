@@ -57,6 +57,9 @@ MAX_STORED_CHARS = 60_000  # under the vault's text limit
 #: How long a write's sentence vectors wait for requests in flight to finish searching
 #: before they are embedded anyway (a steady stream of requests must not starve them).
 YIELD_S = 0.25
+#: Sentence vectors embedded per worker call: between calls the write yields again to
+#: requests in front, so one that arrives meanwhile competes with one sentence at most.
+SENTENCE_STEP = 1
 #: How long the upstream must take before the user's turn is embedded while it answers.
 AHEAD_AFTER_S = 0.05
 _HEADER = ("Memories from earlier conversations with this user (use them when they help; "
@@ -187,9 +190,9 @@ class ProxyConfig:
         """Write the exchange after the answer is out, in two steps. First the turns are
         stored and made searchable (by their whole text, dense and lexical), which is what
         the scope's next request waits for; then, once no request is searching and no
-        write is in its first step (or after ``YIELD_S``), their sentence vectors: the
-        costly half, which only refines ranking, so it neither holds up nor competes with
-        what a request is waiting for. ``reads``: the request's read events, committed in
+        write is in its first step (or after ``YIELD_S``), their sentence vectors, one at a
+        time (waiting so again before each): the costly half, which only refines ranking,
+        so it neither holds up nor competes for long with what a request is waiting for. ``reads``: the request's read events, committed in
         the first step's transaction (alone when there are no turns)."""
         if not turns:
             if reads or ahead is not None:
@@ -223,9 +226,11 @@ class ProxyConfig:
                 finally:
                     if not visible.done():
                         visible.set_result(None)
-                await self._wait(self._event())
-                try:
-                    await rt.run(sv.vault.index_sentences)
+                try:  # a sentence at a time, each once nothing is in front (see later)
+                    while True:
+                        await self._wait(self._event())
+                        if not await rt.run(sv.vault.index_sentences, SENTENCE_STEP):
+                            break
                 except MemvaultError as exc:
                     log.warning("proxy: indexing the exchange's sentences failed: %s", exc)
             finally:
