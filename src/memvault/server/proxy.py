@@ -19,11 +19,17 @@ client's ``base_url`` at memvault and using a memvault API key; nothing else cha
 5. the exchange (last user message + answer) is stored with ``remember`` in fast mode, so
    the write adds no LLM call. It is written after the answer is sent, in two steps: the
    turns are stored and made searchable (by their whole text, dense and lexical), then
-   their sentence vectors are embedded once no request is searching. The next request of
-   the same scope waits for the first step only (embedding its own query meanwhile), so
-   a user always sees their previous exchange (unless that request carries it in its own
-   messages, as a conversation that goes on does, and then it does not wait at all), and
-   a request that comes after the write is done pays nothing for it.
+   their sentence vectors are embedded, one at a time, each once no request is in front.
+   The next request of the same scope waits for the first step only (embedding its own
+   query, then its own turn for its own write, meanwhile), so a user always sees their
+   previous exchange (unless that request carries it in its own messages, as a
+   conversation that goes on does, and then it does not wait at all), and a request that
+   comes after the write is done pays nothing for it;
+6. the search's ``read`` audit event (when the server audits reads) is committed after
+   the answer, in the same transaction as the exchange it answered, or alone when nothing
+   is stored (an upstream error, an unreachable upstream, a stream cut short); shutdown
+   waits for it like for the write. So a read costs the request no commit of its own;
+   the event's time is that of the write, moments after the read.
 
 Upstream failures: an upstream error status is passed through as it came; an upstream
 that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_input``.
@@ -472,9 +478,9 @@ async def _forward(config: ProxyConfig, doc: dict[str, Any], remember: Any) -> R
             async for chunk in resp.aiter_raw():
                 yield chunk
                 reader.feed(chunk)
-        finally:
-            await resp.aclose()
+        finally:  # remembered first: a cancelled relay may not get past an await
             remember(reader.text() if reader.done else None)
+            await resp.aclose()
     return _Relay(relay(), resp, remember, status_code=200, media_type=media)
 
 
@@ -491,8 +497,8 @@ class _Relay(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._upstream.aclose()
             self._remember(None)  # a no-op once the relay has remembered the exchange
+            await self._upstream.aclose()
 
 
 def _answer(body: bytes) -> str:
