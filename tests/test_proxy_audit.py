@@ -101,6 +101,22 @@ def test_a_read_is_recorded_when_the_upstream_fails(env: Env) -> None:
     assert env.vault.count(user_id="alice") == 2  # the failed exchange is not stored
 
 
+def test_a_read_is_recorded_when_the_upstreams_stream_is_cut_short(env: Env) -> None:
+    env.ask("I collect stamps.")
+    _eventually(lambda: env.vault.count(user_id="alice") == 2)
+    env.upstream.push(Reply.malformed(  # one event, then the stream ends without [DONE]
+        'data: {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", '
+        '"choices": [{"index": 0, "delta": {"content": "You coll"}, "finish_reason": null}]}'
+        '\n\n'))
+    try:
+        env.ask("What do I collect?", stream=True)
+    except openai.APIError:
+        pass  # however the client takes a stream that stops: the read is what matters
+    _eventually(lambda: len(env.reads()) == 2)
+    assert env.reads()[-1].details["n"] >= 1
+    assert env.vault.count(user_id="alice") == 2  # a cut answer is not remembered
+
+
 def test_a_read_is_recorded_when_the_upstream_cannot_be_reached(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
