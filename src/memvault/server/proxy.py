@@ -198,8 +198,9 @@ class ProxyConfig:
         the scope's next request waits for; then, once no request is searching and no
         write is in its first step (or after ``YIELD_S``), their sentence vectors, one at a
         time (waiting so again before each): the costly half, which only refines ranking,
-        so it neither holds up nor competes for long with what a request is waiting for. ``reads``: the request's read events, committed in
-        the first step's transaction (alone when there are no turns)."""
+        so it neither holds up nor competes for long with what a request is waiting for.
+        ``reads``: the request's read events, committed in the first step's transaction
+        (alone when there are no turns)."""
         if not turns:
             if reads or ahead is not None:
                 self._spawn(self._record(rt, sv, reads, ahead))
