@@ -185,3 +185,26 @@ def test_turns_embedded_ahead_are_taken_by_the_write_that_stores_them(tmp_path: 
         embedder.calls.clear()
         ahead.remember([user], user_id="u")
         assert embedder.calls[0] == [f"user: {user['content']}"]
+
+
+def test_deferred_sentences_are_indexed_a_few_at_a_time_in_order(tmp_path) -> None:
+    """``index_sentences(limit)`` embeds at most ``limit`` sentences per call (a memory's
+    may be split over calls) and ends with the same index as one call would."""
+    from memvault import Vault
+
+    texts = ["One fish. Two fish. Red fish.", "Blue fish. Old fish.", "New fish. Last one."]
+    results = []
+    for limit in (None, 2):
+        with Vault(tmp_path / f"v{limit}.db", embedder="hash") as vault:
+            vault.prepare()
+            for t in texts:
+                vault.add(t, kind="turn", user_id="u")
+            vault.prepare(defer_sentences=True)
+            steps = []
+            while n := vault.index_sentences(limit):
+                steps.append(n)
+            assert vault.searcher.deferred == 0
+            hits = vault.search("Old fish", user_id="u", k=3)
+            results.append(([h.item.text for h in hits], [round(h.score, 6) for h in hits]))
+            assert steps == ([7] if limit is None else [2, 2, 2, 1])
+    assert results[0] == results[1]

@@ -110,11 +110,12 @@ def test_no_exchange_or_sentence_is_lost_at_shutdown(env: Env) -> None:
     env.ask("The code of locker 7 is 4711. Please keep it safe.")
     assert env.embedder.held.wait(15)
     threading.Timer(0.5, env.embedder.gate.set).start()
-    before = env.vault.searcher.sentence_vectors["embedded"]
+    assert env.vault.searcher.sentence_vectors["embedded"] < 2  # the held one is not in
     env.server.stop()  # the app's shutdown waits for the proxy's writes
     assert env.vault.count(user_id="alice") == 2
     assert env.vault.searcher.deferred == 0
-    assert env.vault.searcher.sentence_vectors["embedded"] >= before + 2
+    # both sentences of the user's turn (the answer, "Noted.", has one: no parts)
+    assert env.vault.searcher.sentence_vectors["embedded"] == 2
 
 
 class CountingEmbedder(HashEmbedder):
@@ -158,6 +159,94 @@ def test_the_users_turn_is_embedded_while_a_slow_upstream_answers(tmp_path: Path
                                               ["assistant: Fine, thanks."]]
         if delay:  # ahead: well before the answer came back
             assert turn_calls[0][1] < answered - delay / 2
+    finally:
+        server.stop()
+        upstream.stop()
+        keys.close()
+        vault.close()
+
+
+class HoldingEmbedder(CountingEmbedder):
+    """Counts calls and holds any batch with ``hold`` in it until ``gate`` opens."""
+
+    def __init__(self, hold: str) -> None:
+        super().__init__()
+        self.hold, self.gate = hold, threading.Event()
+
+    def embed(self, texts: Any) -> Any:
+        if self.hold in texts:
+            self.gate.wait(60)
+        return super().embed(texts)
+
+
+def test_a_waiting_new_conversation_embeds_its_own_turn_meanwhile(tmp_path: Path) -> None:
+    """While a new conversation waits for the previous exchange to be searchable, it
+    embeds its query and then its own turn, for its write after the answer: that write,
+    which the next new conversation waits for, then has one turn less to embed."""
+    embedder = HoldingEmbedder("assistant: Noted.")  # the first exchange's answer
+    upstream = ScriptedLLMServer(_reply).start()
+    vault = Vault(tmp_path / "vault.db", embedder=embedder)
+    keys = KeyStore.for_vault(tmp_path / "vault.db")
+    server = BackgroundServer(create_app(vault, keys, proxy=ProxyConfig(
+        upstream.base_url, api_key="sk-up"))).start()
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=keys.create("a", "alice"),
+                               max_retries=0, timeout=60)
+
+        def ask(text: str) -> str:
+            return client.chat.completions.create(model="m", messages=[
+                {"role": "user", "content": text}]).choices[0].message.content or ""
+
+        assert ask("My locker code is 4711.") == "Noted."  # its write is now held
+        replies: list[str] = []
+        second = threading.Thread(target=lambda: replies.append(ask("What is my locker code?")))
+        second.start()
+        deadline = time.monotonic() + 15
+        while ["user: What is my locker code?"] not in embedder.calls:
+            assert time.monotonic() < deadline, "the waiting request did not embed its turn"
+            time.sleep(0.02)
+        assert not embedder.gate.is_set() and not replies  # still waiting, turn embedded
+        embedder.gate.set()
+        second.join(30)
+        assert replies and "4711" in replies[0]  # it saw the first exchange
+        while vault.count(user_id="alice") < 4:
+            assert time.monotonic() < deadline + 15
+            time.sleep(0.05)
+        embedded = [t for call in embedder.calls for t in call]
+        assert embedded.count("user: What is my locker code?") == 1  # the write took it
+    finally:
+        embedder.gate.set()
+        server.stop()
+        upstream.stop()
+        keys.close()
+        vault.close()
+
+
+def test_the_sentence_step_embeds_one_sentence_per_call(tmp_path: Path) -> None:
+    """The exchange's sentence vectors are embedded one per worker call, each after no
+    request is in front: a request that arrives meanwhile competes with one sentence at
+    most, not with the whole exchange's."""
+    embedder = CountingEmbedder()
+    upstream = ScriptedLLMServer(_reply).start()
+    vault = Vault(tmp_path / "vault.db", embedder=embedder)
+    keys = KeyStore.for_vault(tmp_path / "vault.db")
+    server = BackgroundServer(create_app(vault, keys, proxy=ProxyConfig(
+        upstream.base_url, api_key="sk-up"))).start()
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=keys.create("a", "alice"),
+                               max_retries=0, timeout=60)
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content":
+                                       "The van is blue. It has a roof rack. It seats seven."}])
+        deadline = time.monotonic() + 15
+        searcher = vault.searcher
+        while vault.count(user_id="alice") < 2 or searcher.deferred or searcher._inflight:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        sentences = [c for c in embedder.calls
+                     if any(t in ("user: The van is blue.", "user: It has a roof rack.",
+                                  "user: It seats seven.") for t in c)]
+        assert sentences == [["user: The van is blue."], ["user: It has a roof rack."],
+                             ["user: It seats seven."]]
     finally:
         server.stop()
         upstream.stop()

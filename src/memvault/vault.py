@@ -122,6 +122,8 @@ class Vault(VaultAPI):
         # many principals at once: each request's context carries its own)
         self._acting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
             f"memvault_actor_{id(self)}", default=None)
+        self._noted: contextvars.ContextVar[list[AuditOp] | None] = contextvars.ContextVar(
+            f"memvault_noted_{id(self)}", default=None)  # see noting()
         if isinstance(embedder, str) or embedder is None:
             name = embedder or settings.embedder
             embedder = get_embedder(name) if name else None  # None: the vault's own
@@ -169,10 +171,11 @@ class Vault(VaultAPI):
         self.searcher.sync(defer_parts=defer_sentences)
         self.guard  # noqa: B018 - builds it
 
-    def index_sentences(self) -> int:
-        """Embed and index the sentence vectors ``prepare(defer_sentences=True)`` left;
-        returns how many. Searches in other threads go on meanwhile."""
-        return self.searcher.index_deferred()
+    def index_sentences(self, limit: int | None = None) -> int:
+        """Embed and index the sentence vectors ``prepare(defer_sentences=True)`` left
+        (at most ``limit``: call again for the rest); returns how many. Searches in other
+        threads go on meanwhile."""
+        return self.searcher.index_deferred(limit)
 
     def embed_ahead(self, query: str | None = None, *,
                     messages: Sequence[Mapping[str, Any]] = (), user_id: str | None = None,
@@ -243,7 +246,10 @@ class Vault(VaultAPI):
         """Commit ``ops``; the searcher is open first (as when it opened with the vault),
         so it takes the write in from the change feed like any other."""
         self.searcher  # noqa: B018 - opens it
-        self.store.apply(ops)
+        noted = self._noted.get()
+        self.store.apply([*noted, *ops] if noted else ops)
+        if noted:
+            noted.clear()  # committed with this write (kept if it failed: noting() retries)
 
     @property
     def actor(self) -> str | None:
@@ -253,6 +259,21 @@ class Vault(VaultAPI):
     @actor.setter
     def actor(self, value: str | None) -> None:
         self._actor = value
+
+    @contextlib.contextmanager
+    def noting(self, events: Sequence[AuditOp]) -> Iterator[None]:
+        """Commit audit ``events`` in the transaction of the first write made in this block
+        (this thread/task), or alone when the block ends without one: a record of an
+        earlier call (the memory proxy's read, kept with the exchange it answered) then
+        costs no commit of its own. Written even if the block raises."""
+        noted = list(events)
+        token = self._noted.set(noted)
+        try:
+            yield
+        finally:
+            self._noted.reset(token)
+            if noted:
+                self.store.apply(noted)
 
     @contextlib.contextmanager
     def acting_as(self, actor: str | None) -> Iterator[None]:

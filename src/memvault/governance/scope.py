@@ -81,6 +81,11 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
         self.principal = principal
         self.grant_store = grants
         self.audit_reads = audit_reads
+        #: None: each read's event is committed as it happens. A list: the events are
+        #: appended to it instead, for the caller to commit with a later write (see
+        #: ``Vault.noting``): the memory proxy keeps a read out of the request's own time
+        #: and records it in the transaction of the exchange it answered.
+        self.held_reads: list[AuditOp] | None = None
 
     def __repr__(self) -> str:
         return f"ScopedVault(principal={self.principal.name!r}, scope={self.principal.scope})"
@@ -243,8 +248,12 @@ class ScopedVault(Sharing, ModelCalls, VaultAPI):
         """One ``read`` event per read call (if read auditing is on)."""
         if not self.audit_reads:
             return
-        self.vault.store.apply([AuditOp("read", None, None, self.principal.name, {
-            "op": op, "n": len(ids), "ids": list(ids[:READ_IDS_LOGGED]), **details})])
+        event = AuditOp("read", None, None, self.principal.name, {
+            "op": op, "n": len(ids), "ids": list(ids[:READ_IDS_LOGGED]), **details})
+        if self.held_reads is not None:
+            self.held_reads.append(event)
+        else:
+            self.vault.store.apply([event])
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

@@ -243,14 +243,18 @@ class Searcher:
         """Memories whose sentence vectors wait for :meth:`index_deferred`."""
         return len(self._deferred)
 
-    def index_deferred(self) -> int:
-        """Embed and index the sentences ``sync(defer_parts=True)`` left; returns how many.
+    def index_deferred(self, limit: int | None = None) -> int:
+        """Embed and index the sentences ``sync(defer_parts=True)`` left (the first
+        ``limit`` of them, if given: a caller that yields to other work between calls);
+        returns how many.
 
         The embedding runs without the index lock, so searches in other threads go on
         meanwhile (seeing those memories by their whole text). A memory deleted or
         changed in between is skipped: its new version is indexed with its own parts."""
         with self._lock:
             work, self._deferred = self._deferred, []
+            if limit is not None and limit < sum(len(w[2]) for w in work):
+                work, self._deferred = _first_parts(work, max(1, limit))
             if not work:
                 return 0
             generation = self._generation
@@ -556,3 +560,18 @@ def _attrs(item: Any) -> dict[str, str | None]:
     out = {a: getattr(item, a) for a in ATTRS if a != "speaker"}
     out["speaker"] = name_of(item)
     return out
+
+
+def _first_parts(work: list[Any], n: int) -> tuple[list[Any], list[Any]]:
+    """Deferred sentence work split after its first ``n`` sentences (a memory's pieces
+    may be split: the rest stay queued, in order)."""
+    head: list[Any] = []
+    for at, (item_id, seq, pieces, keys) in enumerate(work):
+        if n <= 0:
+            return head, work[at:]
+        if len(pieces) > n:
+            head.append((item_id, seq, pieces[:n], keys[:n]))
+            return head, [(item_id, seq, pieces[n:], keys[n:]), *work[at + 1:]]
+        head.append((item_id, seq, pieces, keys))
+        n -= len(pieces)
+    return head, []

@@ -19,11 +19,17 @@ client's ``base_url`` at memvault and using a memvault API key; nothing else cha
 5. the exchange (last user message + answer) is stored with ``remember`` in fast mode, so
    the write adds no LLM call. It is written after the answer is sent, in two steps: the
    turns are stored and made searchable (by their whole text, dense and lexical), then
-   their sentence vectors are embedded once no request is searching. The next request of
-   the same scope waits for the first step only (embedding its own query meanwhile), so
-   a user always sees their previous exchange (unless that request carries it in its own
-   messages, as a conversation that goes on does, and then it does not wait at all), and
-   a request that comes after the write is done pays nothing for it.
+   their sentence vectors are embedded, one at a time, each once no request is in front.
+   The next request of the same scope waits for the first step only (embedding its own
+   query, then its own turn for its own write, meanwhile), so a user always sees their
+   previous exchange (unless that request carries it in its own messages, as a
+   conversation that goes on does, and then it does not wait at all), and a request that
+   comes after the write is done pays nothing for it;
+6. the search's ``read`` audit event (when the server audits reads) is committed after
+   the answer, in the same transaction as the exchange it answered, or alone when nothing
+   is stored (an upstream error, an unreachable upstream, a stream cut short); shutdown
+   waits for it like for the write. So a read costs the request no commit of its own;
+   the event's time is that of the write, moments after the read.
 
 Upstream failures: an upstream error status is passed through as it came; an upstream
 that cannot be reached is 502 ``model_error``. Bad requests are 422 ``invalid_input``.
@@ -37,7 +43,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -57,6 +63,9 @@ MAX_STORED_CHARS = 60_000  # under the vault's text limit
 #: How long a write's sentence vectors wait for requests in flight to finish searching
 #: before they are embedded anyway (a steady stream of requests must not starve them).
 YIELD_S = 0.25
+#: Sentence vectors embedded per worker call: between calls the write yields again to
+#: requests in front, so one that arrives meanwhile competes with one sentence at most.
+SENTENCE_STEP = 1
 #: How long the upstream must take before the user's turn is embedded while it answers.
 AHEAD_AFTER_S = 0.05
 _HEADER = ("Memories from earlier conversations with this user (use them when they help; "
@@ -176,20 +185,32 @@ class ProxyConfig:
             waits.append(ahead())
         await asyncio.gather(*waits, return_exceptions=True)  # the search reports bad input
 
+    def waiting(self, scope: tuple[Any, ...]) -> bool:
+        """Whether the scope has a write in flight that is not searchable yet."""
+        entry = self._pending.get(scope)
+        return entry is not None and not entry[0].done()
+
     def later(self, scope: tuple[Any, ...], rt: Runtime, sv: ScopedVault,
               turns: list[dict[str, str]], sub: Mapping[str, str],
-              ahead: _Ahead | None = None) -> None:
+              ahead: _Ahead | None = None, reads: Sequence[Any] = ()) -> None:
         """Write the exchange after the answer is out, in two steps. First the turns are
         stored and made searchable (by their whole text, dense and lexical), which is what
         the scope's next request waits for; then, once no request is searching and no
-        write is in its first step (or after ``YIELD_S``), their sentence vectors: the
-        costly half, which only refines ranking, so it neither holds up nor competes with
-        what a request is waiting for."""
+        write is in its first step (or after ``YIELD_S``), their sentence vectors, one at a
+        time (waiting so again before each): the costly half, which only refines ranking,
+        so it neither holds up nor competes for long with what a request is waiting for.
+        ``reads``: the request's read events, committed in the first step's transaction
+        (alone when there are no turns)."""
+        if not turns:
+            if reads or ahead is not None:
+                self._spawn(self._record(rt, sv, reads, ahead))
+            return
         previous = self._pending[scope][0] if scope in self._pending else None
         visible: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def store() -> None:  # one worker call: no search can slip in between
-            sv.remember(turns, mode=self.mode, **sub)
+            with sv.vault.noting(reads):
+                sv.remember(turns, mode=self.mode, **sub)
             sv.vault.prepare(defer_sentences=True)
 
         async def write() -> None:
@@ -212,9 +233,11 @@ class ProxyConfig:
                 finally:
                     if not visible.done():
                         visible.set_result(None)
-                await self._wait(self._event())
-                try:
-                    await rt.run(sv.vault.index_sentences)
+                try:  # a sentence at a time, each once nothing is in front (see later)
+                    while True:
+                        await self._wait(self._event())
+                        if not await rt.run(sv.vault.index_sentences, SENTENCE_STEP):
+                            break
                 except MemvaultError as exc:
                     log.warning("proxy: indexing the exchange's sentences failed: %s", exc)
             finally:
@@ -223,10 +246,28 @@ class ProxyConfig:
                 if scope in self._pending and self._pending[scope][1] is task:
                     del self._pending[scope]
 
-        task = asyncio.get_running_loop().create_task(write())
+        task = self._spawn(write())
+        self._pending[scope] = (visible, task, turns)
+
+    def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        """A write task that ``aclose`` waits for."""
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        self._pending[scope] = (visible, task, turns)
+        return task
+
+    @staticmethod
+    async def _record(rt: Runtime, sv: ScopedVault, reads: Sequence[Any],
+                      ahead: _Ahead | None) -> None:
+        """The read events of a request that stored nothing, committed alone."""
+        if ahead is not None:
+            await ahead.settle()  # not started: cancelled; nothing will take its vector
+        if not reads:
+            return
+        try:
+            await rt.run(_commit, sv.vault, reads)
+        except MemvaultError as exc:
+            log.warning("proxy: recording the request's read failed: %s", exc)
 
 
 def proxy_router(config: ProxyConfig) -> APIRouter:
@@ -242,60 +283,107 @@ def proxy_router(config: ProxyConfig) -> APIRouter:
         scope = (p.user_id, p.agent_id, sub.get("cube_id"))
         query = _last_user_text(messages)
         hits: list[SearchHit] = []
-        async with config.in_front():
-            await config.settle(scope, messages, (lambda: rt.run(
-                sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])) if query.strip() else None)
-            if query.strip():
-                async with config.searching():
-                    hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
-                                        user_id=p.user_id, **sub)
-        forwarded = {**doc, "messages": inject(messages, hits)}
+        # the search's read event is committed with the exchange, after the answer is out
+        # (in the write's own transaction): no commit of its own in the request's time
+        reads: list[Any] = []
+        sv.held_reads = reads
+        finished = False
+
+        def remember(answer: str | None) -> None:
+            """Once per request: the exchange (``answer`` None: the upstream gave none)
+            and the read events, written after the answer."""
+            nonlocal finished
+            if finished:
+                return
+            finished = True
+            turns = list(asked) if answer is not None else []
+            if answer is not None and answer.strip():
+                turns.append({"role": "assistant", "content": answer[:MAX_STORED_CHARS]})
+            config.later(scope, rt, sv, turns, sub, ahead, reads)
+
         asked = [{"role": "user", "content": query[:MAX_STORED_CHARS]}] if query.strip() else []
-        # the user's turn is embedded while a slow upstream answers (the write takes it)
+        # the user's turn, embedded for the write in time this request has idle
         ahead = _Ahead(rt.run, sv.vault.embed_ahead, messages=asked) if asked else None
 
-        def remember(answer: str) -> None:
-            turns = list(asked)
-            if answer.strip():
-                turns.append({"role": "assistant", "content": answer[:MAX_STORED_CHARS]})
-            if turns:
-                config.later(scope, rt, sv, turns, sub, ahead)
+        async def meanwhile() -> None:  # while the previous write becomes searchable
+            await rt.run(sv.vault.embed_ahead, query[:MAX_QUERY_CHARS])  # the search's
+            if ahead is not None and config.waiting(scope):
+                ahead.now()  # the wait goes on: the write's too
 
-        if config.upstream is None:
-            return await _local(rt, forwarded, remember)
-        return await _forward(config, forwarded, remember)
+        try:
+            async with config.in_front():
+                await config.settle(scope, messages, meanwhile if asked else None)
+                if asked:
+                    async with config.searching():
+                        hits = await rt.run(sv.search, query[:MAX_QUERY_CHARS], k=config.k,
+                                            user_id=p.user_id, **sub)
+            forwarded = {**doc, "messages": inject(messages, hits)}
+            if ahead is not None:
+                ahead.after(AHEAD_AFTER_S)  # during a slow upstream's answer
+            if config.upstream is None:
+                return await _local(rt, forwarded, remember)
+            return await _forward(config, forwarded, remember)
+        except BaseException:
+            remember(None)  # the reads that were made are still recorded
+            raise
 
     return r
 
 
 class _Ahead:
-    """Work done ahead for the write, if the upstream leaves time for it: it starts only
-    once the upstream has taken ``AHEAD_AFTER_S`` to answer. A model generating an answer
-    leaves hundreds of milliseconds idle, which it fills; a fast upstream answers first,
-    and then nothing was added to the request's own time (on a loaded machine the extra
-    work there cost more than the write saved: measured with ``bench_proxy_ab.py``)."""
+    """The user's turn embedded for the write ahead of it, in time the request has idle:
+    while it waits for the scope's previous write to be searchable (read-your-writes),
+    once its own query is embedded (``now``); or once the upstream has taken
+    ``AHEAD_AFTER_S`` to answer (``after``): a model generating an answer leaves hundreds
+    of milliseconds idle, which it fills. A fast upstream answers first, and then nothing
+    was added to the request's own time (on a loaded machine doing it beside the search
+    cost more than the write saved: measured with ``bench_proxy_ab.py``)."""
 
     def __init__(self, run: Callable[..., Awaitable[Any]], fn: Callable[..., Any],
                  **kwargs: Any) -> None:
+        self._work = lambda: run(fn, **kwargs)
+        self._task: asyncio.Future[None] | None = None
         self._started = False
 
-        async def later() -> None:
-            await asyncio.sleep(AHEAD_AFTER_S)
-            self._started = True
-            await run(fn, **kwargs)
+    def now(self) -> None:
+        """Start it now, unless it has started."""
+        if not self._started:
+            if self._task is not None:
+                self._task.cancel()
+            self._task = self._go(0.0)
 
-        self._task = asyncio.ensure_future(later())
+    def after(self, delay: float) -> None:
+        """Start it in ``delay`` seconds, unless it is already due."""
+        if self._task is None:
+            self._task = self._go(delay)
+
+    def _go(self, delay: float) -> asyncio.Future[None]:
+        async def go() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            self._started = True
+            await self._work()
+
+        task = asyncio.ensure_future(go())
         # its failure is nobody's to report: the write embeds what is missing
-        self._task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
 
     async def settle(self) -> bool:
         """Cancel it if it has not started, else wait for it (never do the work twice);
         True if it was done."""
+        task = self._task
+        if task is None:
+            return False
         if not self._started:
-            self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        return self._started and not self._task.cancelled() and \
-            self._task.exception() is None
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return self._started and not task.cancelled() and task.exception() is None
+
+
+def _commit(vault: Any, events: Sequence[Any]) -> None:
+    with vault.noting(events):
+        pass  # no write in the block: the events are committed alone
 
 
 # -- the request ------------------------------------------------------------------------------
@@ -382,8 +470,7 @@ async def _forward(config: ProxyConfig, doc: dict[str, Any], remember: Any) -> R
     if not doc.get("stream") or resp.status_code != 200:
         body = await resp.aread()
         await resp.aclose()
-        if resp.status_code == 200:
-            remember(_answer(body))
+        remember(_answer(body) if resp.status_code == 200 else None)
         return Response(content=body, status_code=resp.status_code, media_type=media)
 
     async def relay() -> AsyncIterator[bytes]:
@@ -392,11 +479,27 @@ async def _forward(config: ProxyConfig, doc: dict[str, Any], remember: Any) -> R
             async for chunk in resp.aiter_raw():
                 yield chunk
                 reader.feed(chunk)
-        finally:
+        finally:  # remembered first: a cancelled relay may not get past an await
+            remember(reader.text() if reader.done else None)
             await resp.aclose()
-            if reader.done:
-                remember(reader.text())
-    return StreamingResponse(relay(), status_code=200, media_type=media)
+    return _Relay(relay(), resp, remember, status_code=200, media_type=media)
+
+
+class _Relay(StreamingResponse):
+    """A relayed stream that closes the upstream response and records the request even
+    when its body was never started (the client left before the first byte)."""
+
+    def __init__(self, body: AsyncIterator[bytes], upstream: Any,
+                 remember: Callable[[str | None], None], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._upstream, self._remember = upstream, remember
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._remember(None)  # a no-op once the relay has remembered the exchange
+            await self._upstream.aclose()
 
 
 def _answer(body: bytes) -> str:
