@@ -129,3 +129,22 @@ def test_the_rules_reader_reads_no_job_into_a_move_a_pet_or_a_relative(tmp_path:
         assert not any("works at Lisbon" in f or "works at Larkspur" in f for f in facts)
         assert not any("works as" in f for f in facts)
         assert "Maya works at Contoso Health." in facts
+
+
+def test_a_fact_keeps_when_it_was_said_beside_the_date_it_states(tmp_path: Path) -> None:
+    """remember(fine): "Maya lives in York." is dated October (the month the turn names)
+    and was said on 1 November; both are kept, so the fact can be placed anywhere in
+    October up to when it was said, like its turn."""
+    from memvault.reader import remember
+
+    with Vault(tmp_path / "v.db", embedder="hash") as vault:
+        for text, day in (("I moved to Leeds, found a flat near the park.", "2024-09-24"),
+                          ("We finally moved to York in October 2024, boxes everywhere.",
+                           "2024-11-01"),
+                          ("Oskar Adeyemi's red Fiat lives on the street now.", "2024-11-02")):
+            remember(vault, [{"role": "user", "name": "Maya", "content": text,
+                              "timestamp": day}], mode="fine", llm="none", user_id="u")
+        york = [f for f in vault.list(user_id="u", limit=50) if f.text == "Maya lives in York."]
+        assert york and york[0].provenance["said"].startswith("2024-11-01")
+    assert about("Oskar Adeyemi's red Fiat lives on the street now.", speaker="maya",
+                 names=["oskar adeyemi"]) == {"oskar adeyemi": {"car"}}

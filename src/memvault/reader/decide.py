@@ -239,7 +239,8 @@ class Decider:
             if fact.speaker:
                 meta["speaker"] = fact.speaker
             prov = {"source": "reader", "turns": turns, "extractor": fact.extractor,
-                    **({"llm": fact.extra["llm"]} if fact.extra.get("llm") else {})}
+                    **({"llm": fact.extra["llm"]} if fact.extra.get("llm") else {}),
+                    **({"said": fact.extra["said"]} if fact.extra.get("said") else {})}
             item = self.vault.add(fact.text, kind=fact.kind, event_time=fact.event_time,
                                   metadata=meta, provenance=prov, **owner)
             return replace(decision, item=item)

@@ -181,9 +181,13 @@ def extract_rules(turns: list[Mapping[str, Any]]) -> list[Fact]:
         for clause in clauses(str(turn.get("text", ""))):
             stated = statement_facts(clause, name, said)
             for text, when in stated:
+                # when it was said, beside the date it states ("in October"): which of two
+                # words on one attribute is the later one depends on both
+                extra = {"said": said.isoformat()} if isinstance(said, datetime) \
+                    and when != said else {}
                 facts.append(Fact(text=text[:MAX_FACT_CHARS], kind=kind_of(text),
                                   event_time=when, speaker=name, source_ids=sources,
-                                  extractor="rules"))
+                                  extractor="rules", extra=extra))
             sentence = clause.strip()
             if (stated or not _FIRST_PERSON.match(sentence) or sentence.endswith("?")
                     or _FILLER.match(sentence) or len(sentence.split()) < 3

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Callable, Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
@@ -347,12 +348,21 @@ def _latest(item: Any) -> float:
     any day of that month up to when it was said, so a word said on 8 September does not
     come after it, and "we moved to Bristol in October" did not yet hold on 5 October."""
     start = item.valid_at
-    said = item.event_time or item.valid_from
+    said = _said_at(item) or item.event_time or item.valid_from
     if start is None or said is None or start >= said or start.day != 1 \
             or (start.hour, start.minute, start.second, start.microsecond) != (0, 0, 0, 0):
         return began(item)
     end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
     return min(end.timestamp() - 1.0, said.timestamp())
+
+
+def _said_at(item: Any) -> datetime | None:
+    """When a fact was said, if the reader recorded it apart from the date it states."""
+    raw = item.provenance.get("said")
+    try:
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
 
 
 def began(item: Any) -> float:

@@ -167,7 +167,11 @@ PATTERNS: list[tuple[str, bool, re.Pattern[str]]] = [
 _THIRD = re.compile(r"^(?!(?:We|They|He|She|You|It|This|That|There|Just|Recently|Finally|Also|"
                     r"Then|Today|Yesterday|Now|Actually|Really|So|And|But|Still|Lately|"
                     r"Last|Next|Once|Soon|Already|Even|Only|Well|Oh|Yeah|Yes|No|Thanks|"
-                    r"Everyone|Someone|Nobody|Everybody)\b)(?P<who>[A-Z][a-z]+)\s+(?:has\s+|just\s+|finally\s+|now\s+)*"
+                    r"Everyone|Someone|Nobody|Everybody|Officially|Basically|Honestly|"
+                    r"Literally|Apparently|Seriously|Technically|Hopefully|Luckily|Sadly|"
+                    r"Unfortunately|Fortunately|Surprisingly|Eventually|Suddenly|Definitely|"
+                    r"Probably|Obviously|Clearly|Currently|Happily|Thankfully|Naturally|"
+                    r"Personally|Totally|Somehow|Anyway|Meanwhile|Guess|Big|Quick|Random)\b)(?P<who>[A-Z][a-z]+)\s+(?:has\s+|just\s+|finally\s+|now\s+)*"
                     r"(?=(?:moved|relocated|lives|is living|works|is working|joined|started|quit|"
                     r"left|resigned|got|adopted|is dating|is engaged|married|broke up|is now)\b)")
 _VERB_3RD = {"lives": "live", "works": "work", "is living": "am living", "is working": "am working",

@@ -322,11 +322,14 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if _OTHER.match(clause) or _OTHER.match(body):
             continue
         first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
-        owner = first.removesuffix("'s")  # "Maya's job at Siemens ..." is about Maya
+        # "Maya's job at Siemens ...", "Oskar Adeyemi's red Fiat ...": about that person,
+        # through their thing's own words, as "my ..."
+        owner = next((n for n in sorted(known, key=len, reverse=True)
+                      if clause.lower().startswith(n + "'s ")), None)
         possessive = _POSSESSIVE.match(body)
-        if owner in known and owner != first:  # through her thing's own words, as "my"
-            found = _valued(_possessed(clause.split(None, 1)[1] if " " in clause else "")
-                            | _status(clause), clause, known, caseless, borrowed)
+        if owner:
+            found = _valued(_possessed(clause[len(owner) + 3:]) | _status(clause), clause,
+                            known, caseless, borrowed)
             if found:
                 out.setdefault(owner, set()).update(found)
             continue
