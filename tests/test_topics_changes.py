@@ -145,6 +145,6 @@ def test_a_fact_keeps_when_it_was_said_beside_the_date_it_states(tmp_path: Path)
             remember(vault, [{"role": "user", "name": "Maya", "content": text,
                               "timestamp": day}], mode="fine", llm="none", user_id="u")
         york = [f for f in vault.list(user_id="u", limit=50) if f.text == "Maya lives in York."]
-        assert york and york[0].provenance["said"].startswith("2024-11-01")
+        assert york and york[0].metadata["said"].startswith("2024-11-01")
     assert about("Oskar Adeyemi's red Fiat lives on the street now.", speaker="maya",
                  names=["oskar adeyemi"]) == {"oskar adeyemi": {"car"}}

@@ -219,6 +219,9 @@ class Decider:
             target, text = decision.target, decision.text or fact.text
             meta = {**target.metadata, "norm_hash": norm_hash(text), "source_turns": turns,
                     "extractor": fact.extractor, "decided_by": decision.decided_by}
+            meta.pop("said", None)
+            if fact.extra.get("said"):  # when it was said, beside the date it states
+                meta["said"] = fact.extra["said"]
             try:
                 item = self.vault.update(target.id, text, kind=fact.kind, metadata=meta,
                                          event_time=fact.event_time,
@@ -236,11 +239,12 @@ class Decider:
         if decision.action == "ADD":
             meta = {"norm_hash": fact.norm_hash, "source_turns": turns,
                     "extractor": fact.extractor, "decided_by": decision.decided_by}
+            if fact.extra.get("said"):
+                meta["said"] = fact.extra["said"]
             if fact.speaker:
                 meta["speaker"] = fact.speaker
             prov = {"source": "reader", "turns": turns, "extractor": fact.extractor,
-                    **({"llm": fact.extra["llm"]} if fact.extra.get("llm") else {}),
-                    **({"said": fact.extra["said"]} if fact.extra.get("said") else {})}
+                    **({"llm": fact.extra["llm"]} if fact.extra.get("llm") else {})}
             item = self.vault.add(fact.text, kind=fact.kind, event_time=fact.event_time,
                                   metadata=meta, provenance=prov, **owner)
             return replace(decision, item=item)

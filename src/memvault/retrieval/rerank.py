@@ -358,7 +358,7 @@ def _latest(item: Any) -> float:
 
 def _said_at(item: Any) -> datetime | None:
     """When a fact was said, if the reader recorded it apart from the date it states."""
-    raw = item.provenance.get("said")
+    raw = item.metadata.get("said")
     try:
         return datetime.fromisoformat(raw) if isinstance(raw, str) else None
     except ValueError:
