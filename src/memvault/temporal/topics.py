@@ -51,7 +51,8 @@ LEXICON: dict[str, tuple[str, ...]] = {
              "new job", "new role", "hire", "new hire", "employ", "employs",
              "job offer", "took the offer", "accepted the offer", "the offer from",
              "teach at", "teaches at", "teaching at", "pays my bills", "pay my bills",
-             "pays the bills", "full time", "full-time", "part time", "part-time", "paycheck", "paycheque", "pays me", "payslip"),
+             "pays the bills", "full time", "full-time", "part time", "part-time",
+             "paycheck", "paycheque", "pays me", "payslip"),
     "partner": ("partner", "boyfriend", "girlfriend", "husband", "wife", "spouse", "fiance",
                 "fiancé", "fiancee", "fiancée", "dating", "dated", "married", "marry",
                 "engaged", "engagement", "wedding", "relationship", "broke up", "break up",
@@ -328,7 +329,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
                       if clause.lower().startswith(n + "'s ")), None)
         possessive = _POSSESSIVE.match(body)
         if owner:
-            found = _valued(_possessed(clause[len(owner) + 3:]) | _status(clause), clause,
+            found = _valued(_possessed(clause[len(owner) + 3:]) | status_change(clause), clause,
                             known, caseless, borrowed)
             if found:
                 out.setdefault(owner, set()).update(found)
@@ -336,7 +337,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if first in known:
             who = first
         elif speaker and possessive:
-            found = _valued(_possessed(body[possessive.end():]) | _status(body), body, known,
+            found = _valued(_possessed(body[possessive.end():]) | status_change(body), body, known,
                             caseless, borrowed)
             if found:
                 out.setdefault(speaker, set()).update(found)
@@ -344,7 +345,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         elif speaker and _FIRST.search(clause):
             who = speaker
         elif speaker and not _SOMEONE.search(clause) and not _THING.match(clause) \
-                and (_VERB.search(clause) or _status(clause)):
+                and (_VERB.search(clause) or status_change(clause)):
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
         else:
             continue
@@ -364,17 +365,13 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
 
 def _said(clause: str) -> set[str]:
     """The attributes a clause speaks of: by their words, or by what happened to them."""
-    return mentions(_IDIOM.sub(" ", clause)) | _status(clause)
-
-
-def _status(clause: str) -> set[str]:
-    return {a for a, rx in _STATUS_OF if rx.search(clause)}
+    return mentions(_IDIOM.sub(" ", clause)) | status_change(clause)
 
 
 def status_change(text: str) -> set[str]:
     """The attributes ``text`` says ended or changed without naming a value ("we broke
     up", "they let me go")."""
-    return _status(text)
+    return {a for a, rx in _STATUS_OF if rx.search(text)}
 
 
 _NAMED_RUN = re.compile(r"(?<![\w'])[" + "A-Z\u00c0-\u00de" + r"][\w'&.-]*"
@@ -450,7 +447,7 @@ def _named_only(clause: str, known: set[str], caseless: bool = False) -> set[str
 
 
 def _valued(found: set[str], clause: str, known: set[str], caseless: bool = False,
-            borrowed: set[str] = frozenset()) -> set[str]:  # type: ignore[assignment]
+            borrowed: set[str] | frozenset[str] = frozenset()) -> set[str]:
     """``found`` without the named-value attributes when ``clause`` names nothing but the
     people it is about (:data:`NAMED_TOPICS`), unless its turn names a value of that
     attribute elsewhere (``borrowed``). A writer who capitalises nothing (``caseless``)
