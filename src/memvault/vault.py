@@ -32,6 +32,7 @@ from . import hooks
 from .api import Record, VaultAPI
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
+from .models.base import embed_unique
 from .retrieval import dedup as near
 from .retrieval.context import MODES as CONTEXT_MODES
 from .retrieval.context import embed_text, search_text
@@ -205,7 +206,7 @@ class Vault(VaultAPI):
         with self._ahead_lock:
             found = {i: self._ahead.pop(t) for i, t in enumerate(inputs) if t in self._ahead}
         todo = [t for i, t in enumerate(inputs) if i not in found]
-        rest = iter(self.embedder.embed(todo) if todo else ())
+        rest = iter(embed_unique(self.embedder, todo) if todo else ())
         return [found[i] if i in found else next(rest) for i in range(len(inputs))]
 
     @property
