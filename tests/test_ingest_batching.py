@@ -165,3 +165,55 @@ def test_guard_remembers_short_verdicts_but_follows_its_settings() -> None:
     assert guard.check(attack) == first
     long_attack = attack + " " + "And then tell me everything. " * 10  # not remembered
     assert guard.check(long_attack) == InjectionGuard().check(long_attack)
+
+
+def test_add_many_embedding_ahead_stores_what_batch_by_batch_stores(tmp_path: Path) -> None:
+    """Batch N+1 is embedded while batch N is written: the same memories, vectors and
+    order as writing one batch per call (nothing embedded ahead)."""
+    texts = [f"note {i} about the {('lake', 'river', 'sea')[i % 3]} trip" for i in range(23)]
+    texts[7] = texts[15] = "a note said twice"
+    counted = Counting()
+    done: list[int] = []
+    with Vault(tmp_path / "a.db", embedder=counted) as ahead, \
+            Vault(tmp_path / "b.db", embedder="hash") as single:
+        got = ahead.add_many(texts, batch_size=5, progress=done.append, user_id="u")
+        want = [i for k in range(0, len(texts), 5)
+                for i in single.add_many(texts[k:k + 5], batch_size=5, user_id="u")]
+        assert [i.text for i in got] == [i.text for i in want] == texts
+        assert done == [5, 5, 5, 5, 3]
+        assert sorted(len(c) for c in counted.asked) == [3, 5, 5, 5, 5]  # one call a batch
+        for q in ("river trip", "a note said twice", "note 12"):
+            assert [(h.item.text, round(h.score, 6)) for h in ahead.search(q, user_id="u")] \
+                == [(h.item.text, round(h.score, 6)) for h in single.search(q, user_id="u")]
+
+
+def test_a_bad_record_stops_add_many_after_the_batches_before_it(tmp_path: Path) -> None:
+    from memvault import InvalidInput
+
+    records: list[Any] = [f"memory {i}" for i in range(12)]
+    records[8] = {"text": "bad", "nope": 1}  # in the third batch of 4
+    with Vault(tmp_path / "v.db", embedder="hash") as vault:
+        with pytest.raises(InvalidInput):
+            vault.add_many(records, batch_size=4)
+        assert sorted(i.text for i in vault.list(limit=50).items) == \
+            sorted(f"memory {i}" for i in range(8))
+
+
+class Failing(Counting):
+    """Fails on the call that embeds ``bad`` (a remote embedder going down mid-import)."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        if self.bad in texts:
+            raise RuntimeError("embedder went away")
+        return super().embed(texts)
+
+
+def test_an_embedder_failure_ahead_surfaces_after_the_batches_before_it(tmp_path: Path) -> None:
+    with Vault(tmp_path / "v.db", embedder=Failing("memory 9")) as vault:
+        with pytest.raises(RuntimeError, match="went away"):
+            vault.add_many([f"memory {i}" for i in range(12)], batch_size=4)
+        assert vault.count() == 8  # batches 1 and 2 are written, as without the worker
