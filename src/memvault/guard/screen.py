@@ -108,6 +108,9 @@ _DISCOUNTED = frozenset(("override", "exfiltration", "jailbreak", "poisoning"))
 #: and it leaned positive there (an assistant turn's metadata was quarantined). The rules
 #: still read every string.
 HEAD_MIN_WORDS = 4
+#: ``check`` remembers its verdicts on strings up to this long, at most this many.
+_SHORT_CHARS = 128
+_SHORT_ENTRIES = 4096
 # the learned head reads the quoted attack phrases too: it is discounted the same way
 
 #: Longer texts are searched only near the rules' trigger words (every rule's matches are
@@ -189,6 +192,8 @@ class InjectionGuard:
                              f"known: {sorted(LANGUAGES)}")
         self.languages = frozenset(langs)
         self.head = head if head is not None else (bundled_head() if learned else None)
+        self._short: dict[str, Verdict] = {}  # verdicts on short strings (see ``check``)
+        self._short_for: tuple[Any, ...] = ()
 
     def _views(self, text: str) -> tuple[list[Reason], list[tuple[str, str, str]]]:
         visible, found, tag_payload = hidden(text)
@@ -223,6 +228,24 @@ class InjectionGuard:
         return len(self._views(text)[1][0][1].split()) >= HEAD_MIN_WORDS
 
     def check(self, text: str) -> Verdict:
+        """The verdict on ``text``; the same for the same text and settings.
+
+        Short strings are remembered: a chat turn's metadata ("speaker", "Caroline",
+        "role", "user") is screened with every turn, 6 of the 7 checks per LoCoMo turn."""
+        if len(text) > _SHORT_CHARS:
+            return self._check(text)
+        settings = (self.threshold, self.languages, id(self.head))
+        if settings != self._short_for:  # changed after construction: forget
+            self._short, self._short_for = {}, settings
+        verdict = self._short.get(text)
+        if verdict is None:
+            verdict = self._check(text)
+            if len(self._short) >= _SHORT_ENTRIES:
+                self._short = {}
+            self._short[text] = verdict
+        return verdict
+
+    def _check(self, text: str) -> Verdict:
         reasons, lowered = self._views(text)
         folded = lowered[0][1]
         seen = {r.rule for r in reasons}

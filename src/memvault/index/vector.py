@@ -158,6 +158,19 @@ class VectorIndex:
         vecs = self._vectors()[live]  # fancy indexing: already a copy
         return dict(zip(self._key[live].tolist(), vecs))
 
+    def by_key(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
+        """``{content key: vector}`` for those of ``keys`` some row was embedded from: a
+        sentence said again ("Thanks!", a turn's sentence in the third person that another
+        turn said) is not embedded again. Dead rows count: faiss keeps their vectors until
+        a compaction drops them."""
+        if not len(keys) or not len(self._key):
+            return {}
+        hit = np.flatnonzero(np.isin(self._key, np.asarray(keys, dtype=np.int64)))
+        if not hit.size:
+            return {}
+        vecs = self._vectors()
+        return {int(self._key[p]): vecs[p].copy() for p in hit.tolist()}
+
     def _decode(self, attr: str, code: int) -> str | None:
         for value, c in self._vocab[attr].items():
             if c == code:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 if TYPE_CHECKING:  # numpy is imported where vectors are handled: a by-id read needs none
     import numpy as np
 
-__all__ = ["Embedder", "HashEmbedder", "normalize_rows"]
+__all__ = ["Embedder", "HashEmbedder", "normalize_rows", "embed_unique"]
 
 
 @runtime_checkable
@@ -36,6 +36,22 @@ def normalize_rows(mat: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return mat / norms
+
+
+def embed_unique(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """``embedder.embed(texts)``, each distinct text embedded once.
+
+    Chat turns repeat themselves ("Caroline: Thanks!", the same sentence in its third-person
+    form...). A text's vector does not depend on what else is embedded with it (up to float
+    rounding in a batched product), so the rows are those ``embed`` returns."""
+    import numpy as np
+
+    first: dict[str, int] = {}
+    where = [first.setdefault(t, len(first)) for t in texts]
+    if len(first) == len(texts):
+        return embedder.embed(list(texts))
+    vectors = embedder.embed(list(first))
+    return np.asarray(vectors)[np.asarray(where, dtype=np.int64)]
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import IntegrityError, StorageError
 from ..index.vector import ATTRS, VectorIndex, top_k
-from ..models.base import Embedder
+from ..models.base import Embedder, embed_unique
 from ..storage.base import RecordStore, RowQuery, StoredRow
 from .config import SearchConfig
 from .fusion import fuse
@@ -217,12 +217,16 @@ class Searcher:
         if texts:
             text_keys = [_content_key(self.embedder.id, t) for t in texts]
             found = [None if reuse is None else reuse.get(k) for k in text_keys]
+            fresh = sum(v is None for v in found)  # counted as embedded now (not reused)
+            # a sentence the index holds already (said before) is not embedded again
+            held = index.by_key([k for k, v in zip(text_keys, found) if v is None])
+            found = [held.get(k) if v is None else v for k, v in zip(text_keys, found)]
             todo = [i for i, v in enumerate(found) if v is None]
             if todo:
-                for i, vec in zip(todo, self.embedder.embed([texts[i] for i in todo])):
+                for i, vec in zip(todo, embed_unique(self.embedder, [texts[i] for i in todo])):
                     found[i] = vec
-            self._parts["reused"] += len(texts) - len(todo)
-            self._parts["embedded"] += len(todo)
+            self._parts["reused"] += len(texts) - fresh
+            self._parts["embedded"] += fresh
             vectors = vectors + found  # type: ignore[operator]
             keys += text_keys
         index.upsert(entries, np.stack(vectors), keys)
@@ -261,7 +265,7 @@ class Searcher:
             self._inflight += 1
         try:
             texts = [t for _, _, pieces, _ in work for t in pieces]
-            vectors = self.embedder.embed(texts)
+            vectors = embed_unique(self.embedder, texts)
         except BaseException:
             with self._lock:
                 self._deferred = work + self._deferred  # not lost: the next call retries
