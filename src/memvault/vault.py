@@ -22,13 +22,13 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import _validate as check
 from ._time import parse_time
 from .ids import content_hash, new_id
+from ._batches import batched, write_ahead
 from ._messages import message_records
 from . import hooks
 from .api import Record, VaultAPI
@@ -405,45 +405,8 @@ class Vault(VaultAPI):
         if unknown:
             raise InvalidInput(f"unknown default field(s) {sorted(unknown)}",
                                fields=sorted(unknown))
-        rows = iter(records)
-
-        def read() -> tuple[list[MemoryItem], Exception | None]:
-            """The next batch, or the error that cut it short: raised once the batches
-            before it are written, as when records were read one batch at a time."""
-            batch: list[MemoryItem] = []
-            try:
-                for record in rows:
-                    batch.append(self._new_item(record, defaults))
-                    if len(batch) >= batch_size:
-                        break
-            except Exception as exc:  # noqa: BLE001 - re-raised in order, below
-                return batch, exc
-            return batch, None
-
-        out: list[MemoryItem] = []
-        batch, error = read()
-        vectors: dict[str, Any] | None = None
-        with contextlib.ExitStack() as stack:
-            pool: ThreadPoolExecutor | None = None
-            while True:
-                if error is not None:
-                    raise error  # its batch is not written
-                if not batch:
-                    return out
-                upcoming, error = read()
-                pending = None
-                if upcoming and error is None:
-                    # batch N+1 is embedded in a worker while batch N is screened, planned
-                    # and committed here: the encoder releases the GIL, so the write's
-                    # Python and SQLite work need not wait for the next embedding
-                    if pool is None:
-                        pool = stack.enter_context(ThreadPoolExecutor(
-                            max_workers=1, thread_name_prefix="memvault-embed"))
-                    pending = pool.submit(self._vectors_of, upcoming)
-                out += self._write_new(batch, vectors)
-                if progress:
-                    progress(len(batch))
-                batch, vectors = upcoming, pending.result() if pending is not None else None
+        read = batched(iter(records), batch_size, lambda r: self._new_item(r, defaults))
+        return write_ahead(read, self._vectors_of, self._write_new, progress)
 
     def _new_item(self, record: Record, defaults: Mapping[str, Any]) -> MemoryItem:
         if isinstance(record, str):
