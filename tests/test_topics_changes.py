@@ -41,6 +41,10 @@ def top(vault: Vault, question: str) -> str:
     ("Honestly, what a week. I switched jobs - Fabrikam Robotics called.", {"work"}),
     ("My employer is Contoso Health, in case you wondered.", {"work"}),
     ("Willow Studio pays my bills these days.", {"work"}),
+    # chat leaves the "I" out
+    ("good!! actually working at fabrikam now, badge and everything", {"work"}),
+    ("Officially moved to Lyon! Feels surreal.", {"home"}),
+    ("yes! glasgow since the 1st, boxes everywhere", {"home"}),
 ])
 def test_changes_said_by_what_happened(text: str, expected: set[str]) -> None:
     assert about(text, speaker="priya") == {"priya": expected}
@@ -51,6 +55,8 @@ def test_changes_said_by_what_happened(text: str, expected: set[str]) -> None:
     "First holiday together with the family, finally.",  # together, but not a couple
     "Big plan for May: a pottery course in Leeds.",     # a plan
     "The new timetable isn't working at all.",          # an idiom, not a job
+    "4pm. working. pretending to",                     # a verb alone says no value
+    "Glasgow since Monday, what a trip!",               # a trip
 ])
 def test_no_change(text: str) -> None:
     assert about(text, speaker="priya") == {}

@@ -344,6 +344,11 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             continue
         elif speaker and _FIRST.search(clause):
             who = speaker
+        elif speaker and _ELIDED.match(clause) and not _SOMEONE.search(clause):
+            who = speaker  # "actually working at kestrel now": chat drops the "I"
+        elif speaker and _home_since(clause):
+            out.setdefault(speaker, set()).add("home")  # "Wrocław since the 1st!"
+            continue
         elif speaker and not _SOMEONE.search(clause) and not _THING.match(clause) \
                 and (_VERB.search(clause) or status_change(clause)):
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
@@ -361,6 +366,26 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
                 if found:
                     out.setdefault(speaker, set()).update(found)
     return out
+
+
+#: A clause whose subject chat leaves out: it opens with the verb ("Moved to Leeds last
+#: week", "actually working at Kestrel now", "Writing to you from our new house").
+_ELIDED = re.compile(r"^(?:(?:actually|just|finally|now|officially|still|currently|also|"
+                     r"already|recently|basically|literally|honestly)\s+)*"
+                     r"(?!(?:nothing|something|anything|everything|morning|evening|thing|"
+                     r"things|wedding|spring|ceiling|speed|seed|need|feed|bed|red)\b)"
+                     r"(?:[a-z]{3,}ing|[a-z]{3,}ed|got|left|joined|started|quit|moved)"
+                     r"\s+(?:at|in|to|for|from|with|into|as|my|our|a|an|the|back)\b",
+                     re.IGNORECASE)
+#: "Wrocław since the 1st", "still in Leeds since March": a place and how long.
+_SINCE = re.compile(r"^(?:(?:and|still|now|yes|so)\W+)*(?:in\s+)?"
+                    r"(?P<p>[^\W\d_][\w'.-]*(?:\s+[^\W\d_][\w'.-]*){0,2}?)\s+since\b",
+                    re.IGNORECASE)
+
+
+def _home_since(clause: str) -> bool:
+    m = _SINCE.match(clause)
+    return bool(m) and m.group("p").lower() in places() and not _TRAVEL.search(clause)
 
 
 def _said(clause: str) -> set[str]:
