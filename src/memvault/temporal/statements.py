@@ -373,11 +373,12 @@ def statements(text: str, *, said: datetime | None = None,
                     continue
                 if attribute == "partner" and value in _NOT_NAMES:
                     continue
-                if attribute == "employer" and value in places():
-                    attribute = "home"  # "I left Lisbon": a move, not a job
                 if attribute == "job" and value and value.split()[-1] in _NOT_JOBS:
                     continue  # "I'm a cat parent now"
-                out.append(Statement(subject, attribute, value, holds, correction, when))
+                # "I left Lisbon": a move, not a job
+                moved = attribute == "employer" and not holds and value in places()
+                out.append(Statement(subject, "home" if moved else attribute, value, holds,
+                                     correction, when))
     return _dedupe(out)
 
 
