@@ -45,6 +45,14 @@ def top(vault: Vault, question: str) -> str:
     ("good!! actually working at fabrikam now, badge and everything", {"work"}),
     ("Officially moved to Lyon! Feels surreal.", {"home"}),
     ("yes! glasgow since the 1st, boxes everywhere", {"home"}),
+    # a short header names the attribute, what follows gives its value
+    ("New city, who dis: Glasgow! Still unpacking.", {"home"}),
+    ("Car update: a Honda Jazz, bought on 3 May.", {"car"}),
+    ("Relationship status: taken, by Robin.", {"partner"}),
+    ("Anyway, update your address book: Priya Shah, Leeds.", {"home"}),
+    ("Ugh, the Corolla needs new tyres again.", {"car"}),
+    ("My usual order has changed to cortado.", {"drink"}),
+    ("We made it official on 1 May: Robin and I are a couple.", {"partner"}),
 ])
 def test_changes_said_by_what_happened(text: str, expected: set[str]) -> None:
     assert about(text, speaker="priya") == {"priya": expected}
@@ -57,6 +65,9 @@ def test_changes_said_by_what_happened(text: str, expected: set[str]) -> None:
     "The new timetable isn't working at all.",          # an idiom, not a job
     "4pm. working. pretending to",                     # a verb alone says no value
     "Glasgow since Monday, what a trip!",               # a trip
+    "Work update: my manager only drinks espresso.",    # the manager's drink
+    "The neighbours' car needs a new battery.",         # someone else's car
+    "I promised myself I'd volunteer in Costa Rica.",   # a plan
 ])
 def test_no_change(text: str) -> None:
     assert about(text, speaker="priya") == {}

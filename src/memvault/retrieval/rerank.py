@@ -334,7 +334,7 @@ def _began_with(rows: dict[int, StoredRow], timed: list[int], subjects: set[str]
 
 
 #: Words that end a value rather than state it ("I left Contoso", "no more Fiat").
-_ENDING = re.compile(r"\b(?:left|leaving|quit|no longer|anymore|goodbye|no more|sold|"
+_ENDING = re.compile(r"\b(?:left|leaving|quit|no longer|anymore|goodbye|no more|sold|moved on|"
                      r"moved out|broke up|split up|let (?:me|us) go)\b", re.IGNORECASE)
 
 

@@ -58,7 +58,8 @@ LEXICON: dict[str, tuple[str, ...]] = {
                 "engaged", "engagement", "wedding", "relationship", "broke up", "break up",
                 "breakup", "split up", "divorce", "divorced", "single", "my ex",
                 "seeing someone", "other half", "significant other", "together with",
-                "been together", "got together", "together since"),
+                "been together", "got together", "together since", "a couple",
+                "made it official"),
     "car": ("car", "cars", "drive", "drives", "driving", "drove", "vehicle", "truck", "van",
             "suv", "motorbike", "motorcycle", "scooter", "sedan", "hatchback", "pickup",
             "convertible", "hybrid", "ev", "tesla", "toyota", "honda", "ford", "volkswagen",
@@ -92,7 +93,8 @@ _TENTATIVE = re.compile(r"\b(?:test[- ]?driv\w*|just looking|shopping (?:for|aro
                         r"next (?:week|month|year)|tomorrow|this weekend|would love|"
                         r"dreaming|daydream\w*|fingers crossed|browsing|window[- ]shopping|"
                         r"just for fun|in another life|in a parallel universe|"
-                        r"(?:big |the |my |our )plans? (?:for|is|was)\b|plans? to|planning)\b",
+                        r"(?:big |the |my |our )plans? (?:for|is|was)\b|plans? to|planning|"
+                        r"(?:i|we)'d|promised myself)\b",
                         re.IGNORECASE)
 #: A correction of what was just said ("Oops, not Lisbon: Porto!", "Scratch that: Braga",
 #: "Montreal should be Tallinn", "I typed Austin by mistake"). A value being corrected is
@@ -145,7 +147,8 @@ _FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|we've|our)\b"
 #: through that thing's own words (a car; not the office's move or its coffee). When the
 #: thing names none, a copula's complement can ("My usual order is a flat white").
 _POSSESSIVE = re.compile(r"^(?:my|our)\s+", re.IGNORECASE)
-_COPULA = re.compile(r"(?:\s+(?:is|are|was|were|has been|have been)|'s)\s+", re.IGNORECASE)
+_COPULA = re.compile(r"(?:\s+(?:is|are|was|were|has been|have been|is now|has changed to|"
+                     r"changed to|has become|became)|'s)\s+", re.IGNORECASE)
 _DETERMINED = re.compile(r"\b(?:the|these|those|some|many|few|all|two|three|several)$",
                          re.IGNORECASE)
 _NP_END = re.compile(r"\s+(?:has|have|had|got|gets|became|becomes|\w{3,}s|\w{3,}ed)\b",
@@ -320,6 +323,13 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if speaker and _COLLEAGUES_AT.search(body):  # "my boss at Lumen Optics is nice"
             out.setdefault(speaker, set()).add("work")
             continue
+        if speaker and (headed := _headed(clause, body, known)):
+            out.setdefault(speaker, set()).update(headed)  # "Car update: a Skoda Octavia"
+            continue
+        if speaker and _UPKEEP.search(clause) and mentions(clause) & {"car"} \
+                and not _SOMEONE.search(clause) and not _OWNED.search(clause):
+            out.setdefault(speaker, set()).add("car")  # "the BMW i3 needs new tyres again"
+            continue
         if _OTHER.match(clause) or _OTHER.match(body):
             continue
         first = clause.split(None, 1)[0].strip(",.:!'\"").lower() if clause.split() else ""
@@ -383,6 +393,38 @@ _SINCE = re.compile(r"^(?:(?:and|still|now|yes|so)\W+)*(?:in\s+)?"
                     re.IGNORECASE)
 
 
+#: A car is talked about through its upkeep, with "the" for one's own: "the Yaris needs
+#: new tyres again", "the van failed its MOT".
+_UPKEEP = re.compile(r"^(?:the|our)\s+.{1,40}?\b(?:needs? (?:new|a new|an?|its|some)\b|"
+                     r"broke down|won't start|wouldn't start|is in the (?:shop|garage)|"
+                     r"failed its|passed its|got (?:a )?(?:dent|scratch|flat|ticket))",
+                     re.IGNORECASE)
+_OWNED = re.compile(r"\b\w+(?:'s|s')\s")  # "the neighbours' car": someone else's
+#: "Update your address book: Ines Fernandes, Lisbon": the speaker's new address.
+_ADDRESS_BOOK = re.compile(r"\baddress book\b\W+(?P<v>.+)$", re.IGNORECASE)
+
+
+def _headed(clause: str, body: str, known: set[str]) -> set[str]:
+    """The attribute a short header names ("New city, who dis: Austin!", "Car update: a
+    Skoda Octavia", "Relationship status: taken") when what follows it is a value of it,
+    or a new address given for the address book."""
+    book = _ADDRESS_BOOK.search(clause)
+    if book:
+        return {"home"} if "home" in _values_in(book.group("v"), known, opener=False) \
+            else set()
+    if body == clause or _TENTATIVE.search(clause) or _OTHER.match(body) \
+            or _SOMEONE.search(body) or _POSSESSIVE.match(body):
+        return set()  # "Work update: my manager only drinks espresso" is the manager's
+    wanted = mentions(clause[:len(clause) - len(body)])
+    if not wanted:
+        return set()
+    named = _values_in(body, known, opener=False) | ({"car", "drink", "diet", "phone"}
+                                                      & mentions(body))
+    if re.match(r"(?i)(?:taken|single|engaged|married)\b", body):
+        named.add("partner")
+    return wanted & named
+
+
 def _home_since(clause: str) -> bool:
     m = _SINCE.match(clause)
     return bool(m) and m.group("p").lower() in places() and not _TRAVEL.search(clause)
@@ -429,7 +471,7 @@ def values_named(text: str, known: Iterable[str] = (), *,
             name = " ".join(words).lower()
             place = next((" ".join(words[:n]).lower() for n in range(len(words), 0, -1)
                           if " ".join(words[:n]).lower() in known_places), None)
-            if place:
+            if place and not re.match(r"\s+and\s+I\b", clause[m.end():]):
                 found[place] = "home"
             elif len(words) >= 2:
                 found[name] = "work"
