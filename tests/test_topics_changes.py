@@ -51,7 +51,7 @@ def top(vault: Vault, question: str) -> str:
     ("Relationship status: taken, by Robin.", {"partner"}),
     ("Anyway, update your address book: Priya Shah, Leeds.", {"home"}),
     ("Ugh, the Corolla needs new tyres again.", {"car"}),
-    ("My usual order has changed to cortado.", {"drink"}),
+    ("My usual order has changed to an oat latte.", {"drink"}),
     ("We made it official on 1 May: Robin and I are a couple.", {"partner"}),
 ])
 def test_changes_said_by_what_happened(text: str, expected: set[str]) -> None:
