@@ -162,6 +162,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [""]
     if "scale" in r:
         lines += ["", tier_scale.markdown(r["scale"])]
+    if "scale_25k" in r:  # kept from an earlier run, for comparison
+        lines += ["", "Earlier run, kept for comparison (" + r["scale_25k"].get("note", "")
+                  + "):", "", tier_scale.markdown(r["scale_25k"])]
     return "\n".join(lines)
 
 

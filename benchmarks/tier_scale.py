@@ -6,37 +6,48 @@ of many conversations, so the vault must look like that. It holds, all under one
 
 * the evaluated part: the first ``limit`` conversations of each suite (LoCoMo dev, the
   generated seeds), stored as ``make bench-locomo`` stores them (one session per
-  ``Vault.add_messages`` call; session ids ``<sample_id>/session_<n>``);
+  ``Vault.add_messages`` call; session ids ``<sample_id>/session_<n>``), screened by the
+  injection guard;
 * filler up to N memories: conversations from the generator (seeds from 1001 up, so never
   an evaluated suite's seed), sessions of 8-15 turns; a filler conversation whose people
   share a first name with an evaluated conversation's is skipped, so that a question
   still has one right answer ("Where does Maya live?" names one Maya in the vault).
+  **Each distinct filler conversation is stored ``COPIES`` (4) times**, each copy under
+  its own sample id and so its own session ids: real turns and, after consolidation,
+  their own session summaries, written and indexed like any others. Why: the model is
+  ~80% of the build, and a copy's texts are embedded once (below), so filler costs about
+  a quarter of what distinct filler would, while the index, BM25 and the summaries hold
+  as many entries as distinct filler would (the latency measured is that of N memories).
+  What it changes: a filler distractor comes with three twins, and a filler summary that
+  tops the summary ranking has twins right under it (``auto``'s test then stays flat).
+  Filler skips the injection guard (a turn it would quarantine stays searchable, for
+  every tier alike).
 
-Conversations are stored in a seeded shuffled order, the index is brought up to date,
-then one consolidation pass writes the session and topic summaries (``consolidate``
-only: a full scheduler pass would also link every memory, ~40 ms each, an hour at 100k).
-One progress bar covers the whole build: the turns written, the turns indexed, the
-sessions consolidated and the summaries indexed.
+Cheaper without changing what is measured: the embedder is wrapped in a memo
+(:class:`Memo`): a text embedded once is not embedded again; the model is deterministic,
+so every memory gets the vector it would get anyway.
 
-What the build skips, and why it does not favour a tier: (1) the embedder is wrapped in a
-memo (:class:`Memo`): a text embedded once is not embedded again (generated filler repeats
-sentences); the model is deterministic, so every memory gets the vector it would get
-anyway, only ~25-40% fewer model calls. (2) Filler is written with the injection guard off
-(``Vault.guard = None`` for those writes; the evaluated conversations are screened as
-``make bench-locomo`` screens them): a filler turn the guard would have quarantined is
-searchable here, by flat and tiered search alike, so it only makes the haystack a little
-bigger. Profiled at 2,500 memories (cProfile): the model is ~75% of the build, the guard
-~8%, consolidation ~13%.
+Resumable: conversations are written one transaction each in a fixed order (the
+evaluated ones first), the index is synced and snapshotted every ``CHUNK`` memories, and
+the memo is a SQLite file beside the vault, so a stopped build (SIGTERM keeps its
+seconds) goes on where it stopped. While the writer writes, a second process
+consolidates the sessions already written (session summaries; the writer's last pass
+re-checks every session and chooses the topics): consolidation no longer waits for the
+last turn. ``--finish`` closes a stopped build where it stands (a deadline), and the
+figures then say how many memories it holds. One progress bar covers the whole build:
+filler generated, turns written, turns indexed, sessions consolidated, summaries indexed.
 
-Then every question with evidence is searched (k=20) once per tier on that vault: per
+Then every question with evidence is searched (k=20) by every row (:data:`ROWS`: the
+tiers, and the tiered ones under ``tier_rank="first"``) on that vault, interleaved: per
 suite recall@10, MRR, the tokens of the top k (and the k, and tokens, at which the row
 reaches flat search's recall@10), and the latency of each search (p50, p95). A hit counts
 for an evidence turn only if it is that turn of that conversation (session id prefix and
 ``dia_id``).
 
-``cache``: a directory where the built vault is kept and reused by a later run with the
-same inputs (N, embedder, suites' bytes, limit); its build figures are reported from the
-run that built it. Without it the vault is built in a temporary directory and deleted.
+``cache``: a directory where the built vault is kept, resumed and reused by a later run
+with the same inputs (N, embedder, suites' bytes, limit, copies); its build figures are
+reported from the runs that built it. Without it the vault is built in a temporary
+directory and deleted.
 """
 
 from __future__ import annotations
@@ -267,8 +278,12 @@ def _alongside(where: str, embedder: str, stop: Any, done: Any) -> None:
 
 
 def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n: int,
-          embedder: str) -> dict[str, Any]:
+          embedder: str, more: bool = True) -> dict[str, Any]:
     """Write the vault ``where/v.db`` (see the module docstring); the build's figures.
+
+    ``more=False`` finishes a stopped build where it stands (a deadline): no more turns
+    are written, the last consolidation pass and the index run, and the figures say how
+    many memories it holds (``memories``) against the ``target_memories`` asked for.
 
     Resumable: conversations are written in a fixed order, one transaction each, and the
     index is synced and snapshotted every ``CHUNK`` memories; a run that finds a partial
@@ -322,6 +337,15 @@ def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n:
                 [c for c in convs if c.sample_id not in {e.sample_id for e in evaluated}]
             todo = [c for c in todo if not _written(v, c)]
             have = sum(len(c.turns) for c in convs) - sum(len(c.turns) for c in todo)
+            if not more:
+                missing = {c.sample_id for c in todo} & {e.sample_id for e in evaluated}
+                if missing:
+                    raise SystemExit(f"stopped before the evaluated {sorted(missing)}")
+                out.update(memories=have, target_memories=n, stopped_early=True,
+                           filler_turns=have - eval_turns,
+                           filler_conversations=len(fill) - len(todo))
+                bar.total -= 2 * (n - have)
+                todo = []
             bar.update(2 * have)
             screen = v.guard
             evaluated_ids = {c.sample_id for c in evaluated}
@@ -331,7 +355,8 @@ def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n:
             helper = ctx.Process(target=_alongside, args=(str(where), embedder, stop, done),
                                  daemon=True)
             (where / "alongside.json").unlink(missing_ok=True)
-            helper.start()
+            if todo:
+                helper.start()
             for i, c in enumerate(todo):
                 bar.set_postfix_str("writing turns")
                 started = time.perf_counter()
@@ -355,7 +380,8 @@ def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n:
                     seen = done.value
                     save_state()
             stop.set()
-            helper.join()
+            if todo:
+                helper.join()
             bar.update(done.value - seen)
             side = where / "alongside.json"
             if side.exists():
@@ -399,7 +425,8 @@ def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n:
     out["texts_embedded"], out["texts_reused"] = state["texts_embedded"], state["texts_reused"]
     out["build_s"] = round(sum(out[k] for k in ("generate_s", "ingest_s", "index_s",
                                                 "consolidate_s", "index_summaries_s")), 1)
-    out["memories_per_s"] = round(n / out["build_s"], 1) if out["build_s"] else None
+    out["memories_per_s"] = round(out["memories"] / out["build_s"], 1) \
+        if out["build_s"] else None
     return out
 
 
@@ -496,7 +523,8 @@ def evaluate(path: Path, embedder: str, suites: dict[str, list[locomo.Conversati
 
 
 def run(paths: list[str], limit: int, n: int, embedder: str, max_questions: int = 200,
-        cache: str | None = None, build_only: bool = False) -> dict[str, Any]:
+        cache: str | None = None, build_only: bool = False,
+        finish: bool = False) -> dict[str, Any]:
     """Build (or reuse) the N-memory vault and compare the tiers on it. With ``cache``,
     a run that finds another process building the same vault waits for it (a lock file
     beside it), then reuses it."""
@@ -524,7 +552,7 @@ def run(paths: list[str], limit: int, n: int, embedder: str, max_questions: int 
         else:  # new, or a stopped build to resume
             where.mkdir(parents=True, exist_ok=True)
             load = os.getloadavg()[0]
-            built = build(where, evaluated, avoid, n, embedder)
+            built = build(where, evaluated, avoid, n, embedder, more=not finish)
             built["load"] = [round(load, 2), round(os.getloadavg()[0], 2)]
             done.write_text(json.dumps(built))
             built["reused_from_cache"] = False
@@ -555,7 +583,10 @@ def markdown(r: dict[str, Any]) -> str:
     b = r["build"]
     copies = b.get("filler_copies", 1)
     lines = [f"### Summary tier vs flat search at {b['memories']:,} memories of one owner",
-             "", f"Evaluated: {r['conversations_per_suite']} conversation(s) per suite "
+             "", (f"**The build's target was {b['target_memories']:,} memories; it was "
+                  f"stopped at {b['memories']:,} by the session's deadline and finished "
+                  "there** (all evaluated conversations are written first). "
+                  if b.get("stopped_early") else "") + f"Evaluated: {r['conversations_per_suite']} conversation(s) per suite "
              f"({b['evaluated_turns']} turns); filler: {b['filler_conversations']} generated "
              f"conversations ({b['filler_turns']} turns"
              + (f"; {b['filler_conversations'] // max(copies, 1)} distinct ones, each stored "
@@ -614,9 +645,11 @@ def main() -> None:
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--cache")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--finish", action="store_true",
+                    help="finish a stopped build in --cache where it stands (a deadline)")
     args = ap.parse_args()
     r = run(args.paths, args.limit, args.scale, args.embedder, args.questions, args.cache,
-            args.build_only)
+            args.build_only, args.finish)
     print(json.dumps(r["build"], indent=1) if args.build_only else markdown(r))
 
 
