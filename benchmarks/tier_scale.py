@@ -55,12 +55,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import random
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import statistics
 import tempfile
@@ -250,31 +250,47 @@ def _written(v: Vault, conv: locomo.Conversation) -> bool:
                   filters={"kind": "turn"}, limit=1).total > 0
 
 
-def _alongside(where: str, embedder: str, stop: Any, done: Any) -> None:
+def _alongside(where: Path, embedder: str) -> None:
     """Consolidate the sessions already written while the writer goes on (a second
-    process: the vault takes writers of several processes in turn). Session summaries
-    only; the writer's last pass does the rest and the topics. Its seconds go to
-    ``alongside.json``; ``done`` counts the sessions it checked (for the writer's bar)."""
-    base = Path(where)
-    memo = Memo(get_embedder(embedder), base / "memo.db")
-    spent = 0.0
+    process, ``tier_scale.py --alongside DIR``: the vault takes writers of several
+    processes in turn). Session summaries only; the writer's last pass does the rest and
+    the topics. Stops when the file ``alongside.stop`` appears; its seconds and the
+    sessions it checked go to ``alongside.json`` (the writer's bar and figures read it)."""
+    stop, report_path = where / "alongside.stop", where / "alongside.json"
+    memo = Memo(get_embedder(embedder), where / "memo.db")
+    spent, checked = 0.0, 0
+
+    def note() -> None:
+        report_path.write_text(json.dumps({"consolidate_s": spent, "checked": checked}))
     try:
-        with Vault(settings=Settings(path=base / "v.db", embedder=embedder),
+        with Vault(settings=Settings(path=where / "v.db", embedder=embedder),
                    embedder=memo) as v:
-            while not stop.is_set():
+            while not stop.exists():
                 started = time.perf_counter()
 
                 def tick() -> bool:
-                    with done.get_lock():
-                        done.value += 1
-                    return stop.is_set()
+                    nonlocal checked
+                    checked += 1
+                    if checked % 50 == 0:
+                        note()
+                    return stop.exists()
                 report = consolidate(v, config=ConsolidateConfig(topics=False), cancel=tick)
                 spent += time.perf_counter() - started
-                (base / "alongside.json").write_text(json.dumps({"consolidate_s": spent}))
-                if not report.sessions_checked:
-                    stop.wait(10)
+                note()
+                for _ in range(10 if not report.sessions_checked else 0):
+                    if stop.exists():
+                        break
+                    time.sleep(1)
     finally:
         memo.close()
+        note()
+
+
+def _helper_checked(where: Path) -> int:
+    try:
+        return int(json.loads((where / "alongside.json").read_text())["checked"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n: int,
@@ -320,6 +336,7 @@ def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n:
     sessions = len({(c.sample_id, t.session) for c in convs for t in c.turns})
     bar.total = 3 * n + 2 * sessions
     memo = Memo(get_embedder(embedder), where / "memo.db")
+    helper: subprocess.Popen[bytes] | None = None
     out: dict[str, Any] = {"memories": n, "evaluated_turns": eval_turns,
                            "filler_turns": n - eval_turns, "filler_conversations": len(fill),
                            "filler_copies": COPIES,
@@ -350,13 +367,12 @@ def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n:
             screen = v.guard
             evaluated_ids = {c.sample_id for c in evaluated}
             pending = 0
-            ctx = multiprocessing.get_context("spawn")
-            stop, done, seen = ctx.Event(), ctx.Value("i", 0), 0
-            helper = ctx.Process(target=_alongside, args=(str(where), embedder, stop, done),
-                                 daemon=True)
+            seen = 0
             (where / "alongside.json").unlink(missing_ok=True)
+            (where / "alongside.stop").unlink(missing_ok=True)
             if todo:
-                helper.start()
+                helper = subprocess.Popen([sys.executable, str(Path(__file__).resolve()),
+                                           "--alongside", str(where), embedder])
             for i, c in enumerate(todo):
                 bar.set_postfix_str("writing turns")
                 started = time.perf_counter()
@@ -376,13 +392,15 @@ def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n:
                     state["texts_reused"] += memo.hits
                     memo.calls = memo.hits = 0
                     pending = 0
-                    bar.update(done.value - seen)  # sessions the helper consolidated
-                    seen = done.value
+                    checked = _helper_checked(where)  # sessions the helper consolidated
+                    bar.update(max(checked - seen, 0))
+                    seen = max(seen, checked)
                     save_state()
-            stop.set()
-            if todo:
-                helper.join()
-            bar.update(done.value - seen)
+            (where / "alongside.stop").touch()
+            if helper is not None:
+                helper.wait()
+                helper = None
+            bar.update(max(_helper_checked(where) - seen, 0))
             side = where / "alongside.json"
             if side.exists():
                 state["consolidate_s"] += json.loads(side.read_text())["consolidate_s"]
@@ -412,6 +430,12 @@ def build(where: Path, evaluated: list[locomo.Conversation], avoid: set[str], n:
                                              limit=1).total
             out["total_memories"] = v.count(user_id=OWNER)
     finally:
+        if helper is not None:  # stopped: the helper stops between two sessions
+            (where / "alongside.stop").touch()
+            try:
+                helper.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                helper.terminate()
         bar.close()
         state["texts_embedded"] += memo.calls
         state["texts_reused"] += memo.hits
@@ -637,6 +661,9 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if sys.argv[1:2] == ["--alongside"]:  # the build's second process (see build)
+        _alongside(Path(sys.argv[2]), sys.argv[3])
+        return
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("paths", nargs="+", help="LoCoMo-format suites, in bench order")
     ap.add_argument("--scale", type=int, default=100_000)
