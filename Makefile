@@ -124,15 +124,19 @@ bench-llm: locomo-data install
 
 # Consolidation quality on LoCoMo dev and the generated suite (seeds 1-3, written to a
 # temp dir unless GEN names files), plus the costs, and the summary tier vs flat search on
-# one owner's TIER_SCALE memories (the evaluated conversations among generated filler;
-# ~20 ms of CPU per memory to build on an idle machine, two to three times that on a
-# loaded one). TIER_CACHE=dir keeps that vault and reuses it on the next run with the
-# same inputs (benchmarks/tier_scale.py --build-only fills it ahead of time).
-# TIER_ONLY=1 runs only the summary tier part and replaces it in lifecycle.json/.md.
+# one owner's TIER_SCALE memories (the evaluated conversations among generated filler,
+# each distinct filler conversation stored 4 times; writer and consolidation run in two
+# processes). TIER_CACHE=dir keeps that vault, resumes a build that was stopped, and
+# reuses a finished one on the next run with the same inputs (benchmarks/tier_scale.py
+# --build-only fills it ahead of time). TIER_ONLY=1 runs only the summary tier part and
+# replaces it in lifecycle.json/.md; with TIER_LIMIT=0 it keeps the single-conversation
+# rows and reruns only the scale rows; TIER_QUESTIONS caps the questions per suite there.
 GEN ?=
 TIER_SCALE ?= 100000
 TIER_CACHE ?=
 TIER_ONLY ?=
+TIER_LIMIT ?=
+TIER_QUESTIONS ?=
 .PHONY: bench-lifecycle
 bench-lifecycle: locomo-data install
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && gen="$(GEN)" && \
@@ -141,7 +145,8 @@ bench-lifecycle: locomo-data install
 		gen="$$gen $$tmp/seed$$s.json"; done; fi && \
 	$(PY) benchmarks/bench_lifecycle.py --size 5000 --locomo $(LOCOMO) --gen $$gen \
 		--convs 1 --tier-scale $(TIER_SCALE) $(if $(TIER_CACHE),--tier-cache $(TIER_CACHE)) \
-		$(if $(TIER_ONLY),--tier-only) --out benchmarks/results
+		$(if $(TIER_ONLY),--tier-only) $(if $(TIER_LIMIT),--tier-limit $(TIER_LIMIT)) \
+		$(if $(TIER_QUESTIONS),--tier-questions $(TIER_QUESTIONS)) --out benchmarks/results
 
 .PHONY: bench-tiers
 bench-tiers: install

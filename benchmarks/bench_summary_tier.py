@@ -54,6 +54,8 @@ def _load(path: str) -> list[locomo.Conversation]:
 def rows_for(margins: list[float]) -> dict[str, SearchConfig]:
     """One row per tier, plus "auto" at each extra planner margin asked for."""
     out = {t: replace(SearchConfig(), tier=t) for t in TIERS}
+    for t in TIERS[1:]:  # the same tiers ranked by the first stage alone (tier_rank)
+        out[f"{t}-first"] = replace(SearchConfig(), tier=t, tier_rank="first")
     for m in margins:
         out[f"auto, margin {m}"] = replace(SearchConfig(), tier="auto", tier_margin=m)
     return out
@@ -121,7 +123,7 @@ def run(locomo_path: str | None, gen: list[str], limit: int, scale: int, queries
                            "tier_config": {f: getattr(SearchConfig(), f) for f in
                                            ("tier_summaries", "tier_max_turns", "tier_keep",
                                             "tier_insert", "tier_margin",
-                                            "tier_min_memories")}}
+                                            "tier_min_memories", "tier_rank")}}
     lower = {tier: [name for name, s in suites.items()
                     if s[tier]["recall@10"] < s["flat"]["recall@10"]
                     or s[tier]["mrr"] < s["flat"]["mrr"]] for tier in configs if tier != "flat"}
@@ -160,6 +162,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [""]
     if "scale" in r:
         lines += ["", tier_scale.markdown(r["scale"])]
+    if "scale_25k" in r:  # kept from an earlier run, for comparison
+        lines += ["", "Earlier run, kept for comparison (" + r["scale_25k"].get("note", "")
+                  + "):", "", tier_scale.markdown(r["scale_25k"])]
     return "\n".join(lines)
 
 

@@ -133,3 +133,22 @@ def test_the_build_memo_gives_the_models_own_vectors() -> None:
     assert np.array_equal(again, inner.embed(texts[::-1]))
     assert (memo.calls, memo.hits) == (2, 4)
     assert memo.embed([]).shape == (0, inner.dim)
+
+
+def test_a_stopped_build_resumes_without_writing_or_embedding_again(suite: Path,
+                                                                    tmp_path: Path) -> None:
+    """A build that finds its vault and memo in the cache but no ``build.json`` (it was
+    stopped) writes no conversation twice and embeds nothing the first run embedded; its
+    figures add the runs up."""
+    ts = load("tier_scale")
+    cache = tmp_path / "cache"
+    first = ts.run([str(suite)], 1, 600, "hash", cache=str(cache), build_only=True)["build"]
+    (done,) = list(cache.glob("*/build.json"))
+    done.unlink()  # as if the run had been stopped before it wrote its result
+    again = ts.run([str(suite)], 1, 600, "hash", cache=str(cache), build_only=True)["build"]
+    assert not again["reused_from_cache"] and again["runs"] == 2
+    assert again["total_memories"] == first["total_memories"]  # nothing written twice
+    assert again["summary_memories"] == first["summary_memories"]
+    assert again["texts_embedded"] == first["texts_embedded"]  # the memo answered the rest
+    with Vault(path=done.parent / "v.db", embedder="hash") as v:
+        assert v.count(user_id=ts.OWNER) == first["total_memories"]

@@ -66,7 +66,8 @@ def test_flat_vault_without_summaries_searches_as_flat(tmp_path: Path) -> None:
     assert all("tier" not in h.sources for h in tiered)
 
 
-def test_descent_reaches_turns_under_the_best_summaries(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rank", ["full", "first"])
+def test_descent_reaches_turns_under_the_best_summaries(tmp_path: Path, rank: str) -> None:
     db = tmp_path / "v.db"
     _fill(db)
     with Vault(settings=_settings(db)) as v:
@@ -76,7 +77,7 @@ def test_descent_reaches_turns_under_the_best_summaries(tmp_path: Path) -> None:
         trip_ids = {i.id for i in v.list(user_id="ana", filters={"kind": "turn"},
                                          limit=100).items if i.text in TRIP}
     assert summaries and trip_ids <= under
-    hits = _search(db, "Lisbon trip sardines", k=10, tier="summaries")
+    hits = _search(db, "Lisbon trip sardines", k=10, tier="summaries", tier_rank=rank)
     via = [h for h in hits if "tier" in h.sources]
     assert via, "the tier ranked nothing"
     assert all(h.item.kind != "summary" or h.item.user_id == "ana" for h in hits)
@@ -107,7 +108,8 @@ def _via(hits: list) -> list[tuple[str, bool]]:
     return [(h.item.id, "tier" in h.sources) for h in hits]
 
 
-def test_the_descent_never_reorders_flats_head(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rank", ["full", "first"])
+def test_the_descent_never_reorders_flats_head(tmp_path: Path, rank: str) -> None:
     """Flat's first ``tier_keep`` hits stay where they are; at most ``tier_insert`` turns
     from under the summaries come right after them; the rest is flat's order."""
     db = tmp_path / "v.db"
@@ -116,7 +118,7 @@ def test_the_descent_never_reorders_flats_head(tmp_path: Path) -> None:
     flat = _search(db, query, k=10)
     for keep, insert in ((2, 2), (4, 1), (0, 3)):
         hits = _search(db, query, k=10, tier="summaries", tier_keep=keep,
-                       tier_insert=insert)
+                       tier_insert=insert, tier_rank=rank)
         assert _ids(hits[:keep]) == _ids(flat[:keep])
         via = [i for i, h in enumerate(hits) if "tier" in h.sources]
         assert via and via == list(range(keep, keep + len(via))) and len(via) <= insert
@@ -157,7 +159,8 @@ def test_a_k_within_the_kept_head_is_flat(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"tier_margin": 0.5}, {"tier_keep": -1},
-                                 {"tier_insert": -2}, {"tier_summaries": 0}])
+                                 {"tier_insert": -2}, {"tier_summaries": 0},
+                                 {"tier_rank": "fast"}])
 def test_tier_settings_are_checked(bad: dict) -> None:
     with pytest.raises(ConfigurationError):
         SearchConfig(**bad)
@@ -169,3 +172,29 @@ def test_a_query_by_kind_is_flat(tmp_path: Path) -> None:
     with Vault(settings=_settings(db, tier="summaries")) as v:
         hits = v.search("Lisbon", user_id="ana", filters={"kind": "summary"}, k=3)
     assert hits and all(h.item.kind == "summary" and "tier" not in h.sources for h in hits)
+
+
+def test_first_stage_ranking_keeps_the_planner_and_the_scope(tmp_path: Path) -> None:
+    """``tier_rank="first"`` ranks the summaries and the turns under them without the
+    second stage, but decides the same way: "auto" at margin 1 descends exactly as
+    "summaries" does, at a margin no score ratio reaches it is flat search; and a descent
+    through a topic summary (topic -> sessions -> turns) still never leaves the owner."""
+    db = tmp_path / "v.db"
+    _fill(db, sessions=3)
+    with Vault(settings=_settings(db)) as v:
+        topics = [s for s in v.list(user_id="ana", filters={"kind": "summary"}).items
+                  if s.metadata.get("level") == "topic"]
+    assert topics, "no topic summary: the two-level descent is not exercised"
+    query = "the fado bar and the sardines by the river"
+    flat = _search(db, query, k=10)
+    forced = _search(db, query, k=10, tier="summaries", tier_rank="first")
+    assert any("tier" in h.sources for h in forced), "nothing descended: proves nothing"
+    assert all(h.item.user_id == "ana" for h in forced)
+    always = _search(db, query, k=10, tier="auto", tier_rank="first", tier_margin=1.0)
+    never = _search(db, query, k=10, tier="auto", tier_rank="first", tier_margin=1e9)
+    assert _via(always) == _via(forced)
+    assert _via(never) == _via(flat)
+    # a topic summary's turns are reached even when only topics are searched first
+    topic_only = _search(db, "Lisbon", k=10, tier="summaries", tier_rank="first",
+                         tier_summaries=1)
+    assert all(h.item.user_id == "ana" for h in topic_only)

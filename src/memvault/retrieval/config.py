@@ -110,6 +110,13 @@ class SearchConfig:
     tier_insert: int = 1
     tier_margin: float = 1.1
     tier_min_memories: int = 0
+    #: How the tier ranks the summaries and the turns under them: "full", the usual
+    #: pipeline (rows, links, priors), twice more per query; "first", the first stage alone
+    #: (dense with the query vectors flat search already embedded, and BM25, fused), rows
+    #: read only for the few turns it inserts. Why "first" exists: "full" made a tiered
+    #: search cost 4-5x a flat one at 25,000 memories; the planner's test and the merge are
+    #: the same in both (``benchmarks/tier_scale.py`` measures the two side by side).
+    tier_rank: str = "full"
     #: ``Vault.add(dedup=...)``: the cosine at or above which a memory of the same kind
     #: and owner is a candidate duplicate (it must also state the same values; see
     #: ``retrieval.dedup``). The reader's near-dedup threshold; on the labelled pairs of
@@ -121,6 +128,8 @@ class SearchConfig:
             raise ConfigurationError(f"fusion must be one of {METHODS}", fusion=self.fusion)
         if self.tier not in ("flat", "summaries", "auto"):
             raise ConfigurationError("tier must be flat, summaries or auto", tier=self.tier)
+        if self.tier_rank not in ("full", "first"):
+            raise ConfigurationError("tier_rank must be full or first", tier_rank=self.tier_rank)
         if self.tier_keep < 0 or self.tier_insert < 0 or self.tier_summaries < 1 or \
                 self.tier_max_turns < 1 or self.tier_min_memories < 0:
             raise ConfigurationError("tier_keep, tier_insert and tier_min_memories must be "

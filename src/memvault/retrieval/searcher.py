@@ -373,28 +373,7 @@ class Searcher:
             return tiered(self, text, query, k, tier or self.config.tier)
         c = self.config
         n = max(c.candidates, 2 * k)
-        rankings: dict[str, list[tuple[int, float]]] = {}
-        lexical = None
-        if "lexical" in c.retrievers:
-            # BM25 needs no query vector: run it in SQLite while numpy embeds the query
-            # (both release the GIL), so a search costs max(embed + dense, BM25), not the sum
-            lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
-        if "dense" in c.retrievers:
-            self.sync()  # once: the voice reads the index's speakers, the lists its rows
-            voiced = self._voiced(text, query) if c.voice_weight > 0 else None
-            qvec, *voice = self.embed_queries([text] if voiced is None else [text, voiced])
-            found = self._dense_many([qvec, *voice], query, n, sync=False)
-            rankings["dense"] = found[0]
-            if voice:
-                rankings["voice"] = found[1]
-            dated = self._dated(text, query) if c.time_weight > 0 else None
-            if dated is not None:
-                rankings["when"] = self._dense_many([qvec], dated, n, sync=False)[0]
-        if lexical is not None:
-            rankings["lexical"] = lexical.result()
-        weights = {"when": c.time_weight, "voice": c.voice_weight, **c.weights}
-        fused = fuse(c.fusion, rankings, k=c.rrf_k, weights=weights)
-        fused = fused[:max(c.rerank_depth, 2 * k)]
+        fused = self.first_stage(text, query, n)[:max(c.rerank_depth, 2 * k)]
         sources = {seq: src for seq, _, src in fused}
         scores = {seq: score for seq, score, _ in fused}
         # the current-truth priors: not when time travel already chose, nor for an event
@@ -436,6 +415,42 @@ class Searcher:
                                   ask=asks, aliases=aliases)
         return [Candidate(seq, s, sources.get(seq, {}), rows[seq])
                 for seq, s in ranked(boosted, k) if seq in rows]
+
+    def first_stage(self, text: str, query: RowQuery, n: int
+                    ) -> list[tuple[int, float, dict[str, float]]]:
+        """Dense (and voice, and when) + lexical, ``n`` each, fused: (seq, score, sources),
+        best first, no rows read. The summary tier ranks with this alone: the query's
+        vectors come from the cache the flat search filled, so a second ranking costs a
+        masked index search and a BM25 query, not a second pipeline."""
+        c = self.config
+        rankings: dict[str, list[tuple[int, float]]] = {}
+        lexical = None
+        if "lexical" in c.retrievers:
+            # BM25 needs no query vector: run it in SQLite while numpy embeds the query
+            # (both release the GIL), so a search costs max(embed + dense, BM25), not the sum
+            lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
+        if "dense" in c.retrievers:
+            self.sync()  # once: the voice reads the index's speakers, the lists its rows
+            voiced = self._voiced(text, query) if c.voice_weight > 0 else None
+            qvec, *voice = self.embed_queries([text] if voiced is None else [text, voiced])
+            found = self._dense_many([qvec, *voice], query, n, sync=False)
+            rankings["dense"] = found[0]
+            if voice:
+                rankings["voice"] = found[1]
+            dated = self._dated(text, query) if c.time_weight > 0 else None
+            if dated is not None:
+                rankings["when"] = self._dense_many([qvec], dated, n, sync=False)[0]
+        if lexical is not None:
+            rankings["lexical"] = lexical.result()
+        weights = {"when": c.time_weight, "voice": c.voice_weight, **c.weights}
+        return fuse(c.fusion, rankings, k=c.rrf_k, weights=weights)
+
+    def first_ranked(self, text: str, query: RowQuery, k: int) -> list[Candidate]:
+        """The best ``k`` by :meth:`first_stage` alone, rows read for those ``k`` only."""
+        fused = self.first_stage(text, query, max(self.config.candidates, 2 * k))[:k]
+        rows = self.store.by_seqs([seq for seq, _, _ in fused], query)
+        return [Candidate(seq, score, dict(src), rows[seq]) for seq, score, src in fused
+                if seq in rows]
 
     def _event_span(self, text: str, query: RowQuery) -> tuple[float | None, float | None] | None:
         """The valid-time window before or after the event ``text`` names, from the best

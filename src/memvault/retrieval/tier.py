@@ -23,6 +23,13 @@ one summary stand out; where every summary scores alike, the turns under an arbi
 only displace flat hits. Both were chosen on dev data and checked on held-out data
 (``benchmarks/bench_summary_tier.py``; the README's lifecycle section).
 
+``SearchConfig.tier_rank`` "first" does steps 1 and 3's rankings with the first stage
+alone (:meth:`Searcher.first_stage`: dense with the query vectors the flat search left in
+the cache, and BM25, fused; no rows, links or priors), and finds the turns under a
+summary by their kind alone instead of reading each one's row: the planner's test (on
+the fused first-stage scores) and the merge are unchanged, and a tiered search costs one
+pipeline plus two index searches instead of three pipelines.
+
 ``SearchConfig.tier``: "flat" never descends; "summaries" always does when the scope has
 summaries (no planner test); "auto" is the per-query planner, in scopes of at least
 ``tier_min_memories`` memories (0: any). A query that names kinds or ids, or reads the
@@ -32,9 +39,10 @@ past (``as_of``, ``known_at``), is flat, as is one whose ``k`` is within the kep
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from ..storage.base import RowQuery
+from ..types import MemoryItem
 
 if TYPE_CHECKING:
     from .searcher import Candidate, Searcher
@@ -47,29 +55,42 @@ LINK_KIND = "summarizes"
 
 
 def descend(searcher: "Searcher", summary_ids: list[str], query: RowQuery,
-            limit: int) -> list[str]:
+            limit: int, *, light: bool = False,
+            items: Sequence[MemoryItem] = ()) -> list[str]:
     """Ids of the memories (not summaries) under ``summary_ids``, best summary first, at
-    most ``limit``; topic summaries are followed to their session summaries' turns."""
+    most ``limit``; topic summaries are followed to their session summaries' turns.
+
+    ``items``: rows of those summaries already read (not read again). ``light``: a
+    target's kind is asked of the store for the summaries only (few rows), not read from
+    every target's row; a target that is gone or out of scope then still counts toward
+    ``limit`` (the narrowed search drops it)."""
     out: dict[str, None] = {}
+    known: dict[str, MemoryItem] = {i.id: i for i in items}
     frontier = list(summary_ids)
     for _ in range(3):  # topic -> session -> turns (and one spare level)
         if not frontier or len(out) >= limit:
             break
-        rows = searcher.store.select(RowQuery(ids=frontier, scope=dict(query.scope),
-                                              limit=len(frontier)))
-        by_id = {r.item.id: r.item for r in rows}
+        need = [f for f in frontier if f not in known]
+        if need:
+            known.update((r.item.id, r.item) for r in searcher.store.select(
+                RowQuery(ids=need, scope=dict(query.scope), limit=len(need))))
         targets: list[str] = []
         for sid in frontier:
-            item = by_id.get(sid)
+            item = known.get(sid)
             if item is not None:
                 targets += [link.target for link in item.links if link.kind == LINK_KIND]
         if not targets:
             break
-        kinds = {r.item.id: r.item.kind for r in searcher.store.select(
-            RowQuery(ids=list(dict.fromkeys(targets)), scope=dict(query.scope),
-                     limit=len(targets)))}
+        unique = list(dict.fromkeys(targets))
+        rows = searcher.store.select(RowQuery(
+            ids=unique, kinds=[SUMMARY_KIND] if light else None, scope=dict(query.scope),
+            limit=len(unique)))
+        known.update((r.item.id, r.item) for r in rows if r.item.kind == SUMMARY_KIND)
+        kinds = {r.item.id: r.item.kind for r in rows}
+        if light:
+            kinds = {t: kinds.get(t, "") for t in unique}
         frontier = []
-        for t in dict.fromkeys(targets):
+        for t in unique:
             if t not in kinds:
                 continue  # gone, or outside the query's scope
             if kinds[t] == SUMMARY_KIND:
@@ -106,7 +127,8 @@ def merge(flat: list["Candidate"], below: list["Candidate"], k: int, keep: int,
           insert: int) -> list["Candidate"]:
     """Flat's first ``keep`` hits untouched, then at most ``insert`` of the descent's best
     turns not among them, then the rest of flat. The inserted hits take the score of the
-    flat hit they displace, so scores still fall with rank."""
+    flat hit they displace, so scores still fall with rank (their own come from another
+    ranking, on another scale: a first-stage one under ``tier_rank="first"``)."""
     head = flat[:keep]
     seen = {h.seq for h in head}
     extra = [h for h in below if h.seq not in seen][:insert]
@@ -115,10 +137,19 @@ def merge(flat: list["Candidate"], below: list["Candidate"], k: int, keep: int,
     moved = {h.seq for h in extra}
     rest = [h for h in flat[keep:] if h.seq not in moved]
     floor = rest[0].score if rest else head[-1].score if head else None
-    lifted = [replace(h, score=h.score if floor is None else min(h.score, floor),
+    lifted = [replace(h, score=h.score if floor is None else floor,
                       sources={**h.sources, "tier": float(rank)})
               for rank, h in enumerate(extra, 1)]
     return (head + lifted + rest)[:k]
+
+
+def _ranked(searcher: "Searcher", text: str, query: RowQuery, k: int,
+            first: bool) -> list["Candidate"]:
+    """The best ``k`` of ``query``: the usual pipeline, or (``first``) the first stage
+    alone, with rows read for those ``k`` only."""
+    if not first:
+        return searcher.search(text, query, k, tier="flat")
+    return searcher.first_ranked(text, query, k)
 
 
 def tiered(searcher: "Searcher", text: str, query: RowQuery, k: int,
@@ -128,14 +159,16 @@ def tiered(searcher: "Searcher", text: str, query: RowQuery, k: int,
     if not _eligible(searcher, query, k, tier):
         return searcher.search(text, query, k, tier="flat")
     flat = searcher.search(text, query, k, tier="flat")
-    top = searcher.search(text, replace(query, kinds=[SUMMARY_KIND], exclude_kinds=None),
-                          max(c.tier_summaries, 2), tier="flat")
+    first = c.tier_rank == "first"
+    top = _ranked(searcher, text, replace(query, kinds=[SUMMARY_KIND], exclude_kinds=None),
+                  max(c.tier_summaries, 2), first)
     if tier == "auto" and not stands_out([h.score for h in top], c.tier_margin):
         return flat
-    under = descend(searcher, [h.row.item.id for h in top[:c.tier_summaries]], query,
-                    c.tier_max_turns)
+    best = [h.row.item for h in top[:c.tier_summaries]]
+    under = descend(searcher, [i.id for i in best], query, c.tier_max_turns, light=first,
+                    items=best)
     if not under:  # no summaries in scope, or none with turns: nothing to descend
         return flat
     narrowed = replace(query, ids=under, limit=None, offset=0)
-    below = searcher.search(text, narrowed, c.tier_keep + c.tier_insert, tier="flat")
+    below = _ranked(searcher, text, narrowed, c.tier_keep + c.tier_insert, first)
     return merge(flat, below, k, c.tier_keep, c.tier_insert)
