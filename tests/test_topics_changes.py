@@ -50,7 +50,7 @@ def top(vault: Vault, question: str) -> str:
     ("Car update: a Honda Jazz, bought on 3 May.", {"car"}),
     ("Relationship status: taken, by Robin.", {"partner"}),
     ("Anyway, update your address book: Priya Shah, Leeds.", {"home"}),
-    ("Ugh, the Corolla needs new tyres again.", {"car"}),
+    ("Ugh, the Corolla needs new tyres again, it's always something.", {"car"}),
     ("My usual order has changed to an oat latte.", {"drink"}),
     ("We made it official on 1 May: Robin and I are a couple.", {"partner"}),
 ])

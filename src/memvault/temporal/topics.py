@@ -326,8 +326,9 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if speaker and (headed := _headed(clause, body, known)):
             out.setdefault(speaker, set()).update(headed)  # "Car update: a Skoda Octavia"
             continue
-        if speaker and _UPKEEP.search(clause) and mentions(clause) & {"car"} \
-                and not _SOMEONE.search(clause) and not _OWNED.search(clause):
+        upkeep = _UPKEEP.search(clause) if speaker else None
+        if upkeep and mentions(upkeep.group(0)) & {"car"} \
+                and not _SOMEONE.search(upkeep.group(0)) and not _OWNED.search(upkeep.group(0)):
             out.setdefault(speaker, set()).add("car")  # "the BMW i3 needs new tyres again"
             continue
         if _OTHER.match(clause) or _OTHER.match(body):
