@@ -19,6 +19,7 @@ from memvault.models.scripted import Reply, ScriptedLLMServer
 from memvault.server.app import create_app
 from memvault.server.proxy import ProxyConfig
 from memvault.server.serve import BackgroundServer
+from waiting import eventually
 
 
 def _reply(body: dict[str, Any]) -> str:
@@ -58,14 +59,6 @@ def env(tmp_path: Path) -> Iterator[Env]:
     e.close()
 
 
-def _eventually(check: Any, seconds: float = 15.0) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.05)
-
 
 def _ask(client: Any, text: str, **kw: Any) -> Any:
     return client.chat.completions.create(model="gpt-test",
@@ -96,7 +89,7 @@ def test_memories_are_injected_stored_and_kept_per_key(env: Env) -> None:
                          ("turn", "assistant", "echo: My dog is called Rex and he loves "
                                                "the beach.")]
     # written after the answer was sent: it lands moments later
-    _eventually(lambda: env.vault.count(user_id="bob") == 2)
+    eventually(lambda: env.vault.count(user_id="bob") == 2)
     # the upstream was called with the server's key, not the caller's
     assert all(r["messages"] for r in env.upstream.requests)
 
@@ -228,11 +221,11 @@ def test_the_exchange_is_indexed_after_the_answer_not_in_the_next_search(env: En
     search finds the index current instead of embedding them on its critical path."""
     alice = env.client(env.alice)
     _ask(alice, "We moved to Porto in May. The flat has a view of the river.")
-    _eventually(lambda: env.vault.count(user_id="alice") == 2)
+    eventually(lambda: env.vault.count(user_id="alice") == 2)
     searcher = env.vault.searcher
     # without a search in between, the proxy's write brought the index up to date: the
     # user's two sentences were embedded, and nothing is left for the next search to do
-    _eventually(lambda: searcher.sentence_vectors["embedded"] >= 2)
+    eventually(lambda: searcher.sentence_vectors["embedded"] >= 2)
     assert searcher.sync() == 0
 
 

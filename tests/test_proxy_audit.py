@@ -21,6 +21,7 @@ from memvault.server.proxy import ProxyConfig
 from memvault.server.serve import BackgroundServer
 from memvault.storage.base import AuditOp
 from memvault.errors import InvalidInput
+from waiting import eventually
 
 
 class Env:
@@ -58,22 +59,14 @@ def env(tmp_path: Path) -> Iterator[Env]:
     e.close()
 
 
-def _eventually(check: Any, seconds: float = 15.0) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.02)
-
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_proxied_read_is_recorded_with_the_exchange_it_answered(env: Env,
                                                                   stream: bool) -> None:
     env.ask("My sister Ines lives in Lisbon.", stream=stream)
-    _eventually(lambda: env.vault.count(user_id="alice") == 2)
+    eventually(lambda: env.vault.count(user_id="alice") == 2)
     assert env.ask("Where does my sister live?", stream=stream) == "Noted."
-    _eventually(lambda: env.vault.count(user_id="alice") == 4)
+    eventually(lambda: env.vault.count(user_id="alice") == 4)
     first, second = env.reads()  # one read per proxied request, each on record
     assert (second.actor, second.details["op"]) == ("alice-app", "search")
     injected = env.upstream.requests[-1]["messages"][0]["content"]
@@ -91,11 +84,11 @@ def test_a_proxied_read_is_recorded_with_the_exchange_it_answered(env: Env,
 
 def test_a_read_is_recorded_when_the_upstream_fails(env: Env) -> None:
     env.ask("I collect stamps.")
-    _eventually(lambda: env.vault.count(user_id="alice") == 2)
+    eventually(lambda: env.vault.count(user_id="alice") == 2)
     env.upstream.push(Reply.error(500, "upstream broke"))
     with pytest.raises(openai.InternalServerError):
         env.ask("What do I collect?")
-    _eventually(lambda: len(env.reads()) == 2)
+    eventually(lambda: len(env.reads()) == 2)
     failed = env.reads()[-1]
     assert failed.details["n"] >= 1 and failed.actor == "alice-app"
     assert env.vault.count(user_id="alice") == 2  # the failed exchange is not stored
@@ -103,7 +96,7 @@ def test_a_read_is_recorded_when_the_upstream_fails(env: Env) -> None:
 
 def test_a_read_is_recorded_when_the_upstreams_stream_is_cut_short(env: Env) -> None:
     env.ask("I collect stamps.")
-    _eventually(lambda: env.vault.count(user_id="alice") == 2)
+    eventually(lambda: env.vault.count(user_id="alice") == 2)
     env.upstream.push(Reply.malformed(  # one event, then the stream ends without [DONE]
         'data: {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", '
         '"choices": [{"index": 0, "delta": {"content": "You coll"}, "finish_reason": null}]}'
@@ -112,7 +105,7 @@ def test_a_read_is_recorded_when_the_upstreams_stream_is_cut_short(env: Env) -> 
         env.ask("What do I collect?", stream=True)
     except openai.APIError:
         pass  # however the client takes a stream that stops: the read is what matters
-    _eventually(lambda: len(env.reads()) == 2)
+    eventually(lambda: len(env.reads()) == 2)
     assert env.reads()[-1].details["n"] >= 1
     assert env.vault.count(user_id="alice") == 2  # a cut answer is not remembered
 
@@ -129,7 +122,7 @@ def test_a_read_is_recorded_when_the_upstream_cannot_be_reached(tmp_path: Path) 
                                                          "content": "What do I like?"}]},
                        headers={"Authorization": f"Bearer {e.alice}"}, timeout=30)
         assert r.status_code == 502 and r.json()["code"] == "model_error"
-        _eventually(lambda: len(e.reads()) == 1)
+        eventually(lambda: len(e.reads()) == 1)
         assert e.reads()[0].details["n"] == 1
     finally:
         e.close()
