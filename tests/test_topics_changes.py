@@ -165,3 +165,16 @@ def test_a_fact_keeps_when_it_was_said_beside_the_date_it_states(tmp_path: Path)
         assert york and york[0].metadata["said"].startswith("2024-11-01")
     assert about("Oskar Adeyemi's red Fiat lives on the street now.", speaker="maya",
                  names=["oskar adeyemi"]) == {"oskar adeyemi": {"car"}}
+
+
+def test_a_said_time_anyone_wrote_breaks_no_search(tmp_path: Path) -> None:
+    """``metadata["said"]`` is read for ordering; a naive or bogus value a caller wrote
+    orders as best it can and fails nothing."""
+    with Vault(tmp_path / "v.db", embedder="hash") as vault:
+        session(vault, [(PRIYA, "Hi, I'm Priya!")], "2024-01-01", 0)
+        for said, text in (("2024-10-02", "I moved to Leeds in September."),
+                           ("yesterday", "I moved to York in August."),
+                           ("2024-10-03T09:00:00+02:00", "I moved to Hull in July.")):
+            vault.add(text, user_id="u", kind="turn", event_time="2024-10-05",
+                      metadata={"speaker": PRIYA, "said": said})
+        assert vault.search("Where does Priya live now?", user_id="u", k=3)

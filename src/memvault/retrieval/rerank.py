@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from ..storage.base import RecordStore, RowQuery, StoredRow
@@ -360,9 +360,10 @@ def _said_at(item: Any) -> datetime | None:
     """When a fact was said, if the reader recorded it apart from the date it states."""
     raw = item.metadata.get("said")
     try:
-        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
+        said = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:  # anyone may write metadata: a value that is no time is not one
         return None
+    return said.replace(tzinfo=timezone.utc) if said and said.tzinfo is None else said
 
 
 def began(item: Any) -> float:
