@@ -48,9 +48,10 @@ def _reply(body: dict[str, Any]) -> str:
 
 
 class Env:
-    def __init__(self, tmp: Path) -> None:
-        self.embedder = GatedEmbedder()
-        self.upstream = ScriptedLLMServer(_reply).start()
+    def __init__(self, tmp: Path, embedder: HashEmbedder | None = None,
+                 reply: Any = None) -> None:
+        self.embedder = embedder if embedder is not None else GatedEmbedder()
+        self.upstream = ScriptedLLMServer(reply or _reply).start()
         self.vault = Vault(tmp / "vault.db", embedder=self.embedder)
         self.keys = KeyStore.for_vault(tmp / "vault.db")
         key = self.keys.create("alice-app", "alice")
@@ -65,7 +66,9 @@ class Env:
             model="m", messages=[{"role": "user", "content": text}]).choices[0].message.content
 
     def close(self) -> None:
-        self.embedder.gate.set()
+        gate = getattr(self.embedder, "gate", None)
+        if gate is not None:
+            gate.set()
         self.server.stop()
         self.upstream.stop()
         self.keys.close()
@@ -138,16 +141,11 @@ def test_the_users_turn_is_embedded_while_a_slow_upstream_answers(tmp_path: Path
     once, in a call of its own (the write pauses between the two for running searches)."""
     from memvault.models.scripted import Reply
 
-    embedder = CountingEmbedder()
-    upstream = ScriptedLLMServer(lambda body: Reply(content="Fine, thanks.", delay=delay)).start()
-    vault = Vault(tmp_path / "vault.db", embedder=embedder)
-    keys = KeyStore.for_vault(tmp_path / "vault.db")
-    server = BackgroundServer(create_app(vault, keys, proxy=ProxyConfig(
-        upstream.base_url, api_key="sk-up"))).start()
+    env = Env(tmp_path, CountingEmbedder(),
+              lambda body: Reply(content="Fine, thanks.", delay=delay))
+    embedder, vault = env.embedder, env.vault
     try:
-        client = openai.OpenAI(base_url=server.url + "/v1", api_key=keys.create("a", "alice"),
-                               max_retries=0, timeout=60)
-        client.chat.completions.create(
+        env.client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "How are you today?"}])
         answered = time.monotonic()
         deadline = time.monotonic() + 15
@@ -160,10 +158,7 @@ def test_the_users_turn_is_embedded_while_a_slow_upstream_answers(tmp_path: Path
         if delay:  # ahead: well before the answer came back
             assert turn_calls[0][1] < answered - delay / 2
     finally:
-        server.stop()
-        upstream.stop()
-        keys.close()
-        vault.close()
+        env.close()
 
 
 class HoldingEmbedder(CountingEmbedder):
@@ -183,23 +178,13 @@ def test_a_waiting_new_conversation_embeds_its_own_turn_meanwhile(tmp_path: Path
     """While a new conversation waits for the previous exchange to be searchable, it
     embeds its query and then its own turn, for its write after the answer: that write,
     which the next new conversation waits for, then has one turn less to embed."""
-    embedder = HoldingEmbedder("assistant: Noted.")  # the first exchange's answer
-    upstream = ScriptedLLMServer(_reply).start()
-    vault = Vault(tmp_path / "vault.db", embedder=embedder)
-    keys = KeyStore.for_vault(tmp_path / "vault.db")
-    server = BackgroundServer(create_app(vault, keys, proxy=ProxyConfig(
-        upstream.base_url, api_key="sk-up"))).start()
+    env = Env(tmp_path, HoldingEmbedder("assistant: Noted."))  # holds the first answer
+    embedder, vault = env.embedder, env.vault
     try:
-        client = openai.OpenAI(base_url=server.url + "/v1", api_key=keys.create("a", "alice"),
-                               max_retries=0, timeout=60)
-
-        def ask(text: str) -> str:
-            return client.chat.completions.create(model="m", messages=[
-                {"role": "user", "content": text}]).choices[0].message.content or ""
-
-        assert ask("My locker code is 4711.") == "Noted."  # its write is now held
+        assert env.ask("My locker code is 4711.") == "Noted."  # its write is now held
         replies: list[str] = []
-        second = threading.Thread(target=lambda: replies.append(ask("What is my locker code?")))
+        second = threading.Thread(
+            target=lambda: replies.append(env.ask("What is my locker code?")))
         second.start()
         deadline = time.monotonic() + 15
         while ["user: What is my locker code?"] not in embedder.calls:
@@ -215,28 +200,18 @@ def test_a_waiting_new_conversation_embeds_its_own_turn_meanwhile(tmp_path: Path
         embedded = [t for call in embedder.calls for t in call]
         assert embedded.count("user: What is my locker code?") == 1  # the write took it
     finally:
-        embedder.gate.set()
-        server.stop()
-        upstream.stop()
-        keys.close()
-        vault.close()
+        env.close()
 
 
 def test_the_sentence_step_embeds_one_sentence_per_call(tmp_path: Path) -> None:
     """The exchange's sentence vectors are embedded one per worker call, each after no
     request is in front: a request that arrives meanwhile competes with one sentence at
     most, not with the whole exchange's."""
-    embedder = CountingEmbedder()
-    upstream = ScriptedLLMServer(_reply).start()
-    vault = Vault(tmp_path / "vault.db", embedder=embedder)
-    keys = KeyStore.for_vault(tmp_path / "vault.db")
-    server = BackgroundServer(create_app(vault, keys, proxy=ProxyConfig(
-        upstream.base_url, api_key="sk-up"))).start()
+    env = Env(tmp_path, CountingEmbedder())
+    embedder, vault = env.embedder, env.vault
     try:
-        client = openai.OpenAI(base_url=server.url + "/v1", api_key=keys.create("a", "alice"),
-                               max_retries=0, timeout=60)
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content":
-                                       "The van is blue. It has a roof rack. It seats seven."}])
+        env.client.chat.completions.create(model="m", messages=[{"role": "user", "content":
+                                           "The van is blue. It has a roof rack. It seats seven."}])
         deadline = time.monotonic() + 15
         searcher = vault.searcher
         while vault.count(user_id="alice") < 2 or searcher.deferred or searcher._inflight:
@@ -248,7 +223,4 @@ def test_the_sentence_step_embeds_one_sentence_per_call(tmp_path: Path) -> None:
         assert sentences == [["user: The van is blue."], ["user: It has a roof rack."],
                              ["user: It seats seven."]]
     finally:
-        server.stop()
-        upstream.stop()
-        keys.close()
-        vault.close()
+        env.close()
