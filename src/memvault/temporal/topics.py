@@ -22,7 +22,7 @@ speaker. English only; another language adds a ``LEXICON`` of its own words.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .statements import (_HYPOTHETICAL, _OTHER, _QUESTION, capitalises_nothing, clauses,
                          places)
@@ -303,7 +303,13 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
     caseless = capitalises_nothing(text)
     # a clause may take its value from another clause of the turn: "I'm with Riley now.
     # We got together today.", "The van dropped the last boxes in Oslo, so that's home now"
-    borrowed = set() if caseless else _values_in(text, known)
+    # (read only when a clause needs it: most turns name no attribute at all)
+    seen: list[set[str]] = []
+
+    def borrowed() -> set[str]:
+        if not seen:
+            seen.append(set() if caseless else _values_in(text, known))
+        return seen[0]
     out: dict[str, set[str]] = {}
     if speaker and inherited:
         out[speaker] = set(inherited) & SINGLE_TOPICS
@@ -515,7 +521,7 @@ def _named_only(clause: str, known: set[str], caseless: bool = False) -> set[str
 
 
 def _valued(found: set[str], clause: str, known: set[str], caseless: bool = False,
-            borrowed: set[str] | frozenset[str] = frozenset()) -> set[str]:
+            borrowed: Callable[[], set[str]] = set) -> set[str]:
     """``found`` without the named-value attributes when ``clause`` names nothing but the
     people it is about (:data:`NAMED_TOPICS`), unless its turn names a value of that
     attribute elsewhere (``borrowed``). A writer who capitalises nothing (``caseless``)
@@ -532,7 +538,7 @@ def _valued(found: set[str], clause: str, known: set[str], caseless: bool = Fals
         if m.start() == 0 and (word in _WORDS or word.endswith("ing")):
             continue  # "Neighbours loved it", "Relocating was chaos"
         return found
-    return found - (NAMED_TOPICS - borrowed)
+    return found - (NAMED_TOPICS - borrowed())
 
 
 def _possessed(rest: str) -> set[str]:
