@@ -539,6 +539,8 @@ class Vault(VaultAPI):
         if not changed:
             return current
         new = {k: changes[k] for k in changed}
+        if "text" in new and "event_time" in changes:  # the new statement held from then,
+            new["event_time"] = changes["event_time"]  # even when the old one did too
         # new text, metadata or tags are screened like a new write
         new.update(self._quarantine.screen_changes(self.guard, current, new))
         return self._new_version(current, new, "update", {"changed": changed, "reason": reason})

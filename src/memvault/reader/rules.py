@@ -217,8 +217,18 @@ _NEGATION = re.compile(r"\b(no longer|not any ?more|anymore|any more|stopped|qui
                        r"got rid of|does not have|doesn't have|is not|isn't)\b", re.IGNORECASE)
 
 
+#: Not (yet) a state: "Maya might apply to Pinecrest Labs, their job ad looked good" is
+#: kept as a fact, but takes no slot (it must not replace where she works).
+_TENTATIVE = re.compile(r"\b(?:might|may|could|would|thinking (?:about|of)|considering|"
+                        r"planning|plans? to|wants? to|wanted to|hopes? to|hoping|"
+                        r"apply(?:ing)? (?:to|for)|applied (?:to|for)|interview\w*|dream\w*|"
+                        r"someday|one day|if)\b", re.IGNORECASE)
+
+
 def slots(text: str) -> set[str]:
     """Single-valued attributes the text states (a new value replaces the old one)."""
+    if _TENTATIVE.search(text):
+        return set()
     found = {name for name, pattern in _SLOTS if pattern.search(text)}
     found |= {"favourite:" + m.group(1).lower() for m in _FAVOURITE.finditer(text)}
     return found

@@ -63,7 +63,7 @@ _VERB_SPLIT = re.compile(r"\s+(?:and|then|and then|,)\s+(?=(?:just\s+|then\s+|al
                          r"(?:moved|relocated|started|joined|quit|left|got|bought|adopted|"
                          r"married|became|took up)\b)", re.IGNORECASE)
 _LEAD = re.compile(r"^(?:(?:oh|ok|okay|so|well|also|and|anyway|btw|by the way|plus|guess what"
-                   r"|big news|news|update|quick update|fun fact|lol|haha|omg|yeah|yes|no(?!\s+(?:longer|more)\b)|hey"
+                   r"|big news|news|(?:quick |small |little |life |big )*update(?: from (?:my end|me|here))?|fun fact|lol|haha|omg|yeah|yes|no(?!\s+(?:longer|more)\b)|hey"
                    r"|hi|hello|honestly|basically|finally|good news|great news|sad news)"
                    r"[\s,:!.-]+)+", re.IGNORECASE)
 _CORRECTION = re.compile(r"^(?:correction|sorry,? i meant|sorry,? i mean|oops,? i meant|i meant|"
@@ -206,6 +206,11 @@ def clauses(text: str) -> Iterator[str]:
     return _clauses(text)
 
 
+_SUBJECT = re.compile(r"(?i:i|we)\b|(?i:my|our|his|her|their|a|an|the)\s+[\w-]+|[A-Z][a-z]+\b")
+_ME = re.compile(r"(?<![\w'])(?i:i|we)(?![\w'])")
+_OWNERS = frozenset({"i", "we", "my", "our", "his", "her", "their"})
+
+
 def _clauses(text: str) -> Iterator[str]:
     for clause in _SPLIT.split(" ".join(text.split())):
         clause = _LEAD.sub("", clause.strip(" ,"))
@@ -214,10 +219,14 @@ def _clauses(text: str) -> Iterator[str]:
         first, *rest = _VERB_SPLIT.split(clause)
         yield first
         # "My dad quit and joined Larkspur": the dad joined, not "My"
-        subject = re.match(r"(?i)(?:i|we)\b|(?i:my|our|his|her|their)\s+[\w-]+|[A-Z][a-z]+\b",
-                           first)
+        # "Believe it or not, I moved to Aarhus and bought a van": I bought it, not "Believe"
+        start = _SUBJECT.match(first)
+        me = _ME.search(first)
+        subject = (start.group(0) if start and (not me or not start.group(0)[0].isupper()
+                                                or start.group(0).split()[0].lower() in _OWNERS)
+                   else me.group(0) if me else None)
         for part in rest:
-            yield f"{subject.group(0)} {part}" if subject else part
+            yield f"{subject} {part}" if subject else part
 
 
 def _value(raw: str | None) -> str | None:

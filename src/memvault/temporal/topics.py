@@ -52,14 +52,14 @@ LEXICON: dict[str, tuple[str, ...]] = {
              "job offer", "took the offer", "accepted the offer", "the offer from",
              "teach at", "teaches at", "teaching at", "pays my bills", "pay my bills",
              "pays the bills", "full time", "full-time", "part time", "part-time",
-             "paycheck", "paycheque", "pays me", "payslip"),
+             "paycheck", "paycheque", "pays me", "payslip", "linkedin"),
     "partner": ("partner", "boyfriend", "girlfriend", "husband", "wife", "spouse", "fiance",
                 "fiancé", "fiancee", "fiancée", "dating", "dated", "married", "marry",
                 "engaged", "engagement", "wedding", "relationship", "broke up", "break up",
                 "breakup", "split up", "divorce", "divorced", "single", "my ex",
                 "seeing someone", "other half", "significant other", "together with",
                 "been together", "got together", "together since", "a couple",
-                "made it official"),
+                "made it official", "date again", "first date", "on a date", "asked me out"),
     "car": ("car", "cars", "drive", "drives", "driving", "drove", "vehicle", "truck", "van",
             "suv", "motorbike", "motorcycle", "scooter", "sedan", "hatchback", "pickup",
             "convertible", "hybrid", "ev", "tesla", "toyota", "honda", "ford", "volkswagen",
@@ -94,7 +94,8 @@ _TENTATIVE = re.compile(r"\b(?:test[- ]?driv\w*|just looking|shopping (?:for|aro
                         r"dreaming|daydream\w*|fingers crossed|browsing|window[- ]shopping|"
                         r"just for fun|in another life|in a parallel universe|"
                         r"(?:big |the |my |our )plans? (?:for|is|was)\b|plans? to|planning|"
-                        r"(?:i|we)'d|promised myself)\b",
+                        r"(?:i|we)'d|promised myself|decided to|decide to|"
+                        r"(?:all |everything'?s |everything is )set (?:for me |for us )?to)\b",
                         re.IGNORECASE)
 #: A correction of what was just said ("Oops, not Lisbon: Porto!", "Scratch that: Braga",
 #: "Montreal should be Tallinn", "I typed Austin by mistake"). A value being corrected is
@@ -141,6 +142,9 @@ _ASKED = [(re.compile(p, re.IGNORECASE), a) for p, a in (
 _EVENTFUL = re.compile(r"\b(?:decide[ds]?|deciding|happen(?:s|ed)?|plan(?:s|ned|ning)?|"
                        r"want(?:s|ed)?|hope[ds]?|think|thought|consider(?:s|ed)?|feel|felt)\b",
                        re.IGNORECASE)
+_YOU = re.compile(r"\b(?:you|your|you've|you're|you'd|you'll)\b", re.IGNORECASE)
+_SUBJECT_I = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|mine|we|we're|we've|our)\b",
+                        re.IGNORECASE)
 _FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|we|we're|we've|our)\b", re.IGNORECASE)
 #: "My red Fiat sleeps on the street", "Our office moved the coffee machine": the clause is
 #: about the thing the possessive names, so it asserts the speaker's attribute only
@@ -164,8 +168,10 @@ _SOMEONE = re.compile(r"\b(?:he|she|they|you|his|her|their|your|he's|she's|they'
 #: other thing ("The neighbours are renovating").
 _VERB = re.compile(r"\b(?:is|are|was|were|am|has|have|had|been|do|does|did|\w+'s|\w+'re|\w+n't|"
                    r"\w{3,}s|\w{3,}ed)\b", re.IGNORECASE)
-_THING = re.compile(r"^(?:the|a|an|this|that|these|those|some|every|each)\s+\w+",
-                    re.IGNORECASE)
+_THING = re.compile(r"^(?:the|a|an|this|that|these|those|some|every|each)\s+"
+                    # ... but "the move to Krakow happened" is the speaker's own change
+                    r"(?!(?:big\s+|actual\s+)?(?:move|relocation|breakup|break-up|split|switch)\b)"
+                    r"\w+", re.IGNORECASE)
 #: Phrases that use an attribute's word for something else.
 _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked out|"
                     r"at work|for work|after work|from work|to work|off work|work from|worked from|"
@@ -175,6 +181,19 @@ _IDIOM = re.compile(r"\b(?:living room|for a living|work out|working out|worked 
                     r"drive me|drives me|drove me|"
                     r"home from|back home|homework|in the works|works for me|that works|"
                     r"it works|worked for me|moved on|move on|moving on|"
+                    # a move in a game or a career, not a house: "quit and joined X, brave move"
+                    r"(?:brave|bold|smart|good|great|wise|clever|risky|gutsy|big|huge|nice|power|"
+                    r"dumb|bad|classic|career|strange|weird|savvy|sweet|cool|solid|sensible) moves?|"
+                    # "Rowan and I called it quits": a couple, not a job
+                    r"call(?:ed|ing|s)? it quits|"
+                    # "the local radio", "a local bakery": a place's things, not a home
+                    r"(?:the|our|a few|some|at a) local\b|local (?:radio|news|paper|newspaper|pub|"
+                    r"shops?|council|election|team|park|library|hospital|school|bakery|market|"
+                    r"cafe|gym|bar|restaurant|band|artists?|business(?:es)?|time)\b|"
+                    # quitting a pastime is no job: "I quit Japanese lessons", "quit the gym"
+                    r"quit (?:my |the )?(?:[A-Z]?\w+ )?(?:lessons|classes|class|course|smoking|"
+                    r"drinking|sugar|caffeine|gym|social media|knitting|pottery|running|yoga|"
+                    r"choir|book club|league)\b|"
                     r"together with (?:the|my|our|his|her|their|a|an|some|all|friends|family)\b|"
                     # a pet's name is no phone or car: "my parrot Pixel", "the cat Tesla"
                     r"(?:dog|cat|puppy|kitten|parrot|rabbit|bunny|hamster|turtle|tortoise|pet|"
@@ -204,7 +223,14 @@ _STATUS = re.compile(r"\b(?:engaged|married|single|broke up|split up|divorced|se
 #: capitalised word after "with" is a person; two or more are an organisation.
 _STATUS_OF = (
     ("partner", re.compile(r"\b(?:broke up|split up|divorced|separated|widowed|"
-                           r"off the market|(?:are|got|been|back) together|single again|"
+                           r"off the market|single again|"
+                           r"(?:are|got|been|back|we'?re) (?:(?:now|officially|finally|back) )*together|"
+                           r"we'?re (?:(?:now|officially|finally) )*(?:a couple|an item|dating)|"
+                           r"(?-i:[A-Z][a-z]+) and I (?:(?:have|had|just|finally|officially) )*"
+                           r"(?:called it quits|parted ways|went (?:our )?separate ways|ended (?:it|things))|"
+                           r"(?:called it quits|parted ways|ended (?:it|things)|broke it off) with "
+                           r"(?-i:[A-Z][a-z]+)\b(?! (?-i:[A-Z]))|"
+                           r"(?:it'?s|it is|things are) over (?:with|between us and) (?-i:[A-Z][a-z]+)\b|"
                            r"(?:i'?m|i am|we'?re) (?:now )?(?:single|engaged|married)|"
                            r"(?:not|no longer) with (?-i:[A-Z][a-z]+)\b(?! (?-i:[A-Z]))|"
                            r"(?:i'?m|i am) (?:now )?with (?-i:[A-Z][a-z]+)\b(?! (?-i:[A-Z]))"
@@ -217,7 +243,7 @@ _STATUS_OF = (
 )
 #: "No more electric Kia Niro", "Goodbye Atlas Freight, hello Harbor Health": a value
 #: ended or begun, said by its name alone (the speaker's, as no one else is named).
-_FAREWELL = re.compile(r"(?:^|[.!?]\s+|\s[-\u2013\u2014:]\s+|,\s+)(?:no more|goodbye|good-bye|"
+_FAREWELL = re.compile(r"(?:^|[.!?:]\s+|\s[-\u2013\u2014:]\s+|,\s+)(?:no more|goodbye|good-bye|"
                        r"bye(?:-bye)?|farewell|so long|hello|welcome to)\s+"
                        r"(?P<v>[^.!?,;\u2013\u2014]+?)(?=\s+[-\u2013\u2014]\s|[.!?,;]|$)",
                        re.IGNORECASE)
@@ -246,7 +272,8 @@ _AT_PLACE = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+((?-i:
 #: ... unless it is a trip.
 _TRAVEL = re.compile(r"\b(?:trip|visit\w*|holiday|vacation|weekend|conference|flight|flew|"
                      r"fly|flying|tour|touring|festival|concert|honeymoon|back from|layover|"
-                     r"cruise|wedding|stopover|sightseeing|hotel|airbnb)\b", re.IGNORECASE)
+                     r"cruise|wedding|stopover|sightseeing|hotel|airbnb|volunteer\w*)\b",
+                     re.IGNORECASE)
 _AT_PLACE_ANY = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+"
                            r"([a-z][\w'.-]*(?: [a-z][\w'.-]*){0,2})", re.IGNORECASE)
 #: An organisation named where one works: a name of two to four capitalised words after
@@ -264,6 +291,24 @@ _COLLEAGUES_AT = re.compile(r"^(?:my|our)\s+(?:new\s+)?(?:boss|manager|team|coll
 _RHETORICAL = re.compile(r"^guess who(?:'s| is| just| got)\b", re.IGNORECASE)
 #: "My mum keeps telling everyone that Freya lives in Denver": a named person's news.
 _REPORTED = re.compile(r"\b(?:that|says|said)\s+([A-Z][\w'-]*)\s+(\S.*)$")
+#: The speaker's habit, said as what the listener knows: "You know me: matcha, always."
+_YOU_KNOW_ME = re.compile(r"^(?:you know me|as you know|like i said|as always)\W+(?=\w)",
+                          re.IGNORECASE)
+#: "So iced americanos now, huh": the listener's news said back to them, not the speaker's.
+_ECHO = re.compile(r"^(?:(?:so|oh|ah|wow|wait)\W+)?[^.!?]{0,50}?\bnow\W+(?:huh|eh|then)\b",
+                   re.IGNORECASE)
+#: "I've moved from Orchard Software to Northwind Logistics": a move between employers
+#: (names of two or more words that are no place) is a job change, not a new home.
+_MOVED_ORG = re.compile(r"\b(?:mov(?:ed|ing|e)|switch(?:ed|ing)?|jump(?:ed|ing)|transferr(?:ed|ing))"
+                        r"\s+(?:over\s+)?(?:from\s+.{2,60}?\s+)?to\s+((?-i:[A-Z][\w'&.-]*"
+                        r"(?: (?:[A-Z][\w'&.-]*|&|of)){1,3}))", re.IGNORECASE)
+#: "After Jamie, I didn't think I'd date again, but then I met Quinn": meeting someone is
+#: a new partner only in a turn that talks of dating.
+_MET = re.compile(r"\b(?:i|we)\s+(?:(?:just|finally|then|recently)\s+)*met\s+"
+                  r"(?-i:[A-Z][a-z]+)\b(?! (?-i:[A-Z]))", re.IGNORECASE)
+_ROMANCE = re.compile(r"\b(?:date|dates|dating|dated|single|relationship|in love|fell for|"
+                      r"asked me out|swip\w*|tinder|hinge|bumble|chemistry|boyfriend|girlfriend|"
+                      r"partner|romance|romantic)\b", re.IGNORECASE)
 
 
 def mentions(text: str) -> set[str]:
@@ -317,13 +362,21 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if (clause.endswith("?") and not _RHETORICAL.match(clause)) \
                 or _QUESTION.match(clause) or _HYPOTHETICAL.search(clause):
             continue
-        if _TENTATIVE.search(clause):
+        if _TENTATIVE.search(clause) or (_ECHO.match(clause) and not _FIRST.search(clause)):
             continue
         reported = _REPORTED.search(clause)
         if reported and reported.group(1).lower() in known:
             found = _valued(_said(reported.group(2)), reported.group(2), known, caseless)
             if found:
                 out.setdefault(reported.group(1).lower(), set()).update(found)
+            continue
+        known_me = _YOU_KNOW_ME.match(clause)
+        if speaker and known_me:  # "You know me: green tea, always."
+            rest = clause[known_me.end():]
+            found = _valued(_said(rest), rest, known, caseless, borrowed) \
+                or _named_only(rest, known, caseless)
+            if found:
+                out.setdefault(speaker, set()).update(found)
             continue
         body = _HEADER.sub("", clause)
         if speaker and _COLLEAGUES_AT.search(body):  # "my boss at Lumen Optics is nice"
@@ -359,20 +412,27 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             if found:
                 out.setdefault(speaker, set()).update(found)
             continue
-        elif speaker and _FIRST.search(clause):
-            who = speaker
+        elif speaker and _FIRST.search(clause) and not (_YOU.search(clause)
+                                                        and not _SUBJECT_I.search(clause)):
+            who = speaker  # not "Clare tells me you've been on the radio": yours, not mine
         elif speaker and _ELIDED.match(clause) and not _SOMEONE.search(clause):
             who = speaker  # "actually working at kestrel now": chat drops the "I"
         elif speaker and _home_since(clause):
             out.setdefault(speaker, set()).add("home")  # "Wrocław since the 1st!"
             continue
         elif speaker and not _SOMEONE.search(clause) and not _THING.match(clause) \
-                and (_VERB.search(clause) or status_change(clause)):
+                and (_verb(clause) or status_change(clause)):
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
         else:
             continue
         found = _valued(_said(clause), clause, known, caseless, borrowed) \
             or _named_only(clause, known, caseless)
+        moved = _MOVED_ORG.search(clause)
+        if moved and moved.group(1).lower() not in places() \
+                and ("home" in found or re.search(r"(?i)\bfrom\b", moved.group(0))):
+            found = (found - {"home"}) | {"work"}
+        if who == speaker and _MET.search(clause) and _ROMANCE.search(_IDIOM.sub(" ", text)):
+            found = found | {"partner"}
         if found:
             out.setdefault(who, set()).update(found)
     if speaker:
@@ -388,10 +448,11 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
 #: A clause whose subject chat leaves out: it opens with the verb ("Moved to Leeds last
 #: week", "actually working at Kestrel now", "Writing to you from our new house").
 _ELIDED = re.compile(r"^(?:(?:actually|just|finally|now|officially|still|currently|also|"
-                     r"already|recently|basically|literally|honestly)\s+)*"
+                     r"already|recently|basically|literally|honestly|ok|okay|so|well|and)[\s,]+)*"
                      r"(?!(?:nothing|something|anything|everything|morning|evening|thing|"
                      r"things|wedding|spring|ceiling|speed|seed|need|feed|bed|red)\b)"
-                     r"(?:[a-z]{3,}ing|[a-z]{3,}ed|got|left|joined|started|quit|moved)"
+                     r"(?:[a-z]{3,}ing|[a-z]{3,}ed|got|left|joined|started|quit|moved|bought|"
+                     r"sold|picked up|traded|swapped|took|became|found|signed)"
                      r"\s+(?:at|in|to|for|from|with|into|as|my|our|a|an|the|back)\b",
                      re.IGNORECASE)
 #: "Wrocław since the 1st", "still in Leeds since March": a place and how long.
@@ -402,8 +463,11 @@ _SINCE = re.compile(r"^(?:(?:and|still|now|yes|so)\W+)*(?:in\s+)?"
 
 #: A car is talked about through its upkeep, with "the" for one's own: "the Yaris needs
 #: new tyres again", "the van failed its MOT".
-_UPKEEP = re.compile(r"^(?:the|our)\s+.{1,40}?\b(?:needs? (?:new|a new|an?|its|some)\b|"
+_UPKEEP = re.compile(r"^(?:(?:ok|okay|so|well|and|sadly|ugh)[\s,]+)*(?:the|our)\s+.{1,40}?\b"
+                     r"(?:needs? (?:new|a new|an?|its|some)\b|"
                      r"broke down|won't start|wouldn't start|is in the (?:shop|garage)|"
+                     r"died|is dead|gave up the ghost|(?:got|was|is) (?:written off|totall?ed|"
+                     r"stolen|scrapped|towed away)|"
                      r"failed its|passed its|got (?:a )?(?:dent|scratch|flat|ticket))",
                      re.IGNORECASE)
 _OWNED = re.compile(r"\b\w+(?:'s|s')\s")  # "the neighbours' car": someone else's
@@ -430,6 +494,19 @@ def _headed(clause: str, body: str, known: set[str]) -> set[str]:
     if re.match(r"(?i)(?:taken|single|engaged|married)\b", body):
         named.add("partner")
     return wanted & named
+
+
+def _verb(clause: str) -> bool:
+    """Whether ``clause`` says something: a finite verb, not a plural of the attribute's
+    things ("Oat flat whites, nice." names a drink and asserts nothing)."""
+    return any(not _PLURAL.fullmatch(m.group(0)) for m in _VERB.finditer(clause))
+
+
+#: A plural of an attribute's thing ("lattes", "whites", "americanos"), unless a verb.
+_PLURAL = re.compile(r"(?!(?:lives|works|drives|drinks|moves|rents|dates|quits)\b)"
+                     r"(?:" + "|".join(sorted({re.escape(w) for w in _WORDS if w.isalpha()},
+                                              key=len, reverse=True)) + r")(?:s|es)",
+                     re.IGNORECASE)
 
 
 def _home_since(clause: str) -> bool:
@@ -490,7 +567,7 @@ def values_named(text: str, known: Iterable[str] = (), *,
 def attributes(text: str) -> set[str]:
     """The attributes ``text`` talks about at all: by their words, or by a place or an
     organisation it names (what a correction that follows it corrects)."""
-    found = mentions(text)
+    found = mentions(text) | status_change(text)
     for clause in clauses(text):
         found |= _named_only(clause, set())
     return found
