@@ -28,6 +28,13 @@ from memvault.temporal.topics import about, attributes
     ("Ok so sold the Vespa and bought a Fiat Panda, finally.", {"car"}),
     ("Sadly the Corolla was written off on Tuesday. Bikes for now.", {"car"}),
     ("Believe it or not, I moved to Leeds and bought a Kia Picanto.", {"home", "car"}),
+    ("You know me: rooibos, always.", {"drink"}),
+    ("Guess who drives a Honda Jazz now? Me.", {"car"}),
+    ("Took a Golf for a test drive and bought it on the spot.", {"car"}),
+    ("I started at Contoso Health and switched to decaf last month.", {"work", "drink"}),
+    ("No more Leeds rent for me, I'm in Glasgow now.", {"home"}),
+    ("My LinkedIn finally says Fabrikam Robotics.", {"work"}),
+    ("Honestly I'm a Glasgow local by now.", {"home"}),
 ])
 def test_changes_said_by_idiom(text: str, expected: set[str]) -> None:
     assert about(text, speaker="priya") == {"priya": expected}
@@ -38,6 +45,12 @@ def test_changes_said_by_idiom(text: str, expected: set[str]) -> None:
     "Chess night: he played a risky move and lost the queen.",
     "So oat lattes now, huh. Fancy.",                              # the listener's news
     "I met Ellis for lunch, the pasta was great.",                 # meeting is no dating
+    "Oat lattes, nice. Is it what you hoped?",
+    "Save the date: in May I cycle from Leeds to Whitby.",          # a trip
+    "I booked everything to take my parents to Lisbon in June.",
+    "I've decided to spend the summer in Porto.",                   # a plan
+    "Ok so I quit Spanish lessons, too much homework.",             # a pastime, no job
+    "Hilary tells me you've been on the local radio!",              # the listener's news
 ])
 def test_no_change(text: str) -> None:
     assert about(text, speaker="priya") == {}

@@ -61,7 +61,7 @@ _SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*;\s*|\s+(?:but|though|whereas)\s+|,\s*(?
 # "I got a job at Google and moved to Zurich": the second verb keeps the first's subject
 _VERB_SPLIT = re.compile(r"\s+(?:and|then|and then|,)\s+(?=(?:just\s+|then\s+|also\s+)?"
                          r"(?:moved|relocated|started|joined|quit|left|got|bought|adopted|"
-                         r"married|became|took up)\b)", re.IGNORECASE)
+                         r"married|became|took up|switched|sold)\b)", re.IGNORECASE)
 _LEAD = re.compile(r"^(?:(?:oh|ok|okay|so|well|also|and|anyway|btw|by the way|plus|guess what"
                    r"|big news|news|(?:quick |small |little |life |big )*update(?: from (?:my end|me|here))?|fun fact|lol|haha|omg|yeah|yes|no(?!\s+(?:longer|more)\b)|hey"
                    r"|hi|hello|honestly|basically|finally|good news|great news|sad news)"
@@ -207,6 +207,8 @@ def clauses(text: str) -> Iterator[str]:
 
 
 _SUBJECT = re.compile(r"(?i:i|we)\b|(?i:my|our|his|her|their|a|an|the)\s+[\w-]+|[A-Z][a-z]+\b")
+_OBJECT_NEXT = re.compile(r"\s+(?:a|an|the|my|our|his|her|their|to|for|up|it|one|some|"
+                          r"back|off)\b", re.IGNORECASE)
 _ME = re.compile(r"(?<![\w'])(?i:i|we)(?![\w'])")
 _OWNERS = frozenset({"i", "we", "my", "our", "his", "her", "their"})
 
@@ -221,6 +223,8 @@ def _clauses(text: str) -> Iterator[str]:
         # "My dad quit and joined Larkspur": the dad joined, not "My"
         # "Believe it or not, I moved to Aarhus and bought a van": I bought it, not "Believe"
         start = _SUBJECT.match(first)
+        if start and _OBJECT_NEXT.match(first, start.end()):  # "Took a Golf for a spin and
+            start = None                                      # bought it": a verb, no name
         me = _ME.search(first)
         subject = (start.group(0) if start and (not me or not start.group(0)[0].isupper()
                                                 or start.group(0).split()[0].lower() in _OWNERS)

@@ -87,7 +87,7 @@ _PATTERNS = {a: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(word
                                                                              reverse=True))
                            + r")(?:s|es)?\b", re.IGNORECASE) for a, words in LEXICON.items()}
 #: Not (yet) the speaker's state: trying things out, shopping around, interviews.
-_TENTATIVE = re.compile(r"\b(?:test[- ]?driv\w*|just looking|shopping (?:for|around)|"
+_TENTATIVE = re.compile(r"\b(?:test[- ]?dr[io]v\w*|just looking|save the date|plans?\s*:|shopping (?:for|around)|"
                         r"wants? to|wanted to|would like to|"
                         r"trying to|try to|interview\w*|appl(?:y|ying) (?:to|for)|"
                         r"next (?:week|month|year)|tomorrow|this weekend|would love|"
@@ -272,7 +272,9 @@ _AT_PLACE = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+((?-i:
 #: ... unless it is a trip.
 _TRAVEL = re.compile(r"\b(?:trip|visit\w*|holiday|vacation|weekend|conference|flight|flew|"
                      r"fly|flying|tour|touring|festival|concert|honeymoon|back from|layover|"
-                     r"cruise|wedding|stopover|sightseeing|hotel|airbnb|volunteer\w*)\b",
+                     r"cruise|wedding|stopover|sightseeing|hotel|airbnb|volunteer\w*|booked|"
+                     r"cycl\w*|hik(?:e|es|ed|ing)|road trip|(?:all |it'?s all )arranged|"
+                     r"take (?:my|our|the) (?:parents|kids|family|mum|mom|dad|partner|folks) to)\b",
                      re.IGNORECASE)
 _AT_PLACE_ANY = re.compile(r"\b(?:in|to|from|left|leaving|for|swapped|swap)\s+"
                            r"([a-z][\w'.-]*(?: [a-z][\w'.-]*){0,2})", re.IGNORECASE)
@@ -288,7 +290,7 @@ river bridge zoo theatre theater cinema club restaurant bakery""".split())
 _COLLEAGUES_AT = re.compile(r"^(?:my|our)\s+(?:new\s+)?(?:boss|manager|team|colleagues?|"
                             r"co-?workers?)\s+at\s+(?-i:[A-Z])", re.IGNORECASE)
 #: "Guess who's the newest hire at Acme? Me!" asks nothing.
-_RHETORICAL = re.compile(r"^guess who(?:'s| is| just| got)\b", re.IGNORECASE)
+_RHETORICAL = re.compile(r"^guess (?:who|what)\b", re.IGNORECASE)
 #: "My mum keeps telling everyone that Freya lives in Denver": a named person's news.
 _REPORTED = re.compile(r"\b(?:that|says|said)\s+([A-Z][\w'-]*)\s+(\S.*)$")
 #: The speaker's habit, said as what the listener knows: "You know me: matcha, always."
@@ -302,6 +304,9 @@ _ECHO = re.compile(r"^(?:(?:so|oh|ah|wow|wait)\W+)?[^.!?]{0,50}?\bnow\W+(?:huh|e
 _MOVED_ORG = re.compile(r"\b(?:mov(?:ed|ing|e)|switch(?:ed|ing)?|jump(?:ed|ing)|transferr(?:ed|ing))"
                         r"\s+(?:over\s+)?(?:from\s+.{2,60}?\s+)?to\s+((?-i:[A-Z][\w'&.-]*"
                         r"(?: (?:[A-Z][\w'&.-]*|&|of)){1,3}))", re.IGNORECASE)
+#: "... and bought it on the spot": what it is, the turn said before.
+_BOUGHT_IT = re.compile(r"^(?:(?:i|we)\s+)?(?:just\s+|then\s+|finally\s+)?(?:bought|leased|got|"
+                        r"ordered|picked up)\s+(?:it|one)\b", re.IGNORECASE)
 #: "After Jamie, I didn't think I'd date again, but then I met Quinn": meeting someone is
 #: a new partner only in a turn that talks of dating.
 _MET = re.compile(r"\b(?:i|we)\s+(?:(?:just|finally|then|recently)\s+)*met\s+"
@@ -427,6 +432,8 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             continue
         found = _valued(_said(clause), clause, known, caseless, borrowed) \
             or _named_only(clause, known, caseless)
+        if who == speaker and _BOUGHT_IT.match(clause):  # "test drove a Golf and bought it"
+            found = found | (mentions(text) & {"car", "phone"})
         moved = _MOVED_ORG.search(clause)
         if moved and moved.group(1).lower() not in places() \
                 and ("home" in found or re.search(r"(?i)\bfrom\b", moved.group(0))):
@@ -453,7 +460,7 @@ _ELIDED = re.compile(r"^(?:(?:actually|just|finally|now|officially|still|current
                      r"things|wedding|spring|ceiling|speed|seed|need|feed|bed|red)\b)"
                      r"(?:[a-z]{3,}ing|[a-z]{3,}ed|got|left|joined|started|quit|moved|bought|"
                      r"sold|picked up|traded|swapped|took|became|found|signed)"
-                     r"\s+(?:at|in|to|for|from|with|into|as|my|our|a|an|the|back)\b",
+                     r"\s+(?:at|in|to|for|from|with|into|as|my|our|a|an|the|back|it|one)\b",
                      re.IGNORECASE)
 #: "Wrocław since the 1st", "still in Leeds since March": a place and how long.
 _SINCE = re.compile(r"^(?:(?:and|still|now|yes|so)\W+)*(?:in\s+)?"
@@ -499,14 +506,16 @@ def _headed(clause: str, body: str, known: set[str]) -> set[str]:
 def _verb(clause: str) -> bool:
     """Whether ``clause`` says something: a finite verb, not a plural of the attribute's
     things ("Oat flat whites, nice." names a drink and asserts nothing)."""
-    return any(not _PLURAL.fullmatch(m.group(0)) for m in _VERB.finditer(clause))
+    return any(not _thing(m.group(0).lower()) for m in _VERB.finditer(clause))
 
 
-#: A plural of an attribute's thing ("lattes", "whites", "americanos"), unless a verb.
-_PLURAL = re.compile(r"(?!(?:lives|works|drives|drinks|moves|rents|dates|quits)\b)"
-                     r"(?:" + "|".join(sorted({re.escape(w) for w in _WORDS if w.isalpha()},
-                                              key=len, reverse=True)) + r")(?:s|es)",
-                     re.IGNORECASE)
+def _thing(word: str) -> bool:
+    """An attribute's thing ending in s ("lattes", "whites", "rooibos"), not a verb."""
+    return word.endswith("s") and len(word) > 4 and word.isalpha() and word not in _VERBS_S \
+        and (word in _WORDS or word[:-1] in _WORDS or word[:-2] in _WORDS)
+
+
+_VERBS_S = frozenset("lives works drives drinks moves rents dates quits".split())
 
 
 def _home_since(clause: str) -> bool:
