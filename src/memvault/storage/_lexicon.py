@@ -19,13 +19,14 @@ Staying in step: before each query the index compares ``PRAGMA data_version`` of
 own connection (it moves on any other connection's commit, in this process or another);
 on a change it reads the rows past its high-water mark (``seq`` is AUTOINCREMENT: never
 reused) and checks its row and token totals against FTS5's own (the ``averages``
-record). A mismatch (rows purged, a table rebuilt) means a rebuild. Anything it cannot
-answer exactly (a query word FTS5 would split into a phrase) returns ``None`` and the
-caller asks FTS5.
+record). A mismatch (rows purged, a table rebuilt) means a rebuild. A query word FTS5
+splits into a phrase ("gluten-free") is counted from its rows' tokens with positions; a
+word with no token at all returns ``None`` and the caller asks FTS5.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import threading
@@ -90,7 +91,8 @@ class MemoryBM25:
         self._tokens = 0
         #: term -> ([doc index], [hits in search_text], [hits in tags]), docs ascending
         self._post: dict[str, tuple[list[int], list[int], list[int]]] = {}
-        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # term -> (docs, f)
+        #: phrase (tokens) -> (doc indexes, weighted hits)
+        self._arrays: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._seq_arr: np.ndarray | None = None
         self._len_arr: np.ndarray | None = None
 
@@ -205,8 +207,10 @@ class MemoryBM25:
                 entry[0].append(i)
                 entry[1].append(a)
                 entry[2].append(b)
-                self._arrays.pop(term, None)
+                self._arrays.pop((term,), None)
             self._watermark = seq
+        for key in [key for key in self._arrays if len(key) > 1]:
+            del self._arrays[key]  # phrases: counted again when asked
         self._seq_arr = self._len_arr = None
 
     # -- queries --------------------------------------------------------------------------
@@ -223,19 +227,50 @@ class MemoryBM25:
                 self._terms[w] = tuple(t for _, t in sorted(found.get(i + 1, [])))
         return [self._terms[w] for w in words]
 
-    def _posting(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        arrays = self._arrays.get(term)
+    def _posting(self, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(doc indexes, weighted hits) of a phrase: one token, or several in a row."""
+        arrays = self._arrays.get(key)
         if arrays is None:
-            entry = self._post.get(term)
-            if entry is None:
+            entry = self._post.get(key[0]) if len(key) == 1 else None
+            if len(key) > 1:
+                arrays = self._phrase(key)
+            elif entry is None:
                 arrays = (np.zeros(0, dtype=np.int64), np.zeros(0))
             else:
                 a = np.asarray(entry[1], dtype=np.float64)
                 b = np.asarray(entry[2], dtype=np.float64)
                 # aFreq accumulates one weight per hit: a*1.0 + b*0.5 is exact in float64
                 arrays = (np.asarray(entry[0], dtype=np.int64), a * WEIGHTS[0] + b * WEIGHTS[1])
-            self._arrays[term] = arrays
+            self._arrays[key] = arrays
         return arrays
+
+    def _phrase(self, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """A phrase's hits ("gluten-free" is the tokens gluten, free in a row): the rows
+        holding all its tokens are tokenized again, with positions, and the phrase
+        counted where its tokens follow each other in one column, as FTS5 matches it."""
+        docs = self._posting(key[:1])[0]
+        for token in key[1:]:
+            docs = np.intersect1d(docs, self._posting((token,))[0], assume_unique=True)
+        if not len(docs):
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        assert self._conn is not None
+        seqs = [self._seqs[i] for i in docs.tolist()]
+        rows = self._conn.execute(
+            "SELECT seq, search_text, tags FROM versions WHERE seq IN "
+            "(SELECT value FROM json_each(?))", (json.dumps(seqs),)).fetchall()
+        at: dict[tuple[int, str, int], str] = {}
+        for term, doc, col, offset in self._tokenize(rows):
+            at[(doc, col, offset)] = term
+        hits: dict[int, list[int]] = {}
+        for (doc, col, offset), term in at.items():
+            if term == key[0] and all(at.get((doc, col, offset + j)) == key[j]
+                                      for j in range(1, len(key))):
+                hits.setdefault(doc, [0, 0])[0 if col == "a" else 1] += 1
+        index = {seq: i for seq, i in zip(seqs, docs.tolist())}
+        found = sorted((index[seq], a * WEIGHTS[0] + b * WEIGHTS[1])
+                       for seq, (a, b) in hits.items())
+        return (np.asarray([d for d, _ in found], dtype=np.int64),
+                np.asarray([f for _, f in found], dtype=np.float64))
 
     def rank(self, words: Sequence[str], max_matches: int
              ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -246,9 +281,9 @@ class MemoryBM25:
         with self._lock:
             self._sync()
             toks = self._tokens_of(list(words))
-            if any(len(t) != 1 for t in toks):
-                return None  # FTS5 would match these as phrases
-            phrase = {w: t[0] for w, t in zip(words, toks)}
+            if not all(toks):
+                return None  # a word with no token: left to FTS5
+            phrase = dict(zip(words, toks))
             kept = _prune(list(words), max_matches,
                           {w: len(self._posting(phrase[w])[0]) for w in words},
                           lambda ws: self._union(phrase[w] for w in ws))
@@ -281,6 +316,8 @@ class MemoryBM25:
     def _union(self, terms: Any) -> int:
         """Rows holding any of ``terms`` (what FTS5 counted for the OR query)."""
         mark = np.zeros(len(self._seqs), dtype=bool)
+        if not len(mark):
+            return 0
         for t in terms:
             mark[self._posting(t)[0]] = True
         return int(np.count_nonzero(mark))
