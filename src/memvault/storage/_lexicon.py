@@ -27,6 +27,7 @@ word with no token at all returns ``None`` and the caller asks FTS5.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 import threading
@@ -35,6 +36,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = ["MemoryBM25"]
+
+log = logging.getLogger("memvault.storage")
 
 #: FTS5's bm25 constants (fts5_aux.c)
 _K1 = 1.2
@@ -47,6 +50,10 @@ _TERM_CACHE = 20_000
 #: rows past the high-water mark above which a rebuild from FTS5's own instance list is
 #: cheaper than tokenizing them again one by one
 _REBUILD_AFTER = 5_000
+
+
+class _Disagrees(Exception):
+    """The index and FTS5's own totals differ after a rebuild."""
 
 
 def _varints(blob: bytes) -> list[int]:
@@ -81,6 +88,7 @@ class MemoryBM25:
         self._tok: sqlite3.Connection | None = None
         self._version: int | None = None
         self._built = False
+        self._broken = False
         self._terms: dict[str, tuple[str, ...]] = {}
         self._reset()
 
@@ -133,7 +141,7 @@ class MemoryBM25:
             if len(self._seqs) != rows or self._tokens != tokens:
                 self._build(conn)  # e.g. a row purged and another written in between
             if len(self._seqs) != rows or self._tokens != tokens:
-                raise RuntimeError(f"in-memory BM25 disagrees with FTS5 ({len(self._seqs)} "
+                raise _Disagrees(f"in-memory BM25 disagrees with FTS5 ({len(self._seqs)} "
                                    f"rows / {self._tokens} tokens vs {rows} / {tokens})")
         finally:
             conn.execute("COMMIT")
@@ -157,7 +165,7 @@ class MemoryBM25:
             docs = entry[0]
             if not docs or docs[-1] != i:
                 if docs and docs[-1] > i:  # never seen: the view walks docs in order
-                    raise RuntimeError("fts5vocab returned documents out of order")
+                    raise _Disagrees("fts5vocab returned documents out of order")
                 docs.append(i)
                 entry[1].append(0)
                 entry[2].append(0)
@@ -278,8 +286,15 @@ class MemoryBM25:
         seq, with FTS5's scores for the query ``SQLiteStore.lexical`` would send (after
         its pruning of common words, the same rule on the same counts); None if this
         index cannot answer exactly (the caller asks FTS5)."""
-        with self._lock:
-            self._sync()
+        if self._broken or not self._lock.acquire(blocking=self._built):
+            return None  # the first build is under way in another thread: FTS5 answers
+        try:
+            try:
+                self._sync()
+            except _Disagrees as exc:  # never seen; FTS5 stays right, so it answers
+                log.error("in-memory BM25 disabled for this store: %s", exc)
+                self._broken = True
+                return None
             toks = self._tokens_of(list(words))
             if not all(toks):
                 return None  # a word with no token: left to FTS5
@@ -312,6 +327,14 @@ class MemoryBM25:
             order = np.argsort(-scores[idx], kind="stable")  # docs ascend with seq: ties by seq
             top = idx[order]
             return self._seq_arr[top], scores[top]
+        finally:
+            self._lock.release()
+
+    def warm(self) -> None:
+        """Build the index, or catch up with the rows written since: what the next
+        query would do first, done now (at open, after a write) off its path."""
+        with self._lock:
+            self._sync()
 
     def _union(self, terms: Any) -> int:
         """Rows holding any of ``terms`` (what FTS5 counted for the OR query)."""

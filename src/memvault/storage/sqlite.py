@@ -295,6 +295,15 @@ class SQLiteStore(SQLReads):
                 return self._filtered(ranked[0], ranked[1], query, k)
         return self._lexical_fts(terms, query, k)
 
+    def warm(self) -> None:
+        """Build the in-memory BM25 index, or bring it up to date, ahead of the next
+        search (``Vault.prepare`` calls this; a search would otherwise do it first)."""
+        if self._bm25 is not None:
+            try:
+                self._bm25.warm()
+            except sqlite3.Error as exc:
+                raise _translate(exc, "building the lexical index") from exc
+
     def _filtered(self, seqs: Any, scores: Any, query: RowQuery, k: int
                   ) -> list[tuple[int, float]]:
         """The best ``k`` of the ranked rows (numpy arrays, best first) that ``query``
