@@ -330,6 +330,11 @@ class MemoryBM25:
         finally:
             self._lock.release()
 
+    @property
+    def usable(self) -> bool:
+        """False once the index was found to disagree with FTS5 (FTS5 answers then)."""
+        return not self._broken
+
     def warm(self) -> None:
         """Build the index, or catch up with the rows written since: what the next
         query would do first, done now (at open, after a write) off its path."""

@@ -295,6 +295,12 @@ class SQLiteStore(SQLReads):
                 return self._filtered(ranked[0], ranked[1], query, k)
         return self._lexical_fts(terms, query, k)
 
+    @property
+    def lexical_in_memory(self) -> bool:
+        """Whether ``lexical`` ranks in memory (about a millisecond, in this thread's
+        Python) rather than in FTS5: the searcher then calls it inline, not on a thread."""
+        return self._bm25 is not None and self._bm25.usable
+
     def warm(self) -> None:
         """Build the in-memory BM25 index, or bring it up to date, ahead of the next
         search (``Vault.prepare`` calls this; a search would otherwise do it first)."""
