@@ -172,6 +172,8 @@ def main() -> None:
                         row[f"{tree}_{stage}_{p}"] = round(statistics.median(
                             r[stage][p] for r in runs[tree]), 3)
                 row[f"{tree}_load1"] = [r["load1"] for r in runs[tree]]
+                row[f"{tree}_rounds"] = [{"e2e": r["e2e"], "lexical": r["lexical"]}
+                                         for r in runs[tree]]
             digests = {r["digest"] for rs in runs.values() for r in rs}
             row["same_hits"] = len(digests) == 1
             for stage in ("e2e", "lexical"):
