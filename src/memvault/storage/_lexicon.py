@@ -292,11 +292,7 @@ class MemoryBM25:
         if self._broken or not self._lock.acquire(blocking=self._built):
             return None  # the first build is under way in another thread: FTS5 answers
         try:
-            try:
-                self._sync()
-            except _Disagrees as exc:  # never seen; FTS5 stays right, so it answers
-                log.error("in-memory BM25 disabled for this store: %s", exc)
-                self._broken = True
+            if not self._checked_sync():
                 return None
             toks = self._tokens_of(list(words))
             if not all(toks):
@@ -342,7 +338,17 @@ class MemoryBM25:
         """Build the index, or catch up with the rows written since: what the next
         query would do first, done now (at open, after a write) off its path."""
         with self._lock:
+            if not self._broken:
+                self._checked_sync()
+
+    def _checked_sync(self) -> bool:
+        try:
             self._sync()
+            return True
+        except _Disagrees as exc:  # never seen; FTS5 stays right, so it answers
+            log.error("in-memory BM25 disabled for this store: %s", exc)
+            self._broken = True
+            return False
 
     def _union(self, terms: Any) -> int:
         """Rows holding any of ``terms`` (what FTS5 counted for the OR query)."""
