@@ -425,6 +425,12 @@ class Searcher:
         c = self.config
         rankings: dict[str, list[tuple[int, float]]] = {}
         lexical = None
+        voiced: str | None = None
+        if "dense" in c.retrievers:
+            # first, before BM25 starts on another thread: these are Python, and would
+            # wait for the GIL behind it (sync's 7 us query took 2-6 ms that way)
+            self.sync()  # once: the voice reads the index's speakers, the lists its rows
+            voiced = self._voiced(text, query) if c.voice_weight > 0 else None
         with self._lock:
             embeds = "dense" in c.retrievers and text not in self._cache
         if "lexical" in c.retrievers and (
@@ -436,8 +442,6 @@ class Searcher:
             # threads then share) cost more than that, so it runs here, after dense.
             lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
         if "dense" in c.retrievers:
-            self.sync()  # once: the voice reads the index's speakers, the lists its rows
-            voiced = self._voiced(text, query) if c.voice_weight > 0 else None
             qvec, *voice = self.embed_queries([text] if voiced is None else [text, voiced])
             found = self._dense_many([qvec, *voice], query, n, sync=False)
             rankings["dense"] = found[0]
