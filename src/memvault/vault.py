@@ -142,6 +142,9 @@ class Vault(VaultAPI):
         proxy does this right after its write, so a new conversation that must see the
         exchange waits only for the cheap half."""
         self.searcher.sync(defer_parts=defer_sentences)
+        warm = getattr(self.store, "warm", None)  # SQLite: its in-memory BM25 index
+        if warm is not None:
+            warm()
         self.guard  # noqa: B018 - builds it
 
     def index_sentences(self, limit: int | None = None) -> int:

@@ -21,6 +21,7 @@ All four run on the top candidates only, with one or two small store reads.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -383,8 +384,19 @@ def _held(item: Any, now: float, window: tuple[float | None, float | None] | Non
 
 
 def stated(text: str) -> int:
-    """Characters of ``text`` outside its questions: "Cool! What do you play?" states 5."""
+    """Characters of ``text`` outside its questions: "Cool! What do you play?" states 5.
+
+    Remembered by text, up to 2,000 characters (the cache stays under ~10 MB): every
+    search weighs its ~40 candidates' lengths, and a vault's questions keep finding the
+    same turns (cutting them into sentences was ~5% of a search)."""
+    return _stated(text) if len(text) > 2000 else _stated_short(text)
+
+
+def _stated(text: str) -> int:
     return sum(len(s) for s in sentences(text) if not s.rstrip().endswith("?"))
+
+
+_stated_short = lru_cache(maxsize=4096)(_stated)
 
 
 def ranked(scores: dict[int, float], k: int) -> Sequence[tuple[int, float]]:

@@ -425,13 +425,23 @@ class Searcher:
         c = self.config
         rankings: dict[str, list[tuple[int, float]]] = {}
         lexical = None
-        if "lexical" in c.retrievers:
-            # BM25 needs no query vector: run it in SQLite while numpy embeds the query
-            # (both release the GIL), so a search costs max(embed + dense, BM25), not the sum
-            lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
+        voiced: str | None = None
         if "dense" in c.retrievers:
+            # first, before BM25 starts on another thread: these are Python, and would
+            # wait for the GIL behind it (sync's 7 us query took 2-6 ms that way)
             self.sync()  # once: the voice reads the index's speakers, the lists its rows
             voiced = self._voiced(text, query) if c.voice_weight > 0 else None
+        with self._lock:
+            embeds = "dense" in c.retrievers and text not in self._cache
+        if "lexical" in c.retrievers and (
+                embeds or not getattr(self.store, "lexical_in_memory", False)):
+            # BM25 needs no query vector: run it in the database while the query is
+            # embedded (both release the GIL), so a search costs max(embed + dense, BM25),
+            # not the sum. BM25 held in memory (SQLite) is ~1 ms of Python and numpy: with
+            # no embedding to overlap, the hand-off to a thread (and the GIL the two
+            # threads then share) cost more than that, so it runs here, after dense.
+            lexical = self._pool().submit(self.store.lexical, terms(text), query, n)
+        if "dense" in c.retrievers:
             qvec, *voice = self.embed_queries([text] if voiced is None else [text, voiced])
             found = self._dense_many([qvec, *voice], query, n, sync=False)
             rankings["dense"] = found[0]
@@ -442,6 +452,8 @@ class Searcher:
                 rankings["when"] = self._dense_many([qvec], dated, n, sync=False)[0]
         if lexical is not None:
             rankings["lexical"] = lexical.result()
+        elif "lexical" in c.retrievers:
+            rankings["lexical"] = self.store.lexical(terms(text), query, n)
         weights = {"when": c.time_weight, "voice": c.voice_weight, **c.weights}
         return fuse(c.fusion, rankings, k=c.rrf_k, weights=weights)
 
