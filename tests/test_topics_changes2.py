@@ -123,3 +123,17 @@ def test_a_second_change_in_one_turn_holds_from_the_turn(tmp_path: Path) -> None
         last = vault.update(item.id, "Priya works at Fabrikam Robotics.", event_time=then)
         assert last.valid_at == then and last.event_time == then
         assert vault.get(item.id, as_of="2023-01-01").text == "Priya works at Fabrikam Robotics."
+
+
+def test_the_rules_reader_reads_no_job_into_a_pastime_or_a_residence(tmp_path: Path) -> None:
+    with Vault(tmp_path / "v.db") as vault:
+        for text in ["I quit Spanish lessons, too much homework.",
+                     "I'm a Lisbon resident now, paperwork done.",
+                     "Said goodbye to Leeds and moved to Glasgow on 3 May."]:
+            vault.remember([{"role": "user", "name": "Priya", "content": text,
+                             "timestamp": "2023-05-20T09:00:00+00:00"}],
+                           mode="fine", llm="none", user_id="u")
+        facts = {m.text for m in vault.list(user_id="u", limit=100) if m.kind != "turn"}
+        assert not any("works" in f for f in facts), facts
+        assert "Priya lives in Glasgow." in facts
+        assert not any(f.startswith("Said ") for f in facts), facts

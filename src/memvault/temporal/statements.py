@@ -208,7 +208,7 @@ def clauses(text: str) -> Iterator[str]:
 
 _SUBJECT = re.compile(r"(?i:i|we)\b|(?i:my|our|his|her|their|a|an|the)\s+[\w-]+|[A-Z][a-z]+\b")
 _OBJECT_NEXT = re.compile(r"\s+(?:a|an|the|my|our|his|her|their|to|for|up|it|one|some|"
-                          r"back|off)\b", re.IGNORECASE)
+                          r"back|off|goodbye|hello|farewell|bye|yes|no)\b", re.IGNORECASE)
 _ME = re.compile(r"(?<![\w'])(?i:i|we)(?![\w'])")
 _OWNERS = frozenset({"i", "we", "my", "our", "his", "her", "their"})
 
@@ -375,6 +375,8 @@ def statements(text: str, *, said: datetime | None = None,
             subject, body = who, "I " + clause[third.end():]
             for verb, first in _VERB_3RD.items():
                 body = re.sub(rf"^I {verb}\b", f"I {first}", body)
+        elif _ELIDED_I.match(clause):  # chat leaves the "I" out: "moved to Berlin on 22 Apr"
+            body = "I " + clause
         elif not re.search(r"\b(?:i|i'm|i've|my|we|we're|we've)\b", clause, re.IGNORECASE):
             continue
         when = stated_time(clause, said)
@@ -386,8 +388,11 @@ def statements(text: str, *, said: datetime | None = None,
                     continue
                 if attribute == "partner" and value in _NOT_NAMES:
                     continue
-                if attribute == "job" and value and value.split()[-1] in _NOT_JOBS:
-                    continue  # "I'm a cat parent now"
+                if attribute == "job" and value and (value.split()[-1] in _NOT_JOBS
+                                                     or value.split()[0] in places()):
+                    continue  # "I'm a cat parent now", "I'm a Nantes resident now"
+                if attribute == "employer" and _PASTIME.match(body, m.end()):
+                    continue  # "I quit Japanese lessons": no employer
                 # "I left Lisbon": a move, not a job
                 moved = attribute == "employer" and not holds and value in places()
                 out.append(Statement(subject, "home" if moved else attribute, value, holds,
@@ -395,10 +400,16 @@ def statements(text: str, *, said: datetime | None = None,
     return _dedupe(out)
 
 
+_ELIDED_I = re.compile(r"^(?:(?:just|finally|then|also|recently|officially)\s+)?(?:moved|relocated|"
+                       r"started|joined|quit|left|bought|adopted|switched|sold)\s+"
+                       r"(?:to|at|from|in|a|an|my|our)\b", re.IGNORECASE)
+_PASTIME = re.compile(r"\s+(?:lessons|classes|class|course|club|practice|league|choir)\b",
+                      re.IGNORECASE)
 #: What "I'm a ... now" calls oneself that is no occupation.
 _NOT_JOBS = frozenset("""parent mum mom dad mother father owner person people fan lover addict
 mess wreck convert believer regular member grandma grandpa aunt uncle auntie newbie beginner
-morning night fanatic nerd geek snob""".split())
+morning night fanatic nerd geek snob resident local native citizen expat immigrant newcomer
+transplant""".split())
 
 
 def _dedupe(found: list[Statement]) -> list[Statement]:
