@@ -137,3 +137,15 @@ def test_the_rules_reader_reads_no_job_into_a_pastime_or_a_residence(tmp_path: P
         assert not any("works" in f for f in facts), facts
         assert "Priya lives in Glasgow." in facts
         assert not any(f.startswith("Said ") for f in facts), facts
+
+
+def test_a_month_named_may_is_no_plan(tmp_path: Path) -> None:
+    with Vault(tmp_path / "v.db") as vault:
+        for day, text in [("2023-01-05", "I live in Lisbon, have done for years."),
+                          ("2023-06-05", "I moved to Porto in May, still unpacking.")]:
+            vault.remember([{"role": "user", "name": "Priya", "content": text,
+                             "timestamp": day + "T09:00:00+00:00"}],
+                           mode="fine", llm="none", user_id="u")
+        facts = [m for m in vault.list(user_id="u", limit=100) if m.kind != "turn"]
+        homes = [m.text for m in facts if "lives in" in m.text]
+        assert homes == ["Priya lives in Porto."], homes

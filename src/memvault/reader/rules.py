@@ -219,7 +219,7 @@ _NEGATION = re.compile(r"\b(no longer|not any ?more|anymore|any more|stopped|qui
 
 #: Not (yet) a state: "Maya might apply to Pinecrest Labs, their job ad looked good" is
 #: kept as a fact, but takes no slot (it must not replace where she works).
-_TENTATIVE = re.compile(r"\b(?:might|may|could|would|thinking (?:about|of)|considering|"
+_TENTATIVE = re.compile(r"\b(?:might|(?-i:may)|could|would|thinking (?:about|of)|considering|"
                         r"planning|plans? to|wants? to|wanted to|hopes? to|hoping|"
                         r"apply(?:ing)? (?:to|for)|applied (?:to|for)|interview\w*|dream\w*|"
                         r"someday|one day|if)\b", re.IGNORECASE)

@@ -208,7 +208,7 @@ def clauses(text: str) -> Iterator[str]:
 
 _SUBJECT = re.compile(r"(?i:i|we)\b|(?i:my|our|his|her|their|a|an|the)\s+[\w-]+|[A-Z][a-z]+\b")
 _OBJECT_NEXT = re.compile(r"\s+(?:a|an|the|my|our|his|her|their|to|for|up|it|one|some|"
-                          r"back|off|goodbye|hello|farewell|bye|yes|no)\b", re.IGNORECASE)
+                          r"back|off|goodbye|hello|farewell|bye)\b", re.IGNORECASE)
 _ME = re.compile(r"(?<![\w'])(?i:i|we)(?![\w'])")
 _OWNERS = frozenset({"i", "we", "my", "our", "his", "her", "their"})
 
