@@ -32,9 +32,11 @@ import math
 from array import array
 import sqlite3
 import threading
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads on the first search, not when a store opens
+    import numpy as np
+
 
 __all__ = ["MemoryBM25"]
 
@@ -240,6 +242,7 @@ class MemoryBM25:
 
     def _posting(self, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         """(doc indexes, weighted hits) of a phrase: one token, or several in a row."""
+        import numpy as np
         arrays = self._arrays.get(key)
         if arrays is None:
             entry = self._post.get(key[0]) if len(key) == 1 else None
@@ -259,6 +262,7 @@ class MemoryBM25:
         """A phrase's hits ("gluten-free" is the tokens gluten, free in a row): the rows
         holding all its tokens are tokenized again, with positions, and the phrase
         counted where its tokens follow each other in one column, as FTS5 matches it."""
+        import numpy as np
         docs = self._posting(key[:1])[0]
         for token in key[1:]:
             docs = np.intersect1d(docs, self._posting((token,))[0], assume_unique=True)
@@ -289,6 +293,7 @@ class MemoryBM25:
         seq, with FTS5's scores for the query ``SQLiteStore.lexical`` would send (after
         its pruning of common words, the same rule on the same counts); None if this
         index cannot answer exactly (the caller asks FTS5)."""
+        import numpy as np
         if self._broken or not self._lock.acquire(blocking=self._built):
             return None  # the first build is under way in another thread: FTS5 answers
         try:
@@ -352,6 +357,7 @@ class MemoryBM25:
 
     def _union(self, terms: Any) -> int:
         """Rows holding any of ``terms`` (what FTS5 counted for the OR query)."""
+        import numpy as np
         mark = np.zeros(len(self._seqs), dtype=bool)
         if not len(mark):
             return 0
