@@ -360,6 +360,9 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         if not seen:
             seen.append(set() if caseless else _values_in(text, known))
         return seen[0]
+    def said_of(part: str) -> set[str]:  # by its words, else by what it names
+        return _valued(_said(part), part, known, caseless, borrowed) \
+            or _named_only(part, known, caseless)
     out: dict[str, set[str]] = {}
     if speaker and inherited:
         out[speaker] = set(inherited) & SINGLE_TOPICS
@@ -378,8 +381,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
         known_me = _YOU_KNOW_ME.match(clause)
         if speaker and known_me:  # "You know me: green tea, always."
             rest = clause[known_me.end():]
-            found = _valued(_said(rest), rest, known, caseless, borrowed) \
-                or _named_only(rest, known, caseless)
+            found = said_of(rest)
             if found:
                 out.setdefault(speaker, set()).update(found)
             continue
@@ -430,8 +432,7 @@ def about(text: str, *, speaker: str | None, names: Iterable[str] = (),
             who = speaker  # "Nothing beats rooibos in the morning" is the speaker's too
         else:
             continue
-        found = _valued(_said(clause), clause, known, caseless, borrowed) \
-            or _named_only(clause, known, caseless)
+        found = said_of(clause)
         if who == speaker and _BOUGHT_IT.match(clause):  # "test drove a Golf and bought it"
             found = found | (mentions(text) & {"car", "phone"})
         moved = _MOVED_ORG.search(clause)
