@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from memvault import Vault
+from memvault.reader.rules import slots
 from memvault.temporal.statements import clauses
 from memvault.temporal.topics import about, attributes
 
@@ -140,6 +141,8 @@ def test_the_rules_reader_reads_no_job_into_a_pastime_or_a_residence(tmp_path: P
 
 
 def test_a_month_named_may_is_no_plan(tmp_path: Path) -> None:
+    assert slots("Priya moved to Porto in May 2023.") == {"home"}  # "may" the verb is a plan
+    assert slots("Priya may move to Porto.") == set()
     with Vault(tmp_path / "v.db") as vault:
         for day, text in [("2023-01-05", "I live in Lisbon, have done for years."),
                           ("2023-06-05", "I moved to Porto in May, still unpacking.")]:
